@@ -1,0 +1,6 @@
+"""DCGAN networks and the adversarial keras.Model."""
+from dcgan_keras.models.dcgan import DCGAN, build_dcgan, default_optimizer
+from dcgan_keras.models.discriminator import Discriminator
+from dcgan_keras.models.generator import Generator
+
+__all__ = ["DCGAN", "Discriminator", "Generator", "build_dcgan", "default_optimizer"]

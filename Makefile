@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:  make demo  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+DEMO_DIR ?= runs/demo
+
+.PHONY: install data demo test bench clean
+
+$(STAMP): setup.py setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fashion-MNIST IDX files, offline, from Debian's dataset-fashion-mnist package.
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(HOME)/.keras/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST found"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
+	  echo "installed dataset-fashion-mnist into $(FMNIST_DIR)"; \
+	else \
+	  echo "Fashion-MNIST not found: run 'sudo apt-get install dataset-fashion-mnist' or let the train binary download it"; \
+	fi
+
+# A bounded 32x32 Fashion-MNIST run (minutes on 2 CPU cores); re-running resumes and finishes at once.
+demo: install data
+	@start=$$(date +%s); \
+	$(BIN)/python -m dcgan_keras.binaries.train --dataset=fashion_mnist --image_size=32 --channels=1 \
+	  --base_width=64 --epochs=2 --workdir=$(DEMO_DIR) && \
+	echo "demo took $$(( $$(date +%s) - start )) s; sample grids: $(DEMO_DIR)/samples/"; ls $(DEMO_DIR)/samples
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,130 @@
+"""The one configuration object of a training run; written to workdir/config.json.
+
+Defaults are the paper's recipe (section 4): Adam lr 2e-4, beta1 0.5, batch 128, z of 100
+dims, weights N(0, 0.02), 64x64 RGB, 128 filters at the highest resolution.
+"""
+import dataclasses
+import json
+import os
+
+from dcgan_keras import losses
+from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.models import architecture
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
+JIT_COMPILE = ("false", "true", "auto")
+# Fields that fix what the checkpoints mean; a resumed run must keep them.
+ARCHITECTURE_FIELDS = ("dataset", "image_size", "channels", "z_dim", "base_width",
+                       "d_base_width", "preprocess", "generator_loss", "seed")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every knob of a run. See the train binary's flags for the meaning of each."""
+    dataset: str = "lsun"
+    data_dir: str = ""
+    image_size: int = 64
+    channels: int = 3
+    preprocess: str = "crop_resize"
+    batch_size: int = 128
+    epochs: int = 25
+    max_steps: int = 0  # 0: epochs decide
+    z_dim: int = 100
+    base_width: int = architecture.PAPER_BASE_WIDTH
+    d_base_width: int = 0  # 0: same as base_width
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    generator_loss: str = "nonsaturating"
+    seed: int = 0
+    strategy: str = "default"
+    tpu: str = ""
+    sync_batchnorm: bool = False
+    mixed_precision: str = "none"
+    jit_compile: str = "false"
+    steps_per_execution: int = 1
+    deterministic: bool = False
+    log_every: int = 50
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    num_sample_images: int = 64
+    allow_download: bool = True
+
+    def validate(self):
+        """Raises ValueError naming the bad field, the value and what is expected."""
+        if self.dataset not in datasets.DATASET_NAMES:
+            raise ValueError(f"dataset must be one of {', '.join(datasets.DATASET_NAMES)}, "
+                             f"got {self.dataset!r}")
+        if self.dataset == "folder" and not self.data_dir:
+            raise ValueError("dataset=folder needs data_dir=<a directory of images>")
+        architecture.validate(self.image_size, self.channels, self.z_dim, self.base_width)
+        if self.preprocess not in preprocessing.PREPROCESS_MODES:
+            raise ValueError(f"preprocess must be one of {preprocessing.PREPROCESS_MODES}, "
+                             f"got {self.preprocess!r}")
+        if self.generator_loss not in losses.GENERATOR_LOSSES:
+            raise ValueError(f"generator_loss must be one of {sorted(losses.GENERATOR_LOSSES)}"
+                             f", got {self.generator_loss!r}")
+        for name in ("batch_size", "epochs", "log_every", "checkpoint_every",
+                     "keep_checkpoints", "steps_per_execution", "num_sample_images"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_steps", "d_base_width"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("learning_rate",):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
+                   "jit_compile": JIT_COMPILE}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        return self
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def config_path(workdir):
+    return os.path.join(workdir, "config.json")
+
+
+def load(workdir):
+    """The TrainConfig a workdir was trained with (every binary needs only --workdir)."""
+    path = config_path(workdir)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not a training "
+                                "workdir (train one with python -m dcgan_keras.binaries.train)")
+    with open(path) as f:
+        return TrainConfig.from_dict(json.load(f))
+
+
+def save(config, workdir):
+    """Writes config.json atomically."""
+    os.makedirs(workdir, exist_ok=True)
+    tmp = config_path(workdir) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config.to_json())
+    os.replace(tmp, config_path(workdir))
+
+
+def check_resumable(saved, config):
+    """Raises ValueError if `config` cannot resume checkpoints trained with `saved`."""
+    diffs = [f"{name}: workdir has {getattr(saved, name)!r}, flags say {getattr(config, name)!r}"
+             for name in ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(config, name)]
+    if diffs:
+        raise ValueError("this workdir was trained with a different model or data, so it "
+                         "cannot be resumed with these flags (" + "; ".join(diffs) +
+                         "). Use the workdir's values or a new --workdir.")

@@ -1,0 +1,296 @@
+"""Image datasets for DCGAN training and evaluation.
+
+Every dataset is a `Source`: a deterministic stream of light records (an index, a file
+path or the encoded bytes of an image) plus a `load` op that turns one record into a
+uint8 image. Training shuffles and skips records *before* decoding, so the data position
+of a run is one integer (examples consumed) and resuming costs no decoding.
+"""
+import dataclasses
+import json
+import os
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from dcgan_keras.data import idx, preprocessing
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# name -> (tensorflow-datasets name, name of its test split, label feature or None)
+TFDS_DATASETS = {
+    "lsun": ("lsun/bedroom", "validation", None),
+    "celeb_a": ("celeb_a", "test", None),
+    "imagenet32": ("imagenet_resized/32x32", "validation", "label"),
+    "imagenet64": ("imagenet_resized/64x64", "validation", "label"),
+    "cifar10": ("cifar10", "test", "label"),
+    "svhn": ("svhn_cropped", "test", "label"),
+    "mnist": ("mnist", "test", "label"),
+    "fashion_mnist": ("fashion_mnist", "test", "label"),
+}
+IDX_DATASETS = ("mnist", "fashion_mnist")
+DATASET_NAMES = tuple(TFDS_DATASETS) + ("folder",)
+SPLITS = ("train", "test")
+MAX_BYTES_SHUFFLE_BUFFER = 10_000  # encoded images held for shuffling tfds streams
+
+
+class MissingDataError(FileNotFoundError):
+    """The requested data is not on this machine and could not be fetched."""
+
+
+@dataclasses.dataclass
+class Source:
+    """A dataset split as records + a decoder.
+
+    Attributes:
+        name: dataset name.
+        split: "train" or "test".
+        num_examples: number of (readable) examples.
+        records: () -> tf.data.Dataset of (record, label) in a fixed order; label is -1
+            when the dataset has none.
+        load: record -> uint8 image [H, W, C] (a TensorFlow function).
+        num_classes: number of label classes, or None.
+        skipped: unreadable files left out (folder datasets).
+        max_shuffle_buffer: cap on the shuffle buffer (records may be whole encoded images).
+    """
+    name: str
+    split: str
+    num_examples: int
+    records: Callable[[], tf.data.Dataset]
+    load: Callable
+    num_classes: Optional[int] = None
+    skipped: int = 0
+    max_shuffle_buffer: Optional[int] = None
+
+
+def array_source(name, split, images, labels=None):
+    """A Source over in-memory uint8 images [N, H, W, C] (and int labels [N])."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [N, H, W, C], got {images.dtype} {images.shape}")
+    n = len(images)
+    labels = np.full([n], -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+    table = tf.constant(images)
+    label_table = tf.constant(labels)
+    num_classes = int(labels.max()) + 1 if labels.size and labels.min() >= 0 else None
+    return Source(
+        name=name, split=split, num_examples=n,
+        records=lambda: tf.data.Dataset.range(n).map(lambda i: (i, tf.gather(label_table, i))),
+        load=lambda i: tf.gather(table, i), num_classes=num_classes)
+
+
+def _missing(name, split, data_dir, reason):
+    ways = []
+    if name in IDX_DATASETS:
+        ways.append(f"put the IDX files ({', '.join(idx.IDX_FILES[split])}, optionally .gz) "
+                    f"in one of: {', '.join(idx.candidate_dirs(name, data_dir))}")
+        if name == "fashion_mnist":
+            ways.append("on Debian/Ubuntu: apt-get install dataset-fashion-mnist")
+    if name in TFDS_DATASETS:
+        ways.append(f"prepare it with tensorflow-datasets on a machine with internet "
+                    f"(`tfds build {TFDS_DATASETS[name][0]}` or run once with downloads "
+                    f"allowed) and pass --data_dir=<its tensorflow_datasets dir>")
+    ways.append("or train on any image folder: --dataset=folder --data_dir=DIR")
+    return MissingDataError(f"no data for dataset {name!r} split {split!r} ({reason}). "
+                            "Ways to provide it: " + "; ".join(ways))
+
+
+def idx_source(name, split, data_dir=None, allow_download=True):
+    """MNIST / Fashion-MNIST from local IDX files; downloads (Keras) only if none exist."""
+    arrays = idx.load_idx_split(name, split, data_dir)
+    if arrays is None and allow_download:
+        try:
+            import keras  # noqa: PLC0415 (only on the download path)
+            loader = getattr(keras.datasets, name)
+            (x_train, y_train), (x_test, y_test) = loader.load_data()
+            x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
+            arrays = (x[..., None].astype(np.uint8), y.astype(np.int64))
+        except Exception as e:  # offline: name every way to provide the files
+            raise _missing(name, split, data_dir, f"no local IDX files and the download "
+                           f"failed: {type(e).__name__}: {e}") from e
+    if arrays is None:
+        raise _missing(name, split, data_dir, "no local IDX files, downloads disabled")
+    return array_source(name, split, *arrays)
+
+
+def tfds_source(name, split, data_dir=None, allow_download=True):
+    """A tensorflow-datasets dataset as encoded-image records (decoded after shuffling)."""
+    import tensorflow_datasets as tfds  # heavy; only when used
+    tfds_name, test_split, label_key = TFDS_DATASETS[name]
+    tfds_split = "train" if split == "train" else test_split
+    try:
+        ds, info = tfds.load(tfds_name, split=tfds_split, data_dir=data_dir, with_info=True,
+                             shuffle_files=False, download=allow_download,
+                             decoders={"image": tfds.decode.SkipDecoding()})
+    except Exception as e:  # DatasetNotFoundError, download errors, ...
+        raise _missing(name, split, data_dir, f"tensorflow-datasets: {type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''}") from e
+    split_info = info.splits[tfds_split] if tfds_split in info.splits else None
+    num_examples = split_info.num_examples if split_info else int(ds.reduce(0, lambda c, _: c + 1))
+    num_classes = info.features[label_key].num_classes if label_key else None
+
+    def records():
+        return ds.map(lambda ex: (ex["image"],
+                                  tf.cast(ex[label_key], tf.int64) if label_key
+                                  else tf.constant(-1, tf.int64)))
+
+    return Source(name=name, split=split, num_examples=num_examples, records=records,
+                  load=lambda encoded: preprocessing.decode(encoded, 3),
+                  num_classes=num_classes, max_shuffle_buffer=MAX_BYTES_SHUFFLE_BUFFER)
+
+
+def list_image_files(data_dir):
+    """Sorted image files under data_dir, and the label of each (its top-level subfolder)."""
+    if not data_dir or not os.path.isdir(data_dir):
+        raise _missing("folder", "train", data_dir,
+                       f"--data_dir={data_dir!r} is not a directory of images")
+    paths = []
+    for root, dirs, files in os.walk(data_dir, followlinks=True):
+        dirs.sort()
+        paths.extend(os.path.join(root, f) for f in sorted(files)
+                     if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise _missing("folder", "train", data_dir,
+                       f"no {'/'.join(IMAGE_EXTENSIONS)} files under {data_dir}")
+    tops = [os.path.relpath(p, data_dir).split(os.sep) for p in paths]
+    classes = sorted({t[0] for t in tops if len(t) > 1})
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index[t[0]] if len(t) > 1 else -1 for t in tops]
+    return paths, labels, classes
+
+
+def readable_files(paths, index_cache=None):
+    """Indices of the files that decode; unreadable ones are skipped and logged.
+
+    Decoding every file once is the only reliable check (a truncated JPEG has a valid
+    header), so the result is cached in `index_cache` (a JSON file) when given.
+    """
+    if index_cache and os.path.exists(index_cache):
+        with open(index_cache) as f:
+            cached = json.load(f)
+        if cached.get("paths") == len(paths) and cached.get("first") == paths[0]:
+            return cached["readable"]
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
+    ds = ds.map(lambda i, p: (i, tf.shape(preprocessing.decode(tf.io.read_file(p), 3))[0]),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    readable = [int(i) for i, height in ds.as_numpy_iterator() if height > 0]
+    if index_cache:
+        tmp = index_cache + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"paths": len(paths), "first": paths[0], "readable": readable}, f)
+        os.replace(tmp, index_cache)
+    return readable
+
+
+def folder_source(data_dir, split="train", index_cache=None):
+    """Any directory tree of jpg/png/webp/bmp files; unreadable files are skipped."""
+    paths, labels, classes = list_image_files(data_dir)
+    keep = readable_files(paths, index_cache)
+    skipped = len(paths) - len(keep)
+    if skipped:
+        bad = sorted(set(range(len(paths))) - set(keep))[:5]
+        logging.warning("Skipped %d unreadable or corrupt image files of %d under %s, e.g. %s",
+                        skipped, len(paths), data_dir, [paths[i] for i in bad])
+    if not keep:
+        raise _missing("folder", split, data_dir, f"none of the {len(paths)} files decode")
+    kept_paths = tf.constant([paths[i] for i in keep])
+    kept_labels = tf.constant([labels[i] for i in keep], tf.int64)
+    return Source(
+        name="folder", split=split, num_examples=len(keep),
+        records=lambda: tf.data.Dataset.from_tensor_slices((kept_paths, kept_labels)),
+        load=lambda path: preprocessing.decode(tf.io.read_file(path), 3),
+        num_classes=len(classes) or None, skipped=skipped)
+
+
+def get_source(name, split="train", data_dir=None, allow_download=True, index_cache=None):
+    """Returns the Source of dataset `name` (one of DATASET_NAMES) and split.
+
+    mnist and fashion_mnist read local IDX files first (see `idx`) and only then try
+    tensorflow-datasets / Keras downloads.
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if name == "folder":
+        return folder_source(data_dir, split, index_cache)
+    if name in IDX_DATASETS:
+        return idx_source(name, split, data_dir, allow_download)
+    return tfds_source(name, split, data_dir, allow_download)
+
+
+def _decode_and_preprocess(source, image_size, channels, mode):
+    def fn(record, label):
+        image = preprocessing.preprocess(source.load(record), image_size, channels, mode)
+        return image, label
+    return fn
+
+
+def train_dataset(source, image_size, channels, global_batch_size, seed=0, start_example=0,
+                  num_shards=1, shard_index=0, per_replica_batch_size=None,
+                  preprocess_mode="crop_resize", shuffle_buffer=None):
+    """An endless, shuffled stream of this input pipeline's share of every global batch.
+
+    Records are shuffled (a new order each epoch, fixed by `seed`), skipped to
+    `start_example` and split between input pipelines (workers) before any decoding, so
+    every worker walks the same global order and a resumed run sees exactly the batches
+    it would have seen. Each worker's share is cut into per-replica batches: its local
+    replicas take consecutive ones.
+
+    Args:
+        source: a Source.
+        image_size, channels, preprocess_mode: see `preprocessing.preprocess`.
+        global_batch_size: examples per step over all replicas.
+        seed: shuffle seed.
+        start_example: examples already consumed (the data position of a resumed run).
+        num_shards, shard_index: input pipelines and this one's index (one per worker).
+        per_replica_batch_size: batch of each element (default: the shard's share).
+        shuffle_buffer: records in the shuffle buffer (default: the whole split, capped
+            by `source.max_shuffle_buffer`).
+    Returns:
+        tf.data.Dataset of float32 [per_replica_batch_size, S, S, channels] in [-1, 1].
+    """
+    if global_batch_size % num_shards:
+        raise ValueError(f"batch_size {global_batch_size} must be divisible by the number "
+                         f"of workers {num_shards}")
+    if source.num_examples < global_batch_size:
+        raise ValueError(f"dataset {source.name!r} has {source.num_examples} examples, fewer "
+                         f"than one batch of {global_batch_size}; lower --batch_size")
+    per_shard = global_batch_size // num_shards
+    per_replica_batch_size = per_replica_batch_size or per_shard
+    buffer = shuffle_buffer or source.num_examples
+    if source.max_shuffle_buffer:
+        buffer = min(buffer, source.max_shuffle_buffer)
+    ds = source.records().shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    if start_example:
+        ds = ds.skip(start_example)
+    if num_shards > 1:
+        lo = shard_index * per_shard
+        ds = ds.batch(global_batch_size, drop_remainder=True)
+        ds = ds.map(lambda r, l: (r[lo:lo + per_shard], l[lo:lo + per_shard])).unbatch()
+    ds = ds.map(_decode_and_preprocess(source, image_size, channels, preprocess_mode),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda image, label: image).batch(per_replica_batch_size, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(source, image_size, channels, batch_size, preprocess_mode="crop_resize",
+                 max_examples=None):
+    """The split in its fixed order, once, as (images, labels) batches."""
+    ds = source.records()
+    if max_examples:
+        ds = ds.take(max_examples)
+    ds = ds.map(_decode_and_preprocess(source, image_size, channels, preprocess_mode),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_numpy(source, image_size, channels, preprocess_mode="crop_resize", max_examples=None,
+               batch_size=1000):
+    """The split as NumPy arrays: float32 images [N, S, S, C] in [-1, 1], int64 labels [N]."""
+    images, labels = [], []
+    for x, y in eval_dataset(source, image_size, channels, batch_size, preprocess_mode,
+                             max_examples).as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+    return np.concatenate(images), np.concatenate(labels)

@@ -1,0 +1,181 @@
+"""The adversarial model: a keras.Model whose train_step plays the DCGAN game."""
+import keras
+import tensorflow as tf
+
+from dcgan_keras import losses
+from dcgan_keras.models.discriminator import Discriminator
+from dcgan_keras.models.generator import Generator
+
+
+def default_optimizer(learning_rate=2e-4, beta1=0.5):
+    """The paper's Adam: lr 2e-4, beta1 0.5 (section 4)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1)
+
+
+def _replica_id():
+    ctx = tf.distribute.get_replica_context()
+    return 0 if ctx is None else ctx.replica_id_in_sync_group
+
+
+@keras.saving.register_keras_serializable(package="dcgan_keras")
+class DCGAN(keras.Model):
+    """Generator + discriminator trained by `train_step`.
+
+    Per batch: one D update on a real and a fake batch (BatchNorm sees them separately, as
+    in the paper's code), then one G update through the updated D with the same fake
+    batch and `generator_loss` (non-saturating by default). Under a tf.distribute strategy
+    each replica draws its own slice of the global batch's noise, losses
+    are averaged over the global batch, and the optimizers sum the replicas' gradients.
+
+    Noise is a pure function of (seed, step, replica): the `step` variable is part of the
+    checkpoint, so a resumed run draws exactly the noise the uninterrupted run would have.
+
+    Args:
+        generator: a `Generator` (or its serialized config).
+        discriminator: a `Discriminator` (or its serialized config).
+        seed: integer seed of the training noise.
+        generator_loss: one of `losses.GENERATOR_LOSSES`.
+    """
+
+    def __init__(self, generator, discriminator, seed=0, generator_loss="nonsaturating",
+                 **kwargs):
+        kwargs.setdefault("name", "dcgan")
+        super().__init__(**kwargs)
+        if isinstance(generator, dict):
+            generator = keras.saving.deserialize_keras_object(generator)
+        if isinstance(discriminator, dict):
+            discriminator = keras.saving.deserialize_keras_object(discriminator)
+        if (generator.image_size, generator.channels) != (discriminator.image_size,
+                                                          discriminator.channels):
+            raise ValueError(
+                f"generator makes {generator.image_size}x{generator.image_size}x"
+                f"{generator.channels} images but the discriminator takes "
+                f"{discriminator.image_size}x{discriminator.image_size}x"
+                f"{discriminator.channels}; build both with the same image_size/channels")
+        if generator_loss not in losses.GENERATOR_LOSSES:
+            raise ValueError(f"generator_loss must be one of "
+                             f"{sorted(losses.GENERATOR_LOSSES)}, got {generator_loss!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.seed = int(seed)
+        self.generator_loss = generator_loss
+        self.z_dim = generator.z_dim
+        self.step = self.add_weight(name="step", shape=(), dtype="int64",
+                                    initializer="zeros", trainable=False,
+                                    aggregation="only_first_replica")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_x")  # mean D(x)
+        self.d_fake_tracker = keras.metrics.Mean(name="d_g_z")  # mean D(G(z)) before the D step
+        self.d_optimizer = None
+        self.g_optimizer = None
+        self.built = True
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
+                self.d_fake_tracker]
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Args: d_optimizer, g_optimizer (default: the paper's Adam each); kwargs go to
+        keras.Model.compile (jit_compile, steps_per_execution, run_eagerly)."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or default_optimizer()
+        self.g_optimizer = g_optimizer or default_optimizer()
+        # Build the slots now (inside the caller's strategy scope), not lazily in the step.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def noise(self, batch_size, stream=0):
+        """z ~ N(0, 1) [batch_size, z_dim] for this replica, a function of (seed, step, stream).
+
+        The noise of the whole global batch is drawn from one seed and each replica takes
+        its own slice, so replicas draw different z and N replicas see exactly the z that
+        one replica would see for the same global batch.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        seed = tf.stack([tf.constant(self.seed, tf.int64),
+                         tf.convert_to_tensor(self.step) * 4 + stream])
+        z = tf.random.stateless_normal([batch_size * replicas, self.z_dim], seed=seed)
+        if replicas == 1:
+            return z
+        start = tf.cast(_replica_id(), tf.int32) * batch_size
+        return z[start:start + batch_size]
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch = tf.shape(real)[0]
+        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        global_batch = tf.cast(batch * num_replicas, tf.float32)
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+
+        z = self.noise(batch)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)
+
+        # D step: maximise log D(x) + log(1 - D(G(z))).
+        with tf.GradientTape() as d_tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
+            d_per_example = losses.discriminator_loss(real_logits, fake_logits)
+            d_loss = tf.reduce_sum(d_per_example) / global_batch
+            d_scaled = self.d_optimizer.scale_loss(d_loss)
+        self.d_optimizer.apply(d_tape.gradient(d_scaled, d_vars), d_vars)
+
+        # G step through the updated D, reusing G's forward pass recorded on g_tape.
+        with g_tape:
+            g_logits = self.discriminator(fake, training=True)
+            g_per_example = losses.GENERATOR_LOSSES[self.generator_loss](g_logits)
+            g_loss = tf.reduce_sum(g_per_example) / global_batch
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
+        self.g_optimizer.apply(g_tape.gradient(g_scaled, g_vars), g_vars)
+        self.step.assign_add(1)
+
+        # Log this replica's means; the metric variables average them over replicas.
+        self.d_loss_tracker.update_state(tf.reduce_mean(d_per_example))
+        self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
+        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "seed": self.seed,
+            "generator_loss": self.generator_loss,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_compile_config(self):
+        if self.d_optimizer is None:
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
+
+
+def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
+                sync_batchnorm=False, seed=0, generator_loss="nonsaturating"):
+    """Builds G, D and the DCGAN from flat keyword arguments (call inside a strategy scope)."""
+    generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
+                          base_width=base_width, sync_batchnorm=sync_batchnorm)
+    discriminator = Discriminator(image_size=image_size, channels=channels,
+                                  base_width=d_base_width or base_width,
+                                  sync_batchnorm=sync_batchnorm)
+    return DCGAN(generator, discriminator, seed=seed, generator_loss=generator_loss)

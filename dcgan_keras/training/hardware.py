@@ -1,0 +1,43 @@
+"""Picks mixed precision and XLA for the hardware at hand (the `auto` flag values)."""
+import dataclasses
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class Choice:
+    mixed_precision: str  # "none", "bfloat16" or "float16"
+    jit_compile: bool
+    reason: str
+
+
+def cpu_flags():
+    """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve(mixed_precision="auto", jit_compile="auto"):
+    """Turns "auto" into a concrete setting.
+
+    GPUs: float16 with loss scaling and XLA. CPUs with AMX or AVX512-BF16: bfloat16 and
+    XLA. Other CPUs: float32 and XLA.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    flags = cpu_flags()
+    if gpus:
+        auto_mp, reason = "float16", f"{len(gpus)} GPU(s)"
+    elif flags & {"amx_bf16", "avx512_bf16"}:
+        auto_mp, reason = "bfloat16", "CPU with " + "/".join(sorted(flags & {"amx_bf16",
+                                                                             "avx512_bf16"}))
+    else:
+        auto_mp, reason = "none", "CPU without bfloat16 units"
+    mp = auto_mp if mixed_precision == "auto" else mixed_precision
+    jit = True if jit_compile == "auto" else jit_compile in (True, "true")
+    return Choice(mp, jit, reason)

@@ -1,0 +1,179 @@
+"""train_and_evaluate(config, workdir): the whole DCGAN training run, top to bottom."""
+import contextlib
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from dcgan_keras import config as config_lib
+from dcgan_keras.data import datasets
+from dcgan_keras.models import build_dcgan
+from dcgan_keras.training import checkpoints, hardware, strategies
+from dcgan_keras.training.progress import Progress
+from dcgan_keras.utils import images as image_utils
+
+POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Sets the global Keras dtype policy for the models built inside, then restores it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _crossed(before, after, every):
+    return after // every > before // every
+
+
+def make_optimizers(config, mixed_precision):
+    """The paper's Adam for D and G; float16 gets dynamic loss scaling."""
+    def adam():
+        opt = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1,
+                                    beta_2=config.beta2)
+        return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision == "float16" else opt
+    return adam(), adam()
+
+
+def make_train_loop(gan, strategy, jit_compile):
+    """A tf.function running `num_steps` train_steps, each on every replica.
+
+    Only the per-replica step is XLA-compiled; the loop around it stays a plain graph
+    so the distributed iterator and the collective ops live outside XLA.
+    """
+    replica_step = tf.function(gan.train_step, jit_compile=True) if jit_compile else gan.train_step
+
+    @tf.function
+    def loop(iterator, num_steps):
+        for _ in tf.range(num_steps):
+            strategy.run(replica_step, args=(next(iterator),))
+
+    return loop
+
+
+def sample_noise(config):
+    """The fixed z of every sample grid of a run (a function of the seed)."""
+    rng = np.random.default_rng(config.seed + 1)
+    return rng.standard_normal((config.num_sample_images, config.z_dim)).astype(np.float32)
+
+
+def write_samples(gan, z, path, step, is_chief):
+    """Writes G(z) (inference mode) as a PNG grid and a TensorBoard image."""
+    images = gan.generator(z, training=False)
+    grid = image_utils.make_grid(images.numpy())
+    if is_chief:
+        image_utils.write_png(path, grid)
+        tf.summary.image("samples", grid[None], step=step)
+    return grid
+
+
+def train_and_evaluate(config, workdir):
+    """Trains a DCGAN as `config` says, in `workdir`; resumes if workdir has checkpoints.
+
+    Writes workdir/config.json, TensorBoard events, samples/epoch_XXXX.png and
+    checkpoints/ (both nets, both optimizers, step, data position, RNG seed).
+
+    Returns:
+        dict with the last logged metrics, `step` and `images_per_sec`.
+    """
+    config.validate()
+    os.makedirs(workdir, exist_ok=True)
+    if os.path.exists(config_lib.config_path(workdir)):
+        config_lib.check_resumable(config_lib.load(workdir), config)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    choice = hardware.resolve(config.mixed_precision, config.jit_compile)
+    logging.info("mixed precision: %s, XLA: %s (%s)", choice.mixed_precision,
+                 choice.jit_compile, choice.reason)
+    cluster = strategies.make_cluster(config.strategy, config.tpu)
+    strategy = cluster.strategy
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+
+    source = datasets.get_source(
+        config.dataset, "train", config.data_dir or None, config.allow_download,
+        index_cache=os.path.join(workdir, "data_index.json"))
+    steps_per_epoch = source.num_examples // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"dataset has {source.num_examples} examples, fewer than one batch "
+                         f"of {config.batch_size}; lower --batch_size")
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    logging.info("%s: %d images (%d skipped), %d steps per epoch, training to step %d",
+                 config.dataset, source.num_examples, source.skipped, steps_per_epoch,
+                 total_steps)
+
+    with dtype_policy(POLICIES[choice.mixed_precision]), strategy.scope():
+        gan = build_dcgan(image_size=config.image_size, channels=config.channels,
+                          z_dim=config.z_dim, base_width=config.base_width,
+                          d_base_width=config.d_base_width, sync_batchnorm=config.sync_batchnorm,
+                          seed=config.seed, generator_loss=config.generator_loss)
+        gan.compile(*make_optimizers(config, choice.mixed_precision))
+        ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), gan,
+                                        config.keep_checkpoints, cluster.is_chief,
+                                        cluster.worker_index)
+        restored = ckpt.restore_latest()
+    step = int(gan.step.numpy())
+    examples_seen = int(ckpt.examples_seen.numpy())
+    if restored:
+        logging.info("resumed from %s at step %d", restored, step)
+    if cluster.is_chief:
+        config_lib.save(config, workdir)
+
+    def dataset_fn(ctx):
+        return datasets.train_dataset(
+            source, config.image_size, config.channels, config.batch_size, seed=config.seed,
+            start_example=examples_seen, num_shards=ctx.num_input_pipelines,
+            shard_index=ctx.input_pipeline_id,
+            per_replica_batch_size=ctx.get_per_replica_batch_size(config.batch_size),
+            preprocess_mode=config.preprocess)
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    loop = make_train_loop(gan, strategy, choice.jit_compile)
+    writer = (tf.summary.create_file_writer(workdir) if cluster.is_chief
+              else tf.summary.create_noop_writer())
+    z_samples = sample_noise(config)
+    samples_dir = os.path.join(workdir, "samples")
+    progress = Progress(total_steps, steps_per_epoch, step)
+    logs, images_per_sec = {}, 0.0
+    window_start, window_step = time.perf_counter(), step
+
+    with writer.as_default():
+        if step == 0:
+            write_samples(gan, z_samples, os.path.join(samples_dir, "epoch_0000.png"), 0,
+                          cluster.is_chief)
+        while step < total_steps:
+            num = min(config.steps_per_execution, total_steps - step)
+            loop(iterator, tf.constant(num, tf.int32))
+            before, step = step, step + num
+            examples_seen += num * config.batch_size
+            done = step == total_steps
+            if _crossed(before, step, config.log_every) or done:
+                logs = {m.name: float(m.result()) for m in gan.metrics}
+                for m in gan.metrics:
+                    m.reset_state()
+                now = time.perf_counter()
+                images_per_sec = (step - window_step) * config.batch_size / (now - window_start)
+                window_start, window_step = now, step
+                for name, value in logs.items():
+                    tf.summary.scalar(f"train/{name}", value, step=step)
+                tf.summary.scalar("train/images_per_sec", images_per_sec, step=step)
+                progress.update(step, logs, images_per_sec)
+            epoch_end = _crossed(before, step, steps_per_epoch)
+            if epoch_end or done:
+                name = (f"epoch_{step // steps_per_epoch:04d}.png" if epoch_end
+                        else f"step_{step:08d}.png")
+                write_samples(gan, z_samples, os.path.join(samples_dir, name), step,
+                              cluster.is_chief)
+            if _crossed(before, step, config.checkpoint_every) or epoch_end or done:
+                ckpt.save(step, examples_seen)
+        writer.flush()
+    progress.close()
+    return dict(logs, step=step, images_per_sec=images_per_sec, gan=gan)
