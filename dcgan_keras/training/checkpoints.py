@@ -60,3 +60,47 @@ class Checkpointer:
             shutil.rmtree(self.directory, ignore_errors=True)
             return None
         return path
+
+
+def resolve_checkpoint(workdir, checkpoint="latest"):
+    """Path prefix of a workdir's checkpoint: "latest", "best" or an explicit path."""
+    if checkpoint in ("latest", "best"):
+        directory = os.path.join(workdir, "checkpoints" if checkpoint == "latest"
+                                 else "best_checkpoint")
+        path = tf.train.latest_checkpoint(directory)
+        if path is None:
+            raise FileNotFoundError(f"no {checkpoint} checkpoint in {directory}; train first "
+                                    "(python -m dcgan_keras.binaries.train --workdir=...)"
+                                    + (" with --eval_every_epochs" if checkpoint == "best"
+                                       else ""))
+        return path
+    if not tf.io.gfile.exists(checkpoint + ".index"):
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found (expected "
+                                f"{checkpoint}.index); pass latest, best or a ckpt-N prefix")
+    return checkpoint
+
+
+def restore_models(workdir, checkpoint="latest", generator_key="generator"):
+    """Rebuilds G and D from workdir/config.json and restores their weights.
+
+    Args:
+        workdir: a training workdir.
+        checkpoint: "latest", "best" or a checkpoint path prefix.
+        generator_key: "generator", or "ema_generator" for the EMA weights.
+    Returns:
+        (generator, discriminator, step, config).
+    """
+    from dcgan_keras import config as config_lib  # avoid a cycle at import time
+    from dcgan_keras.models import Discriminator, Generator
+
+    config = config_lib.load(workdir)
+    path = resolve_checkpoint(workdir, checkpoint)
+    generator = Generator(image_size=config.image_size, channels=config.channels,
+                          z_dim=config.z_dim, base_width=config.base_width)
+    discriminator = Discriminator(image_size=config.image_size, channels=config.channels,
+                                  base_width=config.d_base_width or config.base_width)
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(**{generator_key: generator}, discriminator=discriminator,
+                               step=step)
+    ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    return generator, discriminator, int(step.numpy()), config

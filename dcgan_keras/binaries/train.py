@@ -1,0 +1,85 @@
+r"""Trains a DCGAN (Radford et al. 2016). The same command on an existing workdir resumes.
+
+    python -m dcgan_keras.binaries.train --dataset=lsun --workdir=runs/lsun
+    python -m dcgan_keras.binaries.train --dataset=fashion_mnist --image_size=32 \
+        --channels=1 --workdir=runs/fmnist
+    tensorboard --logdir=runs
+"""
+from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
+
+import dataclasses
+
+from absl import app, flags, logging
+
+from dcgan_keras import config as config_lib
+from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.data.datasets import MissingDataError
+
+_D = config_lib.TrainConfig()
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for config.json, checkpoints, samples and "
+                    "TensorBoard events. An existing workdir is resumed.")
+flags.DEFINE_enum("dataset", _D.dataset, datasets.DATASET_NAMES, "Training data.")
+flags.DEFINE_string("data_dir", _D.data_dir, "Image folder (dataset=folder), IDX files "
+                    "(mnist, fashion_mnist) or tensorflow_datasets directory.")
+flags.DEFINE_integer("image_size", _D.image_size, "Power of two in [16, 256].")
+flags.DEFINE_integer("channels", _D.channels, "1 (grayscale) or 3 (RGB).")
+flags.DEFINE_enum("preprocess", _D.preprocess, preprocessing.PREPROCESS_MODES,
+                  "crop_resize (the paper) or pad (small images centred without resampling).")
+flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size (over all replicas).")
+flags.DEFINE_integer("epochs", _D.epochs, "Passes over the training data.")
+flags.DEFINE_integer("max_steps", _D.max_steps, "Stop after this many steps (0: --epochs).")
+flags.DEFINE_integer("z_dim", _D.z_dim, "Latent size.")
+flags.DEFINE_integer("base_width", _D.base_width, "Filters at the highest resolution (the "
+                     "paper: 128; the PyTorch example: 64).")
+flags.DEFINE_integer("d_base_width", _D.d_base_width, "D's base width (0: --base_width).")
+flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate of both nets.")
+flags.DEFINE_float("beta1", _D.beta1, "Adam beta1.")
+flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
+flags.DEFINE_enum("generator_loss", _D.generator_loss,
+                  ["nonsaturating", "minimax", "least_squares"], "G's loss.")
+flags.DEFINE_integer("seed", _D.seed, "Seed of the weights, the noise and the data order.")
+flags.DEFINE_enum("strategy", _D.strategy, config_lib.STRATEGIES,
+                  "default: one device; mirrored: all local GPUs; multi_worker: TF_CONFIG; tpu.")
+flags.DEFINE_string("tpu", _D.tpu, "TPU name or address (strategy=tpu).")
+flags.DEFINE_bool("sync_batchnorm", _D.sync_batchnorm,
+                  "BatchNorm statistics over the global batch across replicas.")
+flags.DEFINE_enum("mixed_precision", _D.mixed_precision, config_lib.MIXED_PRECISION,
+                  "none, bfloat16, float16 (with loss scaling) or auto (by hardware).")
+flags.DEFINE_enum("jit_compile", _D.jit_compile, config_lib.JIT_COMPILE,
+                  "XLA-compile the train step: false, true or auto.")
+flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution,
+                     "Train steps per call into the graph.")
+flags.DEFINE_bool("deterministic", _D.deterministic,
+                  "Enable TensorFlow op determinism (bit-exact resume, slower).")
+flags.DEFINE_integer("log_every", _D.log_every, "Steps between logged scalars.")
+flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every,
+                     "Steps between checkpoints (also at every epoch end).")
+flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Latest checkpoints kept.")
+flags.DEFINE_integer("num_sample_images", _D.num_sample_images, "Images per sample grid.")
+flags.DEFINE_bool("allow_download", _D.allow_download,
+                  "Let tensorflow-datasets/Keras download missing data.")
+flags.mark_flag_as_required("workdir")
+
+
+def config_from_flags():
+    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(config_lib.TrainConfig)}
+    return config_lib.TrainConfig(**values)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from dcgan_keras.training import train_lib  # after flags parse: TensorFlow is slow to load
+    logging.set_verbosity(logging.INFO)
+    try:
+        config = config_from_flags().validate()
+        result = train_lib.train_and_evaluate(config, FLAGS.workdir)
+    except (ValueError, MissingDataError) as e:
+        common.fail(str(e))
+    print(f"trained to step {result['step']}; samples: {FLAGS.workdir}/samples/, "
+          f"TensorBoard: tensorboard --logdir={FLAGS.workdir}")
+
+
+if __name__ == "__main__":
+    app.run(main)
