@@ -13,6 +13,8 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+# Searched after --data_dir, each with <name>/ below it.
+SEARCH_ROOTS = ("~/.keras/datasets", "/usr/share/datasets")
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -41,7 +43,8 @@ def candidate_dirs(name, data_dir=None):
     """Directories searched for the IDX files of dataset `name`, in order."""
     spellings = [name, name.replace("_", "-")]
     dirs = [data_dir] if data_dir else []
-    for root in (os.path.expanduser("~/.keras/datasets"), "/usr/share/datasets"):
+    for root in SEARCH_ROOTS:
+        root = os.path.expanduser(root)
         dirs.extend(os.path.join(root, s) for s in dict.fromkeys(spellings))
     return dirs
 

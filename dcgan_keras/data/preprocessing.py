@@ -19,6 +19,7 @@ def decode(encoded, channels):
 
 def to_channels(image, channels):
     """uint8 or float [H, W, C] with a static C in (1, 3, 4) -> [H, W, channels]."""
+    image = tf.convert_to_tensor(image)
     have = image.shape[-1]
     if have == 4:
         image, have = image[..., :3], 3

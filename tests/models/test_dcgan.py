@@ -1,0 +1,148 @@
+"""The adversarial train_step, serialization, and correctness under MirroredStrategy."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan_keras import losses
+from dcgan_keras.models import DCGAN, build_dcgan
+from dcgan_keras.training import train_lib
+
+TINY = dict(image_size=16, channels=1, z_dim=8, base_width=4)
+
+
+def _real(n=8, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 16, 16, 1)).astype("float32")
+
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.trainable_variables]
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_train_step_updates_both_nets_and_g_step_leaves_d_alone():
+    gan = build_dcgan(**TINY)
+    gan.compile()
+    g0, d0 = _weights(gan.generator), _weights(gan.discriminator)
+    snapshot = {}
+    original_apply = gan.g_optimizer.apply
+
+    def spy(grads, variables):
+        # Called for the G update: D has had its update, record it.
+        snapshot["d"] = _weights(gan.discriminator)
+        snapshot["vars"] = [v.path for v in variables]
+        return original_apply(grads, variables)
+
+    gan.g_optimizer.apply = spy
+    logs = gan.train_step(_real())
+    g1, d1 = _weights(gan.generator), _weights(gan.discriminator)
+    assert not _same(g0, g1) and not _same(d0, d1)
+    assert not _same(d0, snapshot["d"])  # the D step changed D
+    assert _same(snapshot["d"], d1)  # ... and the G step did not
+    assert snapshot["vars"] == [v.path for v in gan.generator.trainable_variables]
+    assert int(gan.step.numpy()) == 1
+    assert 0 < float(logs["d_x"]) < 1 and 0 < float(logs["d_g_z"]) < 1
+
+
+def test_logged_losses_equal_the_loss_functions():
+    gan = build_dcgan(**TINY)
+    gan.compile()
+    real = _real()
+    z = gan.noise(8).numpy()  # the noise step 0 will draw
+    fake = gan.generator(z, training=True)
+    # Same forward passes as the D step (BatchNorm in training mode, weights unchanged).
+    d_expected = losses.discriminator_loss(gan.discriminator(real, training=True),
+                                           gan.discriminator(fake, training=True))
+    logs = gan.train_step(real)
+    assert float(logs["d_loss"]) == pytest.approx(float(np.mean(d_expected)), rel=1e-5)
+    assert float(logs["g_loss"]) > 0
+
+
+def test_noise_is_a_function_of_seed_and_step():
+    gan = build_dcgan(**TINY, seed=3)
+    a = gan.noise(4).numpy()
+    np.testing.assert_array_equal(a, gan.noise(4).numpy())
+    gan.step.assign(1)
+    assert not np.allclose(a, gan.noise(4).numpy())
+    other = build_dcgan(**TINY, seed=4)
+    assert not np.allclose(a, other.noise(4).numpy())
+
+
+def test_keras_save_and_load_round_trip_with_both_optimizers(tmp_path):
+    gan = build_dcgan(**TINY)
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.4),
+                g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    gan.train_step(_real())
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, DCGAN)
+    z = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")
+    np.testing.assert_allclose(loaded.generator(z).numpy(), gan.generator(z).numpy(), atol=1e-6)
+    assert loaded.d_optimizer.learning_rate.numpy() == pytest.approx(1e-3)
+    assert loaded.d_optimizer.beta_1 == pytest.approx(0.4)
+    assert int(loaded.d_optimizer.iterations.numpy()) == 1
+    for a, b in zip(loaded.g_optimizer.variables, gan.g_optimizer.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy())
+    assert int(loaded.step.numpy()) == 1
+    assert loaded.get_config() == gan.get_config()
+
+
+def test_mismatched_networks_are_refused():
+    from dcgan_keras.models import Discriminator, Generator
+    with pytest.raises(ValueError, match="same image_size"):
+        DCGAN(Generator(16, 1, base_width=4), Discriminator(32, 1, base_width=4))
+    with pytest.raises(ValueError, match="generator_loss"):
+        build_dcgan(**TINY, generator_loss="wasserstein")
+
+
+def _one_step(strategy, real, init_weights):
+    with strategy.scope():
+        gan = build_dcgan(**TINY, sync_batchnorm=True)
+        gan.generator.set_weights(init_weights[0])
+        gan.discriminator.set_weights(init_weights[1])
+        gan.compile()
+    global_batch = len(real)
+
+    def dataset_fn(ctx):
+        per_replica = ctx.get_per_replica_batch_size(global_batch)
+        return tf.data.Dataset.from_tensor_slices(real).batch(per_replica).repeat()
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    train_lib.make_train_loop(gan, strategy, jit_compile=False)(iterator, tf.constant(1))
+    logs = {m.name: float(m.result()) for m in gan.metrics}
+    return gan, logs
+
+
+def test_two_replicas_equal_one_replica_for_the_same_global_batch():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest splits the CPU into two logical devices"
+    init = build_dcgan(**TINY, sync_batchnorm=True)
+    weights = (init.generator.get_weights(), init.discriminator.get_weights())
+    real = _real(16)
+    one, logs1 = _one_step(tf.distribute.get_strategy(), real, weights)
+    two, logs2 = _one_step(tf.distribute.MirroredStrategy(devices), real, weights)
+    assert two.distribute_strategy.num_replicas_in_sync == 2
+    for a, b in zip(one.generator.weights + one.discriminator.weights,
+                    two.generator.weights + two.discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, err_msg=a.path)
+    # The logged losses are global means, not 1/N of them.
+    for name in logs1:
+        assert logs2[name] == pytest.approx(logs1[name], rel=1e-4), name
+    # The weights moved: the comparison is not between two untouched copies.
+    assert not np.allclose(one.generator.get_weights()[0], weights[0][0])
+
+
+def test_replicas_draw_different_noise():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        gan = build_dcgan(**TINY)
+    per_replica = strategy.run(tf.function(lambda: gan.noise(4)))
+    z0, z1 = [t.numpy() for t in strategy.experimental_local_results(per_replica)]
+    assert not np.allclose(z0, z1)
+    # Together they are the one-replica noise of the global batch.
+    np.testing.assert_allclose(np.concatenate([z0, z1]), gan.noise(8).numpy(), atol=1e-6)
