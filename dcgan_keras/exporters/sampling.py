@@ -1,0 +1,97 @@
+"""Samples from a training workdir or an export directory, reproducible from a seed.
+
+The noise is `latents(num, seed, z_dim)`, the same stateless draw as the exported
+generator's `sample` signature, so `sample --seed=3` gives the same images from the
+workdir, from the export and from `g.signatures["sample"](num=..., seed=3)` (up to
+float round-off of the two runtimes before the uint8 rounding). Row i of the noise depends
+only on (seed, i): the first 16 of 64 samples are the 16 samples of `--num=16`.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils import images as images_lib
+
+OUTPUT_FORMATS = (".png", ".npy", ".npz")
+
+
+def latents(num, seed, z_dim):
+    """z ~ N(0, I) float32 [num, z_dim] as a pure function of (seed, row index).
+
+    Each row is one `tf.random.stateless_normal` draw seeded by (seed, row), so the
+    result needs no random state and row i is the same for every num > i. Runs eagerly
+    and inside the exported SavedModel.
+    """
+    seed = tf.cast(seed, tf.int64)
+    rows = tf.range(tf.cast(num, tf.int64), dtype=tf.int64)
+    seeds = tf.stack([tf.fill(tf.shape(rows), seed), rows], axis=1)  # [num, 2]
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal([z_dim], seed=s, dtype=tf.float32),
+        seeds, fn_output_signature=tf.TensorSpec([z_dim], tf.float32))
+
+
+def _generate(generate_uint8, z, batch_size):
+    return np.concatenate([np.asarray(generate_uint8(z[i:i + batch_size]))
+                           for i in range(0, max(len(z), 1), batch_size)])
+
+
+def sample_from_export(export_dir, num, seed, batch_size=256):
+    """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from export_dir/generator."""
+    path = os.path.join(export_dir, "generator")
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise FileNotFoundError(f"no generator SavedModel at {path}; export one with "
+                                "python -m dcgan_keras.binaries.export --workdir=...")
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["generate_uint8"]
+    z_dim = signature.structured_input_signature[1]["z"].shape[-1]
+    z = latents(num, seed, z_dim).numpy()
+    images = _generate(lambda x: signature(z=tf.constant(x))["images"], z, batch_size)
+    return images[:num], z
+
+
+def sample_from_workdir(workdir, num, seed, checkpoint="latest", generator_key="generator",
+                        batch_size=256):
+    """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from a workdir's checkpoint."""
+    from dcgan_keras.training import checkpoints  # noqa: PLC0415 (keeps imports light)
+    generator = checkpoints.restore_models(workdir, checkpoint, generator_key)[0]
+    z = latents(num, seed, generator.z_dim).numpy()
+    call = tf.function(lambda x: to_uint8(generator(x, training=False)),
+                       reduce_retracing=True)
+    images = _generate(lambda x: call(tf.constant(x)), z, batch_size)
+    return images[:num], z
+
+
+def save_samples(path, images, z):
+    """Writes samples to .png (a grid), .npy or .npz (images and the z of each).
+
+    The .npy file holds a structured array (no pickle needed to read it):
+    `a = np.load(path); a["images"]` uint8 [N, S, S, C], `a["z"]` float32 [N, z_dim]; the
+    .npz file holds the arrays "images" and "z".
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise ValueError(f"--out must end in one of {', '.join(OUTPUT_FORMATS)}, got {path!r}")
+    images, z = np.asarray(images, np.uint8), np.asarray(z, np.float32)
+    if len(images) != len(z):
+        raise ValueError(f"{len(images)} images but {len(z)} latent vectors")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if ext == ".png":
+        return images_lib.write_png(path, images_lib.make_grid(images))
+    tmp = path + ".tmp" + ext  # numpy appends the extension when it is missing
+    if ext == ".npy":
+        records = np.zeros(len(images), dtype=[("images", np.uint8, images.shape[1:]),
+                                                ("z", np.float32, z.shape[1:])])
+        records["images"], records["z"] = images, z
+        np.save(tmp, records)
+    else:
+        np.savez(tmp, images=images, z=z)
+    os.replace(tmp, path)
+    return path
+
+
+def load_samples(path):
+    """(images, z) from a .npy or .npz file written by `save_samples`."""
+    data = np.load(path)
+    return data["images"], data["z"]
