@@ -47,7 +47,7 @@ class Checkpointer:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
                 return path
-            except (tf.errors.OpError, AssertionError, ValueError) as e:
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
                 logging.warning("checkpoint %s is unreadable (%s); trying an older one",
                                 path, str(e).splitlines()[0][:200])
         return None

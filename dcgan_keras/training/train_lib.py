@@ -89,6 +89,7 @@ def train_and_evaluate(config, workdir):
         config_lib.check_resumable(config_lib.load(workdir), config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)  # the initial weights come from the seed too
     choice = hardware.resolve(config.mixed_precision, config.jit_compile)
     logging.info("mixed precision: %s, XLA: %s (%s)", choice.mixed_precision,
                  choice.jit_compile, choice.reason)

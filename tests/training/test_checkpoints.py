@@ -1,0 +1,55 @@
+"""Checkpoints: fall back past a damaged newest one; restore_models equals the trained nets."""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import make_idx_dataset
+from dcgan_keras.config import TrainConfig
+from dcgan_keras.models import build_dcgan
+from dcgan_keras.training import checkpoints, train_lib
+
+
+def _gan():
+    gan = build_dcgan(image_size=16, channels=1, z_dim=8, base_width=4)
+    gan.compile()
+    return gan
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+    gan = _gan()
+    ckpt = checkpoints.Checkpointer(str(tmp_path), gan, max_to_keep=3)
+    first = [w.copy() for w in gan.generator.get_weights()]
+    ckpt.save(1, 16)
+    gan.generator.set_weights([w + 1 for w in first])
+    gan.step.assign(2)
+    newest = ckpt.save(2, 32)
+    for name in os.listdir(tmp_path):  # damage the newest checkpoint's data
+        if name.startswith(os.path.basename(newest) + ".data"):
+            (tmp_path / name).write_bytes(b"garbage")
+    restored = checkpoints.Checkpointer(str(tmp_path), (fresh := _gan()), max_to_keep=3)
+    assert restored.restore_latest().endswith("ckpt-1")
+    for a, b in zip(fresh.generator.get_weights(), first):
+        np.testing.assert_array_equal(a, b)
+    assert int(restored.examples_seen.numpy()) == 16
+
+
+def test_empty_directory_restores_nothing(tmp_path):
+    assert checkpoints.Checkpointer(str(tmp_path), _gan()).restore_latest() is None
+
+
+def test_restore_models_returns_the_trained_networks(tmp_path):
+    data = make_idx_dataset(str(tmp_path / "data"))
+    config = TrainConfig(dataset="fashion_mnist", data_dir=data, image_size=16, channels=1,
+                         base_width=4, z_dim=8, batch_size=16, max_steps=3,
+                         allow_download=False)
+    result = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
+    g, d, step, saved = checkpoints.restore_models(str(tmp_path / "run"))
+    assert step == 3 and saved == config
+    for a, b in zip(g.weights + d.weights,
+                    result["gan"].generator.weights + result["gan"].discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(FileNotFoundError, match="no best checkpoint"):
+        checkpoints.restore_models(str(tmp_path / "run"), "best")
+    with pytest.raises(FileNotFoundError, match="not a training workdir"):
+        checkpoints.restore_models(str(tmp_path))
