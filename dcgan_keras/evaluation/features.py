@@ -75,18 +75,41 @@ def keras_feature_fn(discriminator, batch_size=500, grid=GRID):
     return batched(lambda x: call(tf.constant(x)).numpy(), batch_size)
 
 
+def reinitialize(model, seed):
+    """Redraws every weight of `model` from its own initializer, seeded: a fresh network.
+
+    Uses each layer's initializers (the DCGAN N(0, 0.02) kernels, BatchNorm gamma ~
+    N(1, 0.02), zero beta and moving mean, unit moving variance) with seeds derived from
+    `seed`, so the result is reproducible without touching the global random state.
+    """
+    weights = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
+    count = 0
+    for layer in model.layers:
+        for name in weights:
+            variable = getattr(layer, name, None)
+            initializer = getattr(layer, f"{name}_initializer", None)
+            if variable is None or initializer is None:
+                continue
+            config = dict(initializer.get_config())
+            if "seed" in config:
+                config["seed"] = seed * 10_000 + count
+            value = type(initializer).from_config(config)(variable.shape, variable.dtype)
+            variable.assign(value)
+            count += 1
+    return model
+
+
 def random_discriminator_feature_fn(image_size, channels, base_width, seed=0,
                                     batch_size=500):
     """Features of a freshly initialised D of the given architecture (the probe baseline).
 
-    The paper compares its trained D against a randomly initialised one of the same
-    architecture (section 6.2); this draws the weights from the DCGAN init, N(0, 0.02),
-    with `seed`, and reads them through the same feature code as the trained D.
+    The paper contrasts its trained D with a randomly initialised one of the same
+    architecture (section 6.2); this draws the weights from the DCGAN init with `seed` and
+    reads them through the same feature code as the trained D.
     """
-    keras.utils.set_random_seed(seed)
     discriminator = Discriminator(image_size=image_size, channels=channels,
                                   base_width=base_width, name="random_discriminator")
-    return keras_feature_fn(discriminator, batch_size)
+    return keras_feature_fn(reinitialize(discriminator, seed), batch_size)
 
 
 def saved_model_feature_fn(export_dir, batch_size=500):

@@ -32,7 +32,7 @@ def test_sample_signature_is_a_function_of_the_seed(fresh, models):
     out, _, _ = fresh
     np.testing.assert_array_equal(out["s4_3_images"], out["s4_3b_images"])
     assert out["s4_3_images"].shape == (4, 16, 16, 1) and out["s4_3_images"].dtype == np.uint8
-    # Row i depends only on (seed, i): a longer draw starts with the shorter one.
+    # A longer draw starts with the shorter one.
     np.testing.assert_array_equal(out["s6_3_images"][:4], out["s4_3_images"])
     assert not np.array_equal(out["s4_4_images"], out["s4_3_images"])
     # The noise is sampling.latents, so the sample binary reproduces the signature.

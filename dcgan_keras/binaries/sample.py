@@ -1,0 +1,50 @@
+r"""Draws generator samples, reproducibly from a seed, from a workdir or an export.
+
+    python -m dcgan_keras.binaries.sample --workdir=runs/lsun --num=64 --out=grid.png
+    python -m dcgan_keras.binaries.sample --export_dir=runs/lsun/export --seed=3 \
+        --num=1000 --out=samples.npy
+
+A .npy holds the images and the z that made each (np.load(path)["images"], ["z"]), so a
+later analysis can pick samples by index; the same --seed always gives the same samples.
+"""
+from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
+flags.DEFINE_string("export_dir", None, "An export directory (instead of --workdir).")
+flags.DEFINE_string("checkpoint", "latest", "With --workdir: latest, best or a path prefix.")
+flags.DEFINE_enum("generator_weights", "generator", ["generator", "ema_generator"],
+                  "With --workdir: which generator weights to use.")
+flags.DEFINE_integer("num", 64, "Number of samples.")
+flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.")
+flags.DEFINE_string("out", None, "Output file: .png (a grid), .npy or .npz (images + z).")
+flags.mark_flag_as_required("out")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if bool(FLAGS.workdir) == bool(FLAGS.export_dir):
+        common.fail("pass exactly one of --workdir (a training run) or --export_dir")
+    if FLAGS.num < 1:
+        common.fail(f"--num must be >= 1, got {FLAGS.num}")
+    from dcgan_keras.exporters import sampling  # after flags: TensorFlow is slow to load
+    if not FLAGS.out.lower().endswith(sampling.OUTPUT_FORMATS):
+        common.fail(f"--out must end in one of {', '.join(sampling.OUTPUT_FORMATS)}, "
+                    f"got {FLAGS.out!r}")
+    try:
+        if FLAGS.workdir:
+            images, z = sampling.sample_from_workdir(FLAGS.workdir, FLAGS.num, FLAGS.seed,
+                                                     FLAGS.checkpoint, FLAGS.generator_weights)
+        else:
+            images, z = sampling.sample_from_export(FLAGS.export_dir, FLAGS.num, FLAGS.seed)
+        path = sampling.save_samples(FLAGS.out, images, z)
+    except (ValueError, FileNotFoundError) as e:
+        common.fail(str(e))
+    print(f"wrote {len(images)} samples (seed {FLAGS.seed}) to {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
