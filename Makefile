@@ -31,7 +31,7 @@ data:
 demo: install data
 	@start=$$(date +%s); \
 	$(BIN)/python -m dcgan_keras.binaries.train --dataset=fashion_mnist --image_size=32 --channels=1 \
-	  --base_width=64 --epochs=2 --workdir=$(DEMO_DIR) && \
+	  --base_width=64 --epochs=1 --workdir=$(DEMO_DIR) && \
 	echo "demo took $$(( $$(date +%s) - start )) s; sample grids: $(DEMO_DIR)/samples/"; ls $(DEMO_DIR)/samples
 
 test: install
