@@ -50,6 +50,11 @@ class TrainConfig:
     keep_checkpoints: int = 3
     num_sample_images: int = 64
     allow_download: bool = True
+    eval_every_epochs: int = 0  # 0: no evaluation during training
+    eval_num_samples: int = 5000
+    eval_feature_net: str = ""  # "inception" or a domain classifier (train_classifier)
+    eval_reference_split: str = "test"
+    ema_decay: float = 0.0  # 0: no EMA generator
 
     def validate(self):
         """Raises ValueError naming the bad field, the value and what is expected."""
@@ -69,7 +74,18 @@ class TrainConfig:
                      "keep_checkpoints", "steps_per_execution", "num_sample_images"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps", "d_base_width"):
+        if self.eval_every_epochs and not self.eval_feature_net:
+            raise ValueError("eval_every_epochs needs eval_feature_net: 'inception' (with "
+                             "local weights) or a classifier from "
+                             "python -m dcgan_keras.binaries.train_classifier")
+        if self.eval_every_epochs and self.eval_num_samples < 2:
+            raise ValueError(f"eval_num_samples must be >= 2, got {self.eval_num_samples}")
+        if self.eval_reference_split not in datasets.SPLITS:
+            raise ValueError(f"eval_reference_split must be one of {datasets.SPLITS}, got "
+                             f"{self.eval_reference_split!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("max_steps", "d_base_width", "eval_every_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("learning_rate",):

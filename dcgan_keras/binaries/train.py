@@ -13,7 +13,6 @@ from absl import app, flags, logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras.data import datasets, preprocessing
-from dcgan_keras.data.datasets import MissingDataError
 
 _D = config_lib.TrainConfig()
 FLAGS = flags.FLAGS
@@ -59,6 +58,15 @@ flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Latest checkpoint
 flags.DEFINE_integer("num_sample_images", _D.num_sample_images, "Images per sample grid.")
 flags.DEFINE_bool("allow_download", _D.allow_download,
                   "Let tensorflow-datasets/Keras download missing data.")
+flags.DEFINE_integer("eval_every_epochs", _D.eval_every_epochs, "Compute FID and KID every "
+                     "N epochs, log them and keep the best checkpoint by FID (0: never).")
+flags.DEFINE_integer("eval_num_samples", _D.eval_num_samples, "Generated images per evaluation.")
+flags.DEFINE_string("eval_feature_net", _D.eval_feature_net, "'inception' (local weights) or "
+                    "a domain classifier workdir from dcgan_keras.binaries.train_classifier.")
+flags.DEFINE_enum("eval_reference_split", _D.eval_reference_split, datasets.SPLITS,
+                  "Real images the samples are compared with.")
+flags.DEFINE_float("ema_decay", _D.ema_decay, "Keep an exponential moving average of G's "
+                   "weights with this decay, e.g. 0.999 (0: off).")
 flags.mark_flag_as_required("workdir")
 
 
@@ -75,7 +83,7 @@ def main(argv):
     try:
         config = config_from_flags().validate()
         result = train_lib.train_and_evaluate(config, FLAGS.workdir)
-    except (ValueError, MissingDataError) as e:
+    except (ValueError, FileNotFoundError) as e:  # MissingDataError is a FileNotFoundError
         common.fail(str(e))
     print(f"trained to step {result['step']}; samples: {FLAGS.workdir}/samples/, "
           f"TensorBoard: tensorboard --logdir={FLAGS.workdir}")

@@ -5,11 +5,18 @@ points the `checkpoint` state file (replaced atomically) at it, so a run killed 
 save still resumes from the previous complete checkpoint. If the newest listed checkpoint
 is unreadable anyway (a damaged disk), restore falls back to the one before it.
 """
+import json
 import os
 import shutil
+import tempfile
 
 import tensorflow as tf
 from absl import logging
+
+
+def worker_scratch_dir(worker_index):
+    """A fresh local directory for a non-chief worker's share of a collective save."""
+    return tempfile.mkdtemp(prefix=f"dcgan_worker{worker_index}_checkpoint_")
 
 
 class Checkpointer:
@@ -19,8 +26,10 @@ class Checkpointer:
         directory: where checkpoints go (workdir/checkpoints).
         gan: the compiled DCGAN (optimizers built).
         max_to_keep: how many of the latest checkpoints to keep.
-        is_chief: non-chief workers of a multi-worker run save to a scratch directory
-            (the save is collective) that is deleted right after.
+        is_chief: non-chief workers of a multi-worker run save to a local scratch
+            directory (the save is collective: every worker must call it) that is deleted
+            right after, so only the chief writes into `directory`. Every worker restores
+            from `directory` (the workdir must be on a file system all workers can read).
         worker_index: used to name that scratch directory.
         extra: more trackables to save (e.g. an EMA generator), by name.
     """
@@ -36,14 +45,15 @@ class Checkpointer:
             step=gan.step, examples_seen=self.examples_seen, rng_seed=self.rng_seed,
             **(extra or {}))
         self.is_chief = is_chief
-        self.directory = directory if is_chief else os.path.join(
-            os.path.dirname(directory), f".worker{worker_index}_checkpoints")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
-                                                  max_to_keep=max_to_keep)
+        self.directory = directory
+        self.restore_manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                          max_to_keep=max_to_keep)
+        self.manager = self.restore_manager if is_chief else tf.train.CheckpointManager(
+            self.checkpoint, worker_scratch_dir(worker_index), max_to_keep=max_to_keep)
 
     def restore_latest(self):
         """Restores the newest readable checkpoint; returns its path or None."""
-        for path in reversed(self.manager.checkpoints):
+        for path in reversed(self.restore_manager.checkpoints):
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
                 return path
@@ -57,7 +67,7 @@ class Checkpointer:
         self.examples_seen.assign(examples_seen)
         path = self.manager.save(checkpoint_number=step)
         if not self.is_chief:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
             return None
         return path
 
@@ -104,3 +114,40 @@ def restore_models(workdir, checkpoint="latest", generator_key="generator"):
                                step=step)
     ckpt.restore(path).expect_partial().assert_existing_objects_matched()
     return generator, discriminator, int(step.numpy()), config
+
+
+class BestKeeper:
+    """Keeps the checkpoint with the lowest FID in workdir/best_checkpoint (+ best.json).
+
+    DCGANs can collapse late in training, so the best checkpoint is kept apart from the
+    rolling latest ones. The best score survives restarts (read back from best.json).
+    """
+
+    def __init__(self, workdir, checkpointer, is_chief=True):
+        self.path = os.path.join(workdir, "best.json")
+        self.checkpointer = checkpointer
+        self.is_chief = is_chief
+        directory = os.path.join(workdir, "best_checkpoint") if is_chief else os.path.join(
+            workdir, ".worker_best_checkpoint")
+        self.manager = tf.train.CheckpointManager(checkpointer.checkpoint, directory,
+                                                  max_to_keep=1)
+        self.best = None
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.best = json.load(f)
+
+    def update(self, fid, step, examples_seen, scores=None):
+        """Saves a best checkpoint if `fid` is lower than any before; returns True if so."""
+        if self.best is not None and fid >= self.best["fid"]:
+            return False
+        self.checkpointer.examples_seen.assign(examples_seen)
+        self.manager.save(checkpoint_number=step)
+        self.best = dict(scores or {}, fid=float(fid), step=int(step))
+        if self.is_chief:
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.best, f, indent=2)
+            os.replace(tmp, self.path)
+        else:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return True

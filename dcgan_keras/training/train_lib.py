@@ -10,7 +10,7 @@ from absl import logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras.data import datasets
-from dcgan_keras.models import build_dcgan
+from dcgan_keras.models import Generator, build_dcgan
 from dcgan_keras.training import checkpoints, hardware, strategies
 from dcgan_keras.training.progress import Progress
 from dcgan_keras.utils import images as image_utils
@@ -42,11 +42,15 @@ def make_optimizers(config, mixed_precision):
     return adam(), adam()
 
 
-def make_train_loop(gan, strategy, jit_compile):
+def make_train_loop(gan, strategy, jit_compile, after_step=None):
     """A tf.function running `num_steps` train_steps, each on every replica.
 
     Only the per-replica step is XLA-compiled; the loop around it stays a plain graph
     so the distributed iterator and the collective ops live outside XLA.
+
+    Args:
+        after_step: optional function run after every step in cross-replica context
+            (e.g. the EMA update of G's weights).
     """
     replica_step = tf.function(gan.train_step, jit_compile=True) if jit_compile else gan.train_step
 
@@ -54,8 +58,35 @@ def make_train_loop(gan, strategy, jit_compile):
     def loop(iterator, num_steps):
         for _ in tf.range(num_steps):
             strategy.run(replica_step, args=(next(iterator),))
+            if after_step is not None:
+                after_step()
 
     return loop
+
+
+def make_ema(gan, decay):
+    """A copy of G whose weights (BatchNorm statistics included) track an exponential
+    moving average of G's; returns (ema_generator, update_fn). Build in strategy scope."""
+    ema = Generator.from_config(gan.generator.get_config())
+    ema.set_weights(gan.generator.get_weights())
+    pairs = list(zip(ema.weights, gan.generator.weights))
+
+    def update():
+        for average, value in pairs:
+            average.assign(decay * average + (1.0 - decay) * value)
+
+    return ema, update
+
+
+def make_evaluator(config):
+    """The FID/KID evaluator of --eval_every_epochs (reference features cached)."""
+    from dcgan_keras.evaluation import feature_nets, sample_quality  # only when asked
+    net = feature_nets.load(config.eval_feature_net)
+    real = sample_quality.reference_features(
+        net, config.dataset, config.eval_reference_split, config.image_size,
+        config.channels, config.preprocess, data_dir=config.data_dir or None,
+        allow_download=config.allow_download)
+    return sample_quality.Evaluator(net, real, config.eval_num_samples, config.seed)
 
 
 def sample_noise(config):
@@ -64,26 +95,42 @@ def sample_noise(config):
     return rng.standard_normal((config.num_sample_images, config.z_dim)).astype(np.float32)
 
 
-def write_samples(gan, z, path, step, is_chief):
+def write_samples(generator, z, path, step, is_chief, tag="samples"):
     """Writes G(z) (inference mode) as a PNG grid and a TensorBoard image."""
-    images = gan.generator(z, training=False)
+    images = generator(z, training=False)
     grid = image_utils.make_grid(images.numpy())
     if is_chief:
         image_utils.write_png(path, grid)
-        tf.summary.image("samples", grid[None], step=step)
+        tf.summary.image(tag, grid[None], step=step)
     return grid
+
+
+def evaluate(evaluator, generator, ema, step):
+    """FID/KID of G (and of the EMA G), logged to TensorBoard as eval/*."""
+    scores = evaluator(generator)
+    if ema is not None:
+        scores.update({f"{k}_ema": v for k, v in evaluator(ema).items()})
+    for name, value in scores.items():
+        tf.summary.scalar(f"eval/{name}", value, step=step)
+    logging.info("step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return scores
 
 
 def train_and_evaluate(config, workdir):
     """Trains a DCGAN as `config` says, in `workdir`; resumes if workdir has checkpoints.
 
     Writes workdir/config.json, TensorBoard events, samples/epoch_XXXX.png and
-    checkpoints/ (both nets, both optimizers, step, data position, RNG seed).
+    checkpoints/ (both nets, both optimizers, step, data position, RNG seed; the EMA
+    generator with --ema_decay). With --eval_every_epochs, FID/KID are logged and the
+    checkpoint with the lowest FID is kept in best_checkpoint/ (see best.json).
 
     Returns:
         dict with the last logged metrics, `step` and `images_per_sec`.
     """
     config.validate()
+    # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
+    cluster = strategies.make_cluster(config.strategy, config.tpu)
+    strategy = cluster.strategy
     os.makedirs(workdir, exist_ok=True)
     if os.path.exists(config_lib.config_path(workdir)):
         config_lib.check_resumable(config_lib.load(workdir), config)
@@ -93,15 +140,14 @@ def train_and_evaluate(config, workdir):
     choice = hardware.resolve(config.mixed_precision, config.jit_compile)
     logging.info("mixed precision: %s, XLA: %s (%s)", choice.mixed_precision,
                  choice.jit_compile, choice.reason)
-    cluster = strategies.make_cluster(config.strategy, config.tpu)
-    strategy = cluster.strategy
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
 
+    index_cache = os.path.join(workdir, "data_index.json")  # written by the chief only
     source = datasets.get_source(
         config.dataset, "train", config.data_dir or None, config.allow_download,
-        index_cache=os.path.join(workdir, "data_index.json"))
+        index_cache=index_cache if cluster.is_chief or os.path.exists(index_cache) else None)
     steps_per_epoch = source.num_examples // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"dataset has {source.num_examples} examples, fewer than one batch "
@@ -117,9 +163,11 @@ def train_and_evaluate(config, workdir):
                           d_base_width=config.d_base_width, sync_batchnorm=config.sync_batchnorm,
                           seed=config.seed, generator_loss=config.generator_loss)
         gan.compile(*make_optimizers(config, choice.mixed_precision))
+        ema, ema_update = make_ema(gan, config.ema_decay) if config.ema_decay else (None, None)
         ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), gan,
                                         config.keep_checkpoints, cluster.is_chief,
-                                        cluster.worker_index)
+                                        cluster.worker_index,
+                                        extra={"ema_generator": ema} if ema else None)
         restored = ckpt.restore_latest()
     step = int(gan.step.numpy())
     examples_seen = int(ckpt.examples_seen.numpy())
@@ -129,15 +177,22 @@ def train_and_evaluate(config, workdir):
         config_lib.save(config, workdir)
 
     def dataset_fn(ctx):
-        return datasets.train_dataset(
+        ds = datasets.train_dataset(
             source, config.image_size, config.channels, config.batch_size, seed=config.seed,
             start_example=examples_seen, num_shards=ctx.num_input_pipelines,
             shard_index=ctx.input_pipeline_id,
             per_replica_batch_size=ctx.get_per_replica_batch_size(config.batch_size),
             preprocess_mode=config.preprocess)
+        logging.info("input pipeline %d of %d: per-replica batches of shape %s (global "
+                     "batch %d over %d replicas)", ctx.input_pipeline_id,
+                     ctx.num_input_pipelines, ds.element_spec.shape.as_list(),
+                     config.batch_size, strategy.num_replicas_in_sync)
+        return ds
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-    loop = make_train_loop(gan, strategy, choice.jit_compile)
+    loop = make_train_loop(gan, strategy, choice.jit_compile, ema_update)
+    evaluator = make_evaluator(config) if config.eval_every_epochs else None
+    best = checkpoints.BestKeeper(workdir, ckpt, cluster.is_chief) if evaluator else None
     writer = (tf.summary.create_file_writer(workdir) if cluster.is_chief
               else tf.summary.create_noop_writer())
     z_samples = sample_noise(config)
@@ -148,8 +203,8 @@ def train_and_evaluate(config, workdir):
 
     with writer.as_default():
         if step == 0:
-            write_samples(gan, z_samples, os.path.join(samples_dir, "epoch_0000.png"), 0,
-                          cluster.is_chief)
+            write_samples(gan.generator, z_samples,
+                          os.path.join(samples_dir, "epoch_0000.png"), 0, cluster.is_chief)
         while step < total_steps:
             num = min(config.steps_per_execution, total_steps - step)
             loop(iterator, tf.constant(num, tf.int32))
@@ -171,10 +226,22 @@ def train_and_evaluate(config, workdir):
             if epoch_end or done:
                 name = (f"epoch_{step // steps_per_epoch:04d}.png" if epoch_end
                         else f"step_{step:08d}.png")
-                write_samples(gan, z_samples, os.path.join(samples_dir, name), step,
-                              cluster.is_chief)
+                write_samples(gan.generator, z_samples, os.path.join(samples_dir, name),
+                              step, cluster.is_chief)
+                if ema is not None:
+                    write_samples(ema, z_samples, os.path.join(samples_dir, "ema_" + name),
+                                  step, cluster.is_chief, tag="samples_ema")
             if _crossed(before, step, config.checkpoint_every) or epoch_end or done:
                 ckpt.save(step, examples_seen)
+            if evaluator and (_crossed(before, step, steps_per_epoch * config.eval_every_epochs)
+                              or done):
+                scores = evaluate(evaluator, gan.generator, ema, step)
+                logs.update(scores)
+                best.update(scores["fid"], step, examples_seen, scores)
         writer.flush()
     progress.close()
-    return dict(logs, step=step, images_per_sec=images_per_sec, gan=gan)
+    fingerprint = strategies.weights_fingerprint(gan.generator, gan.discriminator)
+    logging.info("worker %d of %d: final weights fingerprint %s at step %d",
+                 cluster.worker_index, cluster.num_workers, fingerprint, step)
+    return dict(logs, step=step, images_per_sec=images_per_sec, gan=gan,
+                weights_fingerprint=fingerprint)
