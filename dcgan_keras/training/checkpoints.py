@@ -127,8 +127,9 @@ class BestKeeper:
         self.path = os.path.join(workdir, "best.json")
         self.checkpointer = checkpointer
         self.is_chief = is_chief
-        directory = os.path.join(workdir, "best_checkpoint") if is_chief else os.path.join(
-            workdir, ".worker_best_checkpoint")
+        # Non-chief workers take part in the collective save in a local scratch directory.
+        directory = (os.path.join(workdir, "best_checkpoint") if is_chief
+                     else tempfile.mkdtemp(prefix="dcgan_worker_best_checkpoint_"))
         self.manager = tf.train.CheckpointManager(checkpointer.checkpoint, directory,
                                                   max_to_keep=1)
         self.best = None
