@@ -1,5 +1,6 @@
 """tf.distribute strategies by name, and where this process sits in the cluster."""
 import dataclasses
+import hashlib
 
 import tensorflow as tf
 
@@ -37,6 +38,8 @@ def make_cluster(name="default", tpu=""):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return Cluster(tf.distribute.MirroredStrategy(devices))
     if name == "multi_worker":
+        # Must come before any other TensorFlow op: it configures the collective ops of
+        # the runtime, which TensorFlow only allows at start-up.
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         resolver = strategy.cluster_resolver
         spec = resolver.cluster_spec().as_dict()
@@ -52,3 +55,18 @@ def make_cluster(name="default", tpu=""):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return Cluster(tf.distribute.TPUStrategy(resolver))
     raise ValueError(f"strategy must be one of default, mirrored, multi_worker, tpu; got {name!r}")
+
+
+def weights_fingerprint(*models):
+    """SHA-256 (16 hex digits) of the models' weights (shapes, dtypes, values), in order.
+
+    Replicas of a synchronous run must hold bit-identical weights; every worker of a
+    multi-worker run logs this at the end, so a diverged worker shows up in the logs.
+    """
+    digest = hashlib.sha256()
+    for model in models:
+        for weight in model.weights:
+            value = weight.numpy()
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
