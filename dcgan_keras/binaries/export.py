@@ -11,7 +11,7 @@ Another service then needs only TensorFlow:
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
@@ -29,6 +29,7 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's save/load INFO lines are noise here
     from dcgan_keras.exporters import export_lib, tflite  # after flags: TensorFlow is slow
     bad = sorted(set(FLAGS.tflite) - set(tflite.QUANTIZATIONS))
     if bad:

@@ -9,7 +9,7 @@ later analysis can pick samples by index; the same --seed always gives the same 
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
@@ -30,6 +30,7 @@ def main(argv):
         common.fail("pass exactly one of --workdir (a training run) or --export_dir")
     if FLAGS.num < 1:
         common.fail(f"--num must be >= 1, got {FLAGS.num}")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's save/load INFO lines are noise here
     from dcgan_keras.exporters import sampling  # after flags: TensorFlow is slow to load
     if not FLAGS.out.lower().endswith(sampling.OUTPUT_FORMATS):
         common.fail(f"--out must end in one of {', '.join(sampling.OUTPUT_FORMATS)}, "

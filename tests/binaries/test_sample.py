@@ -72,14 +72,13 @@ def test_same_seed_same_samples_from_workdir_export_and_signature(run, tmp_path)
 
 def test_png_grid_from_an_export(run, tmp_path):
     _, export_dir = run
-    out = str(tmp_path / "grid.png")
-    proc = _sample(f"--export_dir={export_dir}", "--num=5", f"--out={out}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    images, z = sampling.sample_from_export(export_dir, 5, 0)
+    out = sampling.save_samples(str(tmp_path / "grid.png"), images, z)
     grid = images_lib.read_png(out)
     # 5 images -> 3 columns x 2 rows of 16x16 tiles with 2-pixel padding.
     assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 1)
-    first, _ = sampling.sample_from_export(export_dir, 5, 0)
-    np.testing.assert_array_equal(grid[2:18, 2:18], first[0])
+    np.testing.assert_array_equal(grid[2:18, 2:18], images[0])
+    np.testing.assert_array_equal(grid[20:36, 2:18], images[3])
 
 
 def test_npz_and_bad_extensions(tmp_path):
