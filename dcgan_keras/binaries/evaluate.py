@@ -2,6 +2,10 @@ r"""Evaluates a trained DCGAN with an evaluator picked by name (evaluation/regis
 
     python -m dcgan_keras.binaries.export --workdir=runs/fmnist
     python -m dcgan_keras.binaries.evaluate --workdir=runs/fmnist --eval=svm_probe
+    python -m dcgan_keras.binaries.evaluate --workdir=runs/fmnist --eval=fid,kid,is,pr \
+        --feature_net=runs/fmnist_classifier --num_samples=10000
+    python -m dcgan_keras.binaries.evaluate --eval=fid,kid --feature_net=inception \
+        --images=samples.npy --reference_images=real_folder/
     python -m dcgan_keras.binaries.evaluate --export_dir=/srv/dcgan --eval=svm_probe \
         --dataset=cifar10 --labels_per_class=100 --draws=10 --output_json=probe.json
 
@@ -18,8 +22,9 @@ from absl import app, flags, logging
 from dcgan_keras.evaluation import registry
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("eval", None, registry.names(), "Evaluator: " + "; ".join(
-    f"{name}: {e.help}" for name, e in registry.EVALUATORS.items()))
+flags.DEFINE_string("eval", None, "Evaluator, or a comma-separated list of the metrics "
+                    f"{','.join(registry.QUALITY_METRICS)}. " + "; ".join(
+                        f"{name}: {e.help}" for name, e in registry.EVALUATORS.items()))
 # --- What every evaluator gets (registry.EvalContext). ---
 flags.DEFINE_string("workdir", "", "A training workdir.")
 flags.DEFINE_string("export_dir", "", "An export directory (default: WORKDIR/export).")
@@ -45,6 +50,19 @@ flags.DEFINE_integer("max_train_examples", 0, "svm_probe: use the first N train 
 flags.DEFINE_integer("max_test_examples", 0, "svm_probe: use the first N test images "
                      "(0: all).")
 flags.DEFINE_integer("batch_size", 500, "Images per feature-network call.")
+# --- fid, kid, is, pr (evaluation/quality_eval.py). ---
+flags.DEFINE_string("feature_net", "inception", "fid/kid/is/pr: 'inception' (local weights) or "
+                    "a domain classifier (its train_classifier workdir or .keras file).")
+flags.DEFINE_integer("num_samples", 10000, "fid/kid/is/pr: generated images (and at most as "
+                     "many reference images).")
+flags.DEFINE_enum("reference_split", "test", ["train", "test"], "fid/kid/is/pr: real images.")
+flags.DEFINE_string("images", "", "fid/kid/is/pr: score these images (a folder, .npy or .npz) "
+                    "instead of the model's samples.")
+flags.DEFINE_string("reference_images", "", "fid/kid/is/pr: real images (folder, .npy, .npz) "
+                    "instead of --dataset's --reference_split.")
+flags.DEFINE_string("inception_weights", "", "fid/kid/is/pr: InceptionV3 weights .h5 file.")
+flags.DEFINE_enum("generator", "generator", ["generator", "ema"],
+                  "fid/kid/is/pr: the workdir's generator or its EMA copy.")
 flags.mark_flag_as_required("eval")
 
 _CONVERTERS = {"c_grid": lambda values: [float(v) for v in values],
@@ -62,13 +80,16 @@ def output_path(name):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.workdir and not FLAGS.export_dir:
-        common.fail("pass --workdir (a training run) or --export_dir (an export)")
+    if not (FLAGS.workdir or FLAGS.export_dir or FLAGS.images):
+        common.fail("pass --workdir (a training run), --export_dir (an export) or "
+                    "--images (image files to score)")
     logging.set_verbosity(logging.INFO)
-    evaluator = registry.get(FLAGS.eval)
     try:
-        options = {name: _CONVERTERS.get(name, lambda v: v)(FLAGS[name].value)
-                   for name in evaluator.options}
+        name, implied = registry.resolve(FLAGS.eval)
+        evaluator = registry.get(name)
+        options = {option: _CONVERTERS.get(option, lambda v: v)(FLAGS[option].value)
+                   for option in evaluator.options if option not in implied}
+        options.update(implied)
     except ValueError as e:
         common.fail(f"bad option value: {e}")
     context = registry.EvalContext(
@@ -77,11 +98,11 @@ def main(argv):
         seed=FLAGS.seed)
     from dcgan_keras.data.datasets import MissingDataError  # noqa: PLC0415 (TF is slow)
     try:
-        result = registry.run(FLAGS.eval, context, **options)
+        result = registry.run(name, context, **options)
     except (ValueError, FileNotFoundError, MissingDataError) as e:
         common.fail(str(e))
     print(result.get("summary", json.dumps(result, indent=2)))
-    path = output_path(FLAGS.eval)
+    path = output_path(name)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path + ".tmp", "w") as f:

@@ -78,11 +78,36 @@ EVALUATORS = {
                  "max_test_examples", "batch_size"),
         help="the paper's linear L2-SVM probe of D's features (section 5.1) against raw "
              "pixels, K-means and a random D, on the same draws"),
+    "sample_quality": Evaluator(
+        "dcgan_keras.evaluation.quality_eval:evaluate",
+        options=("metrics", "feature_net", "num_samples", "reference_split", "images",
+                 "reference_images", "inception_weights", "generator", "batch_size"),
+        help="FID, KID, Inception Score and precision/recall (--eval=fid,kid,is,pr) of "
+             "generated images or --images against a dataset split or --reference_images"),
 }
 
 
+# --eval=fid,kid,is,pr (any subset) runs the sample_quality evaluator once with those metrics.
+QUALITY_METRICS = ("fid", "kid", "is", "pr")
+
+
 def names():
-    return tuple(EVALUATORS)
+    return tuple(EVALUATORS) + QUALITY_METRICS
+
+
+def resolve(spec):
+    """`--eval` value -> (evaluator name, options it implies).
+
+    "svm_probe" -> ("svm_probe", {}); "fid,kid" -> ("sample_quality", {"metrics": "fid,kid"}).
+    """
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if parts and all(p in QUALITY_METRICS for p in parts):
+        return "sample_quality", {"metrics": ",".join(parts)}
+    if len(parts) == 1:
+        get(parts[0])  # raises for an unknown name
+        return parts[0], {}
+    raise ValueError(f"--eval={spec!r}: give one evaluator ({', '.join(EVALUATORS)}) or a "
+                     f"comma-separated list of metrics from {', '.join(QUALITY_METRICS)}")
 
 
 def get(name):
