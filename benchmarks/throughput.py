@@ -1,0 +1,413 @@
+r"""Training throughput (images/s) of our DCGAN step next to the peers, input pipeline, memory.
+
+    .venv/bin/python benchmarks/throughput.py --quick        # 64x64 batch 128, minutes
+    .venv/bin/python benchmarks/throughput.py                # 32/64, batch 64/128/256, all
+    .venv/bin/python benchmarks/throughput.py --sizes=128 --batches=64 --variants=bf16
+    .venv/bin/python benchmarks/throughput.py --memory_steps=1000   # RSS over a long run
+
+Ours: train_lib.make_train_loop (the trainer's own loop) on a random batch, the peers'
+architecture (base_width=64, i.e. ngf=ndf=64, z=100, 3 channels), in variants f32,
+f32+xla, bf16 (mixed_bfloat16), bf16+xla; each its own process, timed as the median
+images/s of --windows windows of --window_steps steps after warm-up. Peers: the scripts in
+../shared/peers (Keras plain/JIT/BF16, PyTorch f32/BF16), run in the same invocation.
+The table gives each row's ratio to the best peer of its size and batch, the process's
+peak RSS and the 1-minute load average when the row was measured: on a shared machine,
+compare only rows measured under similar load. Input pipeline rows time
+datasets.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
+directory and from the Fashion-MNIST IDX files, as a multiple of our best training rate.
+PyTorch peers need `.venv/bin/pip install torch==2.13.0`; without it they are skipped.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS_DIR = os.path.join(HERE, "..", "..", "shared", "peers")
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+VARIANTS = ("f32", "f32+xla", "bf16", "bf16+xla")
+PEERS = {  # name -> (script, extra environment)
+    "keras": ("peer_keras.py", {}),
+    "keras_jit": ("peer_keras.py", {"JIT": "1"}),
+    "keras_bf16": ("peer_keras.py", {"BF16": "1"}),
+    "keras_jit_bf16": ("peer_keras.py", {"JIT": "1", "BF16": "1"}),
+    "torch": ("peer_torch.py", {}),
+    "torch_bf16": ("peer_torch.py", {"BF16": "1"}),
+}
+QUICK = dict(sizes="64", batches="128", variants="f32,bf16",
+             peers="keras_jit,keras_bf16,torch,torch_bf16", windows=3, window_steps=2,
+             peer_steps=4, pipeline_files=512)
+
+
+# --- Pure helpers (tested in tests/benchmarks) ---
+
+def parse_rate(text):
+    """The last `img_per_s=N` (peers) in a process's output, or None."""
+    found = re.findall(r"img_per_s=([0-9.]+)", text)
+    return float(found[-1]) if found else None
+
+
+def summarize(rates):
+    """Median and spread of per-window rates."""
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
+            "windows": len(rates)}
+
+
+def add_ratios(rows):
+    """Sets row["vs_best_peer"] = rate / best peer rate of the same (size, batch) for
+    training rows (kind "ours" or "peer")."""
+    best = {}
+    for row in rows:
+        if row["kind"] == "peer" and row.get("rate"):
+            key = (row["size"], row["batch"])
+            best[key] = max(best.get(key, 0.0), row["rate"])
+    for row in rows:
+        peer = best.get((row["size"], row["batch"]))
+        training = row["kind"] in ("ours", "peer")
+        row["vs_best_peer"] = row["rate"] / peer if training and peer and row.get("rate") else None
+    return rows
+
+
+def markdown_table(rows, columns):
+    """rows: dicts; columns: (header, key, format). Missing values print as '-'."""
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = [fmt.format(row[key]) if row.get(key) is not None else "-"
+                 for _, key, fmt in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- Children: one measurement per process ---
+
+def run_child(cmd, env=None):
+    """Runs cmd; returns (output, exit code, peak RSS in MiB of that very process)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, **(env or {})), cwd=os.path.dirname(HERE))
+    out = proc.stdout.read()  # until the child closes it
+    _, status, usage = os.wait4(proc.pid, 0)  # wait4: this child's own rusage
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return out, proc.returncode, usage.ru_maxrss / 1024
+
+
+def result_line(payload):
+    print("RESULT " + json.dumps(payload), flush=True)
+
+
+def parse_result(text):
+    for line in reversed(text.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return None
+
+
+def time_ours(size, batch, variant, windows, window_steps, steps_per_execution):
+    """Child: images/s of our train loop on one random batch (no input pipeline)."""
+    import keras
+    import tensorflow as tf
+    from dcgan_keras.config import TrainConfig
+    from dcgan_keras.models import build_dcgan
+    from dcgan_keras.training import train_lib
+
+    mixed = "bfloat16" if variant.startswith("bf16") else "none"
+    keras.utils.set_random_seed(0)
+    with train_lib.dtype_policy(train_lib.POLICIES[mixed]):
+        gan = build_dcgan(image_size=size, channels=3, z_dim=100, base_width=64)
+        gan.compile(*train_lib.make_optimizers(TrainConfig(), mixed))
+    real = tf.random.uniform([batch, size, size, 3], -1.0, 1.0)
+    iterator = iter(tf.data.Dataset.from_tensors(real).repeat().prefetch(2))
+    loop = train_lib.make_train_loop(gan, tf.distribute.get_strategy(), "xla" in variant)
+    calls = max(1, window_steps // steps_per_execution)
+    num = tf.constant(steps_per_execution, tf.int32)
+    start = time.perf_counter()
+    loop(iterator, num)  # trace (and XLA compile)
+    first_call = time.perf_counter() - start
+    loop(iterator, num)
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(calls):
+            loop(iterator, num)
+        float(gan.d_loss_tracker.result())  # the work is done
+        rates.append(batch * calls * steps_per_execution / (time.perf_counter() - start))
+    result_line(dict(summarize(rates), first_call_s=first_call))
+
+
+def make_image_folder(directory, count, side):
+    """count smooth random RGB images side x side, half JPEG and half PNG."""
+    import numpy as np
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        coarse = rng.integers(0, 256, (8, 8, 3)).astype(np.float32)
+        image = tf.image.resize(coarse[None], [side, side], method="bicubic")[0]
+        image = tf.cast(tf.clip_by_value(image + rng.normal(0, 8, (side, side, 3)), 0, 255),
+                        tf.uint8)
+        data = tf.io.encode_jpeg(image, quality=90) if i % 2 else tf.io.encode_png(image)
+        tf.io.write_file(os.path.join(directory, f"{i:06d}.{'jpg' if i % 2 else 'png'}"),
+                         data)
+
+
+def time_pipeline(source_kind, size, batch, windows, window_batches, files, file_side):
+    """Child: images/s of datasets.train_dataset alone (decode, preprocess, batch)."""
+    from dcgan_keras.data import datasets
+    with tempfile.TemporaryDirectory() as tmp:
+        if source_kind == "folder":
+            make_image_folder(tmp, files, file_side)
+            source = datasets.get_source("folder", data_dir=tmp, allow_download=False,
+                                         index_cache=os.path.join(tmp, "index.json"))
+        else:
+            source = datasets.get_source("fashion_mnist", data_dir=FMNIST_DIR,
+                                         allow_download=False)
+        iterator = iter(datasets.train_dataset(source, size, 3, batch, seed=0))
+        for _ in range(3):
+            next(iterator)
+        rates = []
+        for _ in range(windows):
+            start = time.perf_counter()
+            for _ in range(window_batches):
+                next(iterator).numpy()
+            rates.append(batch * window_batches / (time.perf_counter() - start))
+    result_line(summarize(rates))
+
+
+def time_memory(size, batch, variant, steps, log_every):
+    """Child: RSS at every log step of a long train_and_evaluate run on Fashion-MNIST."""
+    from dcgan_keras.config import TrainConfig
+    from dcgan_keras.training import train_lib
+    samples = []
+
+    class Recorder(train_lib.Progress):
+        def update(self, step, logs=None, images_per_sec=None):
+            super().update(step, logs, images_per_sec)
+            samples.append((step, rss_mib()))
+
+    train_lib.Progress = Recorder
+    config = TrainConfig(dataset="fashion_mnist", data_dir=FMNIST_DIR, image_size=size,
+                         channels=3, base_width=64, batch_size=batch, max_steps=steps,
+                         log_every=log_every, checkpoint_every=max(steps // 4, 1),
+                         mixed_precision="bfloat16" if variant.startswith("bf16") else "none",
+                         jit_compile="true" if "xla" in variant else "false",
+                         allow_download=False)
+    with tempfile.TemporaryDirectory() as workdir:
+        train_lib.train_and_evaluate(config, workdir)
+    result_line({"samples": samples})
+
+
+def rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- The driver ---
+
+def cpu_seconds_busy():
+    """Machine-wide busy CPU seconds so far (user+nice+system+irq+softirq+steal)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def measure(cmd, env=None):
+    """Runs one child; returns its RESULT plus peak RSS, load and others' CPU use."""
+    load = os.getloadavg()[0]
+    busy, wall = cpu_seconds_busy(), time.monotonic()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, code, rss = run_child(cmd, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    wall = time.monotonic() - wall
+    others = max(0.0, (cpu_seconds_busy() - busy - own) / wall)
+    info = {"rss_mib": rss, "load": load, "others_cores": others, "exit": code}
+    result = parse_result(out)
+    if result is None:
+        rate = parse_rate(out)
+        result = {"median": rate} if rate is not None else None
+    if result is None or code:
+        sys.stderr.write(f"FAILED ({code}): {' '.join(cmd)}\n{out[-2000:]}\n")
+        return dict(info, rate=None)
+    return dict(info, **result, rate=result.get("median"))
+
+
+def child_cmd(args, *child):
+    return [sys.executable, os.path.abspath(__file__), "--child", *map(str, child),
+            f"--windows={args.windows}", f"--window_steps={args.window_steps}",
+            f"--steps_per_execution={args.steps_per_execution}",
+            f"--pipeline_files={args.pipeline_files}",
+            f"--pipeline_file_side={args.pipeline_file_side}",
+            f"--memory_log_every={args.memory_log_every}"]
+
+
+def torch_available():
+    code = "import importlib.util,sys; sys.exit(importlib.util.find_spec('torch') is None)"
+    return subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def machine_description():
+    model, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    from importlib import metadata
+    versions = []
+    for package in ("tensorflow", "keras", "torch"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    units = "/".join(sorted(flags & {"amx_bf16", "avx512_bf16", "avx512f"})) or "no AVX-512"
+    return f"{model}, {os.cpu_count()} cores ({units}); {', '.join(versions)}"
+
+
+COLUMNS = [("what", "name", "{}"), ("size", "size", "{}"), ("batch", "batch", "{}"),
+           ("img/s (median)", "rate", "{:.1f}"), ("min", "min", "{:.1f}"),
+           ("max", "max", "{:.1f}"), ("vs best peer", "vs_best_peer", "{:.2f}x"),
+           ("x training", "x_training", "{:.1f}x"), ("peak RSS MiB", "rss_mib", "{:.0f}"),
+           ("load 1m", "load", "{:.1f}"), ("other cores busy", "others_cores", "{:.2f}")]
+
+
+def run_grid(args):
+    sizes = [int(s) for s in args.sizes.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    variants = [v for v in args.variants.split(",") if v]
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(peers) - set(PEERS))
+    if unknown:
+        sys.exit(f"unknown variants/peers {unknown}; variants: {VARIANTS}, peers: {list(PEERS)}")
+    if any(PEERS[p][0] == "peer_torch.py" for p in peers) and not torch_available():
+        print("PyTorch is not installed: skipping the PyTorch peers "
+              "(.venv/bin/pip install torch==2.13.0 to include them)")
+        peers = [p for p in peers if PEERS[p][0] != "peer_torch.py"]
+    if peers and not os.path.isdir(args.peers_dir):
+        print(f"no peers at {args.peers_dir}: skipping them (--peers_dir)")
+        peers = []
+    rows = []
+    for size in sizes:
+        for batch in batches:
+            for variant in variants:
+                row = measure(child_cmd(args, "ours", size, batch, variant))
+                rows.append(dict(row, kind="ours", name=f"ours {variant}", size=size,
+                                 batch=batch))
+                print(f"ours {variant} {size}x{size} batch {batch}: {row.get('rate')}",
+                      flush=True)
+            for peer in peers:
+                script, env = PEERS[peer]
+                env = dict(env, RES=str(size), BATCH=str(batch), STEPS=str(args.peer_steps))
+                runs = [measure([sys.executable, os.path.join(args.peers_dir, script)], env)
+                        for _ in range(args.peer_repeats)]
+                rates = [r["rate"] for r in runs if r["rate"]]
+                row = dict(runs[-1], **(summarize(rates) if rates else {}),
+                           rate=statistics.median(rates) if rates else None)
+                rows.append(dict(row, kind="peer", name=f"peer {peer}", size=size, batch=batch))
+                print(f"peer {peer} {size}x{size} batch {batch}: {row.get('rate')}", flush=True)
+            best_ours = max([r["rate"] for r in rows if r["kind"] == "ours" and r["rate"]
+                             and (r["size"], r["batch"]) == (size, batch)], default=None)
+            for kind in [k for k in args.pipelines.split(",") if k]:
+                row = measure(child_cmd(args, "pipeline", kind, size, batch))
+                x = row["rate"] / best_ours if best_ours and row.get("rate") else None
+                rows.append(dict(row, kind="pipeline", name=f"input pipeline {kind}",
+                                 size=size, batch=batch, x_training=x))
+                print(f"pipeline {kind} {size}x{size} batch {batch}: {row.get('rate')}",
+                      flush=True)
+    return add_ratios(rows)
+
+
+def run_memory(args):
+    variant = args.variants.split(",")[0]
+    cmd = child_cmd(args, "memory", args.memory_size, args.memory_batch, variant,
+                    args.memory_steps)
+    row = measure(cmd)
+    samples = row.get("samples") or []
+    if not samples:
+        sys.exit("the memory run failed")
+    warm = [rss for step, rss in samples if step >= args.memory_steps // 10] or [samples[0][1]]
+    growth = samples[-1][1] - warm[0]
+    print(f"RSS over {args.memory_steps} steps of {args.memory_size}x{args.memory_size} batch "
+          f"{args.memory_batch} ({variant}, train_and_evaluate on Fashion-MNIST):")
+    print("  " + ", ".join(f"step {s}: {r:.0f}" for s, r in samples[::max(1, len(samples) // 12)]))
+    print(f"  after warm-up (step {args.memory_steps // 10}): {warm[0]:.0f} MiB; "
+          f"final: {samples[-1][1]:.0f} MiB; peak: {row['rss_mib']:.0f} MiB; growth "
+          f"{growth:+.0f} MiB -> {'no growth' if growth < args.memory_tolerance else 'GROWS'}"
+          f" (tolerance {args.memory_tolerance} MiB); load {row['load']:.1f}")
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="32,64", help="comma list; 128 when asked")
+    parser.add_argument("--batches", default="64,128,256")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--pipelines", default="folder,idx", help="'' to skip")
+    parser.add_argument("--quick", action="store_true", help="; ".join(
+        f"{k}={v}" for k, v in QUICK.items()))
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--window_steps", type=int, default=4)
+    parser.add_argument("--steps_per_execution", type=int, default=1)
+    parser.add_argument("--peer_steps", type=int, default=6)
+    parser.add_argument("--peer_repeats", type=int, default=1)
+    parser.add_argument("--peers_dir", default=os.path.normpath(PEERS_DIR))
+    parser.add_argument("--pipeline_files", type=int, default=2048)
+    parser.add_argument("--pipeline_file_side", type=int, default=128)
+    parser.add_argument("--memory_steps", type=int, default=0,
+                        help="if set: only the long-run memory check")
+    parser.add_argument("--memory_size", type=int, default=64)
+    parser.add_argument("--memory_batch", type=int, default=128)
+    parser.add_argument("--memory_log_every", type=int, default=50)
+    parser.add_argument("--memory_tolerance", type=float, default=64.0)
+    parser.add_argument("--out", default="", help="write the rows as JSON here")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "ours":
+            return time_ours(int(rest[0]), int(rest[1]), rest[2], args.windows,
+                             args.window_steps, args.steps_per_execution)
+        if kind == "pipeline":
+            return time_pipeline(rest[0], int(rest[1]), int(rest[2]), args.windows,
+                                 max(4, args.window_steps * 4), args.pipeline_files,
+                                 args.pipeline_file_side)
+        return time_memory(int(rest[0]), int(rest[1]), rest[2], int(rest[3]),
+                           args.memory_log_every)
+    if args.quick:
+        defaults = parser.parse_args([])
+        for key, value in QUICK.items():
+            if getattr(args, key) == getattr(defaults, key):
+                setattr(args, key, value)
+    print(f"machine: {machine_description()}")
+    print(f"command: {' '.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    if args.memory_steps:
+        rows = [run_memory(args)]
+    else:
+        rows = run_grid(args)
+        print()
+        print(markdown_table(rows, COLUMNS))
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The pure helpers of benchmarks/throughput.py (the benchmark itself is not a test)."""
+import importlib.util
+import os
+
+import pytest
+
+from conftest import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "throughput", os.path.join(REPO, "benchmarks", "throughput.py"))
+throughput = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(throughput)
+
+
+def test_parse_rate_takes_the_last_peer_line():
+    text = "warming up\nkeras_peer res=64 batch=128 jit=False img_per_s=19.5\n"
+    assert throughput.parse_rate(text) == 19.5
+    assert throughput.parse_rate("a img_per_s=1.0\nb img_per_s=2.5") == 2.5
+    assert throughput.parse_rate("Traceback ...") is None
+
+
+def test_summarize_is_the_median_of_windows():
+    assert throughput.summarize([3.0, 1.0, 100.0]) == {
+        "median": 3.0, "min": 1.0, "max": 100.0, "windows": 3}
+    assert throughput.summarize([1.0, 2.0])["median"] == 1.5
+
+
+def test_ratios_are_to_the_best_peer_of_the_same_size_and_batch():
+    rows = [dict(kind="ours", size=64, batch=128, rate=120.0),
+            dict(kind="peer", size=64, batch=128, rate=40.0),
+            dict(kind="peer", size=64, batch=128, rate=60.0),
+            dict(kind="peer", size=32, batch=128, rate=200.0),
+            dict(kind="ours", size=64, batch=256, rate=50.0),  # no peer at this batch
+            dict(kind="pipeline", size=64, batch=128, rate=900.0),
+            dict(kind="ours", size=64, batch=128, rate=None)]  # a failed run
+    ratios = [r["vs_best_peer"] for r in throughput.add_ratios(rows)]
+    assert ratios == [pytest.approx(2.0), pytest.approx(2 / 3), pytest.approx(1.0),
+                      pytest.approx(1.0), None, None, None]
+
+
+def test_markdown_table_formats_and_marks_missing_values():
+    table = throughput.markdown_table(
+        [{"name": "ours", "rate": 12.345}, {"name": "peer"}],
+        [("what", "name", "{}"), ("img/s", "rate", "{:.1f}")])
+    assert table.splitlines() == ["| what | img/s |", "|---|---|", "| ours | 12.3 |",
+                                  "| peer | - |"]
