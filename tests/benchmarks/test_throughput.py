@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import REPO
+from testutil import REPO
 
 _spec = importlib.util.spec_from_file_location(
     "throughput", os.path.join(REPO, "benchmarks", "throughput.py"))

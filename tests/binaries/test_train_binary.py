@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_idx_dataset, run_binary
+from testutil import make_idx_dataset, run_binary
 from dcgan_keras.utils.images import read_png
 
 TRAIN = "dcgan_keras.binaries.train"

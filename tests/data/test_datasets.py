@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import make_idx_dataset, write_idx
+from testutil import make_idx_dataset, write_idx
 from dcgan_keras.data import datasets, idx, preprocessing
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_idx_dataset
+from testutil import make_idx_dataset
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.evaluation import classifier, quality_eval, registry
 from dcgan_keras.training import train_lib
@@ -73,7 +73,7 @@ def test_eval_flag_resolves_metric_lists():
 
 
 def test_evaluate_binary_scores_image_files(setup, tmp_path):
-    from conftest import run_binary
+    from testutil import run_binary
     root, _ = setup
     images = np.random.default_rng(1).integers(0, 255, (50, 16, 16)).astype(np.uint8)
     np.save(tmp_path / "fake.npy", images)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_idx_dataset
+from testutil import make_idx_dataset
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.evaluation import classifier, feature_nets, sample_quality
 from dcgan_keras.training import checkpoints, train_lib

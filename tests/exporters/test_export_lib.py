@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_binary
+from testutil import run_binary
 
 from dcgan_keras.exporters import export_lib
 from dcgan_keras.training import checkpoints

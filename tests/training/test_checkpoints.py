@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import make_idx_dataset
+from testutil import make_idx_dataset
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.models import build_dcgan
 from dcgan_keras.training import checkpoints, train_lib

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, make_idx_dataset
+from testutil import REPO, make_idx_dataset
 from dcgan_keras.models import build_dcgan
 from dcgan_keras.training import checkpoints, strategies, train_lib
 
