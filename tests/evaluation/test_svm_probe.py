@@ -1,0 +1,182 @@
+"""Tests for the linear-SVM representation-learning probe."""
+
+import json
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from dcgan_keras.evaluation.svm_probe import (
+    MethodResult, format_table, raw_pixels, result_to_json, run_probe, sample_draw)
+
+C_GRID = (0.001, 0.01, 0.1, 1.0)
+
+
+def _quadrant_data(n_per_class, seed, size=8, classes=4):
+    """Class c lights up quadrant c of a noisy image: linearly separable from pixels."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    rng.shuffle(labels)
+    images = rng.normal(0.0, 0.5, (len(labels), size, size, 1)).astype(np.float32)
+    h = size // 2
+    for i, c in enumerate(labels):
+        r, col = divmod(int(c), 2)
+        images[i, r * h:(r + 1) * h, col * h:(col + 1) * h] += 1.0
+    return np.clip(images, -1, 1), labels
+
+
+@pytest.fixture(scope="module")
+def data():
+    train_x, train_y = _quadrant_data(60, seed=0)
+    test_x, test_y = _quadrant_data(50, seed=1)
+    return train_x, train_y, test_x, test_y
+
+
+def _noise_fn(seed=0):
+    rng = np.random.default_rng(seed)
+    return lambda images: rng.standard_normal((len(images), 16))
+
+
+def _run(data, fns, **kw):
+    args = dict(labels_per_class=5, val_size=40, draws=3, c_grid=C_GRID, seed=0,
+                batch_size=64, progress=False)
+    args.update(kw)
+    return run_probe(fns, *data, **args)
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    fns = OrderedDict([("raw_pixels", raw_pixels), ("noise", _noise_fn()),
+                       ("raw_again", lambda x: raw_pixels(x))])
+    return _run(data, fns)
+
+
+def test_raw_pixels_separate_and_noise_is_at_chance(result):
+    assert list(result.methods) == ["raw_pixels", "noise", "raw_again"]
+    assert result.methods["raw_pixels"].mean_accuracy > 0.9
+    assert result.methods["noise"].mean_accuracy < 0.45  # chance is 0.25
+    assert result.methods["raw_pixels"].feature_dim == 64
+    assert result.methods["noise"].feature_dim == 16
+
+
+def test_chosen_c_in_grid_and_lists_per_draw(result):
+    for m in result.methods.values():
+        assert len(m.test_accuracies) == len(m.chosen_c) == len(m.val_accuracy_grid) == 3
+        assert set(m.chosen_c) <= set(C_GRID)
+        for c, val, grid in zip(m.chosen_c, m.val_accuracies, m.val_accuracy_grid):
+            assert val == max(grid)
+            assert c == C_GRID[int(np.argmax(grid))]  # first (smallest) C among ties
+
+
+def test_same_draws_for_all_methods(data):
+    seen = {}
+
+    def recorder(name):
+        def fn(images):
+            seen.setdefault(name, []).append(images.copy())
+            return raw_pixels(images)
+        return fn
+
+    res = _run(data, OrderedDict([("a", recorder("a")), ("b", recorder("b"))]))
+    assert len(seen["a"]) == len(seen["b"])
+    for x, y in zip(seen["a"], seen["b"]):
+        np.testing.assert_array_equal(x, y)
+        assert len(x) <= 64  # batch_size respected
+    # Features are computed once per image: the union of all draws' train images + test.
+    union = np.unique(np.concatenate([np.r_[d.labelled, d.validation] for d in res.draws]))
+    assert sum(len(x) for x in seen["a"]) == len(union) + len(data[2])
+    # Identical features -> identical per-draw outcomes, so the splits were identical.
+    assert res.methods["a"].test_accuracies == res.methods["b"].test_accuracies
+    assert res.methods["a"].chosen_c == res.methods["b"].chosen_c
+
+
+def test_draws_reproducible_from_seed(data, result):
+    train_y = data[1]
+    for d, draw in enumerate(result.draws):
+        ref = sample_draw(train_y, 5, 40, seed=d)
+        assert draw.seed == d
+        np.testing.assert_array_equal(draw.labelled, ref.labelled)
+        np.testing.assert_array_equal(draw.validation, ref.validation)
+    again = _run(data, OrderedDict([("raw_pixels", raw_pixels)]))
+    assert again.methods["raw_pixels"].test_accuracies == \
+        result.methods["raw_pixels"].test_accuracies
+    other = _run(data, OrderedDict([("raw_pixels", raw_pixels)]), seed=100)
+    assert not np.array_equal(other.draws[0].labelled, result.draws[0].labelled)
+    assert not np.array_equal(result.draws[0].labelled, result.draws[1].labelled)
+
+
+def test_parallel_and_solver_choice_do_not_change_the_protocol(data, result):
+    ref = result.methods["raw_pixels"]
+    par = _run(data, {"raw_pixels": raw_pixels}, n_jobs=2).methods["raw_pixels"]
+    assert par.test_accuracies == ref.test_accuracies and par.chosen_c == ref.chosen_c
+    # 20 labelled samples vs 64 dims: the automatic choice is the dual; the primal solves
+    # the same convex problem, so the outcome barely moves.
+    primal = _run(data, {"raw_pixels": raw_pixels}, dual=False).methods["raw_pixels"]
+    assert abs(primal.mean_accuracy - ref.mean_accuracy) < 0.05
+    unsorted = _run(data, {"raw_pixels": raw_pixels}, c_grid=C_GRID[::-1] + (1.0,))
+    assert unsorted.config["c_grid"] == list(C_GRID)
+    assert unsorted.methods["raw_pixels"].chosen_c == ref.chosen_c
+
+
+def test_labelled_and_validation_disjoint_and_balanced():
+    labels = np.repeat(np.arange(3), [20, 30, 40])
+    draw = sample_draw(labels, labels_per_class=7, val_size=50, seed=5)
+    assert np.intersect1d(draw.labelled, draw.validation).size == 0
+    assert len(draw.labelled) == 21 and len(np.unique(draw.labelled)) == 21
+    assert len(draw.validation) == 50 and len(np.unique(draw.validation)) == 50
+    np.testing.assert_array_equal(np.bincount(labels[draw.labelled]), [7, 7, 7])
+
+
+def test_mean_and_ci_from_per_draw_list(result):
+    for m in result.methods.values():
+        acc = np.array(m.test_accuracies)
+        assert m.mean_accuracy == pytest.approx(acc.mean())
+        assert m.ci95 == pytest.approx(1.96 * acc.std())
+        assert m.error_rate == pytest.approx(1 - acc.mean())
+    m = MethodResult("x", 1, [0.8, 0.9, 1.0], [1.0] * 3, [0.0] * 3, [[0.0]] * 3, [True] * 3)
+    assert m.mean_accuracy == pytest.approx(0.9)
+    assert m.ci95 == pytest.approx(1.96 * np.sqrt(2 / 300))
+
+
+def test_format_table_and_json(result):
+    table = format_table(result)
+    lines = table.splitlines()
+    assert len(lines) == 3 + 3
+    raw = result.methods["raw_pixels"]
+    assert "raw_pixels" in lines[3] and f"{100 * raw.mean_accuracy:.2f}" in lines[3]
+    assert f"{100 * raw.error_rate:.2f}" in lines[3] and " 64 " in lines[3]
+    for col in ("accuracy", "1.96", "error", "dims", "C"):
+        assert col in lines[1]
+    js = json.loads(json.dumps(result_to_json(result)))
+    assert js["methods"]["noise"]["test_accuracies"] == result.methods["noise"].test_accuracies
+    assert js["config"]["c_grid"] == list(C_GRID)
+    assert "labelled" not in js["draws"][0]
+    full = json.loads(json.dumps(result_to_json(result, include_indices=True)))
+    assert full["draws"][1]["validation"] == result.draws[1].validation.tolist()
+
+
+def test_input_validation(data):
+    tx, ty, vx, vy = data
+    fns = {"raw": raw_pixels}
+    cases = [
+        (dict(labels_per_class=61), "labels_per_class"),
+        (dict(val_size=221), "val_size"),
+        (dict(test_images=vx[:, :4]), "different shapes"),
+        (dict(train_labels=ty[:-1]), "labels"),
+        (dict(test_labels=vy.astype(float)), "integer"),
+        (dict(test_labels=vy + 10), "do not occur"),
+        (dict(draws=0), "draws"),
+        (dict(c_grid=()), "c_grid"),
+        (dict(feature_fns={}), "non-empty"),
+        (dict(feature_fns={"bad": lambda x: np.ones((1, 3))}), "returned shape"),
+        (dict(feature_fns={"nan": lambda x: np.full((len(x), 3), np.nan)}), "NaN"),
+    ]
+    for override, message in cases:
+        args = dict(feature_fns=fns, train_images=tx, train_labels=ty, test_images=vx,
+                    test_labels=vy, labels_per_class=5, val_size=40, draws=1,
+                    c_grid=C_GRID, progress=False)
+        args.update(override)
+        with pytest.raises(ValueError, match=message):
+            run_probe(**args)
+    with pytest.raises(TypeError, match="callable"):
+        run_probe({"x": 3}, tx, ty, vx, vy, labels_per_class=5, val_size=40, progress=False)
