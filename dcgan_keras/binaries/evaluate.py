@@ -39,8 +39,8 @@ flags.DEFINE_string("output_json", "", "Result file (default: WORKDIR/eval/<eval
 flags.DEFINE_integer("labels_per_class", 100, "svm_probe: labelled images per class.")
 flags.DEFINE_integer("val_size", 10000, "svm_probe: held-out training images choosing C.")
 flags.DEFINE_integer("draws", 10, "svm_probe: random draws of the labelled subset.")
-flags.DEFINE_list("c_grid", ["1e-4", "3e-4", "1e-3", "3e-3", "1e-2", "3e-2", "1e-1", "3e-1",
-                             "1"], "svm_probe: candidate SVM C values.")
+flags.DEFINE_list("c_grid", [], "svm_probe: candidate SVM C values (default: "
+                  "svm_probe.DEFAULT_C_GRID, 1e-5 ... 1e-1).")
 flags.DEFINE_list("baselines", ["raw_pixels", "kmeans", "random_d"],
                   "svm_probe: baselines run on the same draws.")
 flags.DEFINE_integer("kmeans_centroids", 1600, "svm_probe: K of the K-means baseline.")
@@ -65,7 +65,8 @@ flags.DEFINE_enum("generator", "generator", ["generator", "ema"],
                   "fid/kid/is/pr: the workdir's generator or its EMA copy.")
 flags.mark_flag_as_required("eval")
 
-_CONVERTERS = {"c_grid": lambda values: [float(v) for v in values],
+# Flag value -> option value; None leaves the option at the evaluator's default.
+_CONVERTERS = {"c_grid": lambda values: [float(v) for v in values] or None,
                "baselines": lambda values: [v for v in values if v]}
 
 
@@ -89,6 +90,7 @@ def main(argv):
         evaluator = registry.get(name)
         options = {option: _CONVERTERS.get(option, lambda v: v)(FLAGS[option].value)
                    for option in evaluator.options if option not in implied}
+        options = {option: value for option, value in options.items() if value is not None}
         options.update(implied)
     except ValueError as e:
         common.fail(f"bad option value: {e}")

@@ -1,22 +1,14 @@
 """The sample binary: the same seed gives the same samples from a workdir, an export and
 the exported `sample` signature; .npy keeps the z of every image."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from testutil import run_binary, write_idx
 import tensorflow as tf
 
 from dcgan_keras.exporters import sampling
 from dcgan_keras.utils import images as images_lib
-
-
-def _write_idx(path, array):
-    array = np.asarray(array, np.uint8)
-    with open(path, "wb") as f:
-        f.write(bytes([0, 0, 0x08, array.ndim])
-                + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +21,8 @@ def run(tmp_path_factory):
     data = root / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
-    _write_idx(str(data / "train-images-idx3-ubyte"), rng.integers(0, 256, (32, 28, 28)))
-    _write_idx(str(data / "train-labels-idx1-ubyte"), np.arange(32) % 10)
+    write_idx(str(data / "train-images-idx3-ubyte.gz"), rng.integers(0, 256, (32, 28, 28)))
+    write_idx(str(data / "train-labels-idx1-ubyte.gz"), np.arange(32) % 10)
     config = TrainConfig(dataset="fashion_mnist", data_dir=str(data), image_size=16,
                          channels=1, base_width=8, z_dim=8, batch_size=16, max_steps=2,
                          allow_download=False, num_sample_images=4)
@@ -41,9 +33,7 @@ def run(tmp_path_factory):
 
 
 def _sample(*args):
-    return subprocess.run([sys.executable, "-m", "dcgan_keras.binaries.sample", *args],
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    return run_binary("dcgan_keras.binaries.sample", *args, timeout=300)
 
 
 def test_same_seed_same_samples_from_workdir_export_and_signature(run, tmp_path):

@@ -2,13 +2,13 @@
 and the outputs of that export computed in a fresh Python process (TensorFlow + NumPy only).
 """
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from testutil import make_idx_dataset
 
 from dcgan_keras.exporters import export_lib
 from dcgan_keras.models import Discriminator, Generator
@@ -157,44 +157,13 @@ def fresh(export_dir, inputs, tmp_path_factory):
     return dict(np.load(out)), report["errors"], report["modules"]
 
 
-def run_binary(module, *args, timeout=300):
-    """Runs `python -m module args` in a subprocess; returns the CompletedProcess."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
-
-
-def write_idx(path, array):
-    """Writes a uint8 array as an (uncompressed) IDX file, the MNIST file format."""
-    array = np.asarray(array, np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + array.tobytes())
-
-
-def tiny_fashion_mnist(directory, n=64, seed=0):
-    """A fake Fashion-MNIST (28x28 blobs, 10 labels) as IDX files in directory."""
-    os.makedirs(directory, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for split, prefix in [("train", "train"), ("test", "t10k")]:
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 60, (n, 28, 28))
-        for i, label in enumerate(labels):  # a bright square whose place is the class
-            r, c = 2 + 2 * label, 4 + label
-            images[i, r:r + 8, c:c + 8] = 250
-        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte"), images)
-        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte"), labels)
-    return directory
-
-
 @pytest.fixture(scope="session")
 def tiny_workdir(tmp_path_factory):
     """A training workdir after 2 steps on tiny fake Fashion-MNIST (16x16, widths 8)."""
     from dcgan_keras.config import TrainConfig
     from dcgan_keras.training import train_lib
     root = tmp_path_factory.mktemp("run")
-    config = TrainConfig(dataset="fashion_mnist", data_dir=tiny_fashion_mnist(str(root / "data")),
+    config = TrainConfig(dataset="fashion_mnist", data_dir=make_idx_dataset(str(root / "data")),
                          image_size=16, channels=1, base_width=8, z_dim=8, batch_size=16,
                          max_steps=2, allow_download=False, num_sample_images=4, log_every=1)
     workdir = str(root / "workdir")
