@@ -377,6 +377,8 @@ def main():
     parser.add_argument("--memory_tolerance", type=float, default=64.0)
     parser.add_argument("--out", default="", help="write the rows as JSON here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    if parser.parse_known_args()[0].quick:  # QUICK values, unless given on the command line
+        parser.set_defaults(**QUICK)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
@@ -389,11 +391,6 @@ def main():
                                  args.pipeline_file_side)
         return time_memory(int(rest[0]), int(rest[1]), rest[2], int(rest[3]),
                            args.memory_log_every)
-    if args.quick:
-        defaults = parser.parse_args([])
-        for key, value in QUICK.items():
-            if getattr(args, key) == getattr(defaults, key):
-                setattr(args, key, value)
     print(f"machine: {machine_description()}")
     print(f"command: {' '.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
