@@ -8,6 +8,8 @@ import math
 
 import keras
 
+from dcgan_keras.models import fast_layers
+
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 256
 # The paper's LSUN model: G 100 -> 4x4x1024 -> ... -> 64x64x3, i.e. 128 filters in the
@@ -52,22 +54,6 @@ def weight_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-@keras.saving.register_keras_serializable(package="dcgan_keras")
-class BatchNormalization(keras.layers.BatchNormalization):
-    """Keras BatchNormalization whose moving statistics stay equal on every replica.
-
-    Keras 3 creates the moving mean/variance with aggregation "none", so under a
-    tf.distribute strategy each replica updates its own copy from its own batch and the
-    copies drift apart (only replica 0's reach the checkpoint). Aggregation "mean"
-    averages the replicas' updates, as tf.keras 2 did. No effect on one device.
-    """
-
-    def add_weight(self, *args, **kwargs):
-        if not kwargs.get("trainable", True):
-            kwargs["aggregation"] = "mean"
-        return super().add_weight(*args, **kwargs)
-
-
 def batch_norm(name, synchronized=False):
     """BatchNorm with gamma ~ N(1, 0.02), beta = 0 (as the reference DCGAN code).
 
@@ -76,7 +62,7 @@ def batch_norm(name, synchronized=False):
         synchronized: compute batch statistics over the global batch under a
             tf.distribute strategy (so N replicas behave like one).
     """
-    return BatchNormalization(
+    return fast_layers.BatchNormalization(
         momentum=BATCHNORM_MOMENTUM,
         epsilon=BATCHNORM_EPSILON,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),

@@ -2,7 +2,7 @@
 import keras
 from keras import layers
 
-from dcgan_keras.models import architecture
+from dcgan_keras.models import architecture, fast_layers
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")
@@ -33,9 +33,9 @@ class Discriminator(keras.Model):
         images = keras.Input(shape=(image_size, image_size, channels), name="images")
         x = images
         for i, filters in enumerate(widths, start=1):
-            x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=(i == 1),
-                              kernel_initializer=architecture.weight_init(),
-                              name=f"block{i}_conv")(x)
+            x = fast_layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=(i == 1),
+                                   kernel_initializer=architecture.weight_init(),
+                                   name=f"block{i}_conv")(x)
             if i > 1:  # no BatchNorm on the D input layer
                 x = architecture.batch_norm(f"block{i}_bn", sync_batchnorm)(x)
             x = layers.LeakyReLU(negative_slope=architecture.LEAKY_SLOPE,

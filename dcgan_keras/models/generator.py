@@ -2,7 +2,7 @@
 import keras
 from keras import layers
 
-from dcgan_keras.models import architecture
+from dcgan_keras.models import architecture, fast_layers
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")
@@ -40,14 +40,15 @@ class Generator(keras.Model):
         x = architecture.batch_norm("project_bn", sync_batchnorm)(x)
         x = layers.ReLU(name="project_relu")(x)
         for i, filters in enumerate(widths[1:], start=1):
-            x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                                       kernel_initializer=architecture.weight_init(),
-                                       name=f"block{i}_deconv")(x)
+            x = fast_layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
+                                            use_bias=False,
+                                            kernel_initializer=architecture.weight_init(),
+                                            name=f"block{i}_deconv")(x)
             x = architecture.batch_norm(f"block{i}_bn", sync_batchnorm)(x)
             x = layers.ReLU(name=f"block{i}_relu")(x)
-        x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
-                                   kernel_initializer=architecture.weight_init(),
-                                   name="output_deconv")(x)
+        x = fast_layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
+                                        kernel_initializer=architecture.weight_init(),
+                                        name="output_deconv")(x)
         # float32 output under mixed precision: images leave G in full precision.
         images = layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
         kwargs.setdefault("name", "generator")

@@ -1,0 +1,113 @@
+"""fast_layers compute what Keras' layers compute: outputs, gradients, moving statistics."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan_keras.models import fast_layers
+
+
+@pytest.fixture
+def policy():
+    previous = keras.config.dtype_policy()
+    yield keras.config.set_dtype_policy
+    keras.config.set_dtype_policy(previous)
+
+
+def _bn_pair(**kwargs):
+    kwargs = dict(momentum=0.9, epsilon=1e-5, **kwargs)
+    keras_bn, fast_bn = (keras.layers.BatchNormalization(**kwargs),
+                         fast_layers.BatchNormalization(**kwargs))
+    return keras_bn, fast_bn
+
+
+def _run(layer, x, weights):
+    """Output, d(loss)/d(x, gamma, beta) and moving statistics after one training call."""
+    x = tf.cast(x, layer.compute_dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+    grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+    return [np.asarray(tf.cast(t, tf.float32)) for t in
+            [y, *grads, layer.moving_mean, layer.moving_variance]]
+
+
+@pytest.mark.parametrize("name,atol", [("float32", 2e-5), ("mixed_bfloat16", 2e-2)])
+def test_batchnorm_matches_keras_in_training(policy, name, atol):
+    policy(name)
+    x = tf.random.stateless_normal([8, 4, 4, 16], seed=[1, 2]) * 3.0 + 2.0
+    weights = tf.random.stateless_normal(x.shape, seed=[3, 4])
+    keras_bn, fast_bn = _bn_pair(gamma_initializer=keras.initializers.RandomNormal(1, 0.1))
+    keras_bn.build(x.shape)
+    fast_bn.build(x.shape)
+    fast_bn.set_weights(keras_bn.get_weights())
+    expected, got = _run(keras_bn, x, weights), _run(fast_bn, x, weights)
+    for name_, a, b in zip(["y", "dx", "dgamma", "dbeta", "moving_mean", "moving_var"],
+                           expected, got):
+        scale = max(1.0, float(np.abs(a).max()))
+        np.testing.assert_allclose(b, a, atol=atol * scale, err_msg=name_)
+    # Inference uses the moving statistics, as Keras does.
+    np.testing.assert_allclose(fast_bn(x, training=False), keras_bn(x, training=False),
+                               atol=atol * 10)
+
+
+def _reference_and_fast(fast_fn, reference_fn, x, kernel, dy):
+    grads = []
+    for fn in (reference_fn, fast_fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = fn(x, kernel)
+            loss = tf.reduce_sum(y * dy)
+        grads.append([y, *tape.gradient(loss, [x, kernel])])
+    return grads
+
+
+@pytest.mark.parametrize("n,size,c_in,c_out", [(3, 8, 5, 7), (2, 4, 6, 3), (2, 16, 3, 4)])
+def test_conv_gradients_match_autodiff(n, size, c_in, c_out):
+    rng = np.random.default_rng(size)
+    x = tf.constant(rng.normal(size=(n, size, size, c_in)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(4, 4, c_in, c_out)), tf.float32)
+    low = tf.constant(rng.normal(size=(n, size // 2, size // 2, c_out)), tf.float32)
+    # Down: x -> low resolution.
+    expected, got = _reference_and_fast(fast_layers.conv_down,
+                                        lambda a, k: tf.nn.conv2d(a, k, 2, "SAME"),
+                                        x, kernel, low)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+    # Up: low resolution -> x's shape, with the same kernel.
+    expected, got = _reference_and_fast(
+        fast_layers.conv_up,
+        lambda a, k: tf.nn.conv2d_transpose(a, k, [n, size, size, c_in], 2, "SAME"),
+        low, kernel, x)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls,fast_cls,shape", [
+    (keras.layers.Conv2D, fast_layers.Conv2D, (4, 8, 8, 16)),
+    (keras.layers.Conv2DTranspose, fast_layers.Conv2DTranspose, (4, 4, 4, 16)),
+])
+def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, shape):
+    """The layers that take the matmul path (bfloat16, low side <= 4) agree with Keras'."""
+    policy("mixed_bfloat16")
+    calls = []
+    original = fast_layers.kernel_gradient
+    monkeypatch.setattr(fast_layers, "kernel_gradient",
+                        lambda *args: calls.append(1) or original(*args))
+    kwargs = dict(filters=8, kernel_size=4, strides=2, padding="same")
+    reference, fast = cls(**kwargs), fast_cls(**kwargs)
+    x = tf.random.stateless_normal(shape, seed=[5, 6])
+    reference.build(shape)
+    fast.build(shape)
+    fast.set_weights(reference.get_weights())
+    results = []
+    for layer in (reference, fast):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
+        results.append([y, tape.gradient(loss, layer.kernel)])
+    assert calls == [1]  # the fast layer's kernel gradient was the matmul one
+    for a, b in zip(*results):
+        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
+        np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
