@@ -10,7 +10,9 @@ architecture (base_width=64, i.e. ngf=ndf=64, z=100, 3 channels), in variants f3
 f32+xla, bf16 (mixed_bfloat16), bf16+xla; each its own process, timed as the median
 images/s of --windows windows of --window_steps steps after warm-up. Peers: the scripts in
 ../shared/peers (Keras plain/JIT/BF16, PyTorch f32/BF16), run in the same invocation.
-The table gives each row's ratio to the best peer of its size and batch, the process's
+A name ending in @Nt (bf16@1t, torch_bf16@1t) runs with N CPU threads: on a machine that
+others load, a 2-thread OpenMP peer can lose 3x to spin-waiting, so 1-thread rows show
+each side's best under the load at hand. The table gives each row's ratio to the best peer of its size and batch, the process's
 peak RSS and the 1-minute load average when the row was measured: on a shared machine,
 compare only rows measured under similar load. Input pipeline rows time
 datasets.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
@@ -49,6 +51,20 @@ QUICK = dict(sizes="64", batches="128", variants="f32,bf16",
 
 
 # --- Pure helpers (tested in tests/benchmarks) ---
+
+def split_threads(name):
+    """'bf16@1t' -> ('bf16', 1): a variant or peer run with 1 CPU thread; 'bf16' -> (.., None)."""
+    match = re.fullmatch(r"(.+)@(\d+)t", name)
+    return (match.group(1), int(match.group(2))) if match else (name, None)
+
+
+def thread_env(threads):
+    """Environment that caps TensorFlow's (and OpenMP's) threads, or {} for the default."""
+    if not threads:
+        return {}
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+            "OMP_NUM_THREADS": str(threads), "PEER_THREADS": str(threads)}
+
 
 def parse_rate(text):
     """The last `img_per_s=N` (peers) in a process's output, or None."""
@@ -119,6 +135,7 @@ def time_ours(size, batch, variant, windows, window_steps, steps_per_execution):
     from dcgan_keras.models import build_dcgan
     from dcgan_keras.training import train_lib
 
+    variant = split_threads(variant)[0]
     mixed = "bfloat16" if variant.startswith("bf16") else "none"
     keras.utils.set_random_seed(0)
     with train_lib.dtype_policy(train_lib.POLICIES[mixed]):
@@ -252,6 +269,15 @@ def child_cmd(args, *child):
             f"--memory_log_every={args.memory_log_every}"]
 
 
+def peer_cmd(script):
+    """Runs a peer script; with PEER_THREADS set, os.cpu_count() reads that number (the
+    PyTorch peer sizes its thread pool from it)."""
+    code = ("import os, runpy; n = os.environ.get('PEER_THREADS'); "
+            "os.cpu_count = (lambda: int(n)) if n else os.cpu_count; "
+            f"runpy.run_path({script!r}, run_name='__main__')")
+    return [sys.executable, "-c", code]
+
+
 def torch_available():
     code = "import importlib.util,sys; sys.exit(importlib.util.find_spec('torch') is None)"
     return subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -291,13 +317,15 @@ def run_grid(args):
     batches = [int(b) for b in args.batches.split(",")]
     variants = [v for v in args.variants.split(",") if v]
     peers = [p for p in args.peers.split(",") if p]
-    unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(peers) - set(PEERS))
+    unknown = (sorted({split_threads(v)[0] for v in variants} - set(VARIANTS))
+               + sorted({split_threads(p)[0] for p in peers} - set(PEERS)))
     if unknown:
         sys.exit(f"unknown variants/peers {unknown}; variants: {VARIANTS}, peers: {list(PEERS)}")
-    if any(PEERS[p][0] == "peer_torch.py" for p in peers) and not torch_available():
+    torch_peers = [p for p in peers if PEERS[split_threads(p)[0]][0] == "peer_torch.py"]
+    if torch_peers and not torch_available():
         print("PyTorch is not installed: skipping the PyTorch peers "
               "(.venv/bin/pip install torch==2.13.0 to include them)")
-        peers = [p for p in peers if PEERS[p][0] != "peer_torch.py"]
+        peers = [p for p in peers if p not in torch_peers]
     if peers and not os.path.isdir(args.peers_dir):
         print(f"no peers at {args.peers_dir}: skipping them (--peers_dir)")
         peers = []
@@ -305,15 +333,18 @@ def run_grid(args):
     for size in sizes:
         for batch in batches:
             for variant in variants:
-                row = measure(child_cmd(args, "ours", size, batch, variant))
+                row = measure(child_cmd(args, "ours", size, batch, variant),
+                              thread_env(split_threads(variant)[1]))
                 rows.append(dict(row, kind="ours", name=f"ours {variant}", size=size,
                                  batch=batch))
                 print(f"ours {variant} {size}x{size} batch {batch}: {row.get('rate')}",
                       flush=True)
             for peer in peers:
-                script, env = PEERS[peer]
-                env = dict(env, RES=str(size), BATCH=str(batch), STEPS=str(args.peer_steps))
-                runs = [measure([sys.executable, os.path.join(args.peers_dir, script)], env)
+                base, threads = split_threads(peer)
+                script, env = PEERS[base]
+                env = dict(env, **thread_env(threads), RES=str(size), BATCH=str(batch),
+                           STEPS=str(args.peer_steps))
+                runs = [measure(peer_cmd(os.path.join(args.peers_dir, script)), env)
                         for _ in range(args.peer_repeats)]
                 rates = [r["rate"] for r in runs if r["rate"]]
                 row = dict(runs[-1], **(summarize(rates) if rates else {}),

@@ -44,3 +44,10 @@ def test_markdown_table_formats_and_marks_missing_values():
         [("what", "name", "{}"), ("img/s", "rate", "{:.1f}")])
     assert table.splitlines() == ["| what | img/s |", "|---|---|", "| ours | 12.3 |",
                                   "| peer | - |"]
+
+
+def test_thread_suffix():
+    assert throughput.split_threads("torch_bf16@1t") == ("torch_bf16", 1)
+    assert throughput.split_threads("bf16+xla") == ("bf16+xla", None)
+    assert throughput.thread_env(None) == {}
+    assert throughput.thread_env(1)["TF_NUM_INTRAOP_THREADS"] == "1"
