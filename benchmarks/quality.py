@@ -67,7 +67,11 @@ def main():
 
     peer_dir = os.path.join(out, "peer")
     peer = None
-    if not args.skip_peer:
+    have_peer = all(os.path.exists(os.path.join(peer_dir, f"peer_epoch{e}.npy"))
+                    for e in range(1, args.epochs + 1))
+    if have_peer:  # samples of an earlier invocation: reuse them
+        peer = True
+    elif not args.skip_peer:
         start = time.perf_counter()
         peer = subprocess.Popen([sys.executable, args.peer, str(args.epochs), peer_dir])
         # Run the peer alone first: the two must not share the 2 cores while timed.
@@ -92,7 +96,7 @@ def main():
         results["ours_ema"][epoch] = scores(net, sample_quality.generate(ema, NUM, seed=1),
                                             real)
         row = [image_utils.make_grid(ours[:64])]
-        if peer is not None:
+        if peer:
             theirs = np.load(os.path.join(peer_dir, f"peer_epoch{epoch}.npy"))[..., None]
             results["peer"][epoch] = scores(net, theirs, real)
             row.append(np.full((row[0].shape[0], 8, 1), 255, np.uint8))
