@@ -8,19 +8,22 @@
   CPUs, oneDNN's bfloat16 weight gradient (Conv2DBackpropFilter) is slow where the spatial
   size is small and the channels many: on a 2-core AMX Xeon (TF 2.21, batch 128, 8x8x256
   -> 4x4x512) it ran at ~40 GFLOP/s, against ~200 GFLOP/s for the same product written as
-  space-to-depth + one matmul. These layers keep Keras' forward op and input gradient and
-  compute the weight gradient that way for bfloat16 layers on CPU whose low-resolution
-  side is at most `MAX_MATMUL_SIDE` (at 8x8 oneDNN's own kernel was as fast).
+  space-to-depth + one matmul; the forward product and the input gradient there ran at
+  ~180 and ~250 GFLOP/s as oneDNN convolutions, ~240 and ~350 as matmuls. For bfloat16
+  layers on CPU whose low-resolution side is at most `MAX_MATMUL_SIDE`, these layers
+  compute all three products as matmuls (at 8x8 and above oneDNN's convolutions were as
+  fast or faster, and are kept).
 
-Measured on that machine at 64x64, batch 128, mixed_bfloat16 (ngf=ndf=64): the fused
-BatchNorm made the training step 1.33x faster, the matmul weight gradient another 1.32x.
+Measured on that machine at 64x64, batch 128, mixed_bfloat16 (ngf=ndf=64), A/B in
+alternating processes: the fused BatchNorm made the training step 1.33x faster, the matmul
+weight gradient another 1.32x, the matmul forward and input gradient another 1.18x.
 Same variables and names, same results up to rounding: checkpoints and exports do not
 change (tests/models/test_fast_layers.py checks outputs and gradients against Keras').
 """
 import keras
 import tensorflow as tf
 
-MAX_MATMUL_SIDE = 4  # low-resolution side up to which the matmul weight gradient wins
+MAX_MATMUL_SIDE = 4  # low-resolution side up to which the matmul products win
 
 
 def _patches(x):
@@ -40,6 +43,35 @@ def _patches(x):
     return tf.reshape(tf.concat(cols, axis=-1), [-1, 16 * c])
 
 
+def _flat_kernel(kernel):
+    """[4, 4, C, C'] -> [16C, C'] with rows ordered (a, b, dh, dw, c) as `_patches`."""
+    c, c_out = kernel.shape[2], kernel.shape[3]
+    kernel = tf.reshape(kernel, [2, 2, 2, 2, c, c_out])  # (a, dh, b, dw, c, c')
+    return tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [16 * c, c_out])
+
+
+def conv(x, kernel):
+    """conv2d(x [N, H, W, C], kernel [4, 4, C, C'], stride 2, "same") as one matmul."""
+    _, h, w, _ = x.shape
+    y = tf.matmul(_patches(x), _flat_kernel(kernel))
+    return tf.reshape(y, [-1, h // 2, w // 2, kernel.shape[3]])
+
+
+def conv_transpose(y, kernel):
+    """conv2d_transpose(y [N, h, w, C'], kernel [4, 4, C, C'], stride 2, "same") ->
+    [N, 2h, 2w, C] (the input gradient of `conv`) as one matmul plus col2im: each of the
+    four 2x2 blocks of the space-to-depth kernel lands at its own offset."""
+    _, h, w, c_out = y.shape
+    c = kernel.shape[2]
+    cols = tf.matmul(tf.reshape(y, [-1, c_out]), _flat_kernel(kernel), transpose_b=True)
+    cols = tf.reshape(cols, [-1, h, w, 4, 4 * c])  # (a, b) blocks of (dh, dw, c)
+    blocks = None
+    for i, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        part = tf.pad(cols[:, :, :, i, :], [[0, 0], [a, 1 - a], [b, 1 - b], [0, 0]])
+        blocks = part if blocks is None else blocks + part
+    return tf.nn.depth_to_space(blocks, 2)[:, 1:-1, 1:-1, :]  # drop the "same" padding
+
+
 def kernel_gradient(x, dy):
     """d loss / d kernel [4, 4, C, C'] of y = conv2d(x, kernel, stride 2, "same").
 
@@ -55,29 +87,21 @@ def kernel_gradient(x, dy):
 
 @tf.custom_gradient
 def conv_down(x, kernel):
-    """conv2d(x, kernel [4, 4, C, C'], stride 2, "same") with the matmul kernel gradient."""
-    y = tf.nn.conv2d(x, kernel, 2, "SAME")
-
+    """`conv` with its gradients as matmuls: dx = `conv_transpose`, dkernel."""
     def grad(dy):
-        dx = tf.nn.conv2d_transpose(dy, kernel, tf.shape(x), 2, "SAME")
-        return dx, kernel_gradient(x, dy)
+        return conv_transpose(dy, kernel), kernel_gradient(x, dy)
 
-    return y, grad
+    return conv(x, kernel), grad
 
 
 @tf.custom_gradient
 def conv_up(x, kernel):
-    """conv2d_transpose(x [N, H, W, C'], kernel [4, 4, C, C'], stride 2, "same") -> [N, 2H, 2W,
-    C], with the matmul kernel gradient (the transposed conv's kernel gradient is that of
-    the forward conv taking the output back to the input)."""
-    n, h, w, _ = x.shape
-    shape = tf.stack([tf.shape(x)[0], 2 * h, 2 * w, kernel.shape[2]])
-    y = tf.nn.conv2d_transpose(x, kernel, shape, 2, "SAME")
-
+    """`conv_transpose` of x [N, h, w, C'] with its gradients as matmuls (the transposed
+    conv's kernel gradient is that of the forward conv from its output to its input)."""
     def grad(dy):
-        return tf.nn.conv2d(dy, kernel, 2, "SAME"), kernel_gradient(dy, x)
+        return conv(dy, kernel), kernel_gradient(dy, x)
 
-    return y, grad
+    return conv_transpose(x, kernel), grad
 
 
 def _on_cpu():
