@@ -36,6 +36,8 @@ def load_images(path, image_size, channels, max_examples=None):
             images = data["images"]
     else:
         images = np.load(path)
+        if images.dtype.names and "images" in images.dtype.names:  # the sample binary's .npy
+            images = images["images"]
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):

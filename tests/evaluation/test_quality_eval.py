@@ -55,6 +55,9 @@ def test_bad_inputs_are_explained(setup, tmp_path):
     np.save(tmp_path / "range.npy", np.full((4, 16, 16), 7.0, np.float32))
     with pytest.raises(ValueError, match=r"must be in \[-1, 1\]"):
         quality_eval.load_images(str(tmp_path / "range.npy"), 16, 1)
+    structured = np.zeros(4, dtype=[("images", np.uint8, (16, 16, 1)), ("z", np.float32, (8,))])
+    np.save(tmp_path / "samples.npy", structured)  # the sample binary's .npy layout
+    assert quality_eval.load_images(str(tmp_path / "samples.npy"), 16, 1).shape == (4, 16, 16, 1)
     with pytest.raises(FileNotFoundError, match="neither a folder"):
         quality_eval.load_images(str(tmp_path / "missing.npy"), 16, 1)
     np.save(tmp_path / "ok.npy", np.zeros((4, 16, 16), np.float32))
