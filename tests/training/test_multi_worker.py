@@ -39,7 +39,7 @@ def _flags(workdir, data, **overrides):
     flags = dict(workdir=workdir, dataset="fashion_mnist", data_dir=data, image_size=16,
                  channels=1, base_width=4, z_dim=8, batch_size=16, max_steps=2, log_every=2,
                  checkpoint_every=2, keep_checkpoints=5, num_sample_images=4,
-                 sync_batchnorm="true", allow_download="false")
+                 sync_batchnorm="true", mixed_precision="none", allow_download="false")
     flags.update(overrides)
     return [f"--{k}={v}" for k, v in flags.items()]
 
