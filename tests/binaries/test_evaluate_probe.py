@@ -87,12 +87,30 @@ def test_evaluate_binary_prints_the_table_and_writes_json(run, tmp_path):
         result = json.load(f)
     assert result["eval"] == "svm_probe" and list(result["methods"]) == ["dcgan", "raw_pixels"]
     assert result["config"]["labels_per_class"] == 2 and result["config"]["val_size"] == 10
+    assert result["config"]["solver"] == "newton"  # the default
     # Same data, same draws, same feature function: the in-process run agrees.
     again = registry.run("svm_probe", registry.EvalContext(workdir=workdir),
                          **dict(PROBE_OPTIONS, baselines=["raw_pixels"]))
     for name in ("dcgan", "raw_pixels"):
         assert result["methods"][name]["test_accuracies"] == \
             again["methods"][name]["test_accuracies"]
+
+
+def test_evaluate_binary_solver_flag(run, tmp_path):
+    workdir, _ = run
+    out = str(tmp_path / "probe.json")
+    proc = run_binary("dcgan_keras.binaries.evaluate", f"--workdir={workdir}",
+                      "--eval=svm_probe", "--baselines=", "--svm_solver=liblinear",
+                      "--labels_per_class=2", "--val_size=10", "--draws=1",
+                      "--max_train_examples=200", "--max_test_examples=50",
+                      f"--output_json={out}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        config = json.load(f)["config"]
+    assert config["solver"] == "liblinear" and config["max_iter"] == 10000
+    proc = run_binary("dcgan_keras.binaries.evaluate", f"--workdir={workdir}",
+                      "--eval=svm_probe", "--svm_solver=sgd", timeout=120)
+    assert proc.returncode != 0 and "svm_solver" in proc.stderr
 
 
 def test_evaluate_binary_needs_a_workdir_or_export(tmp_path):

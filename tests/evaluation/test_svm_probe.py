@@ -6,8 +6,11 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
+from sklearn.svm import LinearSVC
+
 from dcgan_keras.evaluation.svm_probe import (
-    MethodResult, format_table, raw_pixels, result_to_json, run_probe, sample_draw)
+    MethodResult, format_table, l2svm_newton, raw_pixels, result_to_json, run_probe,
+    sample_draw, span_basis)
 
 C_GRID = (0.001, 0.01, 0.1, 1.0)
 
@@ -106,13 +109,21 @@ def test_draws_reproducible_from_seed(data, result):
 
 
 def test_parallel_and_solver_choice_do_not_change_the_protocol(data, result):
-    ref = result.methods["raw_pixels"]
-    par = _run(data, {"raw_pixels": raw_pixels}, n_jobs=2).methods["raw_pixels"]
+    ref = _run(data, {"raw_pixels": raw_pixels}, solver="liblinear").methods["raw_pixels"]
+    par = _run(data, {"raw_pixels": raw_pixels}, n_jobs=2,
+               solver="liblinear").methods["raw_pixels"]
     assert par.test_accuracies == ref.test_accuracies and par.chosen_c == ref.chosen_c
     # 20 labelled samples vs 64 dims: the automatic choice is the dual; the primal solves
     # the same convex problem, so the outcome barely moves.
-    primal = _run(data, {"raw_pixels": raw_pixels}, dual=False).methods["raw_pixels"]
+    primal = _run(data, {"raw_pixels": raw_pixels}, dual=False,
+                  solver="liblinear").methods["raw_pixels"]
     assert abs(primal.mean_accuracy - ref.mean_accuracy) < 0.05
+    # The exact Newton solver finds the optimum liblinear approximates: same outcome.
+    newton = result.methods["raw_pixels"]
+    assert newton.chosen_c == ref.chosen_c
+    np.testing.assert_allclose(newton.test_accuracies, ref.test_accuracies, atol=0.011)
+    np.testing.assert_allclose(newton.val_accuracy_grid, ref.val_accuracy_grid, atol=0.03)
+    assert result.config["solver"] == "newton" and "max_iter" not in result.config
     unsorted = _run(data, {"raw_pixels": raw_pixels}, c_grid=C_GRID[::-1] + (1.0,))
     assert unsorted.config["c_grid"] == list(C_GRID)
     assert unsorted.methods["raw_pixels"].chosen_c == ref.chosen_c
@@ -180,3 +191,44 @@ def test_input_validation(data):
             run_probe(**args)
     with pytest.raises(TypeError, match="callable"):
         run_probe({"x": 3}, tx, ty, vx, vy, labels_per_class=5, val_size=40, progress=False)
+
+
+def test_span_basis_is_orthonormal_and_spans_the_rows():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 3)) @ rng.normal(size=(3, 40))  # 5 rows of rank 3
+    basis = span_basis(x)
+    assert basis.shape == (40, 3)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(x @ basis @ basis.T, x, atol=1e-10)  # rows unchanged
+    with pytest.raises(ValueError, match="all zero"):
+        span_basis(np.zeros((4, 6)))
+
+
+@pytest.mark.parametrize("c", [1e-4, 1e-2, 1.0, 30.0])
+def test_newton_l2svm_matches_liblinear_in_the_span(c):
+    """Projected onto the span of the rows (plus liblinear's bias feature), the exact
+    Newton solution is LinearSVC's solution: same weights, bias and decision values."""
+    rng = np.random.default_rng(7)
+    n, d = 50, 300  # more features than samples, the probe's regime
+    x = rng.normal(size=(n, d))
+    labels = rng.integers(0, 2, n)
+    x[:, 0] += 1.5 * labels  # partly separable; many margin violations remain at small C
+    y = np.where(labels == 1, 1.0, -1.0)
+    ref = LinearSVC(C=c, loss="squared_hinge", dual=True, tol=1e-12,
+                    max_iter=1_000_000).fit(x, y)
+    xb = np.c_[x, np.ones(n)]
+    basis = span_basis(xb)
+    w, converged = l2svm_newton(xb @ basis, y, c)
+    assert converged
+    w = basis @ w
+    np.testing.assert_allclose(w[:-1], ref.coef_[0], atol=1e-7)
+    np.testing.assert_allclose(w[-1], ref.intercept_[0], atol=1e-7)
+    np.testing.assert_allclose(xb @ w, ref.decision_function(x), atol=1e-6)
+    # Warm start (the probe's ascending C grid) converges to the same point.
+    w_warm, _ = l2svm_newton(xb @ basis, y, c, w0=np.full(basis.shape[1], 0.3))
+    np.testing.assert_allclose(basis @ w_warm, w, atol=1e-8)
+
+
+def test_unknown_solver_is_refused(data):
+    with pytest.raises(ValueError, match="solver must be one of"):
+        _run(data, {"raw_pixels": raw_pixels}, solver="sgd")
