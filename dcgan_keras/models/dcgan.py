@@ -12,6 +12,26 @@ def default_optimizer(learning_rate=2e-4, beta1=0.5):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1)
 
 
+def _count_per_replica(counter):
+    """Makes a Keras counter variable (optimizer.iterations) replica-local: aggregation
+    "none" instead of Keras' "only_first_replica", same value and checkpoint entry.
+
+    Under a tf.distribute strategy, assigning an "only_first_replica" variable in a replica
+    context goes through `merge_call`, which an XLA-compiled replica step cannot make
+    ("`merge_call` called while defining a new graph or a tf.function"): that is how
+    multi-GPU `jit_compile` fails. Every replica adds the same 1, so the replicas' copies
+    stay equal. Call inside the strategy scope; a no-op without a strategy.
+    """
+    if not tf.distribute.has_strategy() or counter.aggregation == "none":
+        return
+    old = counter.value
+    with tf.init_scope():
+        counter._value = tf.Variable(old.read_value(), dtype=old.dtype, trainable=False,
+                                     name=old.name.split(":")[0].split("/")[-1],
+                                     aggregation=tf.VariableAggregation.NONE)
+    counter._aggregation = "none"
+
+
 def _replica_id():
     ctx = tf.distribute.get_replica_context()
     return 0 if ctx is None else ctx.replica_id_in_sync_group
@@ -29,6 +49,10 @@ class DCGAN(keras.Model):
 
     Noise is a pure function of (seed, step, replica): the `step` variable is part of the
     checkpoint, so a resumed run draws exactly the noise the uninterrupted run would have.
+
+    The step is XLA-safe under MirroredStrategy on GPUs: no variable it assigns needs a
+    `merge_call` (`step` and the optimizers' iteration counters are replica-local
+    counters that every replica advances alike).
 
     Args:
         generator: a `Generator` (or its serialized config).
@@ -60,9 +84,11 @@ class DCGAN(keras.Model):
         self.seed = int(seed)
         self.generator_loss = generator_loss
         self.z_dim = generator.z_dim
+        # Aggregation "none": each replica adds 1 to its own copy (all stay equal); an
+        # "only_first_replica" assign needs a merge_call, impossible inside XLA.
         self.step = self.add_weight(name="step", shape=(), dtype="int64",
                                     initializer="zeros", trainable=False,
-                                    aggregation="only_first_replica")
+                                    aggregation="none")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_x")  # mean D(x)
@@ -88,6 +114,8 @@ class DCGAN(keras.Model):
         # Build the slots now (inside the caller's strategy scope), not lazily in the step.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        for optimizer in (self.d_optimizer, self.g_optimizer):
+            _count_per_replica(optimizer.iterations)
 
     def noise(self, batch_size, stream=0):
         """z ~ N(0, 1) [batch_size, z_dim] for this replica, a function of (seed, step, stream).

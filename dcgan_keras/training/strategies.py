@@ -70,3 +70,24 @@ def weights_fingerprint(*models):
             digest.update(f"{value.dtype}{value.shape}".encode())
             digest.update(value.tobytes())
     return digest.hexdigest()[:16]
+
+
+def xla_unsupported_reason(strategy):
+    """Why an XLA-compiled replica step cannot run under `strategy` (None if it can).
+
+    TensorFlow compiles a `jit_compile=True` replica function once per replica, with the
+    all-reduces inside the XLA cluster, only when every replica device is a GPU (NCCL
+    collectives). On other devices it turns `strategy.run(f)` into a single jit-compiled
+    function over all replicas (mirrored_run.call_for_each_replica), one XLA cluster on
+    one device that then reads the other replicas' variables ("Trying to access resource
+    .../replica_1 located in device CPU:1 from device CPU:0"); its CPU ring collectives
+    cannot be compiled either ("Only compiling NCCL/auto collective is supported").
+    One replica, all-GPU replicas and TPUs are fine.
+    """
+    if strategy.num_replicas_in_sync == 1 or isinstance(strategy, tf.distribute.TPUStrategy):
+        return None
+    devices = list(strategy.extended.worker_devices)
+    if all(tf.DeviceSpec.from_string(d).device_type == "GPU" for d in devices):
+        return None
+    return (f"{strategy.num_replicas_in_sync} replicas on {', '.join(devices)}: TensorFlow "
+            f"compiles a distributed step with XLA only when every replica is a GPU")

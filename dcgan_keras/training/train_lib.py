@@ -42,16 +42,31 @@ def make_optimizers(config, mixed_precision):
     return adam(), adam()
 
 
+def replica_jit_compile(strategy, jit_compile):
+    """`jit_compile`, or False (logged) where `strategy` cannot run an XLA replica step:
+    several replicas that are not all GPUs (see strategies.xla_unsupported_reason)."""
+    reason = strategies.xla_unsupported_reason(strategy) if jit_compile else None
+    if reason:
+        logging.warning("XLA (jit_compile) is off for this run, falling back to the plain "
+                        "TensorFlow graph: %s", reason)
+        return False
+    return bool(jit_compile)
+
+
 def make_train_loop(gan, strategy, jit_compile, after_step=None):
     """A tf.function running `num_steps` train_steps, each on every replica.
 
-    Only the per-replica step is XLA-compiled; the loop around it stays a plain graph
-    so the distributed iterator and the collective ops live outside XLA.
+    Only the per-replica step is XLA-compiled; the loop around it (distributed iterator,
+    `after_step`) stays a plain graph. On all-GPU replicas TensorFlow compiles one XLA
+    cluster per replica with the gradient all-reduce (NCCL) inside it; on several
+    non-GPU replicas it cannot, and the step falls back to the plain graph with a
+    warning (`replica_jit_compile`).
 
     Args:
         after_step: optional function run after every step in cross-replica context
             (e.g. the EMA update of G's weights).
     """
+    jit_compile = replica_jit_compile(strategy, jit_compile)
     replica_step = tf.function(gan.train_step, jit_compile=True) if jit_compile else gan.train_step
 
     @tf.function
@@ -138,6 +153,7 @@ def train_and_evaluate(config, workdir):
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)  # the initial weights come from the seed too
     choice = hardware.resolve(config.mixed_precision, config.jit_compile)
+    choice.jit_compile = replica_jit_compile(strategy, choice.jit_compile)
     logging.info("mixed precision: %s, XLA: %s (%s)", choice.mixed_precision,
                  choice.jit_compile, choice.reason)
     if config.batch_size % strategy.num_replicas_in_sync:
