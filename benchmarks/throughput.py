@@ -19,7 +19,8 @@ many cores the rest of the machine kept busy while it ran ("other cores busy") a
 order, and each row is its best round (the least disturbed; "median of rounds" beside
 it). Ratios are to the best peer of the same size and batch. Input pipeline rows time
 datasets.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
-directory and from the Fashion-MNIST IDX files, as a multiple of our best training rate.
+directory and from the Fashion-MNIST IDX files, as a multiple of our best training rate,
+with the CPU time they take per image (all threads; steadier than img/s under load).
 PyTorch peers need `.venv/bin/pip install torch==2.13.0`; without it they are skipped.
 """
 import argparse
@@ -209,12 +210,15 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
         for _ in range(3):
             next(iterator)
         rates = []
+        cpu = sum(os.times()[:2])
         for _ in range(windows):
             start = time.perf_counter()
             for _ in range(window_batches):
                 next(iterator).numpy()
             rates.append(batch * window_batches / (time.perf_counter() - start))
-    result_line(summarize(rates))
+        # CPU time per image (all threads): steadier than img/s when others share the cores.
+        cpu_us = 1e6 * (sum(os.times()[:2]) - cpu) / (batch * window_batches * windows)
+    result_line(dict(summarize(rates), cpu_us=cpu_us))
 
 
 def time_memory(size, batch, variant, steps, log_every):
@@ -329,7 +333,8 @@ COLUMNS = [("what", "name", "{}"), ("size", "size", "{}"), ("batch", "batch", "{
            ("window max", "max", "{:.1f}"), ("median of rounds", "round_median", "{:.1f}"),
            ("vs best peer", "vs_best_peer", "{:.2f}x"),
            ("x training", "x_training", "{:.1f}x"), ("peak RSS MiB", "rss_mib", "{:.0f}"),
-           ("load 1m", "load", "{:.1f}"), ("other cores busy", "others_cores", "{:.2f}")]
+           ("load 1m", "load", "{:.1f}"), ("other cores busy", "others_cores", "{:.2f}"),
+           ("CPU us/img", "cpu_us", "{:.0f}")]
 
 
 def run_grid(args):

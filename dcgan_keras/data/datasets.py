@@ -52,6 +52,9 @@ class Source:
         num_classes: number of label classes, or None.
         skipped: unreadable files left out (folder datasets).
         max_shuffle_buffer: cap on the shuffle buffer (records may be whole encoded images).
+        load_at_least: optional (record, min_side) -> uint8 image that may be smaller
+            than `load`'s but keeps a short side >= min_side (JPEGs decoded at reduced
+            scale); used before a centre-crop-and-resize to min_side.
     """
     name: str
     split: str
@@ -61,6 +64,7 @@ class Source:
     num_classes: Optional[int] = None
     skipped: int = 0
     max_shuffle_buffer: Optional[int] = None
+    load_at_least: Optional[Callable] = None
 
 
 def array_source(name, split, images, labels=None):
@@ -136,6 +140,7 @@ def tfds_source(name, split, data_dir=None, allow_download=True):
 
     return Source(name=name, split=split, num_examples=num_examples, records=records,
                   load=lambda encoded: preprocessing.decode(encoded, 3),
+                  load_at_least=lambda encoded, side: preprocessing.decode(encoded, 3, side),
                   num_classes=num_classes, max_shuffle_buffer=MAX_BYTES_SHUFFLE_BUFFER)
 
 
@@ -199,6 +204,7 @@ def folder_source(data_dir, split="train", index_cache=None):
         name="folder", split=split, num_examples=len(keep),
         records=lambda: tf.data.Dataset.from_tensor_slices((kept_paths, kept_labels)),
         load=lambda path: preprocessing.decode(tf.io.read_file(path), 3),
+        load_at_least=lambda path, side: preprocessing.decode(tf.io.read_file(path), 3, side),
         num_classes=len(classes) or None, skipped=skipped)
 
 
@@ -219,10 +225,14 @@ def get_source(name, split="train", data_dir=None, allow_download=True, index_ca
     return tfds_source(name, split, data_dir, allow_download)
 
 
-def _decode_and_preprocess(source, image_size, channels, mode):
+def _decode_and_preprocess(source, image_size, channels, mode, with_label=True):
     def fn(record, label):
-        image = preprocessing.preprocess(source.load(record), image_size, channels, mode)
-        return image, label
+        if mode == "crop_resize" and source.load_at_least:
+            image = source.load_at_least(record, image_size)
+        else:
+            image = source.load(record)
+        image = preprocessing.preprocess(image, image_size, channels, mode)
+        return (image, label) if with_label else image
     return fn
 
 
@@ -268,9 +278,10 @@ def train_dataset(source, image_size, channels, global_batch_size, seed=0, start
         lo = shard_index * per_shard
         ds = ds.batch(global_batch_size, drop_remainder=True)
         ds = ds.map(lambda r, l: (r[lo:lo + per_shard], l[lo:lo + per_shard])).unbatch()
-    ds = ds.map(_decode_and_preprocess(source, image_size, channels, preprocess_mode),
+    ds = ds.map(_decode_and_preprocess(source, image_size, channels, preprocess_mode,
+                                       with_label=False),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda image, label: image).batch(per_replica_batch_size, drop_remainder=True)
+    ds = ds.batch(per_replica_batch_size, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

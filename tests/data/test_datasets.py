@@ -161,3 +161,59 @@ def test_train_stream_shards_split_each_global_batch():
         datasets.train_dataset(source, 16, 1, 9, num_shards=2)
     with pytest.raises(ValueError, match="fewer than one batch"):
         datasets.train_dataset(source, 16, 1, 64)
+
+
+def _smooth_rgb(height, width, seed=0):
+    """A smooth random image (like a photo, unlike white noise) with mild noise."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (1, 6, 6, 3)).astype(np.float32)
+    image = tf.image.resize(coarse, [height, width], method="bicubic")[0].numpy()
+    return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape,size,decoded", [
+    ((128, 128), 32, (32, 32)),    # ratio 4: decoded at the target, the resize is skipped
+    ((96, 160), 16, (24, 40)),     # ratio 4 on a landscape image (8 would give 12 < 16)
+    ((200, 120), 32, (100, 60)),   # ratio 2: 120 // 4 = 30 < 32
+])
+def test_scaled_jpeg_decode_stays_close_to_the_full_decode(shape, size, decoded):
+    encoded = tf.constant(_encode(_smooth_rgb(*shape), "JPEG"))
+    scaled = preprocessing.decode(encoded, 3, min_side=size)
+    assert tuple(scaled.shape[:2]) == decoded
+    full = preprocessing.preprocess(preprocessing.decode(encoded, 3), size, 3).numpy()
+    fast = preprocessing.preprocess(scaled, size, 3).numpy()
+    # DCT-domain scaling is a sharper low-pass than the antialiased bilinear kernel:
+    # on smooth images they differ by < 0.03 on average in [-1, 1] units (~4/255).
+    assert np.abs(fast - full).mean() < 0.03
+
+
+def test_scaled_decode_leaves_small_jpegs_and_other_formats_alone():
+    rgb = _smooth_rgb(40, 48)
+    small_jpeg = tf.constant(_encode(rgb, "JPEG"))  # 40 // 2 < 32: no downscaling
+    np.testing.assert_array_equal(preprocessing.decode(small_jpeg, 3, min_side=32),
+                                  preprocessing.decode(small_jpeg, 3))
+    gray = rgb[..., 0]
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])
+    for array, fmt in ((rgb, "PNG"), (gray, "PNG"), (rgba, "PNG"), (gray, "JPEG")):
+        encoded = tf.constant(_encode(array, fmt))
+        for channels in (1, 3):
+            scaled = preprocessing.decode(encoded, channels, min_side=8)
+            assert scaled.shape[-1] == channels and scaled.dtype == tf.uint8
+            if fmt == "PNG":  # lossless: exactly the full decode
+                np.testing.assert_array_equal(scaled, preprocessing.decode(encoded, channels))
+    assert preprocessing.decode(tf.constant(_encode(gray, "JPEG")), 3, min_side=8).shape == (10, 12, 3)
+
+
+def test_folder_stream_uses_the_scaled_decode_and_matches_the_full_one(tmp_path):
+    for i in range(8):
+        fmt = "JPEG" if i % 2 else "PNG"
+        (tmp_path / f"{i}.{fmt.lower()}").write_bytes(_encode(_smooth_rgb(64, 80, i), fmt))
+    source = datasets.get_source("folder", "train", str(tmp_path))
+    images, _ = datasets.load_numpy(source, 16, 3)
+    full = np.stack([preprocessing.preprocess(source.load(p), 16, 3).numpy()
+                     for p in sorted(str(p) for p in tmp_path.iterdir())])
+    diff = np.abs(images - full).mean(axis=(1, 2, 3))
+    assert diff[0::2].max() == 0  # PNGs: the same pixels
+    assert 0 < diff[1::2].max() < 0.03  # JPEGs: decoded at 1/4 scale, close
+    batch = next(iter(datasets.train_dataset(source, 16, 3, 8, seed=0)))
+    assert batch.shape == (8, 16, 16, 3) and -1 <= batch.numpy().min() <= batch.numpy().max() <= 1
