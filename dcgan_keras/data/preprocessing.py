@@ -5,6 +5,9 @@ All functions are TensorFlow ops, usable eagerly and inside tf.data.
 import tensorflow as tf
 
 PREPROCESS_MODES = ("crop_resize", "pad")
+# Bumped whenever the pixels a mode produces change (2: JPEGs decoded at a DCT scale), so
+# that caches of features of real images (evaluation/sample_quality.py) are recomputed.
+PIXELS_VERSION = 2
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_RATIOS = (2, 4, 8)  # the DCT-domain downscaling factors tf.io.decode_jpeg offers
 

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from absl import logging
 
-from dcgan_keras.data import datasets
+from dcgan_keras.data import datasets, preprocessing
 from dcgan_keras.evaluation import metrics
 
 METRICS = ("fid", "kid", "is", "pr")
@@ -24,7 +24,8 @@ def reference_features(feature_net, dataset, split="test", image_size=32, channe
                        preprocess="crop_resize", num_examples=10000, data_dir=None,
                        allow_download=True, use_cache=True):
     """Features [n, d] of the first `num_examples` real images of a split (cached)."""
-    key = (f"{dataset}_{split}_{image_size}x{channels}_{preprocess}_{num_examples}_"
+    key = (f"{dataset}_{split}_{image_size}x{channels}_{preprocess}"
+           f"v{preprocessing.PIXELS_VERSION}_{num_examples}_"
            f"{feature_net.name}_{feature_net.fingerprint}.npz")
     path = os.path.join(cache_dir(), "reference", key)
     if use_cache and os.path.exists(path):
