@@ -38,7 +38,7 @@ class Discriminator(keras.Model):
                                    name=f"block{i}_conv")(x)
             if i > 1:  # no BatchNorm on the D input layer
                 x = architecture.batch_norm(f"block{i}_bn", sync_batchnorm)(x)
-            x = layers.LeakyReLU(negative_slope=architecture.LEAKY_SLOPE,
+            x = fast_layers.LeakyReLU(negative_slope=architecture.LEAKY_SLOPE,
                                  name=f"block{i}_lrelu")(x)
         x = layers.Flatten(name="flatten")(x)
         # float32 logit under mixed precision: the loss needs it.

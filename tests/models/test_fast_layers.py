@@ -84,12 +84,55 @@ def test_conv_gradients_match_autodiff(n, size, c_in, c_out):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("n,size,c_in,c_out", [(3, 16, 5, 7), (2, 8, 3, 4)])
+def test_kernel_grad_only_convs_match_autodiff(n, size, c_in, c_out):
+    """conv_*_kernel_grad: oneDNN forward and input gradient, matmul kernel gradient."""
+    rng = np.random.default_rng(size + 1)
+    x = tf.constant(rng.normal(size=(n, size, size, c_in)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(4, 4, c_in, c_out)), tf.float32)
+    low = tf.constant(rng.normal(size=(n, size // 2, size // 2, c_out)), tf.float32)
+    expected, got = _reference_and_fast(fast_layers.conv_down_kernel_grad,
+                                        lambda a, k: tf.nn.conv2d(a, k, 2, "SAME"),
+                                        x, kernel, low)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+    expected, got = _reference_and_fast(
+        fast_layers.conv_up_kernel_grad,
+        lambda a, k: tf.nn.conv2d_transpose(a, k, [n, size, size, c_in], 2, "SAME"),
+        low, kernel, x)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["float32", "mixed_bfloat16"])
+def test_leaky_relu_matches_keras(policy, name):
+    """Output and input gradient (taken from the output) equal Keras' LeakyReLU's."""
+    policy(name)
+    x = tf.random.stateless_normal([4, 6, 6, 8], seed=[7, 8])
+    weights = tf.random.stateless_normal(x.shape, seed=[9, 10])
+    results = []
+    for layer in (keras.layers.LeakyReLU(negative_slope=0.2),
+                  fast_layers.LeakyReLU(negative_slope=0.2)):
+        xc = tf.cast(x, layer.compute_dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(xc)
+            y = layer(xc)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        results.append([np.asarray(tf.cast(t, tf.float32)) for t in (y, tape.gradient(loss, xc))])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(b, a)
+    assert fast_layers.LeakyReLU.from_config(
+        keras.layers.LeakyReLU(negative_slope=0.2).get_config()).negative_slope == 0.2
+
+
 @pytest.mark.parametrize("cls,fast_cls,shape", [
     (keras.layers.Conv2D, fast_layers.Conv2D, (4, 8, 8, 16)),
     (keras.layers.Conv2DTranspose, fast_layers.Conv2DTranspose, (4, 4, 4, 16)),
+    (keras.layers.Conv2D, fast_layers.Conv2D, (4, 16, 16, 16)),  # kernel gradient only
+    (keras.layers.Conv2DTranspose, fast_layers.Conv2DTranspose, (4, 8, 8, 16)),
 ])
 def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, shape):
-    """The layers that take the matmul path (bfloat16, low side <= 4) agree with Keras'."""
+    """The layers that take a matmul path (bfloat16, low side <= 8) agree with Keras'."""
     policy("mixed_bfloat16")
     calls = []
     original = fast_layers.kernel_gradient
