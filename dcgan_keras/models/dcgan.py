@@ -32,6 +32,43 @@ def _count_per_replica(counter):
     counter._aggregation = "none"
 
 
+FUSE_ADAM = True  # Keras Adam's update as one ResourceApplyAdam op per variable
+
+
+def _fuse_adam(optimizer):
+    """Makes a plain `keras.optimizers.Adam` update each variable with one
+    ResourceApplyAdam op instead of Keras' ~10 elementwise ops and assigns.
+
+    The same maths (m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2),
+    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), t = iterations + 1), slots
+    and iteration counter; clipping, weight decay, EMA and loss scaling stay Keras'. Used
+    with the TensorFlow backend, float32 variables and no tf.distribute strategy (under one,
+    Keras' own update runs).
+    """
+    if (not FUSE_ADAM or type(optimizer) is not keras.optimizers.Adam or optimizer.amsgrad
+            or keras.backend.backend() != "tensorflow"):
+        return
+    keras_update_step = optimizer.update_step
+
+    def update_step(gradient, variable, learning_rate):
+        if tf.distribute.has_strategy() or variable.dtype != tf.float32:
+            return keras_update_step(gradient, variable, learning_rate)
+        index = optimizer._get_variable_index(variable)
+        m, v = optimizer._momentums[index], optimizer._velocities[index]
+        local_step = tf.cast(optimizer.iterations + 1, tf.float32)
+        beta_1 = tf.cast(optimizer.beta_1, tf.float32)
+        beta_2 = tf.cast(optimizer.beta_2, tf.float32)
+        handle = lambda x: (x.value if isinstance(x, keras.Variable) else x).handle
+        return tf.raw_ops.ResourceApplyAdam(
+            var=handle(variable), m=handle(m), v=handle(v),
+            beta1_power=tf.pow(beta_1, local_step), beta2_power=tf.pow(beta_2, local_step),
+            lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(optimizer.epsilon, tf.float32),
+            grad=tf.cast(gradient, tf.float32))
+
+    optimizer.update_step = update_step
+
+
 def _replica_id():
     ctx = tf.distribute.get_replica_context()
     return 0 if ctx is None else ctx.replica_id_in_sync_group
@@ -116,6 +153,7 @@ class DCGAN(keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
         for optimizer in (self.d_optimizer, self.g_optimizer):
             _count_per_replica(optimizer.iterations)
+            _fuse_adam(optimizer)
 
     def noise(self, batch_size, stream=0):
         """z ~ N(0, 1) [batch_size, z_dim] for this replica, a function of (seed, step, stream).

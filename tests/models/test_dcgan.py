@@ -91,6 +91,25 @@ def test_keras_save_and_load_round_trip_with_both_optimizers(tmp_path):
     assert loaded.get_config() == gan.get_config()
 
 
+def test_fused_adam_matches_keras_adam(monkeypatch):
+    """compile() makes Keras Adam update with ResourceApplyAdam: same weights and slots."""
+    from dcgan_keras.models import dcgan
+    results = []
+    for fused in (False, True):
+        monkeypatch.setattr(dcgan, "FUSE_ADAM", fused)
+        keras.utils.set_random_seed(0)
+        gan = build_dcgan(**TINY)
+        gan.compile()
+        step = tf.function(gan.train_step)
+        for i in range(3):
+            step(_real(seed=i))
+        results.append([v.numpy() for v in gan.weights + gan.d_optimizer.variables
+                        + gan.g_optimizer.variables])
+    assert int(gan.g_optimizer.iterations) == 3
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
 def test_mismatched_networks_are_refused():
     from dcgan_keras.models import Discriminator, Generator
     with pytest.raises(ValueError, match="same image_size"):
