@@ -29,6 +29,7 @@ Same variables and names, same results up to rounding: checkpoints and exports d
 change (tests/models/test_fast_layers.py checks outputs and gradients against Keras').
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 MAX_MATMUL_SIDE = 4  # low-resolution side up to which the matmul products win
@@ -38,24 +39,27 @@ MAX_MATMUL_KERNEL_GRAD_SIDE = 8
 
 
 def _patches(x):
-    """im2col of a 4x4 / stride-2 / "same" convolution, via space-to-depth.
+    """im2col of a 4x4 / stride-2 / "same" convolution, as one gather.
 
     Args:
-        x: [N, H, W, C] with even H and W.
+        x: [N, H, W, C] with even, static H and W.
     Returns:
-        [N * H/2 * W/2, 16 * C] patches whose columns are ordered (a, b, dh, dw, c), with
-        kernel row kh = 2a + dh and column kw = 2b + dw.
+        [N * H/2 * W/2, 16 * C] patches whose columns are ordered (kh, kw, c), as the rows
+        of kernel.reshape([16 * C, C']). One gather of C-long rows of the zero-padded
+        input (~2x faster on CPU than space-to-depth + 4 slices + concat).
     """
-    n, h, w, c = x.shape
+    _, h, w, c = x.shape
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])  # "same" pads 1 on each side
-    blocks = tf.nn.space_to_depth(padded, 2)  # [N, H/2 + 1, W/2 + 1, 4C], (dh, dw, c)
-    ho, wo = h // 2, w // 2
-    cols = [blocks[:, a:a + ho, b:b + wo, :] for a in (0, 1) for b in (0, 1)]
-    return tf.reshape(tf.concat(cols, axis=-1), [-1, 16 * c])
+    i, j, kh, kw = np.meshgrid(np.arange(h // 2), np.arange(w // 2), np.arange(4),
+                               np.arange(4), indexing="ij")
+    rows = ((2 * i + kh) * (w + 2) + 2 * j + kw).reshape(-1).astype(np.int32)
+    flat = tf.reshape(padded, [-1, (h + 2) * (w + 2), c])
+    return tf.reshape(tf.gather(flat, rows, axis=1), [-1, 16 * c])
 
 
 def _flat_kernel(kernel):
-    """[4, 4, C, C'] -> [16C, C'] with rows ordered (a, b, dh, dw, c) as `_patches`."""
+    """[4, 4, C, C'] -> [16C, C'] with rows ordered (a, b, dh, dw, c): kernel row
+    kh = 2a + dh and column kw = 2b + dw (the space-to-depth blocks of `conv_transpose`)."""
     c, c_out = kernel.shape[2], kernel.shape[3]
     kernel = tf.reshape(kernel, [2, 2, 2, 2, c, c_out])  # (a, dh, b, dw, c, c')
     return tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [16 * c, c_out])
@@ -63,8 +67,8 @@ def _flat_kernel(kernel):
 
 def conv(x, kernel):
     """conv2d(x [N, H, W, C], kernel [4, 4, C, C'], stride 2, "same") as one matmul."""
-    _, h, w, _ = x.shape
-    y = tf.matmul(_patches(x), _flat_kernel(kernel))
+    _, h, w, c = x.shape
+    y = tf.matmul(_patches(x), tf.reshape(kernel, [16 * c, kernel.shape[3]]))
     return tf.reshape(y, [-1, h // 2, w // 2, kernel.shape[3]])
 
 
@@ -92,8 +96,7 @@ def kernel_gradient(x, dy):
     """
     c, c_out = x.shape[-1], dy.shape[-1]
     grad = tf.matmul(_patches(x), tf.reshape(dy, [-1, c_out]), transpose_a=True)
-    grad = tf.reshape(grad, [2, 2, 2, 2, c, c_out])  # (a, b, dh, dw, c, c')
-    return tf.reshape(tf.transpose(grad, [0, 2, 1, 3, 4, 5]), [4, 4, c, c_out])
+    return tf.reshape(grad, [4, 4, c, c_out])
 
 
 @tf.custom_gradient
