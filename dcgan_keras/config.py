@@ -41,8 +41,8 @@ class TrainConfig:
     strategy: str = "default"
     tpu: str = ""
     sync_batchnorm: bool = False
-    mixed_precision: str = "none"
-    jit_compile: str = "false"
+    mixed_precision: str = "auto"
+    jit_compile: str = "auto"
     steps_per_execution: int = 1
     deterministic: bool = False
     log_every: int = 50

@@ -52,6 +52,8 @@ flags.DEFINE_integer("max_test_examples", 0, "svm_probe: use the first N test im
 flags.DEFINE_enum("svm_solver", "newton", ["newton", "liblinear"],
                   "svm_probe: 'newton' solves LinearSVC's problem exactly in the span of "
                   "the labelled rows (fast); 'liblinear' runs LinearSVC on all features.")
+flags.DEFINE_enum("feature_scaling", "standard", ["standard", "none"],
+                  "svm_probe: standardise every feature on the labelled subset, or not.")
 flags.DEFINE_integer("batch_size", 500, "Images per feature-network call.")
 # --- fid, kid, is, pr (evaluation/quality_eval.py). ---
 flags.DEFINE_string("feature_net", "inception", "fid/kid/is/pr: 'inception' (local weights) or "

@@ -47,7 +47,7 @@ def load_split(dataset, split, data_dir, image_size, channels, preprocess, allow
 def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
              c_grid=svm_probe.DEFAULT_C_GRID, baselines=BASELINES, kmeans_centroids=1600,
              kmeans_patches=400_000, max_train_examples=0, max_test_examples=0,
-             svm_solver="newton", batch_size=500):
+             svm_solver="newton", feature_scaling="standard", batch_size=500):
     """Runs the probe on an export; returns a JSON-serialisable dict with a "summary" table.
 
     Args:
@@ -61,6 +61,7 @@ def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
         kmeans_patches: patches drawn to fit the K-means dictionary.
         max_train_examples, max_test_examples: use only the first N images (0: all).
         svm_solver: "newton" (exact, fast) or "liblinear" (see svm_probe.run_probe).
+        feature_scaling: "standard" or "none" (see svm_probe.run_probe).
         batch_size: images per feature call.
     """
     unknown = sorted(set(baselines) - set(BASELINES))
@@ -105,7 +106,7 @@ def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
                                  test_labels, labels_per_class=labels_per_class,
                                  val_size=val_size, draws=draws, c_grid=c_grid,
                                  seed=context.seed, batch_size=batch_size,
-                                 solver=svm_solver)
+                                 solver=svm_solver, scaling=feature_scaling)
     output = svm_probe.result_to_json(result)
     output.update(
         summary=svm_probe.format_table(result),

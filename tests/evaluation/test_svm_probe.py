@@ -232,3 +232,21 @@ def test_newton_l2svm_matches_liblinear_in_the_span(c):
 def test_unknown_solver_is_refused(data):
     with pytest.raises(ValueError, match="solver must be one of"):
         _run(data, {"raw_pixels": raw_pixels}, solver="sgd")
+
+
+def test_scaling_none_keeps_the_raw_feature_scale(data):
+    """200 pure-noise dims 1e3x louder than the pixels: unscaled, the SVM separates the few
+    labelled images through the noise almost for free and predicts near chance; standardised,
+    the pixels weigh as much as the noise again."""
+    rng = np.random.default_rng(0)
+
+    def with_loud_noise(images):
+        return np.c_[raw_pixels(images), 1e3 * rng.standard_normal((len(images), 200))]
+
+    standard = _run(data, {"f": with_loud_noise}).methods["f"]
+    none = _run(data, {"f": with_loud_noise}, scaling="none")
+    assert none.config["scaling"] == "none"
+    assert none.methods["f"].mean_accuracy < 0.45  # chance is 0.25
+    assert standard.mean_accuracy > none.methods["f"].mean_accuracy + 0.2
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        _run(data, {"f": raw_pixels}, scaling="minmax")
