@@ -199,10 +199,12 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
     """Child: images/s of datasets.train_dataset alone (decode, preprocess, batch)."""
     from dcgan_keras.data import datasets
     with tempfile.TemporaryDirectory() as tmp:
-        if source_kind == "folder":
+        if source_kind in ("folder", "folder_cached"):
             make_image_folder(tmp, files, file_side)
             source = datasets.get_source("folder", data_dir=tmp, allow_download=False,
                                          index_cache=os.path.join(tmp, "index.json"))
+            if source_kind == "folder_cached":  # --cache_images: decoded once, up front
+                source = datasets.cached_source(source, size, 3)
         else:
             source = datasets.get_source("fashion_mnist", data_dir=FMNIST_DIR,
                                          allow_download=False)
@@ -423,7 +425,8 @@ def main():
     parser.add_argument("--batches", default="64,128,256")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--peers", default=",".join(PEERS))
-    parser.add_argument("--pipelines", default="folder,idx", help="'' to skip")
+    parser.add_argument("--pipelines", default="folder,folder_cached,idx",
+                        help="'' to skip; folder_cached = the folder with --cache_images")
     parser.add_argument("--quick", action="store_true", help="; ".join(
         f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--windows", type=int, default=5)

@@ -50,6 +50,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     num_sample_images: int = 64
     allow_download: bool = True
+    cache_images: bool = False  # decode + preprocess the split once, train from memory
     eval_every_epochs: int = 0  # 0: no evaluation during training
     eval_num_samples: int = 5000
     eval_feature_net: str = ""  # "inception" or a domain classifier (train_classifier)

@@ -305,3 +305,38 @@ def load_numpy(source, image_size, channels, preprocess_mode="crop_resize", max_
         images.append(x)
         labels.append(y)
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _physical_memory_bytes():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cached_source(source, image_size, channels, preprocess_mode="crop_resize",
+                  max_bytes=None):
+    """Decodes and preprocesses a whole split once; returns a Source over it in memory.
+
+    For folders (and tfds splits) of images much larger than `image_size`, decoding every
+    epoch can cost more CPU than the training step (a 128x128 PNG ~500 us, against ~0.8 ms
+    per image for a whole 32x32 bfloat16 step on 2 cores). The cache keeps the final
+    [image_size, image_size, channels] pixels as uint8 (rounded to the nearest of 256
+    levels: at most 1/255 from the float pipeline), in the same record order, so shuffling,
+    sharding and exact resume work as before. Refuses, with the size, a split that would
+    take more than `max_bytes` (default: half the machine's memory).
+    """
+    need = source.num_examples * image_size * image_size * channels
+    limit = max_bytes if max_bytes is not None else (_physical_memory_bytes() or 0) // 2
+    if limit and need > limit:
+        raise ValueError(
+            f"--cache_images needs {need / 2**30:.2f} GiB for {source.num_examples} "
+            f"{image_size}x{image_size}x{channels} images, more than the "
+            f"{limit / 2**30:.2f} GiB allowed (half the memory); train without "
+            "--cache_images, or on a smaller --image_size or subset")
+    images, labels = load_numpy(source, image_size, channels, preprocess_mode)
+    images = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    cached = array_source(source.name, source.split, images,
+                          labels if source.num_classes else None)
+    cached.skipped = source.skipped
+    return cached

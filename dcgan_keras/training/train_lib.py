@@ -164,6 +164,12 @@ def train_and_evaluate(config, workdir):
     source = datasets.get_source(
         config.dataset, "train", config.data_dir or None, config.allow_download,
         index_cache=index_cache if cluster.is_chief or os.path.exists(index_cache) else None)
+    if config.cache_images:
+        start = time.perf_counter()
+        source = datasets.cached_source(source, config.image_size, config.channels,
+                                        config.preprocess)
+        logging.info("--cache_images: %d images decoded into memory in %.1fs",
+                     source.num_examples, time.perf_counter() - start)
     steps_per_epoch = source.num_examples // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"dataset has {source.num_examples} examples, fewer than one batch "

@@ -82,7 +82,7 @@ def test_evaluate_binary_prints_the_table_and_writes_json(run, tmp_path):
                       "--eval=svm_probe", "--baselines=raw_pixels", f"--output_json={out}",
                       *args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Linear SVM probe: 2 labels/class x 10 classes" in proc.stdout
+    assert "Linear SVM probe (standard features): 2 labels/class x 10 classes" in proc.stdout
     with open(out) as f:
         result = json.load(f)
     assert result["eval"] == "svm_probe" and list(result["methods"]) == ["dcgan", "raw_pixels"]

@@ -217,3 +217,25 @@ def test_folder_stream_uses_the_scaled_decode_and_matches_the_full_one(tmp_path)
     assert 0 < diff[1::2].max() < 0.03  # JPEGs: decoded at 1/4 scale, close
     batch = next(iter(datasets.train_dataset(source, 16, 3, 8, seed=0)))
     assert batch.shape == (8, 16, 16, 3) and -1 <= batch.numpy().min() <= batch.numpy().max() <= 1
+
+
+def test_cached_source_keeps_the_pixels_order_and_labels(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+    for i in range(6):
+        fmt = "JPEG" if i % 2 else "PNG"
+        path = tmp_path / ("a" if i < 3 else "b") / f"{i}.{fmt.lower()}"
+        path.write_bytes(_encode(_smooth_rgb(40, 56, i), fmt))
+    source = datasets.get_source("folder", "train", str(tmp_path))
+    cached = datasets.cached_source(source, 16, 3)
+    assert cached.num_examples == source.num_examples == 6
+    images, labels = datasets.load_numpy(source, 16, 3)
+    again, again_labels = datasets.load_numpy(cached, 16, 3)
+    np.testing.assert_array_equal(again_labels, labels)
+    assert np.abs(again - images).max() <= 1.0 / 127.5 + 1e-6  # uint8 rounding only
+    # The training stream is the same permutation of the same images.
+    ref = next(iter(datasets.train_dataset(source, 16, 3, 6, seed=3))).numpy()
+    got = next(iter(datasets.train_dataset(cached, 16, 3, 6, seed=3))).numpy()
+    assert np.abs(got - ref).max() <= 1.0 / 127.5 + 1e-6
+    with pytest.raises(ValueError, match="--cache_images needs .* GiB"):
+        datasets.cached_source(source, 16, 3, max_bytes=1000)
