@@ -14,6 +14,7 @@ from dcgan_keras.models import architecture
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
 JIT_COMPILE = ("false", "true", "auto")
+CACHE_IMAGES = ("false", "true", "auto")
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("dataset", "image_size", "channels", "z_dim", "base_width",
                        "d_base_width", "preprocess", "generator_loss", "seed")
@@ -50,7 +51,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     num_sample_images: int = 64
     allow_download: bool = True
-    cache_images: bool = False  # decode + preprocess the split once, train from memory
+    cache_images: str = "auto"  # decode + preprocess the split once, train from memory
     eval_every_epochs: int = 0  # 0: no evaluation during training
     eval_num_samples: int = 5000
     eval_feature_net: str = ""  # "inception" or a domain classifier (train_classifier)
@@ -96,7 +97,7 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
-                   "jit_compile": JIT_COMPILE}
+                   "jit_compile": JIT_COMPILE, "cache_images": CACHE_IMAGES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

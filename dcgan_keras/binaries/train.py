@@ -56,9 +56,10 @@ flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every,
                      "Steps between checkpoints (also at every epoch end).")
 flags.DEFINE_integer("keep_checkpoints", _D.keep_checkpoints, "Latest checkpoints kept.")
 flags.DEFINE_integer("num_sample_images", _D.num_sample_images, "Images per sample grid.")
-flags.DEFINE_bool("cache_images", _D.cache_images,
+flags.DEFINE_enum("cache_images", _D.cache_images, config_lib.CACHE_IMAGES,
                   "Decode and preprocess the training split once and train from memory "
-                  "(uint8); for folders of large images whose decoding would slow the step.")
+                  "(uint8): true, false, or auto (encoded files, i.e. folders and tfds, "
+                  "whose decoded split takes <= 1 GiB and <= 1/8 of the RAM).")
 flags.DEFINE_bool("allow_download", _D.allow_download,
                   "Let tensorflow-datasets/Keras download missing data.")
 flags.DEFINE_integer("eval_every_epochs", _D.eval_every_epochs, "Compute FID and KID every "

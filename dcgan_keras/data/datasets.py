@@ -340,3 +340,22 @@ def cached_source(source, image_size, channels, preprocess_mode="crop_resize",
                           labels if source.num_classes else None)
     cached.skipped = source.skipped
     return cached
+
+
+AUTO_CACHE_MAX_BYTES = 1 << 30
+
+
+def should_cache(source, image_size, channels, mode="auto"):
+    """Whether to decode `source` once into memory (`--cache_images`).
+
+    "true"/"false" decide; "auto" caches sources of encoded files (folders, tfds: those with
+    a scaled decoder) whose decoded split fits in AUTO_CACHE_MAX_BYTES and 1/8 of the RAM;
+    in-memory sources (IDX, arrays) gain nothing from it."""
+    if mode in ("true", "false"):
+        return mode == "true"
+    if mode != "auto":
+        raise ValueError(f"cache_images must be true, false or auto, got {mode!r}")
+    need = source.num_examples * image_size * image_size * channels
+    memory = _physical_memory_bytes()
+    return (source.load_at_least is not None and need <= AUTO_CACHE_MAX_BYTES
+            and (memory is None or need <= memory // 8))

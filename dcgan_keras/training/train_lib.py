@@ -164,7 +164,7 @@ def train_and_evaluate(config, workdir):
     source = datasets.get_source(
         config.dataset, "train", config.data_dir or None, config.allow_download,
         index_cache=index_cache if cluster.is_chief or os.path.exists(index_cache) else None)
-    if config.cache_images:
+    if datasets.should_cache(source, config.image_size, config.channels, config.cache_images):
         start = time.perf_counter()
         source = datasets.cached_source(source, config.image_size, config.channels,
                                         config.preprocess)

@@ -1,4 +1,5 @@
 """Data: IDX files, folders (with corrupt files), tfds, preprocessing, the train stream."""
+import dataclasses
 import io
 import os
 
@@ -239,3 +240,18 @@ def test_cached_source_keeps_the_pixels_order_and_labels(tmp_path):
     assert np.abs(got - ref).max() <= 1.0 / 127.5 + 1e-6
     with pytest.raises(ValueError, match="--cache_images needs .* GiB"):
         datasets.cached_source(source, 16, 3, max_bytes=1000)
+
+
+def test_should_cache_auto_picks_small_encoded_splits_only(tmp_path):
+    (tmp_path / "x.png").write_bytes(_encode(_smooth_rgb(40, 40), "PNG"))
+    (tmp_path / "y.png").write_bytes(_encode(_smooth_rgb(40, 40, 1), "PNG"))
+    folder = datasets.get_source("folder", "train", str(tmp_path))
+    in_memory = _source()
+    assert datasets.should_cache(folder, 32, 3, "auto")
+    assert not datasets.should_cache(in_memory, 32, 3, "auto")  # nothing to decode
+    assert datasets.should_cache(in_memory, 32, 3, "true")
+    assert not datasets.should_cache(folder, 32, 3, "false")
+    huge = dataclasses.replace(folder, num_examples=3_000_000)  # LSUN-sized at 64x64
+    assert not datasets.should_cache(huge, 64, 3, "auto")
+    with pytest.raises(ValueError, match="true, false or auto"):
+        datasets.should_cache(folder, 32, 3, "yes")
