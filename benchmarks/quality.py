@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--precisions", default="none,bfloat16",
                         help="comma-separated --mixed_precision values to train ours with "
                              "(none = float32); each gets its own workdir OUT/ours_<value>")
+    parser.add_argument("--seed", type=int, default=0, help="our runs' --seed")
     parser.add_argument("--peer", default=PEER)
     parser.add_argument("--skip_peer", action="store_true")
     args = parser.parse_args()
@@ -99,6 +100,7 @@ def main():
             config = TrainConfig(dataset="fashion_mnist", image_size=32, channels=1,
                                  preprocess="pad", base_width=64, epochs=epoch,
                                  mixed_precision=precision, ema_decay=args.ema_decay,
+                                 seed=args.seed,
                                  allow_download=False, log_every=100)
             result = train_lib.train_and_evaluate(config, workdir)
             ours = sample_quality.generate(result["gan"].generator, NUM, seed=1)
