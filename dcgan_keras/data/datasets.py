@@ -314,6 +314,11 @@ def _physical_memory_bytes():
         return None
 
 
+def _decoded_bytes(source, image_size, channels):
+    """Memory of the whole split as uint8 [image_size, image_size, channels] images."""
+    return source.num_examples * image_size * image_size * channels
+
+
 def cached_source(source, image_size, channels, preprocess_mode="crop_resize",
                   max_bytes=None):
     """Decodes and preprocesses a whole split once; returns a Source over it in memory.
@@ -326,7 +331,7 @@ def cached_source(source, image_size, channels, preprocess_mode="crop_resize",
     sharding and exact resume work as before. Refuses, with the size, a split that would
     take more than `max_bytes` (default: half the machine's memory).
     """
-    need = source.num_examples * image_size * image_size * channels
+    need = _decoded_bytes(source, image_size, channels)
     limit = max_bytes if max_bytes is not None else (_physical_memory_bytes() or 0) // 2
     if limit and need > limit:
         raise ValueError(
@@ -355,7 +360,7 @@ def should_cache(source, image_size, channels, mode="auto"):
         return mode == "true"
     if mode != "auto":
         raise ValueError(f"cache_images must be true, false or auto, got {mode!r}")
-    need = source.num_examples * image_size * image_size * channels
+    need = _decoded_bytes(source, image_size, channels)
     memory = _physical_memory_bytes()
     return (source.load_at_least is not None and need <= AUTO_CACHE_MAX_BYTES
             and (memory is None or need <= memory // 8))

@@ -63,45 +63,38 @@ def _reference_and_fast(fast_fn, reference_fn, x, kernel, dy):
     return grads
 
 
-@pytest.mark.parametrize("n,size,c_in,c_out", [(3, 8, 5, 7), (2, 4, 6, 3), (2, 16, 3, 4)])
-def test_conv_gradients_match_autodiff(n, size, c_in, c_out):
-    rng = np.random.default_rng(size)
+def _check_down_and_up(conv_down, conv_up, n, size, c_in, c_out, seed):
+    """Outputs and gradients of a fast stride-2 conv pair equal TensorFlow's autodiff."""
+    rng = np.random.default_rng(seed)
     x = tf.constant(rng.normal(size=(n, size, size, c_in)), tf.float32)
     kernel = tf.constant(rng.normal(size=(4, 4, c_in, c_out)), tf.float32)
     low = tf.constant(rng.normal(size=(n, size // 2, size // 2, c_out)), tf.float32)
     # Down: x -> low resolution.
-    expected, got = _reference_and_fast(fast_layers.conv_down,
+    expected, got = _reference_and_fast(conv_down,
                                         lambda a, k: tf.nn.conv2d(a, k, 2, "SAME"),
                                         x, kernel, low)
     for a, b in zip(expected, got):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
     # Up: low resolution -> x's shape, with the same kernel.
     expected, got = _reference_and_fast(
-        fast_layers.conv_up,
+        conv_up,
         lambda a, k: tf.nn.conv2d_transpose(a, k, [n, size, size, c_in], 2, "SAME"),
         low, kernel, x)
     for a, b in zip(expected, got):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,size,c_in,c_out", [(3, 8, 5, 7), (2, 4, 6, 3), (2, 16, 3, 4)])
+def test_conv_gradients_match_autodiff(n, size, c_in, c_out):
+    _check_down_and_up(fast_layers.conv_down, fast_layers.conv_up, n, size, c_in, c_out,
+                       seed=size)
 
 
 @pytest.mark.parametrize("n,size,c_in,c_out", [(3, 16, 5, 7), (2, 8, 3, 4)])
 def test_kernel_grad_only_convs_match_autodiff(n, size, c_in, c_out):
     """conv_*_kernel_grad: oneDNN forward and input gradient, matmul kernel gradient."""
-    rng = np.random.default_rng(size + 1)
-    x = tf.constant(rng.normal(size=(n, size, size, c_in)), tf.float32)
-    kernel = tf.constant(rng.normal(size=(4, 4, c_in, c_out)), tf.float32)
-    low = tf.constant(rng.normal(size=(n, size // 2, size // 2, c_out)), tf.float32)
-    expected, got = _reference_and_fast(fast_layers.conv_down_kernel_grad,
-                                        lambda a, k: tf.nn.conv2d(a, k, 2, "SAME"),
-                                        x, kernel, low)
-    for a, b in zip(expected, got):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
-    expected, got = _reference_and_fast(
-        fast_layers.conv_up_kernel_grad,
-        lambda a, k: tf.nn.conv2d_transpose(a, k, [n, size, size, c_in], 2, "SAME"),
-        low, kernel, x)
-    for a, b in zip(expected, got):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+    _check_down_and_up(fast_layers.conv_down_kernel_grad, fast_layers.conv_up_kernel_grad,
+                       n, size, c_in, c_out, seed=size + 1)
 
 
 @pytest.mark.parametrize("name", ["float32", "mixed_bfloat16"])
