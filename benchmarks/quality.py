@@ -9,8 +9,14 @@ does). Ours is trained once per `--precisions` value (float32 and the bfloat16 f
 default, so the speed work's effect on quality is measured too), each with a generator EMA
 (`--ema_decay`). After every epoch 10,000 samples of each model are scored against the 10,000 test
 images in the feature space of the domain classifier (trained here first), next to the
-real-data floor (10,000 train images vs the test images). Writes OUT/quality.json, a
-Markdown table OUT/quality.md and side-by-side sample grids OUT/grids_epochE.png.
+real-data floor (10,000 train images vs the test images).
+
+GAN runs differ from seed to seed by about as much as two implementations do, so
+`--seeds=0,1,2` trains every model once per seed: ours with `--seed`, the peer with its
+`torch.manual_seed` offset by the seed (through a wrapper; seed 0 is its script as is).
+The table gives each column's mean FID over seeds with its standard deviation.
+Writes OUT/quality.json (every run), a Markdown table OUT/quality.md and side-by-side
+sample grids of the first seed, OUT/grids_epochE.png.
 The peer needs PyTorch: `.venv/bin/pip install torch==2.13.0` (on disk, offline).
 """
 import argparse
@@ -34,6 +40,38 @@ from dcgan_keras.utils import images as image_utils  # noqa: E402
 PEER = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peers",
                     "peer_torch_fmnist.py")
 NUM = 10000
+# Runs the peer script (argv[2:]) with torch.manual_seed(s) turned into
+# torch.manual_seed(s + argv[1]); its fixed evaluation noise (a torch.Generator) stays.
+PEER_SEED_WRAPPER = (
+    "import runpy, sys, torch\n"
+    "offset, manual_seed = int(sys.argv[1]), torch.manual_seed\n"
+    "torch.manual_seed = lambda s: manual_seed(s + offset)\n"
+    "sys.argv = sys.argv[2:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+
+def run_peer(peer, seed, epochs, out_dir):
+    """Trains the peer for `epochs` with seed offset `seed` unless its samples are in
+    `out_dir` already; returns the seconds it took (0 if reused), or None if it failed."""
+    if all(os.path.exists(os.path.join(out_dir, f"peer_epoch{e}.npy"))
+           for e in range(1, epochs + 1)):
+        return 0
+    command = [sys.executable, peer, str(epochs), out_dir]
+    if seed:
+        command = [sys.executable, "-c", PEER_SEED_WRAPPER, str(seed)] + command[1:]
+    start = time.perf_counter()
+    if subprocess.run(command).returncode:
+        print("peer failed (is torch installed? .venv/bin/pip install torch==2.13.0)")
+        return None
+    return round(time.perf_counter() - start)
+
+
+def mean_sd(runs, epoch, metric):
+    values = [r[epoch][metric] for r in runs.values() if epoch in r]
+    if not values:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, \
+        len(values)
 
 
 def scores(net, images, real):
@@ -50,7 +88,8 @@ def main():
     parser.add_argument("--precisions", default="none,bfloat16",
                         help="comma-separated --mixed_precision values to train ours with "
                              "(none = float32); each gets its own workdir OUT/ours_<value>")
-    parser.add_argument("--seed", type=int, default=0, help="our runs' --seed")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated seeds: each model is trained once per seed")
     parser.add_argument("--peer", default=PEER)
     parser.add_argument("--skip_peer", action="store_true")
     args = parser.parse_args()
@@ -68,75 +107,89 @@ def main():
         datasets.get_source("fashion_mnist", "train", allow_download=False), 32, 1, "pad",
         max_examples=NUM)
     results = {"classifier_test_accuracy": info["test_accuracy"],
-               "real_floor": scores(net, train_images, real), "peer": {}, "seconds": {},
+               "real_floor": scores(net, train_images, real), "seconds": {},
                "ema_decay": args.ema_decay}
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    for p in precisions:
-        results[f"ours_{p}"], results[f"ours_{p}_ema"] = {}, {}
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    keys = [f"ours_{p}" for p in precisions] + [f"ours_{p}_ema" for p in precisions]
+    if not args.skip_peer:
+        keys.append("peer")
+    runs = results["runs"] = {key: {} for key in keys}
     print("real data floor:", results["real_floor"], flush=True)
 
-    peer_dir = os.path.join(out, "peer")
-    peer = None
-    have_peer = all(os.path.exists(os.path.join(peer_dir, f"peer_epoch{e}.npy"))
-                    for e in range(1, args.epochs + 1))
-    if have_peer:  # samples of an earlier invocation: reuse them
-        peer = True
-    elif not args.skip_peer:
-        start = time.perf_counter()
-        peer = subprocess.Popen([sys.executable, args.peer, str(args.epochs), peer_dir])
-        # Run the peer alone first: the two must not share the 2 cores while timed.
-        peer.wait()
-        results["seconds"]["peer"] = round(time.perf_counter() - start)
-        if peer.returncode:
-            print("peer failed (is torch installed? .venv/bin/pip install torch==2.13.0)")
-            peer = None
+    def suffix(seed):
+        return "" if seed == 0 else f"_seed{seed}"
 
     grids = {}
+    if not args.skip_peer:
+        # The peer runs alone: the two must not share the 2 cores while timed.
+        for seed in seeds:
+            peer_dir = os.path.join(out, "peer" + suffix(seed))
+            seconds = run_peer(args.peer, seed, args.epochs, peer_dir)
+            if seconds is None:
+                keys.remove("peer")
+                del runs["peer"]
+                break
+            results["seconds"][f"peer{suffix(seed)}"] = seconds
+            runs["peer"][seed] = {}
+            for epoch in range(1, args.epochs + 1):
+                theirs = np.load(os.path.join(peer_dir, f"peer_epoch{epoch}.npy"))[..., None]
+                runs["peer"][seed][epoch] = scores(net, theirs, real)
+                if seed == seeds[0]:
+                    grids.setdefault(epoch, {})["peer"] = image_utils.make_grid(theirs[:64])
+                print(f"epoch {epoch} peer seed {seed}: {runs['peer'][seed][epoch]}",
+                      flush=True)
+
     for precision in precisions:
-        workdir = os.path.join(out, f"ours_{precision}")
         key = f"ours_{precision}"
-        start = time.perf_counter()
-        for epoch in range(1, args.epochs + 1):
-            config = TrainConfig(dataset="fashion_mnist", image_size=32, channels=1,
-                                 preprocess="pad", base_width=64, epochs=epoch,
-                                 mixed_precision=precision, ema_decay=args.ema_decay,
-                                 seed=args.seed,
-                                 allow_download=False, log_every=100)
-            result = train_lib.train_and_evaluate(config, workdir)
-            ours = sample_quality.generate(result["gan"].generator, NUM, seed=1)
-            results[key][epoch] = scores(net, ours, real)
-            ema, _, _, _ = restore_models(workdir, generator_key="ema_generator")
-            results[key + "_ema"][epoch] = scores(
-                net, sample_quality.generate(ema, NUM, seed=1), real)
-            grids.setdefault(epoch, []).append(image_utils.make_grid(ours[:64]))
-            print(f"epoch {epoch} {key}: {results[key][epoch]} "
-                  f"ema {results[key + '_ema'][epoch]}", flush=True)
-        results["seconds"][key] = round(time.perf_counter() - start)
+        for seed in seeds:
+            workdir = os.path.join(out, key + suffix(seed))
+            runs[key][seed], runs[key + "_ema"][seed] = {}, {}
+            start = time.perf_counter()
+            for epoch in range(1, args.epochs + 1):
+                config = TrainConfig(dataset="fashion_mnist", image_size=32, channels=1,
+                                     preprocess="pad", base_width=64, epochs=epoch,
+                                     mixed_precision=precision, ema_decay=args.ema_decay,
+                                     seed=seed, allow_download=False, log_every=100)
+                result = train_lib.train_and_evaluate(config, workdir)
+                ours = sample_quality.generate(result["gan"].generator, NUM, seed=1)
+                runs[key][seed][epoch] = scores(net, ours, real)
+                ema, _, _, _ = restore_models(workdir, generator_key="ema_generator")
+                runs[key + "_ema"][seed][epoch] = scores(
+                    net, sample_quality.generate(ema, NUM, seed=1), real)
+                if seed == seeds[0]:
+                    grids.setdefault(epoch, {})[key] = image_utils.make_grid(ours[:64])
+                print(f"epoch {epoch} {key} seed {seed}: {runs[key][seed][epoch]} "
+                      f"ema {runs[key + '_ema'][seed][epoch]}", flush=True)
+            results["seconds"][key + suffix(seed)] = round(time.perf_counter() - start)
+
+    # Grids: ours per precision, then the peer, left to right.
     for epoch, row in grids.items():
-        if peer:
-            theirs = np.load(os.path.join(peer_dir, f"peer_epoch{epoch}.npy"))[..., None]
-            results["peer"][epoch] = scores(net, theirs, real)
-            row.append(image_utils.make_grid(theirs[:64]))
-            print(f"epoch {epoch} peer: {results['peer'][epoch]}", flush=True)
+        row = [row[k] for k in [f"ours_{p}" for p in precisions] + ["peer"] if k in row]
         gap = np.full((row[0].shape[0], 8, 1), 255, np.uint8)
         image_utils.write_png(os.path.join(out, f"grids_epoch{epoch}.png"),
                               np.concatenate(sum([[g, gap] for g in row], [])[:-1], axis=1))
     with open(os.path.join(out, "quality.json"), "w") as f:
         json.dump(results, f, indent=2)
-    nan = {"fid": float("nan"), "kid": float("nan"), "kid_std": float("nan")}
-    cols = [(f"ours {p}", f"ours_{p}") for p in precisions]
-    cols += [(f"ours {p} EMA", f"ours_{p}_ema") for p in precisions] + [("peer", "peer")]
-    lines = ["| epoch | " + " | ".join(f"{c} FID | {c} KID" for c, _ in cols) + " |",
-             "|---" * (1 + 2 * len(cols)) + "|"]
+    names = {f"ours_{p}": f"ours {p}" for p in precisions}
+    names.update({f"ours_{p}_ema": f"ours {p} EMA" for p in precisions})
+    names["peer"] = "peer"
+    sd = len(seeds) > 1
+    lines = [f"FID (KID x 1000) per epoch, 10,000 samples; {len(seeds)} seed(s) "
+             f"({args.seeds})" + ("; mean +- sd over seeds" if sd else ""), "",
+             "| epoch | " + " | ".join(f"{names[k]} FID | {names[k]} KID" for k in keys)
+             + " |", "|---" * (1 + 2 * len(keys)) + "|"]
     for e in range(1, args.epochs + 1):
         cells = []
-        for _, key in cols:
-            r = results[key].get(e, nan)
-            cells += [f"{r['fid']:.1f}", f"{r['kid']:.1f} +- {r['kid_std']:.1f}"]
+        for key in keys:
+            fid, fid_sd, _ = mean_sd(runs[key], e, "fid")
+            kid, kid_sd, _ = mean_sd(runs[key], e, "kid")
+            cells += [f"{fid:.1f}" + (f" +- {fid_sd:.1f}" if sd else ""),
+                      f"{kid:.1f}" + (f" +- {kid_sd:.1f}" if sd else "")]
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
     floor = results["real_floor"]
     lines.append(f"| real data (train vs test) | {floor['fid']:.2f} | {floor['kid']:.2f} |"
-                 + " |" * (2 * len(cols) - 2))
+                 + " |" * (2 * len(keys) - 2))
     with open(os.path.join(out, "quality.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

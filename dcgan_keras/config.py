@@ -37,6 +37,7 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    adam_epsilon: float = 1e-8  # the paper's code and PyTorch (Keras' default is 1e-7)
     generator_loss: str = "nonsaturating"
     seed: int = 0
     strategy: str = "default"
@@ -90,7 +91,7 @@ class TrainConfig:
         for name in ("max_steps", "d_base_width", "eval_every_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("learning_rate",):
+        for name in ("learning_rate", "adam_epsilon"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("beta1", "beta2"):

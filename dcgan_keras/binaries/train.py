@@ -35,6 +35,8 @@ flags.DEFINE_integer("d_base_width", _D.d_base_width, "D's base width (0: --base
 flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate of both nets.")
 flags.DEFINE_float("beta1", _D.beta1, "Adam beta1.")
 flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
+flags.DEFINE_float("adam_epsilon", _D.adam_epsilon,
+                   "Adam epsilon (1e-8 as in the paper's code and PyTorch; Keras' is 1e-7).")
 flags.DEFINE_enum("generator_loss", _D.generator_loss,
                   ["nonsaturating", "minimax", "least_squares"], "G's loss.")
 flags.DEFINE_integer("seed", _D.seed, "Seed of the weights, the noise and the data order.")

@@ -7,9 +7,13 @@ from dcgan_keras.models.discriminator import Discriminator
 from dcgan_keras.models.generator import Generator
 
 
+ADAM_EPSILON = 1e-8  # the paper's code (and PyTorch); Keras' default is 1e-7
+
+
 def default_optimizer(learning_rate=2e-4, beta1=0.5):
-    """The paper's Adam: lr 2e-4, beta1 0.5 (section 4)."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1)
+    """The paper's Adam: lr 2e-4, beta1 0.5 (section 4), epsilon 1e-8 (its code)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1,
+                                 epsilon=ADAM_EPSILON)
 
 
 def _count_per_replica(counter):

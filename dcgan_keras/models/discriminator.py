@@ -11,7 +11,8 @@ class Discriminator(keras.Model):
 
     Strided 4x4 convolutions halve the resolution down to 4x4 (no pooling), LeakyReLU(0.2)
     after each, BatchNorm after each but the first (the D input layer); the last conv
-    features are flattened into one linear logit (sigmoid applied in the loss). For
+    features are flattened into one linear logit (sigmoid applied in the loss). No layer
+    has a bias, as in the paper's code: BatchNorm's beta is the only offset. For
     image_size=64, base_width=128: 64x64x3 -> 32x32x128 -> 16x16x256 -> 8x8x512 ->
     4x4x1024 -> 1.
 
@@ -33,7 +34,7 @@ class Discriminator(keras.Model):
         images = keras.Input(shape=(image_size, image_size, channels), name="images")
         x = images
         for i, filters in enumerate(widths, start=1):
-            x = fast_layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=(i == 1),
+            x = fast_layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=architecture.weight_init(),
                                    name=f"block{i}_conv")(x)
             if i > 1:  # no BatchNorm on the D input layer
@@ -42,7 +43,7 @@ class Discriminator(keras.Model):
                                  name=f"block{i}_lrelu")(x)
         x = layers.Flatten(name="flatten")(x)
         # float32 logit under mixed precision: the loss needs it.
-        logit = layers.Dense(1, kernel_initializer=architecture.weight_init(),
+        logit = layers.Dense(1, use_bias=False, kernel_initializer=architecture.weight_init(),
                              dtype="float32", name="logit")(x)
         kwargs.setdefault("name", "discriminator")
         super().__init__(inputs=images, outputs=logit, **kwargs)

@@ -12,7 +12,8 @@ class Generator(keras.Model):
     z is projected by one matmul and reshaped to 4x4xC (not a hidden fully connected
     layer: it has no nonlinearity before the reshape), followed by fractional-strided
     convolutions that double the resolution. BatchNorm + ReLU after every layer but the
-    output, which is tanh. For image_size=64, base_width=128:
+    output, which is tanh. No layer has a bias, as in the paper's code. For
+    image_size=64, base_width=128:
     100 -> 4x4x1024 -> 8x8x512 -> 16x16x256 -> 32x32x128 -> 64x64x3.
 
     Layer names: project, project_reshape, project_bn, project_relu, then
@@ -47,7 +48,7 @@ class Generator(keras.Model):
             x = architecture.batch_norm(f"block{i}_bn", sync_batchnorm)(x)
             x = layers.ReLU(name=f"block{i}_relu")(x)
         x = fast_layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
-                                        kernel_initializer=architecture.weight_init(),
+                                        use_bias=False, kernel_initializer=architecture.weight_init(),
                                         name="output_deconv")(x)
         # float32 output under mixed precision: images leave G in full precision.
         images = layers.Activation("tanh", dtype="float32", name="output_tanh")(x)

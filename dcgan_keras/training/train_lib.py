@@ -37,7 +37,7 @@ def make_optimizers(config, mixed_precision):
     """The paper's Adam for D and G; float16 gets dynamic loss scaling."""
     def adam():
         opt = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1,
-                                    beta_2=config.beta2)
+                                    beta_2=config.beta2, epsilon=config.adam_epsilon)
         return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision == "float16" else opt
     return adam(), adam()
 

@@ -126,3 +126,15 @@ def test_config_round_trip():
     assert [l.name for l in g2.layers] == [l.name for l in g.layers]
     d = Discriminator(32, 1, base_width=8)
     assert Discriminator.from_config(d.get_config()).get_config() == d.get_config()
+
+
+def test_no_biases_as_in_the_paper_code():
+    """The paper's code (and the PyTorch peer) has no conv/dense biases: BatchNorm's beta
+    is the only offset. Trainable weights are kernels, gammas and betas only."""
+    g, d = Generator(32, 1, base_width=8), Discriminator(32, 1, base_width=8)
+    for model in (g, d):
+        names = sorted({w.path.split("/")[-1] for w in model.trainable_weights})
+        assert names == ["beta", "gamma", "kernel"], (model.name, names)
+    # G: 4 kernels, 3 BNs; D: 4 kernels (3 convs + logit), 2 BNs.
+    assert len(g.trainable_weights) == 4 + 2 * 3
+    assert len(d.trainable_weights) == 4 + 2 * 2

@@ -110,6 +110,24 @@ def test_fused_adam_matches_keras_adam(monkeypatch):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
+def test_adam_is_the_papers_with_its_code_epsilon():
+    """lr 2e-4, beta1 0.5, epsilon 1e-8 (the paper's code and PyTorch, not Keras' 1e-7),
+    for the default compile and for the train binary's optimizers, which take
+    --adam_epsilon."""
+    from dcgan_keras.config import TrainConfig
+    gan = build_dcgan(**TINY)
+    gan.compile()
+    for opt in (gan.d_optimizer, gan.g_optimizer):
+        assert (float(opt.learning_rate), opt.beta_1, opt.epsilon) == pytest.approx(
+            (2e-4, 0.5, 1e-8))
+    d_opt, g_opt = train_lib.make_optimizers(TrainConfig(), "none")
+    assert d_opt.epsilon == g_opt.epsilon == 1e-8
+    d_opt, _ = train_lib.make_optimizers(TrainConfig(adam_epsilon=1e-6), "float16")
+    assert d_opt.inner_optimizer.epsilon == 1e-6
+    with pytest.raises(ValueError, match="adam_epsilon must be > 0"):
+        TrainConfig(adam_epsilon=0).validate()
+
+
 def test_mismatched_networks_are_refused():
     from dcgan_keras.models import Discriminator, Generator
     with pytest.raises(ValueError, match="same image_size"):

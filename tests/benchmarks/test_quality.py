@@ -1,0 +1,69 @@
+"""The helpers of benchmarks/quality.py that decide what is compared: the peer's seeds and
+the mean over seeds (the benchmark itself is not a test)."""
+import importlib.util
+import os
+
+import numpy as np
+
+from testutil import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "quality", os.path.join(REPO, "benchmarks", "quality.py"))
+quality = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(quality)
+
+# A stand-in for torch (CI has none) and a peer that seeds it like the real one does.
+FAKE_TORCH = """
+seeds = []
+def manual_seed(s):
+    seeds.append(s)
+    return s
+"""
+FAKE_PEER = """
+import os, sys, torch
+torch.manual_seed(0)
+epochs, out = int(sys.argv[1]), sys.argv[2]
+os.makedirs(out, exist_ok=True)
+for e in range(1, epochs + 1):
+    with open(os.path.join(out, f"peer_epoch{e}.npy"), "w") as f:
+        f.write(f"seed={torch.seeds[0]} argv={sys.argv[1:]} main={__name__}")
+"""
+
+
+def _fake_peer(tmp_path, monkeypatch):
+    (tmp_path / "torch.py").write_text(FAKE_TORCH)
+    (tmp_path / "peer.py").write_text(FAKE_PEER)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    return str(tmp_path / "peer.py")
+
+
+def test_peer_seed_offsets_its_manual_seed_and_keeps_its_arguments(tmp_path, monkeypatch):
+    peer = _fake_peer(tmp_path, monkeypatch)
+    for seed in (0, 2):
+        out = tmp_path / f"run{seed}"
+        assert quality.run_peer(peer, seed, 2, str(out)) is not None
+        text = (out / "peer_epoch2.npy").read_text()
+        assert text == f"seed={seed} argv=['2', '{out}'] main=__main__"
+
+
+def test_peer_samples_already_there_are_reused_and_failures_reported(tmp_path, monkeypatch):
+    peer = _fake_peer(tmp_path, monkeypatch)
+    out = tmp_path / "done"
+    out.mkdir()
+    for e in (1, 2):
+        (out / f"peer_epoch{e}.npy").write_text("old")
+    assert quality.run_peer(peer, 1, 2, str(out)) == 0
+    assert (out / "peer_epoch1.npy").read_text() == "old"
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise SystemExit(3)")
+    assert quality.run_peer(str(broken), 0, 1, str(tmp_path / "b")) is None
+
+
+def test_mean_sd_over_seeds_skips_missing_epochs():
+    runs = {0: {1: {"fid": 10.0}, 2: {"fid": 4.0}}, 1: {1: {"fid": 14.0}},
+            2: {1: {"fid": 12.0}}}
+    mean, sd, n = quality.mean_sd(runs, 1, "fid")
+    assert (mean, n) == (12.0, 3) and np.isclose(sd, 2.0)
+    assert quality.mean_sd(runs, 2, "fid") == (4.0, 0.0, 1)
+    mean, sd, n = quality.mean_sd(runs, 3, "fid")
+    assert n == 0 and np.isnan(mean)
