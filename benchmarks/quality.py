@@ -66,6 +66,28 @@ def run_peer(peer, seed, epochs, out_dir):
     return round(time.perf_counter() - start)
 
 
+SCORES_FILE = "quality_scores.json"  # in each of our workdirs: {epoch: [G, EMA G] scores}
+SAMPLES_FILE = "quality_samples_epoch"  # + E.npy: the first 64 samples, for the grids
+
+
+def load_scores(workdir):
+    """{epoch: (scores, EMA scores)} an earlier invocation measured for this workdir. A
+    trained workdir cannot be scored again at an earlier epoch (it resumes past it)."""
+    path = os.path.join(workdir, SCORES_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {int(e): tuple(v) for e, v in json.load(f).items()}
+
+
+def save_scores(workdir, done, epoch, samples):
+    np.save(os.path.join(workdir, f"{SAMPLES_FILE}{epoch}.npy"), samples)
+    tmp = os.path.join(workdir, SCORES_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({str(e): list(v) for e, v in done.items()}, f)
+    os.replace(tmp, os.path.join(workdir, SCORES_FILE))
+
+
 def mean_sd(runs, epoch, metric):
     values = [r[epoch][metric] for r in runs.values() if epoch in r]
     if not values:
@@ -140,23 +162,41 @@ def main():
                 print(f"epoch {epoch} peer seed {seed}: {runs['peer'][seed][epoch]}",
                       flush=True)
 
+    steps_per_epoch = datasets.get_source(
+        "fashion_mnist", "train", allow_download=False).num_examples // 128
     for precision in precisions:
         key = f"ours_{precision}"
         for seed in seeds:
             workdir = os.path.join(out, key + suffix(seed))
             runs[key][seed], runs[key + "_ema"][seed] = {}, {}
+            done = load_scores(workdir)
             start = time.perf_counter()
             for epoch in range(1, args.epochs + 1):
+                if epoch in done:  # scored by an earlier invocation: the model is past it
+                    runs[key][seed][epoch], runs[key + "_ema"][seed][epoch] = done[epoch]
+                    samples = os.path.join(workdir, f"{SAMPLES_FILE}{epoch}.npy")
+                    if seed == seeds[0] and os.path.exists(samples):
+                        grids.setdefault(epoch, {})[key] = image_utils.make_grid(
+                            np.load(samples))
+                    continue
                 config = TrainConfig(dataset="fashion_mnist", image_size=32, channels=1,
                                      preprocess="pad", base_width=64, epochs=epoch,
                                      mixed_precision=precision, ema_decay=args.ema_decay,
                                      seed=seed, allow_download=False, log_every=100)
                 result = train_lib.train_and_evaluate(config, workdir)
+                step = int(result["gan"].step)
+                if step != epoch * steps_per_epoch:
+                    raise SystemExit(
+                        f"{workdir} is at step {step}, not at the end of epoch {epoch} "
+                        f"({epoch * steps_per_epoch}), and its scores for epoch {epoch} are "
+                        f"not in {SCORES_FILE}: delete the workdir to train it again")
                 ours = sample_quality.generate(result["gan"].generator, NUM, seed=1)
                 runs[key][seed][epoch] = scores(net, ours, real)
                 ema, _, _, _ = restore_models(workdir, generator_key="ema_generator")
                 runs[key + "_ema"][seed][epoch] = scores(
                     net, sample_quality.generate(ema, NUM, seed=1), real)
+                done[epoch] = (runs[key][seed][epoch], runs[key + "_ema"][seed][epoch])
+                save_scores(workdir, done, epoch, ours[:64])
                 if seed == seeds[0]:
                     grids.setdefault(epoch, {})[key] = image_utils.make_grid(ours[:64])
                 print(f"epoch {epoch} {key} seed {seed}: {runs[key][seed][epoch]} "

@@ -67,3 +67,16 @@ def test_mean_sd_over_seeds_skips_missing_epochs():
     assert quality.mean_sd(runs, 2, "fid") == (4.0, 0.0, 1)
     mean, sd, n = quality.mean_sd(runs, 3, "fid")
     assert n == 0 and np.isnan(mean)
+
+
+def test_scores_round_trip_per_workdir(tmp_path):
+    """Per-epoch scores survive in the workdir, so a later invocation (e.g. adding the
+    peer) reuses them instead of scoring a model that has trained past that epoch."""
+    assert quality.load_scores(str(tmp_path)) == {}
+    done = {1: ({"fid": 300.0}, {"fid": 600.0})}
+    quality.save_scores(str(tmp_path), done, 1, np.zeros((64, 32, 32, 1), np.float32))
+    done[2] = ({"fid": 200.0}, {"fid": 210.0})
+    quality.save_scores(str(tmp_path), done, 2, np.ones((64, 32, 32, 1), np.float32))
+    assert quality.load_scores(str(tmp_path)) == done
+    assert np.load(tmp_path / f"{quality.SAMPLES_FILE}2.npy").min() == 1.0
+    assert not (tmp_path / (quality.SCORES_FILE + ".tmp")).exists()
