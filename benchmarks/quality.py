@@ -125,9 +125,8 @@ def main():
     net = feature_nets.load(clf_dir)
     real = sample_quality.reference_features(net, "fashion_mnist", "test", 32, 1, "pad",
                                              NUM, allow_download=False)
-    train_images, _ = datasets.load_numpy(
-        datasets.get_source("fashion_mnist", "train", allow_download=False), 32, 1, "pad",
-        max_examples=NUM)
+    train_source = datasets.get_source("fashion_mnist", "train", allow_download=False)
+    train_images, _ = datasets.load_numpy(train_source, 32, 1, "pad", max_examples=NUM)
     results = {"classifier_test_accuracy": info["test_accuracy"],
                "real_floor": scores(net, train_images, real), "seconds": {},
                "ema_decay": args.ema_decay}
@@ -162,8 +161,7 @@ def main():
                 print(f"epoch {epoch} peer seed {seed}: {runs['peer'][seed][epoch]}",
                       flush=True)
 
-    steps_per_epoch = datasets.get_source(
-        "fashion_mnist", "train", allow_download=False).num_examples // 128
+    steps_per_epoch = train_source.num_examples // TrainConfig().batch_size
     for precision in precisions:
         key = f"ours_{precision}"
         for seed in seeds:
