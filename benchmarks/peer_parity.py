@@ -17,6 +17,9 @@ rounding is amplified by training (GAN training is chaotic). A real mismatch (pa
 kernel layout, BatchNorm statistics, Adam) shows as losses that part after a step or two.
 Adam's first steps are about lr * sign(gradient), so gradients that are ~0 up to rounding
 flip sign between the two: that, not a mismatch, is the few-percent weight difference.
+Ours runs with the peer's Adam epsilon placement (`--adam_epsilon_on=v_hat`, PyTorch's);
+with `--adam_epsilon_on=v` (our default, the paper's Torch7 code) the epsilon is up to
+~32x larger in the first steps and D's weights are ~20x further apart after step 1.
 Needs PyTorch: `.venv/bin/pip install torch==2.13.0`.
 """
 import argparse
@@ -88,12 +91,15 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--adam_epsilon", type=float, default=1e-8, help="both sides'")
+    parser.add_argument("--adam_epsilon_on", default="v_hat", choices=["v", "v_hat"],
+                        help="ours' epsilon placement: v_hat is PyTorch's (the peer's), v "
+                             "ours by default (the paper's code)")
     parser.add_argument("--verbose", action="store_true", help="every parameter's diff")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     config = TrainConfig(dataset="fashion_mnist", image_size=32, channels=1, preprocess="pad",
                          base_width=args.width, mixed_precision="none", jit_compile=False,
-                         adam_epsilon=args.adam_epsilon)
+                         adam_epsilon=args.adam_epsilon, adam_epsilon_on=args.adam_epsilon_on)
     gan = build_dcgan(image_size=32, channels=1, base_width=args.width)
     d_opt, g_opt = train_lib.make_optimizers(config, "none")
     gan.compile(d_optimizer=d_opt, g_optimizer=g_opt)

@@ -112,6 +112,9 @@ def main():
                              "(none = float32); each gets its own workdir OUT/ours_<value>")
     parser.add_argument("--seeds", default="0",
                         help="comma-separated seeds: each model is trained once per seed")
+    parser.add_argument("--adam_epsilon_on", default="v", choices=["v", "v_hat"],
+                        help="ours' Adam epsilon placement (v_hat: PyTorch's, as the peer); "
+                             "v_hat runs get their own workdirs OUT/ours_<precision>_vhat")
     parser.add_argument("--peer", default=PEER)
     parser.add_argument("--skip_peer", action="store_true")
     args = parser.parse_args()
@@ -132,7 +135,10 @@ def main():
                "ema_decay": args.ema_decay}
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-    keys = [f"ours_{p}" for p in precisions] + [f"ours_{p}_ema" for p in precisions]
+    # OUR[p]: the run key and workdir name of ours at precision p.
+    vhat = args.adam_epsilon_on == "v_hat"
+    OUR = {p: f"ours_{p}" + ("_vhat" if vhat else "") for p in precisions}
+    keys = [OUR[p] for p in precisions] + [OUR[p] + "_ema" for p in precisions]
     if not args.skip_peer:
         keys.append("peer")
     runs = results["runs"] = {key: {} for key in keys}
@@ -163,7 +169,7 @@ def main():
 
     steps_per_epoch = train_source.num_examples // TrainConfig().batch_size
     for precision in precisions:
-        key = f"ours_{precision}"
+        key = OUR[precision]
         for seed in seeds:
             workdir = os.path.join(out, key + suffix(seed))
             runs[key][seed], runs[key + "_ema"][seed] = {}, {}
@@ -180,6 +186,7 @@ def main():
                 config = TrainConfig(dataset="fashion_mnist", image_size=32, channels=1,
                                      preprocess="pad", base_width=64, epochs=epoch,
                                      mixed_precision=precision, ema_decay=args.ema_decay,
+                                     adam_epsilon_on=args.adam_epsilon_on,
                                      seed=seed, allow_download=False, log_every=100)
                 result = train_lib.train_and_evaluate(config, workdir)
                 step = int(result["gan"].step)
@@ -203,14 +210,15 @@ def main():
 
     # Grids: ours per precision, then the peer, left to right.
     for epoch, row in grids.items():
-        row = [row[k] for k in [f"ours_{p}" for p in precisions] + ["peer"] if k in row]
+        row = [row[k] for k in [OUR[p] for p in precisions] + ["peer"] if k in row]
         gap = np.full((row[0].shape[0], 8, 1), 255, np.uint8)
         image_utils.write_png(os.path.join(out, f"grids_epoch{epoch}.png"),
                               np.concatenate(sum([[g, gap] for g in row], [])[:-1], axis=1))
     with open(os.path.join(out, "quality.json"), "w") as f:
         json.dump(results, f, indent=2)
-    names = {f"ours_{p}": f"ours {p}" for p in precisions}
-    names.update({f"ours_{p}_ema": f"ours {p} EMA" for p in precisions})
+    label = {p: f"ours {p}" + (" v_hat" if vhat else "") for p in precisions}
+    names = {OUR[p]: label[p] for p in precisions}
+    names.update({OUR[p] + "_ema": label[p] + " EMA" for p in precisions})
     names["peer"] = "peer"
     sd = len(seeds) > 1
     lines = [f"FID (KID x 1000) per epoch, 10,000 samples; {len(seeds)} seed(s) "

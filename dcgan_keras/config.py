@@ -9,12 +9,13 @@ import os
 
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
-from dcgan_keras.models import architecture
+from dcgan_keras.models import architecture, dcgan
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
 JIT_COMPILE = ("false", "true", "auto")
 CACHE_IMAGES = ("false", "true", "auto")
+ADAM_EPSILON_ON = dcgan.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("dataset", "image_size", "channels", "z_dim", "base_width",
                        "d_base_width", "preprocess", "generator_loss", "seed")
@@ -38,6 +39,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     adam_epsilon: float = 1e-8  # the paper's code and PyTorch (Keras' default is 1e-7)
+    adam_epsilon_on: str = "v"  # "v": the paper's code and Keras; "v_hat": PyTorch
     generator_loss: str = "nonsaturating"
     seed: int = 0
     strategy: str = "default"
@@ -98,7 +100,8 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
-                   "jit_compile": JIT_COMPILE, "cache_images": CACHE_IMAGES}
+                   "jit_compile": JIT_COMPILE, "cache_images": CACHE_IMAGES,
+                   "adam_epsilon_on": ADAM_EPSILON_ON}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -8,12 +8,64 @@ from dcgan_keras.models.generator import Generator
 
 
 ADAM_EPSILON = 1e-8  # the paper's code (and PyTorch); Keras' default is 1e-7
+# Where Adam adds epsilon: "v" = sqrt(v) + eps before the bias correction (Torch7's
+# optim.adam, the paper's code, and Keras / TensorFlow); "v_hat" = sqrt(v / (1 - b2^t)) + eps
+# (Kingma & Ba's Algorithm 1 and PyTorch's torch.optim.Adam).
+ADAM_EPSILON_ON = ("v", "v_hat")
 
 
-def default_optimizer(learning_rate=2e-4, beta1=0.5):
+@keras.saving.register_keras_serializable(package="dcgan_keras")
+class Adam(keras.optimizers.Adam):
+    """keras.optimizers.Adam with a choice of where epsilon goes (`epsilon_on`).
+
+    "v" is Keras' update, var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), as in
+    Torch7's optim.adam that the paper's code used. "v_hat" is PyTorch's,
+    var -= lr / (1 - b1^t) m / (sqrt(v / (1 - b2^t)) + eps): the same update with
+    eps * sqrt(1 - b2^t) in place of eps, so a smaller epsilon early in training (at step 1
+    ~32x smaller with beta2 0.999), where gradients near zero get Adam's full-size step.
+    """
+
+    def __init__(self, *args, epsilon_on="v", **kwargs):
+        if epsilon_on not in ADAM_EPSILON_ON:
+            raise ValueError(f"epsilon_on must be one of {ADAM_EPSILON_ON}, got "
+                             f"{epsilon_on!r}")
+        super().__init__(*args, **kwargs)
+        if self.amsgrad and epsilon_on != "v":
+            raise ValueError("amsgrad is only supported with epsilon_on='v'")
+        self.epsilon_on = epsilon_on
+
+    def effective_epsilon(self, beta_2_power):
+        """The epsilon of Keras' "v" form that gives this optimizer's update."""
+        if self.epsilon_on == "v":
+            return self.epsilon
+        return self.epsilon * keras.ops.sqrt(1 - beta_2_power)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.epsilon_on == "v":
+            return super().update_step(gradient, variable, learning_rate)
+        ops = keras.ops
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        step = ops.cast(self.iterations + 1, variable.dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, variable.dtype), step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, variable.dtype), step)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v),
+                                        1 - self.beta_2))
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(
+            ops.sqrt(v), self.effective_epsilon(beta_2_power))))
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon_on": self.epsilon_on}
+
+
+def default_optimizer(learning_rate=2e-4, beta1=0.5, epsilon_on="v"):
     """The paper's Adam: lr 2e-4, beta1 0.5 (section 4), epsilon 1e-8 (its code)."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1,
-                                 epsilon=ADAM_EPSILON)
+    return Adam(learning_rate=learning_rate, beta_1=beta1, epsilon=ADAM_EPSILON,
+                epsilon_on=epsilon_on)
 
 
 def _count_per_replica(counter):
@@ -40,17 +92,18 @@ FUSE_ADAM = True  # Keras Adam's update as one ResourceApplyAdam op per variable
 
 
 def _fuse_adam(optimizer):
-    """Makes a plain `keras.optimizers.Adam` update each variable with one
+    """Makes a plain `keras.optimizers.Adam` (or our `Adam`) update each variable with one
     ResourceApplyAdam op instead of Keras' ~10 elementwise ops and assigns.
 
     The same maths (m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2),
-    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), t = iterations + 1), slots
+    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), t = iterations + 1, with
+    `Adam.effective_epsilon` as eps), slots
     and iteration counter; clipping, weight decay, EMA and loss scaling stay Keras'. Used
     with the TensorFlow backend, float32 variables and no tf.distribute strategy (under one,
     Keras' own update runs).
     """
-    if (not FUSE_ADAM or type(optimizer) is not keras.optimizers.Adam or optimizer.amsgrad
-            or keras.backend.backend() != "tensorflow"):
+    if (not FUSE_ADAM or type(optimizer) not in (keras.optimizers.Adam, Adam)
+            or optimizer.amsgrad or keras.backend.backend() != "tensorflow"):
         return
     keras_update_step = optimizer.update_step
 
@@ -62,12 +115,15 @@ def _fuse_adam(optimizer):
         local_step = tf.cast(optimizer.iterations + 1, tf.float32)
         beta_1 = tf.cast(optimizer.beta_1, tf.float32)
         beta_2 = tf.cast(optimizer.beta_2, tf.float32)
+        beta_2_power = tf.pow(beta_2, local_step)
+        epsilon = (optimizer.effective_epsilon(beta_2_power) if isinstance(optimizer, Adam)
+                   else optimizer.epsilon)
         handle = lambda x: (x.value if isinstance(x, keras.Variable) else x).handle
         return tf.raw_ops.ResourceApplyAdam(
             var=handle(variable), m=handle(m), v=handle(v),
-            beta1_power=tf.pow(beta_1, local_step), beta2_power=tf.pow(beta_2, local_step),
+            beta1_power=tf.pow(beta_1, local_step), beta2_power=beta_2_power,
             lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(optimizer.epsilon, tf.float32),
+            epsilon=tf.cast(epsilon, tf.float32),
             grad=tf.cast(gradient, tf.float32))
 
     optimizer.update_step = update_step

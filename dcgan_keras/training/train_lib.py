@@ -10,7 +10,7 @@ from absl import logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras.data import datasets
-from dcgan_keras.models import Generator, build_dcgan
+from dcgan_keras.models import Generator, build_dcgan, dcgan
 from dcgan_keras.training import checkpoints, hardware, strategies
 from dcgan_keras.training.progress import Progress
 from dcgan_keras.utils import images as image_utils
@@ -36,8 +36,8 @@ def _crossed(before, after, every):
 def make_optimizers(config, mixed_precision):
     """The paper's Adam for D and G; float16 gets dynamic loss scaling."""
     def adam():
-        opt = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1,
-                                    beta_2=config.beta2, epsilon=config.adam_epsilon)
+        opt = dcgan.Adam(config.learning_rate, beta_1=config.beta1, beta_2=config.beta2,
+                         epsilon=config.adam_epsilon, epsilon_on=config.adam_epsilon_on)
         return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision == "float16" else opt
     return adam(), adam()
 

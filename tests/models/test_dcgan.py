@@ -128,6 +128,67 @@ def test_adam_is_the_papers_with_its_code_epsilon():
         TrainConfig(adam_epsilon=0).validate()
 
 
+def _numpy_adam(var, grads, lr, b1, b2, eps, epsilon_on):
+    """Reference Adam: Torch7 / Keras ("v") or PyTorch ("v_hat", Kingma & Ba's Alg. 1)."""
+    m, v = np.zeros_like(var), np.zeros_like(var)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        if epsilon_on == "v":
+            var = var - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        else:
+            var = var - lr / (1 - b1**t) * m / (np.sqrt(v / (1 - b2**t)) + eps)
+    return var
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("epsilon_on", ["v", "v_hat"])
+def test_adam_epsilon_placement_matches_its_reference(epsilon_on, fused):
+    """Gradients near epsilon, where the two placements part: each follows its formula
+    (Keras' own update and the fused ResourceApplyAdam alike) and not the other's."""
+    from dcgan_keras.models import dcgan
+    rng = np.random.default_rng(0)
+    start = np.zeros(64, np.float32)  # Adam's step does not depend on the weights
+    # Magnitudes from 1e-10 to 1e-4: below, near and far above eps (and eps / sqrt(1-b2)).
+    scale = (10.0 ** rng.uniform(-10, -4, size=(64,))).astype(np.float32)
+    grads = [(rng.normal(size=(64,)) * scale).astype(np.float32) for _ in range(4)]
+    opt = dcgan.Adam(learning_rate=0.01, beta_1=0.5, epsilon=1e-8, epsilon_on=epsilon_on)
+    var = keras.Variable(start)
+    opt.build([var])
+    if fused:
+        dcgan._fuse_adam(opt)
+    apply = tf.function(lambda g: opt.apply([g], [var]))
+    for g in grads:
+        apply(tf.constant(g))
+    want = _numpy_adam(start.astype(np.float64), grads, 0.01, 0.5, 0.999, 1e-8, epsilon_on)
+    other = _numpy_adam(start.astype(np.float64), grads, 0.01, 0.5, 0.999, 1e-8,
+                        {"v": "v_hat", "v_hat": "v"}[epsilon_on])
+    np.testing.assert_allclose(var.numpy(), want, rtol=1e-4, atol=1e-10)
+    assert np.abs(var.numpy() - other).max() > 1e-3  # can fail: the placements differ
+    if epsilon_on == "v":  # and "v" is exactly Keras' Adam
+        plain, var2 = keras.optimizers.Adam(0.01, beta_1=0.5, epsilon=1e-8), \
+            keras.Variable(start)
+        for g in grads:
+            plain.apply([tf.constant(g)], [var2])
+        np.testing.assert_allclose(var.numpy(), var2.numpy(), rtol=2e-5, atol=1e-10)
+
+
+def test_adam_epsilon_on_is_validated_serialized_and_configured():
+    from dcgan_keras.config import TrainConfig
+    from dcgan_keras.models import dcgan
+    with pytest.raises(ValueError, match="epsilon_on must be one of"):
+        dcgan.Adam(epsilon_on="sqrt")
+    with pytest.raises(ValueError, match="adam_epsilon_on must be one of"):
+        TrainConfig(adam_epsilon_on="hat").validate()
+    opt = dcgan.Adam(learning_rate=1e-3, epsilon_on="v_hat")
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert type(again) is dcgan.Adam and again.epsilon_on == "v_hat"
+    assert again.learning_rate.numpy() == pytest.approx(1e-3)
+    d_opt, g_opt = train_lib.make_optimizers(TrainConfig(adam_epsilon_on="v_hat"), "none")
+    assert d_opt.epsilon_on == g_opt.epsilon_on == "v_hat"
+    assert train_lib.make_optimizers(TrainConfig(), "none")[0].epsilon_on == "v"
+
+
 def test_mismatched_networks_are_refused():
     from dcgan_keras.models import Discriminator, Generator
     with pytest.raises(ValueError, match="same image_size"):
