@@ -17,9 +17,10 @@ rounding is amplified by training (GAN training is chaotic). A real mismatch (pa
 kernel layout, BatchNorm statistics, Adam) shows as losses that part after a step or two.
 Adam's first steps are about lr * sign(gradient), so gradients that are ~0 up to rounding
 flip sign between the two: that, not a mismatch, is the few-percent weight difference.
-Ours runs with the peer's Adam epsilon placement (`--adam_epsilon_on=v_hat`, PyTorch's);
-with `--adam_epsilon_on=v` (our default, the paper's Torch7 code) the epsilon is up to
-~32x larger in the first steps and D's weights are ~20x further apart after step 1.
+Both put Adam's epsilon on the bias-corrected sqrt(v) (`--adam_epsilon_on=v_hat`, our
+default and PyTorch's); with `--adam_epsilon_on=v` (Keras' and Torch7's placement) ours'
+epsilon is up to ~32x larger in the first steps and D's weights are ~20x further apart
+after step 1.
 Needs PyTorch: `.venv/bin/pip install torch==2.13.0`.
 """
 import argparse
@@ -92,8 +93,8 @@ def main():
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--adam_epsilon", type=float, default=1e-8, help="both sides'")
     parser.add_argument("--adam_epsilon_on", default="v_hat", choices=["v", "v_hat"],
-                        help="ours' epsilon placement: v_hat is PyTorch's (the peer's), v "
-                             "ours by default (the paper's code)")
+                        help="ours' epsilon placement: v_hat (the default, the peer's) or v "
+                             "(Keras')")
     parser.add_argument("--verbose", action="store_true", help="every parameter's diff")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())

@@ -88,6 +88,18 @@ def save_scores(workdir, done, epoch, samples):
     os.replace(tmp, os.path.join(workdir, SCORES_FILE))
 
 
+def check_placement(workdir, epsilon_on):
+    """Refuses a workdir trained with the other Adam epsilon placement (workdirs from before
+    the flag have none in their config.json: they trained with "v")."""
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f).get("adam_epsilon_on", "v")
+        if saved != epsilon_on:
+            raise SystemExit(f"{workdir} was trained with --adam_epsilon_on={saved}, not "
+                             f"{epsilon_on}: use another --out or delete the workdir")
+
+
 def mean_sd(runs, epoch, metric):
     values = [r[epoch][metric] for r in runs.values() if epoch in r]
     if not values:
@@ -112,9 +124,11 @@ def main():
                              "(none = float32); each gets its own workdir OUT/ours_<value>")
     parser.add_argument("--seeds", default="0",
                         help="comma-separated seeds: each model is trained once per seed")
-    parser.add_argument("--adam_epsilon_on", default="v", choices=["v", "v_hat"],
-                        help="ours' Adam epsilon placement (v_hat: PyTorch's, as the peer); "
-                             "v_hat runs get their own workdirs OUT/ours_<precision>_vhat")
+    parser.add_argument("--adam_epsilon_on", default=TrainConfig().adam_epsilon_on,
+                        choices=["v", "v_hat"],
+                        help="ours' Adam epsilon placement (v_hat, the default, is the paper's "
+                             "code's and the peer's); v runs get their own workdirs "
+                             "OUT/ours_<precision>_v")
     parser.add_argument("--peer", default=PEER)
     parser.add_argument("--skip_peer", action="store_true")
     args = parser.parse_args()
@@ -136,8 +150,8 @@ def main():
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     # OUR[p]: the run key and workdir name of ours at precision p.
-    vhat = args.adam_epsilon_on == "v_hat"
-    OUR = {p: f"ours_{p}" + ("_vhat" if vhat else "") for p in precisions}
+    other = args.adam_epsilon_on != TrainConfig().adam_epsilon_on
+    OUR = {p: f"ours_{p}" + (f"_{args.adam_epsilon_on}" if other else "") for p in precisions}
     keys = [OUR[p] for p in precisions] + [OUR[p] + "_ema" for p in precisions]
     if not args.skip_peer:
         keys.append("peer")
@@ -173,6 +187,7 @@ def main():
         for seed in seeds:
             workdir = os.path.join(out, key + suffix(seed))
             runs[key][seed], runs[key + "_ema"][seed] = {}, {}
+            check_placement(workdir, args.adam_epsilon_on)
             done = load_scores(workdir)
             start = time.perf_counter()
             for epoch in range(1, args.epochs + 1):
@@ -216,7 +231,7 @@ def main():
                               np.concatenate(sum([[g, gap] for g in row], [])[:-1], axis=1))
     with open(os.path.join(out, "quality.json"), "w") as f:
         json.dump(results, f, indent=2)
-    label = {p: f"ours {p}" + (" v_hat" if vhat else "") for p in precisions}
+    label = {p: f"ours {p}" + (f" {args.adam_epsilon_on}" if other else "") for p in precisions}
     names = {OUR[p]: label[p] for p in precisions}
     names.update({OUR[p] + "_ema": label[p] + " EMA" for p in precisions})
     names["peer"] = "peer"

@@ -39,7 +39,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     adam_epsilon: float = 1e-8  # the paper's code and PyTorch (Keras' default is 1e-7)
-    adam_epsilon_on: str = "v"  # "v": the paper's code and Keras; "v_hat": PyTorch
+    adam_epsilon_on: str = "v_hat"  # the paper's code and PyTorch; "v": Keras / Torch7
     generator_loss: str = "nonsaturating"
     seed: int = 0
     strategy: str = "default"

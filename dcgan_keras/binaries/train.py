@@ -38,9 +38,9 @@ flags.DEFINE_float("beta2", _D.beta2, "Adam beta2.")
 flags.DEFINE_float("adam_epsilon", _D.adam_epsilon,
                    "Adam epsilon (1e-8 as in the paper's code and PyTorch; Keras' is 1e-7).")
 flags.DEFINE_enum("adam_epsilon_on", _D.adam_epsilon_on, config_lib.ADAM_EPSILON_ON,
-                  "Where Adam adds epsilon: v = sqrt(v) + eps before the bias correction "
-                  "(the paper's Torch7 code, Keras); v_hat = sqrt(bias-corrected v) + eps "
-                  "(PyTorch), a smaller epsilon in the first few hundred steps.")
+                  "Where Adam adds epsilon: v_hat = sqrt(bias-corrected v) + eps (the paper's "
+                  "Theano code, PyTorch); v = sqrt(v) + eps before the bias correction "
+                  "(Keras, Torch7's optim.adam): up to ~32x larger in the first steps.")
 flags.DEFINE_enum("generator_loss", _D.generator_loss,
                   ["nonsaturating", "minimax", "least_squares"], "G's loss.")
 flags.DEFINE_integer("seed", _D.seed, "Seed of the weights, the noise and the data order.")

@@ -8,9 +8,10 @@ from dcgan_keras.models.generator import Generator
 
 
 ADAM_EPSILON = 1e-8  # the paper's code (and PyTorch); Keras' default is 1e-7
-# Where Adam adds epsilon: "v" = sqrt(v) + eps before the bias correction (Torch7's
-# optim.adam, the paper's code, and Keras / TensorFlow); "v_hat" = sqrt(v / (1 - b2^t)) + eps
-# (Kingma & Ba's Algorithm 1 and PyTorch's torch.optim.Adam).
+# Where Adam adds epsilon: "v_hat" = sqrt(v / (1 - b2^t)) + eps (the paper's own Theano code,
+# Newmu/dcgan_code's lib/updates.py; Kingma & Ba's Algorithm 1; PyTorch's torch.optim.Adam)
+# or "v" = sqrt(v) + eps before the bias correction (Keras, TensorFlow, and Torch7's
+# optim.adam used by the dcgan.torch port).
 ADAM_EPSILON_ON = ("v", "v_hat")
 
 
@@ -18,8 +19,9 @@ ADAM_EPSILON_ON = ("v", "v_hat")
 class Adam(keras.optimizers.Adam):
     """keras.optimizers.Adam with a choice of where epsilon goes (`epsilon_on`).
 
-    "v" is Keras' update, var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), as in
-    Torch7's optim.adam that the paper's code used. "v_hat" is PyTorch's,
+    "v" (the default here, as in Keras) is Keras' update,
+    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), as in Torch7's optim.adam.
+    "v_hat" is the paper's Theano code's and PyTorch's,
     var -= lr / (1 - b1^t) m / (sqrt(v / (1 - b2^t)) + eps): the same update with
     eps * sqrt(1 - b2^t) in place of eps, so a smaller epsilon early in training (at step 1
     ~32x smaller with beta2 0.999), where gradients near zero get Adam's full-size step.
@@ -62,8 +64,9 @@ class Adam(keras.optimizers.Adam):
         return {**super().get_config(), "epsilon_on": self.epsilon_on}
 
 
-def default_optimizer(learning_rate=2e-4, beta1=0.5, epsilon_on="v"):
-    """The paper's Adam: lr 2e-4, beta1 0.5 (section 4), epsilon 1e-8 (its code)."""
+def default_optimizer(learning_rate=2e-4, beta1=0.5, epsilon_on="v_hat"):
+    """The paper's Adam: lr 2e-4, beta1 0.5 (section 4), epsilon 1e-8 on the bias-corrected
+    sqrt(v) (its code)."""
     return Adam(learning_rate=learning_rate, beta_1=beta1, epsilon=ADAM_EPSILON,
                 epsilon_on=epsilon_on)
 

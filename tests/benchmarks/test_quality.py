@@ -80,3 +80,17 @@ def test_scores_round_trip_per_workdir(tmp_path):
     assert quality.load_scores(str(tmp_path)) == done
     assert np.load(tmp_path / f"{quality.SAMPLES_FILE}2.npy").min() == 1.0
     assert not (tmp_path / (quality.SCORES_FILE + ".tmp")).exists()
+
+
+def test_a_workdir_of_the_other_adam_placement_is_refused(tmp_path):
+    import json
+    import pytest
+    quality.check_placement(str(tmp_path), "v_hat")  # no workdir yet: fine
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump({"seed": 0}, f)  # from before the flag: trained with "v"
+    quality.check_placement(str(tmp_path), "v")
+    with pytest.raises(SystemExit, match="--adam_epsilon_on=v, not v_hat"):
+        quality.check_placement(str(tmp_path), "v_hat")
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump({"adam_epsilon_on": "v_hat"}, f)
+    quality.check_placement(str(tmp_path), "v_hat")

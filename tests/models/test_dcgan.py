@@ -111,17 +111,19 @@ def test_fused_adam_matches_keras_adam(monkeypatch):
 
 
 def test_adam_is_the_papers_with_its_code_epsilon():
-    """lr 2e-4, beta1 0.5, epsilon 1e-8 (the paper's code and PyTorch, not Keras' 1e-7),
-    for the default compile and for the train binary's optimizers, which take
-    --adam_epsilon."""
+    """lr 2e-4, beta1 0.5, epsilon 1e-8 (the paper's code and PyTorch, not Keras' 1e-7) on
+    the bias-corrected sqrt(v), for the default compile and for the train binary's
+    optimizers, which take --adam_epsilon and --adam_epsilon_on."""
     from dcgan_keras.config import TrainConfig
     gan = build_dcgan(**TINY)
     gan.compile()
     for opt in (gan.d_optimizer, gan.g_optimizer):
         assert (float(opt.learning_rate), opt.beta_1, opt.epsilon) == pytest.approx(
             (2e-4, 0.5, 1e-8))
+        assert opt.epsilon_on == "v_hat"  # on the bias-corrected sqrt(v), as its code
     d_opt, g_opt = train_lib.make_optimizers(TrainConfig(), "none")
     assert d_opt.epsilon == g_opt.epsilon == 1e-8
+    assert d_opt.epsilon_on == g_opt.epsilon_on == "v_hat"
     d_opt, _ = train_lib.make_optimizers(TrainConfig(adam_epsilon=1e-6), "float16")
     assert d_opt.inner_optimizer.epsilon == 1e-6
     with pytest.raises(ValueError, match="adam_epsilon must be > 0"):
@@ -184,9 +186,9 @@ def test_adam_epsilon_on_is_validated_serialized_and_configured():
     again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert type(again) is dcgan.Adam and again.epsilon_on == "v_hat"
     assert again.learning_rate.numpy() == pytest.approx(1e-3)
-    d_opt, g_opt = train_lib.make_optimizers(TrainConfig(adam_epsilon_on="v_hat"), "none")
-    assert d_opt.epsilon_on == g_opt.epsilon_on == "v_hat"
-    assert train_lib.make_optimizers(TrainConfig(), "none")[0].epsilon_on == "v"
+    d_opt, g_opt = train_lib.make_optimizers(TrainConfig(adam_epsilon_on="v"), "none")
+    assert d_opt.epsilon_on == g_opt.epsilon_on == "v"
+    assert dcgan.Adam().epsilon_on == "v"  # the class is a drop-in for Keras' Adam
 
 
 def test_mismatched_networks_are_refused():
