@@ -37,6 +37,7 @@ import torch.nn as nn  # noqa: E402
 from dcgan_keras.data import datasets  # noqa: E402
 from dcgan_keras.models.dcgan import build_dcgan  # noqa: E402
 from dcgan_keras.training import train_lib  # noqa: E402
+from dcgan_keras import config as config_lib  # noqa: E402
 from dcgan_keras.config import TrainConfig  # noqa: E402
 
 
@@ -93,7 +94,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--adam_epsilon", type=float, default=1e-8, help="both sides'")
-    parser.add_argument("--adam_epsilon_on", default="v_hat", choices=["v", "v_hat"],
+    parser.add_argument("--adam_epsilon_on", default="v_hat",
+                        choices=config_lib.ADAM_EPSILON_ON,
                         help="ours' epsilon placement: v_hat (the default, the peer's) or v "
                              "(Keras')")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and noise")

@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from dcgan_keras import config as config_lib  # noqa: E402
 from dcgan_keras.config import TrainConfig  # noqa: E402
 from dcgan_keras.data import datasets  # noqa: E402
 from dcgan_keras.evaluation import classifier, feature_nets, sample_quality  # noqa: E402
@@ -66,6 +67,7 @@ def run_peer(peer, seed, epochs, out_dir):
     return round(time.perf_counter() - start)
 
 
+DEFAULT_EPSILON_ON = TrainConfig().adam_epsilon_on  # ours' runs of any other get a suffix
 SCORES_FILE = "quality_scores.json"  # in each of our workdirs: {epoch: [G, EMA G] scores}
 SAMPLES_FILE = "quality_samples_epoch"  # + E.npy: the first 64 samples, for the grids
 
@@ -91,7 +93,7 @@ def save_scores(workdir, done, epoch, samples):
 def check_placement(workdir, epsilon_on):
     """Refuses a workdir trained with the other Adam epsilon placement (workdirs from before
     the flag have none in their config.json: they trained with "v")."""
-    path = os.path.join(workdir, "config.json")
+    path = config_lib.config_path(workdir)
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f).get("adam_epsilon_on", "v")
@@ -124,8 +126,8 @@ def main():
                              "(none = float32); each gets its own workdir OUT/ours_<value>")
     parser.add_argument("--seeds", default="0",
                         help="comma-separated seeds: each model is trained once per seed")
-    parser.add_argument("--adam_epsilon_on", default=TrainConfig().adam_epsilon_on,
-                        choices=["v", "v_hat"],
+    parser.add_argument("--adam_epsilon_on", default=DEFAULT_EPSILON_ON,
+                        choices=config_lib.ADAM_EPSILON_ON,
                         help="ours' Adam epsilon placement (v_hat, the default, is the paper's "
                              "code's and the peer's); v runs get their own workdirs "
                              "OUT/ours_<precision>_v")
@@ -150,7 +152,7 @@ def main():
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     # OUR[p]: the run key and workdir name of ours at precision p.
-    other = args.adam_epsilon_on != TrainConfig().adam_epsilon_on
+    other = args.adam_epsilon_on != DEFAULT_EPSILON_ON
     OUR = {p: f"ours_{p}" + (f"_{args.adam_epsilon_on}" if other else "") for p in precisions}
     keys = [OUR[p] for p in precisions] + [OUR[p] + "_ema" for p in precisions]
     if not args.skip_peer:
