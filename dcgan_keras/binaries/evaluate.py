@@ -41,7 +41,7 @@ flags.DEFINE_integer("val_size", 10000, "svm_probe: held-out training images cho
 flags.DEFINE_integer("draws", 10, "svm_probe: random draws of the labelled subset.")
 flags.DEFINE_list("c_grid", [], "svm_probe: candidate SVM C values (default: "
                   "svm_probe.DEFAULT_C_GRID, 1e-5 ... 1e-1).")
-flags.DEFINE_list("baselines", ["raw_pixels", "kmeans", "random_d"],
+flags.DEFINE_list("baselines", ["raw_pixels", "kmeans", "random_d", "supervised_cnn"],
                   "svm_probe: baselines run on the same draws.")
 flags.DEFINE_integer("kmeans_centroids", 1600, "svm_probe: K of the K-means baseline.")
 flags.DEFINE_integer("kmeans_patches", 400_000, "svm_probe: patches to fit K-means.")
@@ -54,6 +54,11 @@ flags.DEFINE_enum("svm_solver", "newton", ["newton", "liblinear"],
                   "the labelled rows (fast); 'liblinear' runs LinearSVC on all features.")
 flags.DEFINE_enum("feature_scaling", "standard", ["standard", "none"],
                   "svm_probe: standardise every feature on the labelled subset, or not.")
+flags.DEFINE_integer("trials", 64, "svm_probe: random-search trials per draw of the "
+                     "supervised_cnn baseline (the paper's 64; each trains a CNN).")
+flags.DEFINE_integer("early_stopping_images", 0, "svm_probe: supervised_cnn's early "
+                     "stopping watches this many validation images (0: all of them; "
+                     "trials are ranked on all of them either way).")
 flags.DEFINE_integer("batch_size", 500, "Images per feature-network call.")
 # --- fid, kid, is, pr (evaluation/quality_eval.py). ---
 flags.DEFINE_string("feature_net", "inception", "fid/kid/is/pr: 'inception' (local weights) or "

@@ -9,7 +9,11 @@ draws of the labelled subset. The DCGAN features are read through the exported
     raw_pixels: the image itself;
     kmeans:     single-layer K-means features (Coates, Lee & Ng 2011), fit on the
                 unlabelled training images;
-    random_d:   a freshly initialised D of the same architecture, same feature code.
+    random_d:   a freshly initialised D of the same architecture, same feature code;
+and a supervised one (supervised_cnn.run_on_draws, the paper's table 2 comparison):
+    supervised_cnn: D's architecture with a softmax head, trained from scratch on each
+                draw's labelled images, its hyperparameters chosen by a random search of
+                `trials` trials on the same validation images.
 """
 import os
 
@@ -18,11 +22,11 @@ from absl import logging
 
 from dcgan_keras.data import datasets
 from dcgan_keras.evaluation import features as features_lib
-from dcgan_keras.evaluation import svm_probe
+from dcgan_keras.evaluation import supervised_cnn, svm_probe
 from dcgan_keras.evaluation.kmeans_features import KMeansFeatures
 from dcgan_keras.exporters import export_lib
 
-BASELINES = ("raw_pixels", "kmeans", "random_d")
+BASELINES = ("raw_pixels", "kmeans", "random_d", supervised_cnn.NAME)
 
 
 def _training_config(workdir):
@@ -47,7 +51,8 @@ def load_split(dataset, split, data_dir, image_size, channels, preprocess, allow
 def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
              c_grid=svm_probe.DEFAULT_C_GRID, baselines=BASELINES, kmeans_centroids=1600,
              kmeans_patches=400_000, max_train_examples=0, max_test_examples=0,
-             svm_solver="newton", feature_scaling="standard", batch_size=500):
+             svm_solver="newton", feature_scaling="standard", batch_size=500,
+             trials=supervised_cnn.DEFAULT_TRIALS, early_stopping_images=0):
     """Runs the probe on an export; returns a JSON-serialisable dict with a "summary" table.
 
     Args:
@@ -63,10 +68,14 @@ def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
         svm_solver: "newton" (exact, fast) or "liblinear" (see svm_probe.run_probe).
         feature_scaling: "standard" or "none" (see svm_probe.run_probe).
         batch_size: images per feature call.
+        trials: random-search trials per draw of the supervised CNN (64 in the paper).
+        early_stopping_images: > 0: the supervised CNN's early stopping watches this many
+            of the validation images (its trials are still ranked on all of them).
     """
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(BASELINES)}")
+    supervised_cnn.check_options(trials, early_stopping_images)
     export_dir = context.resolved_export_dir()
     meta = export_lib.load_metadata(export_dir)
     size, _, channels = meta["image_shape"]
@@ -107,9 +116,20 @@ def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
                                  val_size=val_size, draws=draws, c_grid=c_grid,
                                  seed=context.seed, batch_size=batch_size,
                                  solver=svm_solver, scaling=feature_scaling)
+    if supervised_cnn.NAME in baselines:  # not a feature function: trained on each draw
+        result.methods[supervised_cnn.NAME] = supervised_cnn.run_on_draws(
+            result.draws, train_images, train_labels, test_images, test_labels,
+            base_width=meta["discriminator_base_width"], trials=trials, seed=context.seed,
+            early_stopping_images=early_stopping_images, eval_batch_size=batch_size)
+        result.methods = {name: result.methods[name]
+                          for name in ["dcgan", *baselines] if name in result.methods}
+        result.config.update(trials=trials, early_stopping_images=early_stopping_images)
     output = svm_probe.result_to_json(result)
+    summary = svm_probe.format_table(result)
+    if supervised_cnn.NAME in result.methods:
+        summary += "\n" + supervised_cnn.describe(result.methods[supervised_cnn.NAME])
     output.update(
-        summary=svm_probe.format_table(result),
+        summary=summary,
         dataset=dataset, export_dir=os.path.abspath(export_dir),
         training_step=meta["training_step"], image_shape=meta["image_shape"],
         train_examples=int(len(train_images)), test_examples=int(len(test_images)),

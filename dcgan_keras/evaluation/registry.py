@@ -75,9 +75,11 @@ EVALUATORS = {
         "dcgan_keras.evaluation.probe_eval:evaluate",
         options=("labels_per_class", "val_size", "draws", "c_grid", "baselines",
                  "kmeans_centroids", "kmeans_patches", "max_train_examples",
-                 "max_test_examples", "svm_solver", "feature_scaling", "batch_size"),
+                 "max_test_examples", "svm_solver", "feature_scaling", "batch_size",
+                 "trials", "early_stopping_images"),
         help="the paper's linear L2-SVM probe of D's features (section 5.1) against raw "
-             "pixels, K-means and a random D, on the same draws"),
+             "pixels, K-means, a random D and a supervised CNN of D's architecture, on "
+             "the same draws"),
     "sample_quality": Evaluator(
         "dcgan_keras.evaluation.quality_eval:evaluate",
         options=("metrics", "feature_net", "num_samples", "reference_split", "images",

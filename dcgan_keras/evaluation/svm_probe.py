@@ -85,6 +85,7 @@ class MethodResult:
     converged: list[bool]             # whether LinearSVC converged at the chosen C
     feature_seconds: float = 0.0
     svm_seconds: float = 0.0
+    extra: dict = dataclasses.field(default_factory=dict)  # method-specific JSON entries
 
     @property
     def mean_accuracy(self) -> float:
@@ -422,6 +423,8 @@ def run_probe(feature_fns: Mapping[str, FeatureFn], train_images, train_labels,
 
 
 def _most_common_c(chosen: list[float]) -> str:
+    if not chosen:  # a method without an SVM (the supervised CNN)
+        return "-"
     c, count = Counter(chosen).most_common(1)[0]
     return f"{c:g} ({count}/{len(chosen)})"
 
@@ -454,7 +457,7 @@ def result_to_json(result: ProbeResult, include_indices: bool = False) -> dict:
         val_accuracies=m.val_accuracies, val_accuracy_grid=m.val_accuracy_grid,
         converged=m.converged, mean_accuracy=m.mean_accuracy, ci95=m.ci95,
         error_rate=m.error_rate, feature_dim=m.feature_dim,
-        feature_seconds=m.feature_seconds, svm_seconds=m.svm_seconds)
+        feature_seconds=m.feature_seconds, svm_seconds=m.svm_seconds, **m.extra)
         for name, m in result.methods.items()}
     draws = [dict(seed=d.seed, **({"labelled": d.labelled.tolist(),
                                    "validation": d.validation.tolist()}

@@ -9,7 +9,7 @@ from testutil import run_binary, write_idx
 from dcgan_keras.evaluation import registry
 
 PROBE_OPTIONS = dict(labels_per_class=2, val_size=10, draws=2, kmeans_centroids=8,
-                     kmeans_patches=500, c_grid=[1e-2, 1.0])
+                     kmeans_patches=500, c_grid=[1e-2, 1.0], trials=1)
 
 
 def _tiny_fashion_mnist(directory, n=64):
@@ -45,13 +45,21 @@ def run(tmp_path_factory):
 def test_probe_runs_every_method_on_the_same_draws(run):
     workdir, export_dir = run
     result = registry.run("svm_probe", registry.EvalContext(workdir=workdir), **PROBE_OPTIONS)
-    assert list(result["methods"]) == ["dcgan", "raw_pixels", "kmeans", "random_d"]
+    assert list(result["methods"]) == ["dcgan", "raw_pixels", "kmeans", "random_d",
+                                       "supervised_cnn"]
     assert result["dataset"] == "fashion_mnist" and result["training_step"] == 2
     assert result["train_examples"] == result["test_examples"] == 64
     assert [d["seed"] for d in result["draws"]] == [0, 1]
     dims = {name: m["feature_dim"] for name, m in result["methods"].items()}
     # 16x16 D with widths 8, 16: 4x4 grids of 8 + 16 maps; the random D has the same size.
-    assert dims == {"dcgan": 384, "raw_pixels": 256, "kmeans": 32, "random_d": 384}
+    # The supervised CNN: the same D's 4x4x16 last block under its softmax.
+    assert dims == {"dcgan": 384, "raw_pixels": 256, "kmeans": 32, "random_d": 384,
+                    "supervised_cnn": 256}
+    cnn = result["methods"]["supervised_cnn"]
+    assert cnn["chosen_c"] == [] and len(cnn["trials"]) == 2 and len(cnn["trials"][0]) == 1
+    assert cnn["val_accuracy_grid"] == [[t["val_accuracy"] for t in d] for d in cnn["trials"]]
+    assert result["config"]["trials"] == 1
+    assert "random search of 1 trials per draw" in result["summary"]
     for m in result["methods"].values():
         assert len(m["test_accuracies"]) == 2 and set(m["chosen_c"]) <= {1e-2, 1.0}
         assert all(0.0 <= a <= 1.0 for a in m["test_accuracies"])
@@ -111,6 +119,9 @@ def test_evaluate_binary_solver_flag(run, tmp_path):
     proc = run_binary("dcgan_keras.binaries.evaluate", f"--workdir={workdir}",
                       "--eval=svm_probe", "--svm_solver=sgd", timeout=120)
     assert proc.returncode != 0 and "svm_solver" in proc.stderr
+    proc = run_binary("dcgan_keras.binaries.evaluate", f"--workdir={workdir}",
+                      "--eval=svm_probe", "--trials=0", timeout=120)
+    assert proc.returncode == 2 and "error: trials must be >= 1, got 0" in proc.stderr
 
 
 def test_evaluate_binary_needs_a_workdir_or_export(tmp_path):
