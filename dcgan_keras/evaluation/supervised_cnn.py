@@ -65,16 +65,18 @@ class Trial:
                     seconds=round(self.seconds, 2))
 
 
-def sample_hyperparameters(rng):
-    """Draws one point of SEARCH_SPACE with the numpy Generator `rng`."""
+def sample_hyperparameters(rng, space=None):
+    """Draws one point of `space` (default SEARCH_SPACE) with the numpy Generator `rng`."""
+    space = dict(SEARCH_SPACE, **(space or {}))
+
     def log_uniform(low, high):
         return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
     return Hyperparameters(
-        learning_rate=log_uniform(*SEARCH_SPACE["learning_rate"]),
-        dropout=float(rng.uniform(*SEARCH_SPACE["dropout"])),
-        weight_decay=log_uniform(*SEARCH_SPACE["weight_decay"]),
-        epochs=int(rng.integers(SEARCH_SPACE["epochs"][0], SEARCH_SPACE["epochs"][1] + 1)),
+        learning_rate=log_uniform(*space["learning_rate"]),
+        dropout=float(rng.uniform(*space["dropout"])),
+        weight_decay=log_uniform(*space["weight_decay"]),
+        epochs=int(rng.integers(space["epochs"][0], space["epochs"][1] + 1)),
         augment=bool(rng.integers(2)))
 
 
@@ -178,7 +180,8 @@ def check_options(trials, early_stopping_images=0):
 
 def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *, base_width,
                  trials=DEFAULT_TRIALS, seed=0, batch_size=32, early_stopping_images=0,
-                 eval_batch_size=500, precision="auto", progress=True, train=train_trial):
+                 eval_batch_size=500, precision="auto", search_space=None, progress=True,
+                 train=train_trial):
     """The supervised baseline on the probe's draws; returns a svm_probe.MethodResult.
 
     Args:
@@ -195,6 +198,7 @@ def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *,
         eval_batch_size: images per validation/test batch.
         precision: "auto" (bfloat16 on CPUs with bfloat16 units, float16 on GPUs),
             "none", "bfloat16" or "float16": the mixed precision of the trials.
+        search_space: ranges that replace SEARCH_SPACE's (e.g. {"epochs": (5, 10)}).
         progress: one line per trial on stderr.
         train: the trial trainer (`train_trial`'s signature); tests pass their own.
 
@@ -215,7 +219,7 @@ def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *,
     start = time.perf_counter()
     for d, draw in enumerate(draws):
         rng = np.random.default_rng([seed, draw.seed])
-        settings = [sample_hyperparameters(rng) for _ in range(trials)]
+        settings = [sample_hyperparameters(rng, search_space) for _ in range(trials)]
         # Only the draw's labelled images (and its validation images, for the search);
         # the validation images in random order, so a prefix is a random subset.
         validation = rng.permutation(draw.validation)

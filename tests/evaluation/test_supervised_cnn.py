@@ -11,6 +11,7 @@ from dcgan_keras.evaluation.supervised_cnn import (
 from dcgan_keras.evaluation.svm_probe import sample_draw
 
 ARCH = dict(image_size=16, channels=1, base_width=4)
+SHORT = {"epochs": (3, 6)}  # short trials where only the search's mechanics matter
 
 
 def _quadrant_data(n_per_class, seed, classes=4, size=16):
@@ -47,7 +48,7 @@ def _draws(labels, n=2, labels_per_class=8, val_size=24):
 
 def _run(data, draws, **kw):
     args = dict(base_width=ARCH["base_width"], trials=2, seed=0, batch_size=16,
-                precision="none", progress=False)
+                precision="none", progress=False, search_space=SHORT)
     args.update(kw)
     return run_on_draws(draws, *data, **args)
 
@@ -78,6 +79,8 @@ def test_hyperparameters_cover_the_search_space():
         assert low <= min(values) and max(values) <= high
         assert len(set(values)) > 10  # varied
     assert 50 < sum(s.augment for s in samples) < 150
+    short = [sample_hyperparameters(rng, {"epochs": (2, 3)}).epochs for _ in range(50)]
+    assert set(short) == {2, 3}
 
 
 def test_search_picks_the_best_validation_trial():
@@ -146,7 +149,8 @@ def test_sees_only_the_labelled_images_of_its_draw(noise):
 
 def test_near_perfect_on_a_separable_problem(data):
     train_x, train_y = data[0], data[1]
-    result = _run(data, _draws(train_y, n=1, labels_per_class=16, val_size=48), trials=2)
+    result = _run(data, _draws(train_y, n=1, labels_per_class=16, val_size=48), trials=2,
+                  search_space=None)  # the real search space
     assert result.test_accuracies[0] >= 0.97
     assert result.val_accuracies[0] >= 0.97
     assert result.feature_dim == 4 * 4 * 8
