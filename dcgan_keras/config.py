@@ -10,6 +10,7 @@ import os
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
 from dcgan_keras.models import architecture, dcgan
+from dcgan_keras.utils import files
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
@@ -126,20 +127,15 @@ def config_path(workdir):
 def load(workdir):
     """The TrainConfig a workdir was trained with (every binary needs only --workdir)."""
     path = config_path(workdir)
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not a training "
                                 "workdir (train one with python -m dcgan_keras.binaries.train)")
-    with open(path) as f:
-        return TrainConfig.from_dict(json.load(f))
+    return TrainConfig.from_dict(files.read_json(path))
 
 
 def save(config, workdir):
     """Writes config.json atomically."""
-    os.makedirs(workdir, exist_ok=True)
-    tmp = config_path(workdir) + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json())
-    os.replace(tmp, config_path(workdir))
+    files.write_bytes(config_path(workdir), config.to_json())
 
 
 def check_resumable(saved, config):

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 import dcgan_keras
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import saved_model, tflite
 
 METADATA = "metadata.json"

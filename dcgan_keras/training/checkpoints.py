@@ -5,13 +5,14 @@ points the `checkpoint` state file (replaced atomically) at it, so a run killed 
 save still resumes from the previous complete checkpoint. If the newest listed checkpoint
 is unreadable anyway (a damaged disk), restore falls back to the one before it.
 """
-import json
 import os
 import shutil
 import tempfile
 
 import tensorflow as tf
 from absl import logging
+
+from dcgan_keras.utils import files
 
 
 def worker_scratch_dir(worker_index):
@@ -133,9 +134,8 @@ class BestKeeper:
         self.manager = tf.train.CheckpointManager(checkpointer.checkpoint, directory,
                                                   max_to_keep=1)
         self.best = None
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                self.best = json.load(f)
+        if files.exists(self.path):
+            self.best = files.read_json(self.path)
 
     def update(self, fid, step, examples_seen, scores=None):
         """Saves a best checkpoint if `fid` is lower than any before; returns True if so."""
@@ -145,10 +145,7 @@ class BestKeeper:
         self.manager.save(checkpoint_number=step)
         self.best = dict(scores or {}, fid=float(fid), step=int(step))
         if self.is_chief:
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(self.best, f, indent=2)
-            os.replace(tmp, self.path)
+            files.write_json(self.path, self.best)
         else:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         return True

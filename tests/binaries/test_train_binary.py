@@ -170,3 +170,24 @@ def test_cache_images_trains_from_memory_and_resumes(tmp_path):
     # Adam steps are ~lr each whatever the gradient, so compare with what the steps moved:
     # the two runs differ by a fraction of it (measured ~0.12; other images: ~1).
     assert np.abs(a[g] - b[g]).mean() < 0.3 * moved
+
+
+def test_steps_per_execution_trains_the_same_steps(tmp_path):
+    """--steps_per_execution=2 runs two steps per call into the graph: the same weights
+    as one step per call; a value that does not divide the epoch is refused."""
+    data = make_idx_dataset(str(tmp_path / "data"))
+    common = dict(deterministic="true", checkpoint_every=100, epochs=1, max_steps=6,
+                  keep_checkpoints=5)
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    assert run_binary(TRAIN, *_tiny_flags(one, data, **common)).returncode == 0
+    result = run_binary(TRAIN, *_tiny_flags(two, data, steps_per_execution=2, **common))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 6/6" in result.stdout
+    a = _variables(os.path.join(one, "checkpoints", "ckpt-6"))
+    b = _variables(os.path.join(two, "checkpoints", "ckpt-6"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    bad = run_binary(TRAIN, *_tiny_flags(str(tmp_path / "bad"), data, steps_per_execution=3))
+    assert bad.returncode != 0
+    assert "steps_per_execution 3 must divide the 4 steps of an epoch" in bad.stderr
