@@ -16,6 +16,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
 JIT_COMPILE = ("false", "true", "auto")
 CACHE_IMAGES = ("false", "true", "auto")
+ON_NAN = ("stop", "rollback")
 ADAM_EPSILON_ON = dcgan.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("dataset", "image_size", "channels", "z_dim", "base_width",
@@ -61,6 +62,8 @@ class TrainConfig:
     eval_feature_net: str = ""  # "inception" or a domain classifier (train_classifier)
     eval_reference_split: str = "test"
     ema_decay: float = 0.0  # 0: no EMA generator
+    on_nan: str = "stop"  # a non-finite loss: "stop", or "rollback" to the last checkpoint
+    max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
 
     def validate(self):
         """Raises ValueError naming the bad field, the value and what is expected."""
@@ -91,7 +94,7 @@ class TrainConfig:
                              f"{self.eval_reference_split!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("max_steps", "d_base_width", "eval_every_epochs"):
+        for name in ("max_steps", "d_base_width", "eval_every_epochs", "max_rollbacks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("learning_rate", "adam_epsilon"):
@@ -102,7 +105,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
                    "jit_compile": JIT_COMPILE, "cache_images": CACHE_IMAGES,
-                   "adam_epsilon_on": ADAM_EPSILON_ON}
+                   "adam_epsilon_on": ADAM_EPSILON_ON, "on_nan": ON_NAN}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -130,7 +133,14 @@ def load(workdir):
     if not files.exists(path):
         raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not a training "
                                 "workdir (train one with python -m dcgan_keras.binaries.train)")
-    return TrainConfig.from_dict(files.read_json(path))
+    try:
+        values = files.read_json(path)
+        if not isinstance(values, dict):
+            raise ValueError(f"a JSON object was expected, got {type(values).__name__}")
+        return TrainConfig.from_dict(values).validate()
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is corrupt ({str(e).splitlines()[0]}); restore it from a "
+                         "copy, or train in a new --workdir") from None
 
 
 def save(config, workdir):
@@ -138,10 +148,34 @@ def save(config, workdir):
     files.write_bytes(config_path(workdir), config.to_json())
 
 
+def resume_config(saved, given):
+    """The config that resumes a workdir trained with `saved`: its values, with the
+    options the user `given` explicitly ({field: value}, e.g. the flags on the command
+    line) on top.
+
+    Returns:
+        (config, changes): changes is {field: (saved value, new value)} of the given
+        options that differ (learning rate, epochs, logging, ...).
+    Raises:
+        ValueError: a given architecture or data option differs from the workdir's.
+    """
+    values = dataclasses.asdict(saved)
+    unknown = sorted(set(given) - set(values))
+    if unknown:
+        raise ValueError(f"unknown config fields {unknown}")
+    changes = {k: (values[k], v) for k, v in given.items() if values[k] != v}
+    config = TrainConfig(**{**values, **given})
+    check_resumable(saved, config)
+    return config, changes
+
+
 def check_resumable(saved, config):
     """Raises ValueError if `config` cannot resume checkpoints trained with `saved`."""
     diffs = [f"{name}: workdir has {getattr(saved, name)!r}, flags say {getattr(config, name)!r}"
              for name in ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(config, name)]
+    if bool(saved.ema_decay) != bool(config.ema_decay):  # the checkpoints hold an EMA G or not
+        diffs.append(f"ema_decay: workdir has {saved.ema_decay!r}, flags say "
+                     f"{config.ema_decay!r} (an EMA generator is in its checkpoints or not)")
     if diffs:
         raise ValueError("this workdir was trained with a different model or data, so it "
                          "cannot be resumed with these flags (" + "; ".join(diffs) +

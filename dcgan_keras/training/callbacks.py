@@ -22,6 +22,8 @@ epoch ends when the output is a log file. `TrainLogger` logs `train/*` at global
 one line per update in a file, and reports images/s and the ETA.
 """
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -192,10 +194,16 @@ class Checkpoint(_StepCallback):
         return path
 
     def save(self):
+        """Writes a checkpoint at the current step (once per step); refuses a broken one."""
         step = model_step(self.model)
-        if step != self._saved_step:
-            self.checkpointer.save(step, step * self.batch_size)
-            self._saved_step = step
+        if step == self._saved_step:
+            return
+        bad = non_finite_weights(self.model)
+        if bad:
+            raise NonFiniteError(f"not writing a checkpoint at step {step}: "
+                                 f"{len(bad)} variables are NaN/Inf ({', '.join(bad[:3])})")
+        self.checkpointer.save(step, step * self.batch_size)
+        self._saved_step = step
 
     def on_train_begin(self, logs=None):
         self._step = model_step(self.model)
@@ -315,7 +323,10 @@ class TrainLogger(_StepCallback):
         before, self._step = self._step, model_step(self.model)
         if not (_crossed(before, self._step, self.log_every) or self._step == self.total_steps):
             return
-        self.logs = {name: float(value) for name, value in (logs or {}).items()}
+        order = [m.name for m in self.model.metrics]  # d_loss, g_loss, d_x, d_g_z
+        self.logs = {name: float(logs[name]) for name in
+                     sorted(logs or {}, key=lambda n: (order.index(n) if n in order
+                                                       else len(order), n))}
         self.model.reset_metrics()  # the next log averages the steps after this one
         now = time.perf_counter()
         start, start_step = self._window
@@ -331,3 +342,69 @@ class TrainLogger(_StepCallback):
         self.writer.flush()
         if self.total_steps is None or self._step == self.total_steps:
             self.progress.close()
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or weight became NaN or infinite."""
+
+
+def non_finite_weights(model):
+    """Paths of the model's and its optimizers' variables that hold a NaN or Inf."""
+    variables = list(model.weights)
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        variables += [v for v in optimizer.variables if "float" in str(v.dtype)]
+    return [v.path for v in variables
+            if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(v.value, tf.float32))))]
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Raises NonFiniteError at the first step (or execution) whose logged losses are NaN
+    or Inf, before any other callback of that step runs (put it first): training stops
+    and no checkpoint of the broken state is written (`Checkpoint` also checks every
+    weight before it writes)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = sorted(k for k, v in (logs or {}).items()
+                     if isinstance(v, float) and not np.isfinite(v))
+        if bad:
+            raise NonFiniteError(
+                f"non-finite {', '.join(f'{k}={logs[k]}' for k in bad)} at step "
+                f"{model_step(self.model)}")
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """On SIGTERM or SIGINT (preemption, Ctrl-C) during `fit`: finishes the step in
+    flight, writes a checkpoint at it and stops training; `signum` says which signal
+    came. A second signal of the same kind is handled as usual (Ctrl-C twice aborts).
+
+    Args:
+        checkpoint: the run's `Checkpoint` callback.
+    """
+
+    def __init__(self, checkpoint, signals=(signal.SIGTERM, signal.SIGINT)):
+        super().__init__()
+        self.checkpoint, self.signals = checkpoint, signals
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def on_train_begin(self, logs=None):
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return  # installed (an earlier fit raised), or not the main thread: Python
+            # delivers signals to the main thread only
+        for signum in self.signals:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signum is not None:
+            self.checkpoint.save()
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        for signum, handler in self._previous.items():
+            if self.signum != signum:
+                signal.signal(signum, handler)
+        self._previous = {}

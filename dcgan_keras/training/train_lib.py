@@ -88,13 +88,15 @@ def plan_fits(step, total_steps, steps_per_epoch):
 
 
 def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, writer):
-    """The run's callbacks, in the order they act at an epoch end: log, samples,
-    checkpoint, then FID/KID (which keeps the best checkpoint)."""
+    """The run's callbacks, in the order they act at a step or epoch end: the NaN guard,
+    log, samples, checkpoint, then FID/KID (which keeps the best checkpoint), and the
+    SIGTERM/SIGINT handler."""
     chief = cluster.is_chief
     checkpoint = callbacks_lib.Checkpoint(
         os.path.join(workdir, "checkpoints"), config.batch_size, config.checkpoint_every,
         config.keep_checkpoints, chief, cluster.worker_index)
-    run = [callbacks_lib.EMAGenerator(config.ema_decay)] if config.ema_decay else []
+    run = [callbacks_lib.NonFiniteGuard()]
+    run += [callbacks_lib.EMAGenerator(config.ema_decay)] if config.ema_decay else []
     run += [
         callbacks_lib.TrainLogger(config.batch_size, config.log_every, total_steps,
                                   steps_per_epoch, writer, chief),
@@ -108,10 +110,21 @@ def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, write
         run.append(callbacks_lib.SampleQuality(
             make_evaluator(config), config.eval_every_epochs, steps_per_epoch, total_steps,
             checkpoint, workdir, writer, chief))
+    run.append(callbacks_lib.GracefulStop(checkpoint))
     return run, checkpoint
 
 
-def train_and_evaluate(config, workdir):
+def set_learning_rate(gan, value):
+    """Sets both optimizers' learning rate (inside a LossScaleOptimizer too)."""
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        getattr(optimizer, "inner_optimizer", optimizer).learning_rate.assign(value)
+
+
+def learning_rate(gan):
+    return float(getattr(gan.d_optimizer, "inner_optimizer", gan.d_optimizer).learning_rate)
+
+
+def train_and_evaluate(config, workdir, extra_callbacks=()):
     """Trains a DCGAN as `config` says, in `workdir`; resumes if workdir has checkpoints.
 
     Writes workdir/config.json, TensorBoard events, samples/epoch_XXXX.png and
@@ -119,17 +132,25 @@ def train_and_evaluate(config, workdir):
     generator with --ema_decay). With --eval_every_epochs, FID/KID are logged and the
     checkpoint with the lowest FID is kept in best_checkpoint/ (see best.json).
 
+    A NaN/Inf loss stops the run (NonFiniteError), or with on_nan="rollback" restores the
+    last checkpoint and halves the learning rate, at most max_rollbacks times. SIGTERM or
+    SIGINT writes a checkpoint at the current step and returns early (`interrupted`).
+
+    Args:
+        extra_callbacks: more Keras callbacks for `fit` (after the run's own).
     Returns:
-        dict with the last logged metrics, `step`, `images_per_sec`, `gan` and
-        `weights_fingerprint`.
+        dict with the last logged metrics, `step`, `images_per_sec`, `gan`,
+        `weights_fingerprint`, `rollbacks` and `interrupted` (the signal number or None).
     """
     config.validate()
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     cluster = strategies.make_cluster(config.strategy, config.tpu)
     strategy = cluster.strategy
     tf.io.gfile.makedirs(workdir)
+    saved = None
     if tf.io.gfile.exists(config_lib.config_path(workdir)):
-        config_lib.check_resumable(config_lib.load(workdir), config)
+        saved = config_lib.load(workdir)
+        config_lib.check_resumable(saved, config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)  # the initial weights come from the seed too
@@ -183,8 +204,12 @@ def train_and_evaluate(config, workdir):
     step = int(gan.step.numpy())
     if restored:
         logging.info("resumed from %s at step %d", restored, step)
+        if saved is not None and saved.learning_rate != config.learning_rate:
+            set_learning_rate(gan, config.learning_rate)  # else the checkpoint's (rollbacks)
     if cluster.is_chief:
         config_lib.save(config, workdir)
+    if config.on_nan == "rollback" and not restored:
+        checkpoint.save()  # step 0: where a NaN in the first epoch rolls back to
 
     def dataset_fn(ctx, start_step, num_steps):
         ds = datasets.train_dataset(
@@ -201,12 +226,39 @@ def train_and_evaluate(config, workdir):
         replicas_per_pipeline = strategy.num_replicas_in_sync // ctx.num_input_pipelines
         return ds.take(num_steps * replicas_per_pipeline)
 
-    for call in plan_fits(step, total_steps, steps_per_epoch):
-        start_step, num_steps = int(gan.step.numpy()), call.pop("steps")
-        data = strategy.distribute_datasets_from_function(
-            lambda ctx: dataset_fn(ctx, start_step, num_steps))
-        gan.fit(data, callbacks=callbacks, verbose=0, shuffle=False, **call)
+    def train():
+        for call in plan_fits(int(gan.step.numpy()), total_steps, steps_per_epoch):
+            start_step, num_steps = int(gan.step.numpy()), call.pop("steps")
+            data = strategy.distribute_datasets_from_function(
+                lambda ctx: dataset_fn(ctx, start_step, num_steps))
+            gan.fit(data, callbacks=callbacks + list(extra_callbacks), verbose=0,
+                    shuffle=False, **call)
+            if stop.signum is not None:
+                return
+
+    stop = next(c for c in callbacks if isinstance(c, callbacks_lib.GracefulStop))
+    rollbacks = 0
+    while True:
+        try:
+            train()
+            break
+        except callbacks_lib.NonFiniteError as e:
+            if config.on_nan != "rollback" or rollbacks >= config.max_rollbacks:
+                raise callbacks_lib.NonFiniteError(
+                    f"{e}; training stopped, no checkpoint of it was written"
+                    + (f" (after {rollbacks} rollbacks)" if rollbacks else
+                       "; --on_nan=rollback goes back to the last checkpoint with a lower "
+                       "learning rate, or lower --learning_rate")) from None
+            rollbacks += 1
+            path = checkpoint.restore()
+            set_learning_rate(gan, learning_rate(gan) * 0.5)
+            logging.warning("rollback %d of %d: %s; back to %s (step %d) with learning "
+                            "rate %g", rollbacks, config.max_rollbacks, e, path,
+                            int(gan.step.numpy()), learning_rate(gan))
     writer.flush()
+    if stop.signum is not None:
+        logging.warning("stopped by signal %d at step %d; checkpoint written; the same "
+                        "command resumes", stop.signum, int(gan.step.numpy()))
     step = int(gan.step.numpy())
     fingerprint = strategies.weights_fingerprint(gan.generator, gan.discriminator)
     logging.info("worker %d of %d: final weights fingerprint %s at step %d",
@@ -215,4 +267,5 @@ def train_and_evaluate(config, workdir):
     scores = next((c.history[-1][1] for c in callbacks
                    if isinstance(c, callbacks_lib.SampleQuality) and c.history), {})
     return dict(logger.logs, **scores, step=step, images_per_sec=logger.images_per_sec,
-                gan=gan, weights_fingerprint=fingerprint)
+                gan=gan, weights_fingerprint=fingerprint, rollbacks=rollbacks,
+                interrupted=stop.signum)
