@@ -140,8 +140,9 @@ def _start(args, env_extra=None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for_step(proc, step, timeout=120):
-    """Reads the progress lines until `step k/` with k >= step; returns what was read."""
+def _read_to_step(proc, step, timeout=120):
+    """Reads the output until a progress line `step k/..` with k >= step (or the end);
+    returns (what was read, whether that step was reached)."""
     seen, deadline = [], time.time() + timeout
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -149,8 +150,14 @@ def _wait_for_step(proc, step, timeout=120):
             break
         seen.append(line)
         if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step:
-            return "".join(seen)
-    raise AssertionError("no progress to step %d:\n%s" % (step, "".join(seen)[-3000:]))
+            return "".join(seen), True
+    return "".join(seen), False
+
+
+def _wait_for_step(proc, step, timeout=120):
+    text, reached = _read_to_step(proc, step, timeout)
+    assert reached, "no progress to step %d:\n%s" % (step, text[-3000:])
+    return text
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -184,15 +191,14 @@ def test_killed_at_random_moments_resumes_to_the_same_weights(tmp_path):
         proc = _start(_flags(workdir, data, **common))
         ckpt = os.path.join(workdir, "checkpoints")
         before = tf.train.latest_checkpoint(ckpt) if os.path.isdir(ckpt) else None
-        try:
-            _wait_for_step(proc, 0 if before is None else int(before.split("-")[-1]) + 1)
-        except AssertionError:
-            pass  # finished (or failed) before the first progress line: checked below
-        time.sleep(rng.uniform(0.0, 0.6))  # into the next steps and checkpoint writes
+        # Wait for the first new step (or the end), then kill a random moment later:
+        # in the next steps and the checkpoint writes (one per step).
+        text, _ = _read_to_step(proc, 0 if before is None else int(before.split("-")[-1]) + 1)
+        time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             proc.kill()
             kills += 1
-        out, _ = proc.communicate(timeout=120)
+        out = text + proc.communicate(timeout=120)[0]
         if proc.returncode == 0:
             assert "trained to step 16" in out
             break
