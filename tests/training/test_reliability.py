@@ -211,3 +211,29 @@ def test_killed_at_random_moments_resumes_to_the_same_weights(tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_train_resume_and_export_with_a_workdir_on_another_file_system(tmp_path):
+    """ram:// (TensorFlow's in-memory file system) stands for gs:// and hdfs://: every
+    workdir file goes through tf.io.gfile."""
+    from dcgan_keras.exporters import export_lib
+    data = make_idx_dataset(str(tmp_path / "data"))
+    workdir = f"ram://reliability_{os.getpid()}/run"
+    first = train_lib.train_and_evaluate(_config(data, max_steps=2, checkpoint_every=1),
+                                         workdir)
+    assert first["step"] == 2
+    second = train_lib.train_and_evaluate(_config(data, max_steps=4), workdir)
+    assert second["step"] == 4
+    gfile = tf.io.gfile
+    assert gfile.exists(workdir + "/config.json")
+    assert gfile.exists(workdir + "/samples/epoch_0000.png")
+    assert tf.train.latest_checkpoint(workdir + "/checkpoints").endswith("ckpt-4")
+    assert gfile.glob(workdir + "/events.out.tfevents.*")
+    assert not [p for p in gfile.glob(workdir + "/**") if ".tmp-" in p]  # no temp files left
+    export_dir = workdir + "/export"
+    meta = export_lib.export_from_workdir(workdir, export_dir, quantizations=("float32",))
+    assert meta["training_step"] == 4
+    assert export_lib.verify(export_dir) == []
+    generator = tf.saved_model.load(export_dir + "/generator")
+    images = generator.signatures["serving_default"](z=tf.zeros([2, 8]))
+    assert list(images.values())[0].shape == (2, 16, 16, 1)
