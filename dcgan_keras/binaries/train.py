@@ -112,7 +112,7 @@ def main(argv):
     try:
         config = config_from_flags().validate()
         result = train_lib.train_and_evaluate(config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError, NonFiniteError) as e:  # MissingDataError too
+    except (ValueError, OSError, NonFiniteError) as e:  # MissingDataError too
         common.fail(str(e))
     except tf_errors().PermissionDeniedError as e:
         common.fail(f"cannot write into --workdir={FLAGS.workdir}: {e.message}")

@@ -202,7 +202,16 @@ class Checkpoint(_StepCallback):
         if bad:
             raise NonFiniteError(f"not writing a checkpoint at step {step}: "
                                  f"{len(bad)} variables are NaN/Inf ({', '.join(bad[:3])})")
-        self.checkpointer.save(step, step * self.batch_size)
+        try:
+            self.checkpointer.save(step, step * self.batch_size)
+        except (tf.errors.OpError, OSError) as e:
+            reason = (getattr(e, "message", None) or str(e)).strip().splitlines()
+            latest = tf.train.latest_checkpoint(self.directory)
+            raise OSError(
+                f"could not write the checkpoint of step {step} into {self.directory} "
+                f"({reason[0] if reason else type(e).__name__}); "
+                + (f"{latest} is intact" if latest else "no earlier checkpoint")
+                + "; free space or fix the directory, then run the same command") from None
         self._saved_step = step
 
     def on_train_begin(self, logs=None):

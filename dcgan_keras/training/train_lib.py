@@ -18,6 +18,7 @@ from dcgan_keras.data import datasets
 from dcgan_keras.models import build_dcgan, dcgan
 from dcgan_keras.training import callbacks as callbacks_lib
 from dcgan_keras.training import hardware, strategies
+from dcgan_keras.utils import files
 
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -146,7 +147,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     cluster = strategies.make_cluster(config.strategy, config.tpu)
     strategy = cluster.strategy
-    tf.io.gfile.makedirs(workdir)
+    files.check_writable(workdir)  # read-only or full: say so before any work is done
     saved = None
     if tf.io.gfile.exists(config_lib.config_path(workdir)):
         saved = config_lib.load(workdir)

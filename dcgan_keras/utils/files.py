@@ -68,3 +68,19 @@ def write_npy(path, array):
 
 def exists(path):
     return tf.io.gfile.exists(str(path))
+
+
+def check_writable(directory):
+    """Creates `directory` if needed and proves a file can be written into it and
+    renamed (then removes it); raises OSError saying why not (read-only, full, a file in
+    the way), before any work that would be lost."""
+    directory = str(directory)
+    probe = f"{directory.rstrip('/')}/.dcgan_keras_write_check"
+    try:
+        tf.io.gfile.makedirs(directory)
+        write_bytes(probe, b"ok")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        reason = getattr(e, "message", None) or str(e) or type(e).__name__
+        raise OSError(f"cannot write into {directory}: {reason.strip().splitlines()[0]}; "
+                      "use a writable directory with free space") from None

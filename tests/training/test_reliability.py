@@ -237,3 +237,29 @@ def test_train_resume_and_export_with_a_workdir_on_another_file_system(tmp_path)
     generator = tf.saved_model.load(export_dir + "/generator")
     images = generator.signatures["serving_default"](z=tf.zeros([2, 8]))
     assert list(images.values())[0].shape == (2, 16, 16, 1)
+
+
+def test_an_unwritable_workdir_is_refused_before_any_work(tmp_path):
+    data = make_idx_dataset(str(tmp_path / "data"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = run_binary(TRAIN, *_flags(str(blocker / "run"), data, max_steps=2))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"cannot write into {blocker / 'run'}" in result.stderr
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    data = make_idx_dataset(str(tmp_path / "data"))
+    workdir = str(tmp_path / "run")
+    real_save = checkpoints.Checkpointer.save
+
+    def full_disk(self, step, examples_seen):
+        if step >= 4:
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return real_save(self, step, examples_seen)
+
+    monkeypatch.setattr(checkpoints.Checkpointer, "save", full_disk)
+    with pytest.raises(OSError, match="could not write the checkpoint of step 4 .*No space "
+                                      "left on device.*ckpt-2 is intact"):
+        train_lib.train_and_evaluate(_config(data), workdir)
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")
