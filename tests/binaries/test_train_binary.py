@@ -2,12 +2,14 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from testutil import make_idx_dataset, run_binary
+from testutil import REPO, make_idx_dataset, run_binary
 from dcgan_keras.utils.images import read_png
 
 TRAIN = "dcgan_keras.binaries.train"
@@ -191,3 +193,18 @@ def test_steps_per_execution_trains_the_same_steps(tmp_path):
     bad = run_binary(TRAIN, *_tiny_flags(str(tmp_path / "bad"), data, steps_per_execution=3))
     assert bad.returncode != 0
     assert "steps_per_execution 3 must divide the 4 steps of an epoch" in bad.stderr
+
+
+def test_quiet_startup_shows_our_message_first(tmp_path):
+    """TensorFlow's native start-up lines (oneDNN banner, "failed call to cuInit" on a
+    CPU-only host) are held back unless --verbosity asks for them."""
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+    result = subprocess.run(
+        [sys.executable, "-m", TRAIN, f"--workdir={tmp_path}/w", "--dataset=fashion_mnist",
+         "--image_size=48"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith("error: image_size must be a power"), \
+        result.stderr[:2000]
+    for noise in ("I0000", "E0000", "W0000", "oneDNN", "cuInit"):
+        assert noise not in result.stderr, noise
