@@ -213,7 +213,13 @@ def restore_models(workdir, checkpoint="latest", generator_key="generator"):
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(**{generator_key: generator}, discriminator=discriminator,
                                step=step)
-    ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise CheckpointMismatchError(
+            f"{path} does not fit the model described by {workdir}/config.json "
+            f"({_first_line(e)}): the checkpoints and config.json come from different "
+            "runs, or the checkpoint is damaged") from None
     return generator, discriminator, int(step.numpy()), config
 
 
