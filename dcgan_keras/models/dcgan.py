@@ -132,6 +132,22 @@ def _fuse_adam(optimizer):
     optimizer.update_step = update_step
 
 
+def _logs(metrics):
+    """The step's logs: each metric's result, as a [1] vector under a multi-worker strategy.
+
+    Keras' fit reduces the logs of MultiWorkerMirroredStrategy replicas with
+    `strategy.reduce("MEAN", value, axis=0)`, which a scalar does not have (keras 3.15,
+    backend/tensorflow/trainer.py reduce_per_replica); a [1] vector reduces to the
+    scalar mean over replicas.
+    """
+    logs = {m.name: m.result() for m in metrics}
+    strategy = tf.distribute.get_strategy()
+    if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()):  # Keras' own test
+        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
+
+
 def _replica_id():
     ctx = tf.distribute.get_replica_context()
     return 0 if ctx is None else ctx.replica_id_in_sync_group
@@ -233,6 +249,17 @@ class DCGAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' fit, under a tf.distribute strategy, builds a model by reading one batch
+        from a first iterator of the data and then starts over with a new one
+        (keras/src/backend/tensorflow/trainer.py). A DCGAN is built in __init__ and
+        compile, so there is nothing to build, and the extra iterator would cost more
+        than a batch: a dataset that reshuffles each iteration gives its second iterator
+        the next epoch's order, so a multi-worker run would not train on the data an
+        unbroken single-process run sees. Tested in tests/models/test_dcgan.py."""
+        if not self.built or self.d_optimizer is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
@@ -318,7 +345,7 @@ class DCGAN(keras.Model):
         self._track(losses.discriminator_loss(real_logits, fake_logits),
                     losses.GENERATOR_LOSSES[self.generator_loss](fake_logits),
                     real_logits, fake_logits)
-        return {m.name: m.result() for m in self.metrics}
+        return _logs(self.metrics)
 
     def _track(self, d_per_example, g_per_example, real_logits, fake_logits):
         # This replica's means; the metric variables average them over replicas.
@@ -362,7 +389,7 @@ class DCGAN(keras.Model):
         if self.ema_generator is not None:
             self._update_ema()
         self._track(d_per_example, g_per_example, real_logits, fake_logits)
-        return {m.name: m.result() for m in self.metrics}
+        return _logs(self.metrics)
 
     def get_config(self):
         return {

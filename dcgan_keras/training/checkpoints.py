@@ -146,7 +146,8 @@ class Checkpointer:
                     f"the workdir's config.json){_hint(problems)}, or train in a new --workdir.")
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, AssertionError, ValueError) as e:
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
+                # (a truncated data file: "IndexError: Read less bytes than requested")
                 damaged.append((path, _first_line(e)))
                 continue
             for bad, why in damaged:

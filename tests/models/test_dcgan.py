@@ -349,3 +349,27 @@ def test_keras_file_save_load_and_fit_continue_exactly_as_one_run(tmp_path):
     # And the second epoch did move the weights (the comparison can fail).
     assert not np.allclose(halves.generator.get_weights()[0],
                            loaded.generator.get_weights()[0])
+
+
+def test_fit_under_a_strategy_opens_the_data_once():
+    """Keras' fit would read a batch from a first iterator to build the model and then
+    open a second one (a reshuffling dataset then starts in its next epoch's order);
+    the DCGAN needs no build, so its data is opened once. Fails loudly if Keras renames
+    the hook (`DCGAN._maybe_symbolic_build`)."""
+    assert hasattr(keras.Model, "_maybe_symbolic_build")
+    opened = []
+    real = _real(16)
+
+    def images():
+        opened.append(1)
+        yield from real
+
+    strategy = tf.distribute.MirroredStrategy(_two_cpus())
+    with strategy.scope():
+        gan = build_dcgan(**TINY)
+        gan.compile()
+    data = strategy.distribute_datasets_from_function(
+        lambda ctx: tf.data.Dataset.from_generator(
+            images, output_signature=tf.TensorSpec([16, 16, 1], tf.float32)).batch(8))
+    gan.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+    assert len(opened) == 1 and int(gan.step.numpy()) == 1

@@ -191,10 +191,11 @@ def test_killed_at_random_moments_resumes_to_the_same_weights(tmp_path):
         proc = _start(_flags(workdir, data, **common))
         ckpt = os.path.join(workdir, "checkpoints")
         before = tf.train.latest_checkpoint(ckpt) if os.path.isdir(ckpt) else None
-        # Wait for the first new step (or the end), then kill a random moment later:
-        # in the next steps and the checkpoint writes (one per step).
-        text, _ = _read_to_step(proc, 0 if before is None else int(before.split("-")[-1]) + 1)
-        time.sleep(rng.uniform(0.0, 0.6))
+        # Wait for a random one of the next steps (or the end), then kill a random moment
+        # later: inside the next step or its checkpoint write (one per step).
+        done = 0 if before is None else int(before.split("-")[-1])
+        text, _ = _read_to_step(proc, min(done + rng.randint(1, 3), 15))
+        time.sleep(rng.uniform(0.0, 0.15))
         if proc.poll() is None:
             proc.kill()
             kills += 1
