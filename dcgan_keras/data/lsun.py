@@ -125,6 +125,12 @@ def open_env(path):
     return _ENVS[path]
 
 
+def close_all():
+    """Closes every environment `open_env` opened (sources over them stop working)."""
+    while _ENVS:
+        _ENVS.popitem()[1].close()
+
+
 def is_complete_image(value):
     """Whether bytes (or a memoryview) look like one whole JPEG, WebP, PNG, GIF or BMP.
 
