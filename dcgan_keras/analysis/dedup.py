@@ -10,6 +10,7 @@ Everything streams through tf.data: the autoencoder trains on the shuffled train
 stream, the hash pass reads the split once in order and keeps 16 bytes per image, so a
 3M-image LSUN split needs ~48 MB here, never the images.
 """
+import dataclasses
 import json
 import os
 import time
@@ -105,17 +106,20 @@ def hash_split(encoder, source, batch_size=512, threshold=0.0, preprocess="crop_
 
 
 def images_at(source, indices, preprocess="crop_resize"):
-    """The 32x32 images of records `indices` (random access, or one streaming pass)."""
-    decode = datasets._decode_and_preprocess(source, SIDE, 3, preprocess, with_label=False)
+    """The 32x32 images [len(indices), 32, 32, 3] of records `indices`, in that order
+    (by random access, or for a streaming source in one pass that keeps those records)."""
+    table = np.asarray(indices, np.int64)
     if source.record_at is not None:
-        ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64))
-        return np.stack([x for x in ds.map(source.record_at).map(decode).as_numpy_iterator()])
-    wanted = {int(i): k for k, i in enumerate(indices)}
-    found = [None] * len(indices)
-    for i, record in enumerate(source.records().as_numpy_iterator()):
-        if i in wanted:
-            found[wanted[i]] = decode(*record).numpy()
-    return np.stack(found)
+        records = lambda: tf.data.Dataset.from_tensor_slices(table).map(source.record_at)  # noqa: E731
+        order = np.arange(len(table))
+    else:  # the stream yields them in ascending index order
+        wanted = tf.constant(np.unique(table))
+        records = lambda: (source.records().enumerate()  # noqa: E731
+                           .filter(lambda i, record: tf.reduce_any(tf.equal(i, wanted)))
+                           .map(lambda i, record: record))
+        order = np.searchsorted(np.unique(table), table)
+    picked = dataclasses.replace(source, num_examples=len(table), records=records)
+    return datasets.load_numpy(picked, SIDE, 3, preprocess)[0][order]
 
 
 def groups_grid(source, groups, max_groups=16, max_members=8, preprocess="crop_resize"):

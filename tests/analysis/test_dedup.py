@@ -90,3 +90,16 @@ def test_binary_bad_input_is_one_clear_line(tmp_path, flags, message):
     result = run_binary(DEDUP, f"--workdir={tmp_path}/w", "--allow_download=false", *flags)
     assert result.returncode == 2 and message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_images_at_by_random_access_and_by_streaming():
+    images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * np.full((1, 8, 8, 3), 40,
+                                                                        np.uint8)
+    source = datasets.array_source("toy", "train", images)
+    streaming = datasets.Source(name="toy", split="train", num_examples=6,
+                                records=source.records, load=source.load)
+    for s in (source, streaming):
+        got = dedup.images_at(s, [4, 1, 4], preprocess="pad")
+        assert got.shape == (3, 32, 32, 3)
+        np.testing.assert_allclose(got[:, 16, 16, 0], np.array([160, 40, 160]) / 127.5 - 1,
+                                   atol=1e-6)
