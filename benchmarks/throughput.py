@@ -214,6 +214,21 @@ def make_image_folder(directory, count, side):
                          data)
 
 
+def make_lmdb_of_folder(directory, count, side):
+    """The files of make_image_folder as values of directory/bedroom_train_lmdb, keyed by
+    name (half JPEG, half PNG: the folder pipeline's bytes exactly)."""
+    import lmdb
+    folder = os.path.join(directory, "files")
+    os.makedirs(folder)
+    make_image_folder(folder, count, side)
+    env = lmdb.open(os.path.join(directory, "bedroom_train_lmdb"), map_size=1 << 34)
+    with env.begin(write=True) as txn:
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name), "rb") as f:
+                txn.put(name.encode(), f.read())
+    env.close()
+
+
 def time_pipeline(source_kind, size, batch, windows, window_batches, files, file_side):
     """Child: images/s of datasets.train_dataset alone (decode, preprocess, batch)."""
     from dcgan_keras.data import datasets
@@ -224,6 +239,10 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
                                          index_cache=os.path.join(tmp, "index.json"))
             if source_kind == "folder_cached":  # --cache_images: decoded once, up front
                 source = datasets.cached_source(source, size, 3)
+        elif source_kind == "lsun_lmdb":  # the folder's files as values of an LSUN LMDB
+            make_lmdb_of_folder(tmp, files, file_side)
+            source = datasets.get_source("lsun", data_dir=tmp,
+                                         index_cache=os.path.join(tmp, "index.json"))
         else:
             source = datasets.get_source("fashion_mnist", data_dir=FMNIST_DIR,
                                          allow_download=False)
@@ -444,8 +463,9 @@ def main():
     parser.add_argument("--batches", default="64,128,256")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--peers", default=",".join(PEERS))
-    parser.add_argument("--pipelines", default="folder,folder_cached,idx",
-                        help="'' to skip; folder_cached = the folder with --cache_images")
+    parser.add_argument("--pipelines", default="folder,folder_cached,lsun_lmdb,idx",
+                        help="'' to skip; folder_cached = the folder with --cache_images; "
+                        "lsun_lmdb = the folder's files as values of an LSUN LMDB")
     parser.add_argument("--quick", action="store_true", help="; ".join(
         f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--windows", type=int, default=5)

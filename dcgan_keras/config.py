@@ -6,6 +6,7 @@ dims, weights N(0, 0.02), 64x64 RGB, 128 filters at the highest resolution.
 import dataclasses
 import json
 import os
+import re
 
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
@@ -19,7 +20,7 @@ CACHE_IMAGES = ("false", "true", "auto")
 ON_NAN = ("stop", "rollback")
 ADAM_EPSILON_ON = dcgan.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
-ARCHITECTURE_FIELDS = ("dataset", "image_size", "channels", "z_dim", "base_width",
+ARCHITECTURE_FIELDS = ("dataset", "lsun_category", "image_size", "channels", "z_dim", "base_width",
                        "d_base_width", "preprocess", "generator_loss", "seed")
 
 
@@ -28,6 +29,8 @@ class TrainConfig:
     """Every knob of a run. See the train binary's flags for the meaning of each."""
     dataset: str = "lsun"
     data_dir: str = ""
+    lsun_category: str = "bedroom"  # dataset=lsun: the scene category's LMDB
+    exclude_list: str = ""  # ids of records to leave out (e.g. from binaries.dedup)
     image_size: int = 64
     channels: int = 3
     preprocess: str = "crop_resize"
@@ -72,6 +75,9 @@ class TrainConfig:
                              f"got {self.dataset!r}")
         if self.dataset == "folder" and not self.data_dir:
             raise ValueError("dataset=folder needs data_dir=<a directory of images>")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.lsun_category):
+            raise ValueError(f"lsun_category must be an LSUN category name such as bedroom "
+                             f"or church_outdoor, got {self.lsun_category!r}")
         architecture.validate(self.image_size, self.channels, self.z_dim, self.base_width)
         if self.preprocess not in preprocessing.PREPROCESS_MODES:
             raise ValueError(f"preprocess must be one of {preprocessing.PREPROCESS_MODES}, "

@@ -22,6 +22,10 @@ flags.DEFINE_string("workdir", None, "Directory for config.json, checkpoints, sa
 flags.DEFINE_enum("dataset", _D.dataset, datasets.DATASET_NAMES, "Training data.")
 flags.DEFINE_string("data_dir", _D.data_dir, "Image folder (dataset=folder), IDX files "
                     "(mnist, fashion_mnist) or tensorflow_datasets directory.")
+flags.DEFINE_string("lsun_category", _D.lsun_category, "dataset=lsun: the scene category "
+                    "(<category>_train_lmdb), e.g. bedroom, church_outdoor, kitchen.")
+flags.DEFINE_string("exclude_list", _D.exclude_list, "A text file of record ids to leave out "
+                    "of training, one a line (e.g. exclude_list.txt of binaries.dedup).")
 flags.DEFINE_integer("image_size", _D.image_size, "Power of two in [16, 256].")
 flags.DEFINE_integer("channels", _D.channels, "1 (grayscale) or 3 (RGB).")
 flags.DEFINE_enum("preprocess", _D.preprocess, preprocessing.PREPROCESS_MODES,

@@ -166,7 +166,8 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     index_cache = os.path.join(workdir, "data_index.json")  # written by the chief only
     source = datasets.get_source(
         config.dataset, "train", config.data_dir or None, config.allow_download,
-        index_cache=index_cache if cluster.is_chief or tf.io.gfile.exists(index_cache) else None)
+        index_cache=index_cache if cluster.is_chief or tf.io.gfile.exists(index_cache) else None,
+        lsun_category=config.lsun_category, exclude_list=config.exclude_list or None)
     if datasets.should_cache(source, config.image_size, config.channels, config.cache_images):
         start = time.perf_counter()
         source = datasets.cached_source(source, config.image_size, config.channels,
