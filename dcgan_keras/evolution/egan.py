@@ -130,8 +130,14 @@ class EGAN(dcgan.DCGAN):
         return optimizer
 
     def _state(self, net, optimizer):
-        """Everything a generator carries between generations, in a fixed order."""
-        return net.trainable_variables + net.non_trainable_variables + optimizer.variables
+        """Everything a generator carries between generations, in a fixed order: weights,
+        BatchNorm statistics, the step count and slots of its optimizer (and loss scale).
+        Left out: the optimizer's "only_first_replica" variables but `iterations` (the
+        learning rate, a LossScaleOptimizer's unused outer counter), which never change
+        in a step and which an XLA replica step could not assign."""
+        return net.trainable_variables + net.non_trainable_variables + [
+            v for v in optimizer.variables
+            if v is optimizer.iterations or v.aggregation != "only_first_replica"]
 
     def checkpoint_extras(self):
         """The population beyond `generator`/`g_optimizer` and the win counts, by name,

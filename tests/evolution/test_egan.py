@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from dcgan_keras.evolution import EGAN, build_egan
 from dcgan_keras.models import DCGAN, Discriminator, Generator
-from dcgan_keras.training import callbacks
+from dcgan_keras import config as config_lib
+from dcgan_keras.training import callbacks, train_lib
 
 TINY = dict(image_size=16, channels=1, z_dim=8, base_width=4)
 
@@ -221,3 +222,30 @@ def test_config_round_trip_and_bad_arguments():
     gan = _egan(d_steps=3)
     with pytest.raises(ValueError, match="divisible by egan_d_steps"):
         gan.train_step(_real(8))
+
+
+@pytest.mark.parametrize("precision", ["none", "float16"])
+def test_gpu_path_compiles_each_replica_generation_without_merge_call(precision, monkeypatch):
+    """As tests/training/test_xla_mirrored.py for the DCGAN: traces what TensorFlow runs
+    on all-GPU replicas with XLA (the device test patched to say GPU); the generation's
+    assigns (selection, D's restored statistics, win counts) and its all-reduces must not
+    need a merge_call, which an XLA replica step cannot make."""
+    from tensorflow.python.distribute import mirrored_run, mirrored_strategy
+    monkeypatch.setattr(mirrored_run, "_is_gpu_device", lambda device: True)
+    monkeypatch.setattr(mirrored_strategy, "_is_gpu_device", lambda device: True)
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with train_lib.dtype_policy(train_lib.POLICIES[precision]), strategy.scope():
+        gan = build_egan(**TINY, sync_batchnorm=True, parents=2, fitness_batch=16)
+        gan.compile(*train_lib.make_optimizers(config_lib.TrainConfig(), precision),
+                    jit_compile=True)
+    assert gan.replica_jit_compile
+    data = strategy.distribute_datasets_from_function(
+        lambda ctx: tf.data.Dataset.from_tensor_slices(_real(16)).batch(
+            ctx.get_per_replica_batch_size(16)).repeat())
+    step = tf.function(lambda it: strategy.run(gan.train_step, args=(next(it),)))
+    graph = step.get_concrete_function(iter(data)).graph
+    ops = list(graph.as_graph_def().node) + [n for f in graph.as_graph_def().library.function
+                                             for n in f.node_def]
+    calls = [n for n in ops if n.attr["_XlaMustCompile"].b]
+    assert sorted({tf.DeviceSpec.from_string(n.device).device_index for n in calls}) == [0, 1]
