@@ -11,8 +11,8 @@ Per seed, three runs share the nets (G 100 -> 4x4x4w -> 8x8x2w -> 16x16xw -> 32x
   * egan: `--updates` generations (--egan_d_steps D updates, then one child per mutation,
     the fittest kept), i.e. the same number of generator updates along the surviving
     lineage; its batch is --batch x egan_d_steps images, one D batch per D step;
-  * dcgan, resumed: trained on until it has spent as many seconds training as egan did
-    (equal wall-clock).
+  * dcgan, resumed: trained on for as many steps as take egan's training time at the two
+    runs' steady rates (equal wall-clock; start-up and tracing left out).
 Each is scored on --num_samples samples against as many test images in the feature space
 of the domain classifier (trained here first; `binaries/train_classifier`), next to the
 real-data floor (train vs test images). Writes OUT/egan_vs_dcgan.json (every run),
@@ -31,9 +31,10 @@ import numpy as np  # noqa: E402
 
 from dcgan_keras.config import TrainConfig  # noqa: E402
 from dcgan_keras.data import datasets  # noqa: E402
-from dcgan_keras.evaluation import classifier, feature_nets, sample_quality  # noqa: E402
+from dcgan_keras.evaluation import sample_quality  # noqa: E402
 from dcgan_keras.training import train_lib  # noqa: E402
 from dcgan_keras.utils import images as image_utils  # noqa: E402
+from quality import domain_classifier  # noqa: E402  (benchmarks/quality.py)
 
 RESULTS = "run.json"  # in each workdir: {"steps", "train_seconds", "scores", ...}
 
@@ -64,7 +65,7 @@ def score_run(gan, net, real, num):
     return sample_quality.score(features, real, probs, which=("fid", "kid")), images[:64]
 
 
-def run_one(name, config, workdir, steps, net, real, args, extra=None, seconds_before=0.0):
+def run_one(name, config, workdir, steps, net, real, args, seconds_before=0.0):
     """Trains (or reuses) one run and scores it; returns its record."""
     path = os.path.join(workdir, f"{name}_{RESULTS}")
     if os.path.exists(path):
@@ -76,7 +77,7 @@ def run_one(name, config, workdir, steps, net, real, args, extra=None, seconds_b
     gan, seconds, ips = train(config, workdir, steps)
     scores, samples = score_run(gan, net, real, args.num_samples)
     record = dict(steps=steps, train_seconds=round(seconds_before + seconds, 1),
-                  images_per_sec=round(ips, 1), scores=scores, **(extra or {}))
+                  images_per_sec=round(ips, 1), scores=scores)
     if hasattr(gan, "wins"):
         record["wins"] = dict(zip(gan.mutations, gan.wins.numpy().tolist()))
     np.save(os.path.join(workdir, f"{name}_samples.npy"), samples)
@@ -102,13 +103,8 @@ def main():
     args = parser.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    clf_dir = os.path.join(out, "classifier")
-    if not os.path.exists(os.path.join(clf_dir, feature_nets.CLASSIFIER_FILE)):
-        classifier.train_classifier("fashion_mnist", clf_dir, 32, 1, args.classifier_epochs,
-                                    preprocess="pad", allow_download=False)
-    with open(os.path.join(clf_dir, feature_nets.CLASSIFIER_INFO)) as f:
-        accuracy = json.load(f)["test_accuracy"]
-    net = feature_nets.load(clf_dir)
+    net, info = domain_classifier(out, args.classifier_epochs)
+    accuracy = info["test_accuracy"]
     real = sample_quality.reference_features(net, "fashion_mnist", "test", 32, 1, "pad",
                                              args.num_samples, allow_download=False)
     source = datasets.get_source("fashion_mnist", "train", allow_download=False)
@@ -130,8 +126,10 @@ def main():
                                egan_fitness_batch=args.egan_fitness_batch)
         d, d_grid = run_one("updates", dcgan_cfg, dcgan_dir, args.updates, net, real, args)
         e, e_grid = run_one("egan", egan_cfg, egan_dir, args.updates, net, real, args)
-        # Equal wall-clock: as many DCGAN steps as fit in E-GAN's training time.
-        steps = max(args.updates, round(args.updates * e["train_seconds"] / d["train_seconds"]))
+        # Equal wall-clock: as many DCGAN steps as take the time of E-GAN's generations,
+        # from the two runs' steady rates (start-up and tracing left out: they differ).
+        ratio = (egan_cfg.batch_size / e["images_per_sec"]) / (args.batch / d["images_per_sec"])
+        steps = max(args.updates, round(args.updates * ratio))
         t, t_grid = run_one("time", dcgan_cfg, dcgan_dir, steps, net, real, args,
                             seconds_before=d["train_seconds"])
         runs["dcgan_updates"][seed], runs["egan"][seed], runs["dcgan_time"][seed] = d, e, t
@@ -154,12 +152,13 @@ def main():
     for key, label in labels.items():
         records = list(runs[key].values())
         fid = mean_sd([r["scores"]["fid"] for r in records])
-        kid = mean_sd([r["scores"]["kid"] for r in records])
+        kid = mean_sd([1000 * r["scores"]["kid"] for r in records])
         secs = mean_sd([r["train_seconds"] for r in records])
         steps = mean_sd([r["steps"] for r in records])
         lines.append(f"| {label} | {steps[0]:.0f} | {secs[0]:.0f} | {fid[0]:.1f} +- "
                      f"{fid[1]:.1f} | {kid[0]:.1f} +- {kid[1]:.1f} |")
-    lines.append(f"| real data (train vs test) | | | {floor['fid']:.2f} | {floor['kid']:.2f} |")
+    lines.append(f"| real data (train vs test) | | | {floor['fid']:.2f} | "
+                 f"{1000 * floor['kid']:.2f} |")
     # Cost: steady-state seconds per generation vs per DCGAN step (the logger's rate).
     d_step = mean_sd([args.batch / r["images_per_sec"] for r in runs["dcgan_updates"].values()])
     e_gen = mean_sd([args.batch * args.egan_d_steps / r["images_per_sec"]
