@@ -249,3 +249,19 @@ def test_gpu_path_compiles_each_replica_generation_without_merge_call(precision,
                                              for n in f.node_def]
     calls = [n for n in ops if n.attr["_XlaMustCompile"].b]
     assert sorted({tf.DeviceSpec.from_string(n.device).device_index for n in calls}) == [0, 1]
+
+
+def test_keras_file_keeps_the_population_and_fit_continues_exactly(tmp_path):
+    data = tf.data.Dataset.from_tensor_slices(_real(16)).batch(8)
+    gan = _egan(parents=2)
+    gan.fit(data, epochs=1, verbose=0)
+    path = str(tmp_path / "egan.keras")
+    gan.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, EGAN) and loaded.num_parents == 2
+    for a, b in zip(_population(gan), _population(loaded)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for model in (gan, loaded):
+        model.fit(data, epochs=1, verbose=0)
+    for a, b in zip(_population(gan), _population(loaded)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
