@@ -91,3 +91,12 @@ def test_bad_egan_flags_exit_with_a_clear_message(tmp_path):
                                   ("egan_fitness_batch", 0, "egan_fitness_batch must be")):
         with pytest.raises(ValueError, match=message):
             config_lib.TrainConfig(**{field: value}).validate()
+
+
+def test_a_workdir_is_not_resumed_with_another_trainer_or_population():
+    egan = config_lib.TrainConfig(trainer="egan")
+    for other in (config_lib.TrainConfig(), config_lib.TrainConfig(trainer="egan",
+                                                                    egan_parents=2)):
+        with pytest.raises(ValueError, match="cannot be resumed"):
+            config_lib.check_resumable(egan, other)
+    config_lib.check_resumable(egan, config_lib.TrainConfig(trainer="egan", egan_gamma=0.1))
