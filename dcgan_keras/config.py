@@ -10,6 +10,7 @@ import re
 
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.evolution import egan as egan_lib, mutations as egan_mutations
 from dcgan_keras.models import architecture, dcgan
 from dcgan_keras.utils import files
 
@@ -22,6 +23,9 @@ ADAM_EPSILON_ON = dcgan.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("dataset", "lsun_category", "image_size", "channels", "z_dim", "base_width",
                        "d_base_width", "preprocess", "generator_loss", "seed")
+TRAINERS = ("dcgan", "egan")
+# E-GAN: the population's shape is part of what the checkpoints mean.
+EGAN_ARCHITECTURE_FIELDS = ("trainer", "egan_mutations", "egan_parents")
 
 
 @dataclasses.dataclass
@@ -67,6 +71,13 @@ class TrainConfig:
     ema_decay: float = 0.0  # 0: no EMA generator
     on_nan: str = "stop"  # a non-finite loss: "stop", or "rollback" to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
+    trainer: str = "dcgan"  # or "egan": Evolutionary GAN (dcgan_keras.evolution)
+    egan_mutations: str = ",".join(egan_mutations.DEFAULT_MUTATIONS)
+    egan_parents: int = egan_lib.PARENTS
+    egan_d_steps: int = egan_lib.D_STEPS
+    egan_gamma: float = egan_lib.GAMMA
+    egan_fd_sign: str = "minus"  # the paper; "plus": the authors' PyTorch code
+    egan_fitness_batch: int = egan_lib.FITNESS_BATCH
 
     def validate(self):
         """Raises ValueError naming the bad field, the value and what is expected."""
@@ -115,6 +126,26 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        return self.validate_egan()
+
+    def validate_egan(self):
+        """The --trainer and --egan_* checks (ValueError naming the field)."""
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {TRAINERS}, got {self.trainer!r}")
+        egan_mutations.parse_mutations(self.egan_mutations)
+        for name in ("egan_parents", "egan_d_steps", "egan_fitness_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.egan_gamma >= 0:
+            raise ValueError(f"egan_gamma must be >= 0, got {self.egan_gamma}")
+        if self.egan_fd_sign not in egan_mutations.FD_SIGNS:
+            raise ValueError(f"egan_fd_sign must be one of {sorted(egan_mutations.FD_SIGNS)}, "
+                             f"got {self.egan_fd_sign!r}")
+        per_step = self.egan_d_steps * self.egan_parents
+        if self.trainer == "egan" and self.batch_size % per_step:
+            raise ValueError(f"with --trainer=egan, batch_size (images per generation) must "
+                             f"be a multiple of egan_d_steps x egan_parents = {per_step}, got "
+                             f"{self.batch_size}")
         return self
 
     def to_json(self):
@@ -178,7 +209,8 @@ def resume_config(saved, given):
 def check_resumable(saved, config):
     """Raises ValueError if `config` cannot resume checkpoints trained with `saved`."""
     diffs = [f"{name}: workdir has {getattr(saved, name)!r}, flags say {getattr(config, name)!r}"
-             for name in ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(config, name)]
+             for name in ARCHITECTURE_FIELDS + EGAN_ARCHITECTURE_FIELDS
+             if getattr(saved, name) != getattr(config, name)]
     if bool(saved.ema_decay) != bool(config.ema_decay):  # the checkpoints hold an EMA G or not
         diffs.append(f"ema_decay: workdir has {saved.ema_decay!r}, flags say "
                      f"{config.ema_decay!r} (an EMA generator is in its checkpoints or not)")

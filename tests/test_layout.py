@@ -11,11 +11,14 @@ from testutil import REPO
 PACKAGE = os.path.join(REPO, "dcgan_keras")
 # package -> the dcgan_keras packages its modules must never import.
 FORBIDDEN = {
-    "models": {"training", "evaluation", "exporters", "analysis", "binaries", "data", "config"},
+    "models": {"training", "evaluation", "exporters", "analysis", "binaries", "data", "config",
+               "evolution"},
     "data": {"models", "training", "evaluation", "exporters", "analysis", "binaries", "config"},
     "exporters": {"evaluation", "binaries", "analysis"},
     "evaluation": {"binaries", "analysis"},
     "training": {"binaries", "exporters", "analysis"},
+    "evolution": {"training", "evaluation", "exporters", "analysis", "binaries", "data",
+                  "config"},
     "utils": {"models", "training", "evaluation", "exporters", "analysis", "binaries"},
 }
 

@@ -13,6 +13,7 @@ import sys
 from absl import app, flags, logging
 
 from dcgan_keras import config as config_lib
+from dcgan_keras.binaries import egan_flags  # noqa: F401  (--trainer, --egan_*)
 from dcgan_keras.data import datasets, preprocessing
 
 _D = config_lib.TrainConfig()

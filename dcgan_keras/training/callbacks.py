@@ -180,7 +180,9 @@ class Checkpoint(_StepCallback):
         """The Checkpointer over the model (made on first use, after EMAGenerator ran)."""
         if self._checkpointer is None:
             extra = ({"ema_generator": self.model.ema_generator}
-                     if self.model.ema_generator is not None else None)
+                     if self.model.ema_generator is not None else {})
+            # More state a model keeps (E-GAN: the other parents, their optimizers).
+            extra.update(getattr(self.model, "checkpoint_extras", dict)())
             self._checkpointer = checkpoints.Checkpointer(
                 self.directory, self.model, self.max_to_keep, self.is_chief,
                 self.worker_index, extra=extra)

@@ -15,6 +15,7 @@ from absl import logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras.data import datasets
+from dcgan_keras.evolution import build_egan
 from dcgan_keras.models import build_dcgan, dcgan
 from dcgan_keras.training import callbacks as callbacks_lib
 from dcgan_keras.training import hardware, strategies
@@ -86,6 +87,19 @@ def plan_fits(step, total_steps, steps_per_epoch):
                               steps_per_epoch=steps_per_epoch, steps=n))
         step += n
     return calls
+
+
+def build_model(config):
+    """The adversarial model that --trainer names (call inside the strategy scope)."""
+    nets = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
+                base_width=config.base_width, d_base_width=config.d_base_width,
+                sync_batchnorm=config.sync_batchnorm, seed=config.seed)
+    if config.trainer == "egan":
+        return build_egan(**nets, mutations=config.egan_mutations,
+                          parents=config.egan_parents, d_steps=config.egan_d_steps,
+                          gamma=config.egan_gamma, fd_sign=config.egan_fd_sign,
+                          fitness_batch=config.egan_fitness_batch)
+    return build_dcgan(**nets, generator_loss=config.generator_loss)
 
 
 def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, writer):
@@ -191,10 +205,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     writer = (tf.summary.create_file_writer(workdir) if cluster.is_chief
               else tf.summary.create_noop_writer())
     with dtype_policy(POLICIES[choice.mixed_precision]), strategy.scope():
-        gan = build_dcgan(image_size=config.image_size, channels=config.channels,
-                          z_dim=config.z_dim, base_width=config.base_width,
-                          d_base_width=config.d_base_width, sync_batchnorm=config.sync_batchnorm,
-                          seed=config.seed, generator_loss=config.generator_loss)
+        gan = build_model(config)
         gan.compile(*make_optimizers(config, choice.mixed_precision),
                     jit_compile=choice.jit_compile,
                     steps_per_execution=config.steps_per_execution)
