@@ -29,7 +29,7 @@ TFDS_DATASETS = {
     "fashion_mnist": ("fashion_mnist", "test", "label"),
 }
 IDX_DATASETS = ("mnist", "fashion_mnist")
-DATASET_NAMES = tuple(TFDS_DATASETS) + ("folder",)
+DATASET_NAMES = tuple(TFDS_DATASETS) + ("folder", "shapes")
 SPLITS = ("train", "test")
 MAX_BYTES_SHUFFLE_BUFFER = 10_000  # encoded images held for shuffling tfds streams
 
@@ -220,6 +220,9 @@ def get_source(name, split="train", data_dir=None, allow_download=True, index_ca
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if name == "folder":
         return folder_source(data_dir, split, index_cache)
+    if name == "shapes":  # procedural scenes with exact masks (data/shapes.py)
+        from dcgan_keras.data import shapes  # noqa: PLC0415 (it imports this module)
+        return shapes.source(split)
     if name in IDX_DATASETS:
         return idx_source(name, split, data_dir, allow_download)
     return tfds_source(name, split, data_dir, allow_download)
