@@ -19,11 +19,7 @@ from absl import app, flags, logging
 
 VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors")
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
-flags.DEFINE_string("export_dir", None, "An export directory (instead of --workdir).")
-flags.DEFINE_string("checkpoint", "latest", "With --workdir: latest, best or a path prefix.")
-flags.DEFINE_enum("generator_weights", "generator", ["generator", "ema_generator"],
-                  "With --workdir: which generator weights to use.")
+common.define_model_source_flags()
 flags.DEFINE_string("out_dir", None, "Where the PNG grids and the JSON file go.")
 flags.DEFINE_integer("seed", 0, "Seed of random z, noise and the untrained baselines.")
 flags.DEFINE_string("layer", None, "Layer by name (default: the paper's: D's last conv block "
