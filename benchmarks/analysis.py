@@ -8,13 +8,13 @@ Trains (or resumes, finishing at once when done) through the train binary:
 - Fashion-MNIST, 32x32 zero-padded, base_width 64, 3 epochs;
 - the domain classifier (2 epochs) that names the garment kind of generated images;
 then runs `python -m dcgan_keras.binaries.analyze` verbs on them, prints every number and
-writes OUT/analysis.json; with --docs, copies the pictures there.
-Runtime on the 2-core Xeon VM: ~25 min of training, ~5 min of analysis.
+writes OUT/analysis.json; with --docs, copies (the first rows of) the pictures there.
+Measured 2026-12-01 on the project's 2-core VM under load: 26 min in all (~18 min of
+training, ~8 min of analysis); results in docs/benchmarks.md.
 """
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -25,6 +25,16 @@ KINDS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt
 # A - B + C by garment kind, and the attribute A - B applied to C.
 EXPRESSIONS = {"pullover-tshirt+dress": (2, 0, 3), "ankleboot-sneaker+sandal": (9, 7, 5),
                "coat-pullover+shirt": (4, 2, 6)}
+
+
+MAX_MAPS = (0, 16)  # forget: every map with a positive weight (0), or the 16 largest
+TILE = 32 + 2  # a 32x32 grid tile with its padding
+
+
+def copy_rows(src, dst, rows):
+    """Copies the first `rows` rows of tiles of a PNG grid (small pictures for the docs)."""
+    from dcgan_keras.utils import images as images_lib  # noqa: PLC0415
+    images_lib.write_png(dst, images_lib.read_png(src)[:rows * TILE + 2])
 
 
 def sh(*args):
@@ -49,10 +59,15 @@ def train(out):
            f"--workdir={out}/fmnist_classifier")
 
 
+REUSE = False  # --reuse: keep the results already in an out_dir
+
+
 def analyze(verb, workdir, out_dir, *flags):
-    sh("dcgan_keras.binaries.analyze", verb, f"--workdir={workdir}", f"--out_dir={out_dir}",
-       *flags)
-    return json.load(open(os.path.join(out_dir, f"{verb}.json")))
+    path = os.path.join(out_dir, f"{verb}.json")
+    if not (REUSE and os.path.exists(path)):
+        sh("dcgan_keras.binaries.analyze", verb, f"--workdir={workdir}", f"--out_dir={out_dir}",
+           *flags)
+    return json.load(open(path))
 
 
 def exemplars(sheet, classifier_dir, num=3):
@@ -68,7 +83,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/analysis")
     parser.add_argument("--docs", default=None, help="copy the pictures here (docs/images)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the results of verbs whose out_dir has them")
     args = parser.parse_args()
+    global REUSE
+    REUSE = args.reuse
     out = args.out
     train(out)
     results = {}
@@ -76,16 +95,18 @@ def main():
     results["shapes_walk"] = analyze("walk", shapes, f"{out}/shapes_walk", "--num_walks=32",
                                      "--steps=10")
     for concept in ("circle", "square", "triangle"):
-        results[f"shapes_forget_{concept}"] = analyze(
-            "forget", shapes, f"{out}/shapes_forget_{concept}", f"--concept={concept}",
-            "--num_annotated=150", "--num_new=256")
+        for maps in MAX_MAPS:  # the paper's drop (every positive weight), then the largest few
+            results[f"shapes_forget_{concept}_{maps}"] = analyze(
+                "forget", shapes, f"{out}/shapes_forget_{concept}_{maps}", f"--concept={concept}",
+                "--num_annotated=150", "--num_new=256", f"--max_maps={maps}")
     results["shapes_guided_backprop"] = analyze("guided_backprop", shapes,
                                                 f"{out}/shapes_guided_backprop")
     results["fmnist_walk"] = analyze("walk", fmnist, f"{out}/fmnist_walk", "--num_walks=32",
                                      "--steps=10")
     sheet = f"{out}/fmnist_sheet.npz"
-    sh("dcgan_keras.binaries.sample", f"--workdir={fmnist}", "--num=512", "--seed=1",
-       f"--out={sheet}")
+    if not (REUSE and os.path.exists(sheet)):
+        sh("dcgan_keras.binaries.sample", f"--workdir={fmnist}", "--num=512", "--seed=1",
+           f"--out={sheet}")
     picks = exemplars(sheet, f"{out}/fmnist_classifier")
     results["fmnist_exemplars"] = {KINDS[k]: v for k, v in picks.items()}
     for name, (a, b, c) in EXPRESSIONS.items():
@@ -105,7 +126,8 @@ def main():
         os.makedirs(args.docs, exist_ok=True)
         for src, dst in [("shapes_walk/walk_linear.png", "shapes_walk.png"),
                          ("shapes_walk/walk_linear_untrained.png", "shapes_walk_untrained.png"),
-                         ("shapes_forget_square/forget.png", "shapes_forget_square.png"),
+                         ("shapes_forget_square_0/forget.png", "shapes_forget_square.png"),
+                         ("shapes_forget_square_16/forget.png", "shapes_forget_square_16.png"),
                          ("shapes_guided_backprop/guided_backprop.png", "shapes_guided_backprop.png"),
                          ("shapes_guided_backprop/guided_backprop_random.png",
                           "shapes_guided_backprop_random.png"),
@@ -115,7 +137,9 @@ def main():
                           "fmnist_neighbors_features.png")] + [
                 (f"fmnist_arithmetic_{n}/{p}.png", f"fmnist_{n.replace('+', '_plus_')}_{p}.png")
                 for n in EXPRESSIONS for p in ("arithmetic", "neighbourhood", "attribute")]:
-            shutil.copy(os.path.join(out, src), os.path.join(args.docs, dst))
+            # shapes pictures are noisy and compress badly: fewer rows of them
+            copy_rows(os.path.join(out, src), os.path.join(args.docs, dst),
+                      4 if dst.startswith("shapes") else 8)
 
 
 def summary(results):
@@ -128,11 +152,14 @@ def summary(results):
                   f"{walk[mode]['untrained']['mean_sharpness']:.3f} (max "
                   f"{walk[mode]['untrained']['max_sharpness']:.2f})")
     for concept in ("circle", "square", "triangle"):
-        r = results[f"shapes_forget_{concept}"]
-        print(f"forget {concept} at {r['layer']}: dropped {r['maps_dropped']}/{r['maps']} maps "
-              f"(regression accuracy {r['regression_accuracy']:.3f}); pixel share "
-              f"{r['pixel_share_kept']:.4f} -> {r['pixel_share_dropped']:.4f}: "
-              f"{100 * r['pixel_share_drop']:.1f}% drop")
+        for maps in MAX_MAPS:
+            r = results[f"shapes_forget_{concept}_{maps}"]
+            others = ", ".join(f"{name} {kept:.4f} -> {dropped:.4f}" for name, (kept, dropped)
+                               in r["pixel_shares"].items() if name != concept)
+            print(f"forget {concept} at {r['layer']}: dropped {r['maps_dropped']}/{r['maps']} "
+                  f"maps (regression accuracy {r['regression_accuracy']:.3f}); pixel share "
+                  f"{r['pixel_share_kept']:.4f} -> {r['pixel_share_dropped']:.4f}: "
+                  f"{100 * r['pixel_share_drop']:.1f}% drop; others: {others}")
     for name in EXPRESSIONS:
         r = results[f"fmnist_arithmetic_{name}"]
         print(f"{' - '.join(r['kinds'][:2])} + {r['kinds'][2]}: neighbourhood classified "

@@ -11,7 +11,8 @@ from dcgan_keras.analysis import (arithmetic, forget, guided_backprop, interpola
 OPTIONS = ("workdir", "export_dir", "checkpoint", "generator_weights", "out_dir", "seed",
            "layer", "sheet", "dataset", "data_dir", "num_walks", "steps", "modes",
            "compare_untrained", "groups", "z_files", "scales", "classifier", "units", "top_k",
-           "num_images", "boxes", "concept", "num_annotated", "num_new", "num_samples", "k",
+           "num_images", "boxes", "concept", "num_annotated", "num_new", "max_maps",
+           "num_samples", "k",
            "max_train")
 
 
@@ -88,7 +89,7 @@ def run_guided_backprop(networks, out_dir, seed, layer, units, top_k, num_images
 
 
 def run_forget(networks, out_dir, seed, layer, sheet, boxes, concept, num_annotated,
-               num_new, **_):
+               num_new, max_maps=0, **_):
     from dcgan_keras.data import shapes  # noqa: PLC0415
     g = networks.generator
     layer = layer or g.conv_layer_names[-2]  # the paper's second-highest conv layer
@@ -112,13 +113,16 @@ def run_forget(networks, out_dir, seed, layer, sheet, boxes, concept, num_annota
     else:
         raise ValueError("forget needs --boxes (with --sheet), or --concept on shapes")
     new_z = _latents(num_new, seed + 1, g.z_dim)
-    r = forget.run(networks, out_dir, layer, z, box_map, new_z, segmenter, label)
+    r = forget.run(networks, out_dir, layer, z, box_map, new_z, segmenter, label,
+                   shapes.CONCEPTS if segmenter is not None else None, max_maps=max_maps)
     line = (f"layer {layer}: regression accuracy {r['regression_accuracy']:.3f} on "
             f"{r['annotated_samples']} samples; dropped {r['maps_dropped']} of {r['maps']} "
             f"maps; inside score {r['inside_score_kept']:.3f} -> {r['inside_score_dropped']:.3f}")
     if segmenter is not None:
         line += (f"; {concept} pixel share {r['pixel_share_kept']:.4f} -> "
-                 f"{r['pixel_share_dropped']:.4f} ({100 * r['pixel_share_drop']:.1f}% drop)")
+                 f"{r['pixel_share_dropped']:.4f} ({100 * r['pixel_share_drop']:.1f}% drop); "
+                 "others: " + ", ".join(f"{name} {kept:.4f} -> {dropped:.4f}" for name, (
+                     kept, dropped) in r["pixel_shares"].items() if name != concept))
     return line
 
 

@@ -113,9 +113,12 @@ def fit_regression(activations, targets, seed=0):
     return model, float(model.score(x, y))
 
 
-def positive_channels(model):
-    """Indices of the channels with a positive regression weight (the paper's drop)."""
-    return np.flatnonzero(model.coef_[0] > 0)
+def positive_channels(model, max_maps=0):
+    """Indices of the channels with a positive regression weight (the paper's drop), or
+    only the `max_maps` largest of them (0: all)."""
+    weights = model.coef_[0]
+    order = [int(c) for c in np.argsort(-weights, kind="stable") if weights[c] > 0]
+    return np.array(sorted(order[:max_maps] if max_maps else order), np.int64)
 
 
 def inside_score(model, activations):
@@ -124,7 +127,8 @@ def inside_score(model, activations):
     return float(model.predict_proba(x)[:, 1].mean())
 
 
-def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None):
+def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None,
+        concept_names=None, show=32, max_maps=0):
     """The `forget` verb: fit "inside a box" on a G layer, drop the maps with positive
     weight, and draw new samples with and without the drop.
 
@@ -141,6 +145,10 @@ def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None)
         segmenter: optional images -> label maps, with `concept` the label of the object:
             reports the object's pixel share in the new samples with and without the drop.
         concept: that object's label value in the segmenter's maps.
+        concept_names: names of the segmenter's label values: every concept's pixel share
+            is reported too (the control: what else the drop removes).
+        show: new samples shown in forget.png (all are measured).
+        max_maps: drop only the maps with the largest weights (0: every positive one).
     Returns:
         The JSON dict.
     """
@@ -151,11 +159,11 @@ def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None)
     acts = split.activations(z[rows])  # [n, h, w, c]
     targets = np.stack([cell_targets(boxes[r], acts.shape[1], size) for r in rows])
     model, accuracy = fit_regression(acts, targets)
-    edit = nethook.ChannelEdit(positive_channels(model))
+    edit = nethook.ChannelEdit(positive_channels(model, max_maps))
     new_acts = split.activations(new_z)
     kept, dropped = split.images_from(new_acts), split.images_from(new_acts, edit)
     per_row = min(8, len(new_z))
-    pairs = [part for i in range(0, len(new_z), per_row)
+    pairs = [part for i in range(0, min(show, len(new_z)), per_row)
              for part in (kept[i:i + per_row], dropped[i:i + per_row])]
     outputs.write_grid(out_dir, "forget.png", np.concatenate(pairs), cols=per_row)
     outputs.write_json(out_dir, "forget_boxes.json",
@@ -170,9 +178,14 @@ def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None)
               "inside_score_dropped": inside_score(model, np.asarray(edit(new_acts))),
               "step": networks.step}
     if segmenter is not None:
-        share_kept = float(np.mean(segmenter(kept) == concept))
-        share_dropped = float(np.mean(segmenter(dropped) == concept))
+        labels_kept, labels_dropped = segmenter(kept), segmenter(dropped)
+        share_kept = float(np.mean(labels_kept == concept))
+        share_dropped = float(np.mean(labels_dropped == concept))
         result.update(pixel_share_kept=share_kept, pixel_share_dropped=share_dropped,
                       pixel_share_drop=1.0 - share_dropped / max(share_kept, 1e-12))
+        if concept_names:
+            result["pixel_shares"] = {name: [float(np.mean(labels_kept == i)),
+                                             float(np.mean(labels_dropped == i))]
+                                      for i, name in enumerate(concept_names)}
     outputs.write_json(out_dir, "forget.json", result)
     return result

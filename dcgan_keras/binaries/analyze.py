@@ -55,6 +55,8 @@ flags.DEFINE_string("concept", None, "forget on shapes: the object (circle, squa
 flags.DEFINE_integer("num_annotated", 150, "forget: samples drawn for the regression when "
                      "no --sheet is given (the paper's 150).")
 flags.DEFINE_integer("num_new", 64, "forget: new samples drawn with and without the drop.")
+flags.DEFINE_integer("max_maps", 0, "forget: drop only the N maps of largest weight (0: every "
+                     "map with a positive weight, the paper's).")
 # neighbors
 flags.DEFINE_integer("num_samples", 16, "neighbors: samples drawn when no --sheet is given.")
 flags.DEFINE_integer("k", 5, "neighbors: nearest training images per sample.")

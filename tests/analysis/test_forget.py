@@ -47,3 +47,10 @@ def test_box_files_are_checked(tmp_path):
     with pytest.raises(IndexError, match="sample index 4 out of range"):
         bad.write_text(json.dumps({"4": []}))
         forget.load_boxes(str(bad), 4, 16)
+
+
+def test_positive_channels_all_or_the_largest():
+    class Fitted:  # the one attribute positive_channels reads
+        coef_ = np.array([[0.5, -1.0, 2.0, 0.0, 1.0]])
+    assert forget.positive_channels(Fitted()).tolist() == [0, 2, 4]
+    assert forget.positive_channels(Fitted(), max_maps=2).tolist() == [2, 4]
