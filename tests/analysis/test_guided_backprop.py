@@ -27,8 +27,9 @@ def test_guided_model_has_d_forward_values_and_nonnegative_relu_gradients():
     images = np.random.default_rng(2).uniform(-1, 1, [4, 16, 16, 3]).astype(np.float32)
     guided = guided_backprop.guided_model(d, "block2_lrelu")
     reader = nethook.layer_model(d, ["block2_lrelu"])
-    np.testing.assert_allclose(guided(images, training=False), reader(images, training=False),
-                               atol=1e-5)
+    expected = reader(images, training=False)
+    assert guided(images, training=False).shape == expected.shape == (4, 4, 4, 8)
+    np.testing.assert_allclose(guided(images, training=False), expected, atol=1e-5)
     # The gradient of a unit w.r.t. the first layer's activation (input of block2's conv)
     # is the conv transpose of positive gradients only past block2's guided LeakyReLU.
     x = tf.constant(images)
