@@ -118,6 +118,16 @@ def test_bad_input_is_one_clear_line(run, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "error: unknown layer 'block9_relu' of the discriminator; valid layers: block1_conv")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{1: [0, 0")
+    for verb, flag, message in [
+            ("arithmetic", "--groups=0;1;12", "error: sample indices [12] out of range: the "
+             "sheet has 12 samples (0..11)"),
+            ("forget", f"--boxes={bad}", f"error: box file {bad} does not parse")]:
+        proc = _analyze(verb, f"--workdir={run[0]}", f"--out_dir={tmp_path}",
+                        f"--sheet={run[2]}", flag)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(message)
     empty = tmp_path / "no_checkpoints"
     empty.mkdir()
     shutil.copy(os.path.join(run[0], "config.json"), empty / "config.json")
