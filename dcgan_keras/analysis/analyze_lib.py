@@ -12,8 +12,7 @@ OPTIONS = ("workdir", "export_dir", "checkpoint", "generator_weights", "out_dir"
            "layer", "sheet", "dataset", "data_dir", "num_walks", "steps", "modes",
            "compare_untrained", "groups", "z_files", "scales", "classifier", "units", "top_k",
            "num_images", "boxes", "concept", "num_annotated", "num_new", "max_maps",
-           "num_samples", "k",
-           "max_train")
+           "num_samples", "k", "max_train")
 
 
 def _latents(num, seed, z_dim):
@@ -23,9 +22,11 @@ def _latents(num, seed, z_dim):
 
 def _sheet(path, generator):
     images, z = outputs.load_sheet(path)
-    if z.shape[1] != generator.z_dim:
-        raise ValueError(f"the sheet {path} has z of {z.shape[1]} dims, the generator takes "
-                         f"{generator.z_dim}: it was drawn from another model")
+    shape = (generator.image_size, generator.image_size, generator.channels)
+    if z.shape[1] != generator.z_dim or images.shape[1:] != shape:
+        raise ValueError(f"the sheet {path} holds {images.shape[1:]} images of {z.shape[1]}-d "
+                         f"z, the generator makes {shape} images of {generator.z_dim}-d z: it "
+                         "was drawn from another model")
     return images, z
 
 
@@ -52,7 +53,6 @@ def _classifier(path):
 
 
 def run_arithmetic(networks, out_dir, seed, sheet, groups, z_files, scales, classifier, **_):
-    names = ("A", "B", "C")
     if z_files:
         if len(z_files) != 3:
             raise ValueError(f"--z_files takes three files (A, B, C), got {len(z_files)}")
