@@ -56,6 +56,17 @@ def argv_verbosity(argv):
     return 0
 
 
+def define_model_source_flags():
+    """--workdir / --export_dir / --checkpoint / --generator_weights: where a binary that
+    reads trained networks (sample, analyze) finds them."""
+    from absl import flags  # noqa: PLC0415
+    flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
+    flags.DEFINE_string("export_dir", None, "An export directory (instead of --workdir).")
+    flags.DEFINE_string("checkpoint", "latest", "With --workdir: latest, best or a path prefix.")
+    flags.DEFINE_enum("generator_weights", "generator", ["generator", "ema_generator"],
+                      "With --workdir: which generator weights to use.")
+
+
 # Every binary imports this module first: TensorFlow starts quietly before anything else
 # imports it.
 quiet_tensorflow(argv_verbosity(sys.argv[1:]))

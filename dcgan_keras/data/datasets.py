@@ -32,7 +32,7 @@ TFDS_DATASETS = {
     "fashion_mnist": ("fashion_mnist", "test", "label"),
 }
 IDX_DATASETS = ("mnist", "fashion_mnist")
-DATASET_NAMES = ("lsun",) + tuple(TFDS_DATASETS) + ("folder",)
+DATASET_NAMES = ("lsun",) + tuple(TFDS_DATASETS) + ("folder", "shapes")
 SPLITS = ("train", "test")
 MAX_BYTES_SHUFFLE_BUFFER = 10_000  # encoded images held for shuffling tfds streams
 
@@ -243,6 +243,9 @@ def get_source(name, split="train", data_dir=None, allow_download=True, index_ca
         source = folder_source(data_dir, split, index_cache)
     elif name == "lsun":
         source = lsun.lsun_source(data_dir, split, lsun_category, index_cache)
+    elif name == "shapes":  # procedural scenes with exact masks (data/shapes.py)
+        from dcgan_keras.data import shapes  # noqa: PLC0415 (it imports this module)
+        source = shapes.source(split)
     elif name in IDX_DATASETS:
         source = idx_source(name, split, data_dir, allow_download)
     else:
