@@ -100,7 +100,7 @@ def run(networks, out_dir, samples, batches, k=5, reference=None):
         The JSON dict.
     """
     from dcgan_keras.analysis import outputs  # noqa: PLC0415
-    from dcgan_keras.evaluation import features as features_lib  # noqa: PLC0415
+    from dcgan_keras.models import features as features_lib  # noqa: PLC0415
     samples = np.asarray(samples, np.float32)
     queries = samples if reference is None else np.concatenate([samples, reference])
     found = nearest(queries, batches, k, features_lib.keras_feature_fn(networks.discriminator))

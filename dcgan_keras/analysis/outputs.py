@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.utils import images as images_lib
 
 
