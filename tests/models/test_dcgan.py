@@ -373,3 +373,24 @@ def test_fit_under_a_strategy_opens_the_data_once():
             images, output_signature=tf.TensorSpec([16, 16, 1], tf.float32)).batch(8))
     gan.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
     assert len(opened) == 1 and int(gan.step.numpy()) == 1
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_fit_trains_in_mixed_precision(precision):
+    """bfloat16 (the CPU default where the CPU has bf16 units) and float16 with loss
+    scaling (the GPU default) through fit: float32 weights, low-precision compute,
+    float32 images out of G and logits out of D, finite losses, the weights move."""
+    from dcgan_keras.config import TrainConfig
+    policy = train_lib.POLICIES[precision]
+    with train_lib.dtype_policy(policy):
+        gan = build_dcgan(**TINY)
+        gan.compile(*train_lib.make_optimizers(TrainConfig(), precision))
+    if precision == "float16":
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    conv = gan.discriminator.get_layer("block2_conv")
+    assert conv.compute_dtype == precision and conv.kernel.dtype == "float32"
+    before = gan.generator.get_weights()[0].copy()
+    history = gan.fit(_real(16), batch_size=8, epochs=1, verbose=0)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    assert gan.generator(np.zeros((2, 8), "float32")).dtype == "float32"
+    assert not np.allclose(before, gan.generator.get_weights()[0])
