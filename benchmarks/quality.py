@@ -110,6 +110,18 @@ def mean_sd(runs, epoch, metric):
         len(values)
 
 
+def domain_classifier(out, epochs):
+    """The Fashion-MNIST 32x32 (pad) classifier in OUT/classifier, trained first if missing;
+    returns (feature net, its info dict)."""
+    clf_dir = os.path.join(out, "classifier")
+    if not os.path.exists(os.path.join(clf_dir, feature_nets.CLASSIFIER_FILE)):
+        classifier.train_classifier("fashion_mnist", clf_dir, 32, 1, epochs,
+                                    preprocess="pad", allow_download=False)
+    with open(os.path.join(clf_dir, feature_nets.CLASSIFIER_INFO)) as f:
+        info = json.load(f)
+    return feature_nets.load(clf_dir), info
+
+
 def scores(net, images, real):
     features, probs = net(images)
     return sample_quality.score(features, real, probs, which=("fid", "kid", "is"))
@@ -136,12 +148,7 @@ def main():
     args = parser.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    clf_dir = os.path.join(out, "classifier")
-    if not os.path.exists(os.path.join(clf_dir, feature_nets.CLASSIFIER_FILE)):
-        classifier.train_classifier("fashion_mnist", clf_dir, 32, 1, args.classifier_epochs,
-                                    preprocess="pad", allow_download=False)
-    info = json.load(open(os.path.join(clf_dir, feature_nets.CLASSIFIER_INFO)))
-    net = feature_nets.load(clf_dir)
+    net, info = domain_classifier(out, args.classifier_epochs)
     real = sample_quality.reference_features(net, "fashion_mnist", "test", 32, 1, "pad",
                                              NUM, allow_download=False)
     train_source = datasets.get_source("fashion_mnist", "train", allow_download=False)

@@ -5,10 +5,10 @@ r"""Training throughput (images/s) of our DCGAN step next to the peers, input pi
     .venv/bin/python benchmarks/throughput.py --sizes=128 --batches=64 --variants=bf16
     .venv/bin/python benchmarks/throughput.py --memory_steps=1000   # RSS over a long run
 
-Ours: train_lib.make_train_loop (the trainer's own loop) on a random batch, the peers'
-architecture (base_width=64, i.e. ngf=ndf=64, z=100, 3 channels), in variants f32,
+Ours: DCGAN.fit (the train binary's loop, with its per-step TrainLogger callback) on a
+random batch, the peers' architecture (base_width=64, i.e. ngf=ndf=64, z=100, 3 channels), in variants f32,
 f32+xla, bf16 (mixed_bfloat16), bf16+xla; each its own process, timed as the median
-images/s of --windows windows of --window_steps steps after warm-up. Peers: the scripts in
+images/s of --windows windows (fit epochs) of --window_steps steps after warm-up. Peers: the scripts in
 ../shared/peers (Keras plain/JIT/BF16, PyTorch f32/BF16), run in the same invocation.
 A name ending in @Nt (bf16@1t, torch_bf16@1t) runs with N CPU threads: on a machine that
 others load, a 2-thread OpenMP peer can lose 3x to spin-waiting.
@@ -41,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS_DIR = os.path.join(HERE, "..", "..", "shared", "peers")
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 VARIANTS = ("f32", "f32+xla", "bf16", "bf16+xla")
+GPU_VARIANTS = ("f16", "f16+xla")  # mixed float16 with loss scaling: GPUs (gpu_check.sh)
 PEERS = {  # name -> (script, extra environment)
     "keras": ("peer_keras.py", {}),
     "keras_jit": ("peer_keras.py", {"JIT": "1"}),
@@ -55,6 +56,14 @@ QUICK = dict(sizes="64", batches="128", variants="bf16,bf16@1t",
 
 
 # --- Pure helpers (tested in tests/benchmarks) ---
+
+def variant_precision(variant):
+    """'bf16+xla' -> 'bfloat16', 'f16' -> 'float16' (GPUs, with loss scaling), else 'none'."""
+    for prefix, precision in (("bf16", "bfloat16"), ("f16", "float16")):
+        if variant.startswith(prefix):
+            return precision
+    return "none"
+
 
 def split_threads(name):
     """'bf16@1t' -> ('bf16', 1): a variant or peer run with 1 CPU thread; 'bf16' -> (.., None)."""
@@ -148,36 +157,46 @@ def parse_result(text):
 
 
 def time_ours(size, batch, variant, windows, window_steps, steps_per_execution):
-    """Child: images/s of our train loop on one random batch (no input pipeline)."""
+    """Child: images/s of our training loop, `DCGAN.fit` with the train binary's per-step
+    callback (TrainLogger), on one random batch (no input pipeline). Each window is one
+    fit epoch of `window_steps` steps, timed from its begin to its end."""
+    import io
+
     import keras
     import tensorflow as tf
     from dcgan_keras.config import TrainConfig
     from dcgan_keras.models import build_dcgan
-    from dcgan_keras.training import train_lib
+    from dcgan_keras.training import callbacks, train_lib
 
     variant = split_threads(variant)[0]
-    mixed = "bfloat16" if variant.startswith("bf16") else "none"
+    mixed = variant_precision(variant)
     keras.utils.set_random_seed(0)
     with train_lib.dtype_policy(train_lib.POLICIES[mixed]):
         gan = build_dcgan(image_size=size, channels=3, z_dim=100, base_width=64)
-        gan.compile(*train_lib.make_optimizers(TrainConfig(), mixed))
+        gan.compile(*train_lib.make_optimizers(TrainConfig(), mixed),
+                    jit_compile="xla" in variant, steps_per_execution=steps_per_execution)
     real = tf.random.uniform([batch, size, size, 3], -1.0, 1.0)
-    iterator = iter(tf.data.Dataset.from_tensors(real).repeat().prefetch(2))
-    loop = train_lib.make_train_loop(gan, tf.distribute.get_strategy(), "xla" in variant)
-    calls = max(1, window_steps // steps_per_execution)
-    num = tf.constant(steps_per_execution, tf.int32)
-    start = time.perf_counter()
-    loop(iterator, num)  # trace (and XLA compile)
-    first_call = time.perf_counter() - start
-    loop(iterator, num)
-    rates = []
-    for _ in range(windows):
-        start = time.perf_counter()
-        for _ in range(calls):
-            loop(iterator, num)
-        float(gan.d_loss_tracker.result())  # the work is done
-        rates.append(batch * calls * steps_per_execution / (time.perf_counter() - start))
-    result_line(dict(summarize(rates), first_call_s=first_call))
+    data = tf.data.Dataset.from_tensors(real).repeat().prefetch(2)
+    seconds, cpu_seconds = [], []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start, self.cpu = time.perf_counter(), sum(os.times()[:2])
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+            cpu_seconds.append(sum(os.times()[:2]) - self.cpu)
+
+    steps = max(1, window_steps // steps_per_execution) * steps_per_execution
+    logger = callbacks.TrainLogger(batch, log_every=TrainConfig().log_every,
+                                   stream=io.StringIO())
+    # Epoch 1 traces (and XLA-compiles), epoch 2 warms up, then the timed windows.
+    gan.fit(data, epochs=windows + 2, steps_per_epoch=steps, verbose=0, shuffle=False,
+            callbacks=[Timer(), logger])
+    rates = [batch * steps / s for s in seconds[2:]]
+    # CPU time per image (all threads): steadier than img/s when others share the cores.
+    cpu_us = 1e6 * sum(cpu_seconds[2:]) / (batch * steps * len(rates))
+    result_line(dict(summarize(rates), first_call_s=seconds[0], cpu_us=cpu_us))
 
 
 def make_image_folder(directory, count, side):
@@ -195,6 +214,21 @@ def make_image_folder(directory, count, side):
                          data)
 
 
+def make_lmdb_of_folder(directory, count, side):
+    """The files of make_image_folder as values of directory/bedroom_train_lmdb, keyed by
+    name (half JPEG, half PNG: the folder pipeline's bytes exactly)."""
+    import lmdb
+    folder = os.path.join(directory, "files")
+    os.makedirs(folder)
+    make_image_folder(folder, count, side)
+    env = lmdb.open(os.path.join(directory, "bedroom_train_lmdb"), map_size=1 << 34)
+    with env.begin(write=True) as txn:
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name), "rb") as f:
+                txn.put(name.encode(), f.read())
+    env.close()
+
+
 def time_pipeline(source_kind, size, batch, windows, window_batches, files, file_side):
     """Child: images/s of datasets.train_dataset alone (decode, preprocess, batch)."""
     from dcgan_keras.data import datasets
@@ -205,6 +239,10 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
                                          index_cache=os.path.join(tmp, "index.json"))
             if source_kind == "folder_cached":  # --cache_images: decoded once, up front
                 source = datasets.cached_source(source, size, 3)
+        elif source_kind == "lsun_lmdb":  # the folder's files as values of an LSUN LMDB
+            make_lmdb_of_folder(tmp, files, file_side)
+            source = datasets.get_source("lsun", data_dir=tmp,
+                                         index_cache=os.path.join(tmp, "index.json"))
         else:
             source = datasets.get_source("fashion_mnist", data_dir=FMNIST_DIR,
                                          allow_download=False)
@@ -226,19 +264,19 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
 def time_memory(size, batch, variant, steps, log_every):
     """Child: RSS at every log step of a long train_and_evaluate run on Fashion-MNIST."""
     from dcgan_keras.config import TrainConfig
-    from dcgan_keras.training import train_lib
+    from dcgan_keras.training import callbacks, train_lib
     samples = []
 
-    class Recorder(train_lib.Progress):
+    class Recorder(callbacks.Progress):
         def update(self, step, logs=None, images_per_sec=None):
             super().update(step, logs, images_per_sec)
             samples.append((step, rss_mib()))
 
-    train_lib.Progress = Recorder
+    callbacks.Progress = Recorder
     config = TrainConfig(dataset="fashion_mnist", data_dir=FMNIST_DIR, image_size=size,
                          channels=3, base_width=64, batch_size=batch, max_steps=steps,
                          log_every=log_every, checkpoint_every=max(steps // 4, 1),
-                         mixed_precision="bfloat16" if variant.startswith("bf16") else "none",
+                         mixed_precision=variant_precision(variant),
                          jit_compile="true" if "xla" in variant else "false",
                          allow_download=False)
     with tempfile.TemporaryDirectory() as workdir:
@@ -344,7 +382,7 @@ def run_grid(args):
     batches = [int(b) for b in args.batches.split(",")]
     variants = [v for v in args.variants.split(",") if v]
     peers = [p for p in args.peers.split(",") if p]
-    unknown = (sorted({split_threads(v)[0] for v in variants} - set(VARIANTS))
+    unknown = (sorted({split_threads(v)[0] for v in variants} - set(VARIANTS + GPU_VARIANTS))
                + sorted({split_threads(p)[0] for p in peers} - set(PEERS)))
     if unknown:
         sys.exit(f"unknown variants/peers {unknown}; variants: {VARIANTS}, peers: {list(PEERS)}")
@@ -425,8 +463,9 @@ def main():
     parser.add_argument("--batches", default="64,128,256")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--peers", default=",".join(PEERS))
-    parser.add_argument("--pipelines", default="folder,folder_cached,idx",
-                        help="'' to skip; folder_cached = the folder with --cache_images")
+    parser.add_argument("--pipelines", default="folder,folder_cached,lsun_lmdb,idx",
+                        help="'' to skip; folder_cached = the folder with --cache_images; "
+                        "lsun_lmdb = the folder's files as values of an LSUN LMDB")
     parser.add_argument("--quick", action="store_true", help="; ".join(
         f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--windows", type=int, default=5)

@@ -6,19 +6,26 @@ dims, weights N(0, 0.02), 64x64 RGB, 128 filters at the highest resolution.
 import dataclasses
 import json
 import os
+import re
 
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.evolution import egan as egan_lib, mutations as egan_mutations
 from dcgan_keras.models import architecture, dcgan
+from dcgan_keras.utils import files
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
 JIT_COMPILE = ("false", "true", "auto")
 CACHE_IMAGES = ("false", "true", "auto")
+ON_NAN = ("stop", "rollback")
 ADAM_EPSILON_ON = dcgan.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
-ARCHITECTURE_FIELDS = ("dataset", "image_size", "channels", "z_dim", "base_width",
+ARCHITECTURE_FIELDS = ("dataset", "lsun_category", "image_size", "channels", "z_dim", "base_width",
                        "d_base_width", "preprocess", "generator_loss", "seed")
+TRAINERS = ("dcgan", "egan")
+# E-GAN: the population's shape is part of what the checkpoints mean.
+EGAN_ARCHITECTURE_FIELDS = ("trainer", "egan_mutations", "egan_parents")
 
 
 @dataclasses.dataclass
@@ -26,6 +33,8 @@ class TrainConfig:
     """Every knob of a run. See the train binary's flags for the meaning of each."""
     dataset: str = "lsun"
     data_dir: str = ""
+    lsun_category: str = "bedroom"  # dataset=lsun: the scene category's LMDB
+    exclude_list: str = ""  # ids of records to leave out (e.g. from binaries.dedup)
     image_size: int = 64
     channels: int = 3
     preprocess: str = "crop_resize"
@@ -60,6 +69,15 @@ class TrainConfig:
     eval_feature_net: str = ""  # "inception" or a domain classifier (train_classifier)
     eval_reference_split: str = "test"
     ema_decay: float = 0.0  # 0: no EMA generator
+    on_nan: str = "stop"  # a non-finite loss: "stop", or "rollback" to the last checkpoint
+    max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
+    trainer: str = "dcgan"  # or "egan": Evolutionary GAN (dcgan_keras.evolution)
+    egan_mutations: str = ",".join(egan_mutations.DEFAULT_MUTATIONS)
+    egan_parents: int = egan_lib.PARENTS
+    egan_d_steps: int = egan_lib.D_STEPS
+    egan_gamma: float = egan_lib.GAMMA
+    egan_fd_sign: str = "minus"  # the paper; "plus": the authors' PyTorch code
+    egan_fitness_batch: int = egan_lib.FITNESS_BATCH
 
     def validate(self):
         """Raises ValueError naming the bad field, the value and what is expected."""
@@ -68,6 +86,9 @@ class TrainConfig:
                              f"got {self.dataset!r}")
         if self.dataset == "folder" and not self.data_dir:
             raise ValueError("dataset=folder needs data_dir=<a directory of images>")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.lsun_category):
+            raise ValueError(f"lsun_category must be an LSUN category name such as bedroom "
+                             f"or church_outdoor, got {self.lsun_category!r}")
         architecture.validate(self.image_size, self.channels, self.z_dim, self.base_width)
         if self.preprocess not in preprocessing.PREPROCESS_MODES:
             raise ValueError(f"preprocess must be one of {preprocessing.PREPROCESS_MODES}, "
@@ -90,7 +111,7 @@ class TrainConfig:
                              f"{self.eval_reference_split!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("max_steps", "d_base_width", "eval_every_epochs"):
+        for name in ("max_steps", "d_base_width", "eval_every_epochs", "max_rollbacks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("learning_rate", "adam_epsilon"):
@@ -101,10 +122,30 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
                    "jit_compile": JIT_COMPILE, "cache_images": CACHE_IMAGES,
-                   "adam_epsilon_on": ADAM_EPSILON_ON}
+                   "adam_epsilon_on": ADAM_EPSILON_ON, "on_nan": ON_NAN}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        return self.validate_egan()
+
+    def validate_egan(self):
+        """The --trainer and --egan_* checks (ValueError naming the field)."""
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer must be one of {TRAINERS}, got {self.trainer!r}")
+        egan_mutations.parse_mutations(self.egan_mutations)
+        for name in ("egan_parents", "egan_d_steps", "egan_fitness_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.egan_gamma >= 0:
+            raise ValueError(f"egan_gamma must be >= 0, got {self.egan_gamma}")
+        if self.egan_fd_sign not in egan_mutations.FD_SIGNS:
+            raise ValueError(f"egan_fd_sign must be one of {sorted(egan_mutations.FD_SIGNS)}, "
+                             f"got {self.egan_fd_sign!r}")
+        per_step = self.egan_d_steps * self.egan_parents
+        if self.trainer == "egan" and self.batch_size % per_step:
+            raise ValueError(f"with --trainer=egan, batch_size (images per generation) must "
+                             f"be a multiple of egan_d_steps x egan_parents = {per_step}, got "
+                             f"{self.batch_size}")
         return self
 
     def to_json(self):
@@ -126,26 +167,53 @@ def config_path(workdir):
 def load(workdir):
     """The TrainConfig a workdir was trained with (every binary needs only --workdir)."""
     path = config_path(workdir)
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not a training "
                                 "workdir (train one with python -m dcgan_keras.binaries.train)")
-    with open(path) as f:
-        return TrainConfig.from_dict(json.load(f))
+    try:
+        values = files.read_json(path)
+        if not isinstance(values, dict):
+            raise ValueError(f"a JSON object was expected, got {type(values).__name__}")
+        return TrainConfig.from_dict(values).validate()
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is corrupt ({str(e).splitlines()[0]}); restore it from a "
+                         "copy, or train in a new --workdir") from None
 
 
 def save(config, workdir):
     """Writes config.json atomically."""
-    os.makedirs(workdir, exist_ok=True)
-    tmp = config_path(workdir) + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json())
-    os.replace(tmp, config_path(workdir))
+    files.write_bytes(config_path(workdir), config.to_json())
+
+
+def resume_config(saved, given):
+    """The config that resumes a workdir trained with `saved`: its values, with the
+    options the user `given` explicitly ({field: value}, e.g. the flags on the command
+    line) on top.
+
+    Returns:
+        (config, changes): changes is {field: (saved value, new value)} of the given
+        options that differ (learning rate, epochs, logging, ...).
+    Raises:
+        ValueError: a given architecture or data option differs from the workdir's.
+    """
+    values = dataclasses.asdict(saved)
+    unknown = sorted(set(given) - set(values))
+    if unknown:
+        raise ValueError(f"unknown config fields {unknown}")
+    changes = {k: (values[k], v) for k, v in given.items() if values[k] != v}
+    config = TrainConfig(**{**values, **given})
+    check_resumable(saved, config)
+    return config, changes
 
 
 def check_resumable(saved, config):
     """Raises ValueError if `config` cannot resume checkpoints trained with `saved`."""
     diffs = [f"{name}: workdir has {getattr(saved, name)!r}, flags say {getattr(config, name)!r}"
-             for name in ARCHITECTURE_FIELDS if getattr(saved, name) != getattr(config, name)]
+             for name in ARCHITECTURE_FIELDS + EGAN_ARCHITECTURE_FIELDS
+             if getattr(saved, name) != getattr(config, name)]
+    if bool(saved.ema_decay) != bool(config.ema_decay):  # the checkpoints hold an EMA G or not
+        diffs.append(f"ema_decay: workdir has {saved.ema_decay!r}, flags say "
+                     f"{config.ema_decay!r} (an EMA generator is in its checkpoints or not)")
     if diffs:
         raise ValueError("this workdir was trained with a different model or data, so it "
                          "cannot be resumed with these flags (" + "; ".join(diffs) +

@@ -40,3 +40,65 @@ def run_binary(module, *args, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def smooth_image(height, width, seed=0, channels=3):
+    """A smooth random uint8 image (like a photo, unlike white noise)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (6, 6, channels)).astype(np.float64)
+    rows = np.linspace(0, 5, height)
+    cols = np.linspace(0, 5, width)
+    r0, c0 = np.floor(rows).astype(int).clip(0, 4), np.floor(cols).astype(int).clip(0, 4)
+    fr, fc = (rows - r0)[:, None, None], (cols - c0)[None, :, None]
+    image = (coarse[r0][:, c0] * (1 - fr) * (1 - fc) + coarse[r0 + 1][:, c0] * fr * (1 - fc)
+             + coarse[r0][:, c0 + 1] * (1 - fr) * fc + coarse[r0 + 1][:, c0 + 1] * fr * fc)
+    return np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+
+
+def encode_image(array, fmt, **kwargs):
+    """uint8 [H, W, C] -> the bytes of a JPEG/PNG/WEBP file (Pillow)."""
+    import io
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(
+        buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def make_lsun_lmdb(directory, category="bedroom", split="train", num=24, side=(40, 52),
+                   extra=None, seed=0):
+    """An LMDB in LSUN's layout: directory/<category>_<split>_lmdb/data.mdb, values the WebP
+    (even i) or JPEG (odd i) bytes of smooth images keyed by a 40-hex id.
+
+    Args:
+        extra: optional {key: bytes} written as well (e.g. corrupt values).
+    Returns:
+        (the LMDB directory, [keys of the images in key order], {key: uint8 image}).
+    """
+    import hashlib
+    import lmdb
+    path = os.path.join(directory, f"{category}_{split}_lmdb")
+    os.makedirs(path, exist_ok=True)
+    images = {}
+    env = lmdb.open(path, map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for i in range(num):
+            key = hashlib.sha1(f"{seed}-{i}".encode()).hexdigest()
+            image = smooth_image(*side, seed=seed * 1000 + i)
+            images[key] = image
+            txn.put(key.encode(), encode_image(image, "WEBP" if i % 2 == 0 else "JPEG",
+                                               quality=95))
+        for key, value in (extra or {}).items():
+            txn.put(key.encode(), value)
+    env.close()
+    return path, sorted(images), images
+
+
+def lively(model, scale=10.0):
+    """Scales every kernel of an untrained model so that its outputs are O(1): with
+    N(0, 0.02) kernels and BatchNorm's initial moving statistics a tiny G's images are
+    ~1e-4 in inference mode, too close to 0 for comparisons to mean anything."""
+    for variable in model.trainable_variables:
+        if variable.path.endswith("kernel"):
+            variable.assign(variable * scale)
+    return model

@@ -1,6 +1,7 @@
 """What every binary shares: quiet TensorFlow start-up and clear exits on bad input."""
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
@@ -9,3 +10,63 @@ def fail(message):
     """Prints `error: message` to stderr and exits with status 2 (bad usage/input)."""
     sys.stderr.write(f"error: {message}\n")
     sys.exit(2)
+
+
+def quiet_tensorflow(verbosity=0):
+    """Imports TensorFlow and initialises its devices with its C++ start-up lines held back.
+
+    TensorFlow's native code logs before absl logging is initialised, so
+    TF_CPP_MIN_LOG_LEVEL does not hide the oneDNN banner or the "failed call to cuInit"
+    error that every CPU-only host prints. Those lines go to a temporary file instead of
+    stderr; they are shown with --verbosity >= 1, or when the import itself fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf  # noqa: PLC0415
+            tf.config.list_physical_devices()  # where CUDA is probed (cuInit)
+            failed = None
+        except BaseException as e:  # noqa: BLE001 (re-raised below, with the lines)
+            failed = e
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if failed is not None or verbosity >= 1:
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+        if failed is not None:
+            raise failed
+
+
+def argv_verbosity(argv):
+    """absl's --verbosity (-v) from the raw command line, before flags are parsed."""
+    for i, arg in enumerate(argv):
+        for name in ("--verbosity", "-v"):
+            if arg == name and i + 1 < len(argv):
+                arg = f"{name}={argv[i + 1]}"
+            if arg.startswith(name + "="):
+                try:
+                    return int(arg.split("=", 1)[1])
+                except ValueError:
+                    return 0
+    return 0
+
+
+def define_model_source_flags():
+    """--workdir / --export_dir / --checkpoint / --generator_weights: where a binary that
+    reads trained networks (sample, analyze) finds them."""
+    from absl import flags  # noqa: PLC0415
+    flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
+    flags.DEFINE_string("export_dir", None, "An export directory (instead of --workdir).")
+    flags.DEFINE_string("checkpoint", "latest", "With --workdir: latest, best or a path prefix.")
+    flags.DEFINE_enum("generator_weights", "generator", ["generator", "ema_generator"],
+                      "With --workdir: which generator weights to use.")
+
+
+# Every binary imports this module first: TensorFlow starts quietly before anything else
+# imports it.
+quiet_tensorflow(argv_verbosity(sys.argv[1:]))

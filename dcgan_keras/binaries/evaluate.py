@@ -20,6 +20,7 @@ import os
 from absl import app, flags, logging
 
 from dcgan_keras.evaluation import registry
+from dcgan_keras.utils import files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("eval", None, "Evaluator, or a comma-separated list of the metrics "
@@ -116,10 +117,7 @@ def main(argv):
     print(result.get("summary", json.dumps(result, indent=2)))
     path = output_path(name)
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            json.dump(dict(result, eval=FLAGS.eval), f, indent=2)
-        os.replace(path + ".tmp", path)
+        files.write_json(path, dict(result, eval=FLAGS.eval))
         print(f"wrote {path}")
 
 

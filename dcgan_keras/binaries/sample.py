@@ -12,11 +12,7 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
-flags.DEFINE_string("export_dir", None, "An export directory (instead of --workdir).")
-flags.DEFINE_string("checkpoint", "latest", "With --workdir: latest, best or a path prefix.")
-flags.DEFINE_enum("generator_weights", "generator", ["generator", "ema_generator"],
-                  "With --workdir: which generator weights to use.")
+common.define_model_source_flags()
 flags.DEFINE_integer("num", 64, "Number of samples.")
 flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.")
 flags.DEFINE_string("out", None, "Output file: .png (a grid), .npy or .npz (images + z).")

@@ -8,10 +8,12 @@ r"""Trains a DCGAN (Radford et al. 2016). The same command on an existing workdi
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
 import dataclasses
+import sys
 
 from absl import app, flags, logging
 
 from dcgan_keras import config as config_lib
+from dcgan_keras.binaries import egan_flags  # noqa: F401  (--trainer, --egan_*)
 from dcgan_keras.data import datasets, preprocessing
 
 _D = config_lib.TrainConfig()
@@ -21,6 +23,10 @@ flags.DEFINE_string("workdir", None, "Directory for config.json, checkpoints, sa
 flags.DEFINE_enum("dataset", _D.dataset, datasets.DATASET_NAMES, "Training data.")
 flags.DEFINE_string("data_dir", _D.data_dir, "Image folder (dataset=folder), IDX files "
                     "(mnist, fashion_mnist) or tensorflow_datasets directory.")
+flags.DEFINE_string("lsun_category", _D.lsun_category, "dataset=lsun: the scene category "
+                    "(<category>_train_lmdb), e.g. bedroom, church_outdoor, kitchen.")
+flags.DEFINE_string("exclude_list", _D.exclude_list, "A text file of record ids to leave out "
+                    "of training, one a line (e.g. exclude_list.txt of binaries.dedup).")
 flags.DEFINE_integer("image_size", _D.image_size, "Power of two in [16, 256].")
 flags.DEFINE_integer("channels", _D.channels, "1 (grayscale) or 3 (RGB).")
 flags.DEFINE_enum("preprocess", _D.preprocess, preprocessing.PREPROCESS_MODES,
@@ -77,12 +83,29 @@ flags.DEFINE_enum("eval_reference_split", _D.eval_reference_split, datasets.SPLI
                   "Real images the samples are compared with.")
 flags.DEFINE_float("ema_decay", _D.ema_decay, "Keep an exponential moving average of G's "
                    "weights with this decay, e.g. 0.999 (0: off).")
+flags.DEFINE_enum("on_nan", _D.on_nan, config_lib.ON_NAN, "A NaN/Inf loss: stop with an "
+                  "error, or rollback to the last checkpoint with half the learning rate.")
+flags.DEFINE_integer("max_rollbacks", _D.max_rollbacks, "Rollbacks allowed with "
+                     "--on_nan=rollback before the run stops.")
 flags.mark_flag_as_required("workdir")
 
 
 def config_from_flags():
-    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(config_lib.TrainConfig)}
-    return config_lib.TrainConfig(**values)
+    """The run's config: the flags, or for an existing workdir its config.json with the
+    flags given on the command line on top (architecture/data changes refused)."""
+    names = [f.name for f in dataclasses.fields(config_lib.TrainConfig)]
+    if not tf_exists(config_lib.config_path(FLAGS.workdir)):
+        return config_lib.TrainConfig(**{n: FLAGS[n].value for n in names})
+    given = {n: FLAGS[n].value for n in names if FLAGS[n].present}
+    config, changes = config_lib.resume_config(config_lib.load(FLAGS.workdir), given)
+    for name, (old, new) in sorted(changes.items()):
+        logging.info("changed: %s %r -> %r", name, old, new)
+    return config
+
+
+def tf_exists(path):
+    from dcgan_keras.utils import files  # noqa: PLC0415 (imports TensorFlow)
+    return files.exists(path)
 
 
 def main(argv):
@@ -90,13 +113,25 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from dcgan_keras.training import train_lib  # after flags parse: TensorFlow is slow to load
     logging.set_verbosity(logging.INFO)
+    from dcgan_keras.training.callbacks import NonFiniteError
     try:
         config = config_from_flags().validate()
         result = train_lib.train_and_evaluate(config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError) as e:  # MissingDataError is a FileNotFoundError
+    except (ValueError, OSError, NonFiniteError) as e:  # MissingDataError too
         common.fail(str(e))
+    except tf_errors().PermissionDeniedError as e:
+        common.fail(f"cannot write into --workdir={FLAGS.workdir}: {e.message}")
+    if result["interrupted"]:
+        print(f"stopped by signal {result['interrupted']} at step {result['step']}; a "
+              "checkpoint was written there; run the same command to resume")
+        sys.exit(128 + result["interrupted"])
     print(f"trained to step {result['step']}; samples: {FLAGS.workdir}/samples/, "
           f"TensorBoard: tensorboard --logdir={FLAGS.workdir}")
+
+
+def tf_errors():
+    import tensorflow as tf  # noqa: PLC0415
+    return tf.errors
 
 
 if __name__ == "__main__":

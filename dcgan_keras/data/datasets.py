@@ -2,11 +2,12 @@
 
 Every dataset is a `Source`: a deterministic stream of light records (an index, a file
 path or the encoded bytes of an image) plus a `load` op that turns one record into a
-uint8 image. Training shuffles and skips records *before* decoding, so the data position
-of a run is one integer (examples consumed) and resuming costs no decoding.
+uint8 image. Training orders and skips records *before* decoding: the data position of a
+run is one integer (examples consumed) = (epoch, offset in the epoch), each epoch's order
+is a pure function of (seed, epoch) (see `order`), and resuming costs no decoding and no
+reading of finished epochs.
 """
 import dataclasses
-import json
 import os
 from typing import Callable, Optional
 
@@ -14,12 +15,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from dcgan_keras.data import idx, preprocessing
+from dcgan_keras.utils import files as files_lib
+from dcgan_keras.data import errors, exclusion, idx, lsun, order, preprocessing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # name -> (tensorflow-datasets name, name of its test split, label feature or None)
+# (LSUN is read from its LMDB files: tfds' lsun builder needs tensorflow-io, which has no
+# build for our TensorFlow; see `lsun`.)
 TFDS_DATASETS = {
-    "lsun": ("lsun/bedroom", "validation", None),
     "celeb_a": ("celeb_a", "test", None),
     "imagenet32": ("imagenet_resized/32x32", "validation", "label"),
     "imagenet64": ("imagenet_resized/64x64", "validation", "label"),
@@ -29,13 +32,12 @@ TFDS_DATASETS = {
     "fashion_mnist": ("fashion_mnist", "test", "label"),
 }
 IDX_DATASETS = ("mnist", "fashion_mnist")
-DATASET_NAMES = tuple(TFDS_DATASETS) + ("folder",)
+DATASET_NAMES = ("lsun",) + tuple(TFDS_DATASETS) + ("folder", "shapes")
 SPLITS = ("train", "test")
 MAX_BYTES_SHUFFLE_BUFFER = 10_000  # encoded images held for shuffling tfds streams
 
 
-class MissingDataError(FileNotFoundError):
-    """The requested data is not on this machine and could not be fetched."""
+MissingDataError = errors.MissingDataError  # data not on this machine and not fetchable
 
 
 @dataclasses.dataclass
@@ -55,6 +57,12 @@ class Source:
         load_at_least: optional (record, min_side) -> uint8 image that may be smaller
             than `load`'s but keeps a short side >= min_side (JPEGs decoded at reduced
             scale); used before a centre-crop-and-resize to min_side.
+        record_at: optional int64 index -> (record, label), the index-th of `records()`;
+            sources that have it are ordered by a per-epoch permutation of indices and
+            resume at any position at once (others stream, see `order`).
+        ids: optional () -> list of str, a stable id of every record in order (a file
+            path relative to the folder, an LMDB key, an index): what de-duplication
+            reports and `--exclude_list` names.
     """
     name: str
     split: str
@@ -65,6 +73,13 @@ class Source:
     skipped: int = 0
     max_shuffle_buffer: Optional[int] = None
     load_at_least: Optional[Callable] = None
+    record_at: Optional[Callable] = None
+    ids: Optional[Callable[[], list]] = None
+
+
+def indexed_records(record_at, n):
+    """records() of a source with random access: record_at(0), ..., record_at(n - 1)."""
+    return lambda: tf.data.Dataset.range(n).map(record_at)
 
 
 def array_source(name, split, images, labels=None):
@@ -77,10 +92,11 @@ def array_source(name, split, images, labels=None):
     table = tf.constant(images)
     label_table = tf.constant(labels)
     num_classes = int(labels.max()) + 1 if labels.size and labels.min() >= 0 else None
+    record_at = lambda i: (i, tf.gather(label_table, i))  # noqa: E731
     return Source(
-        name=name, split=split, num_examples=n,
-        records=lambda: tf.data.Dataset.range(n).map(lambda i: (i, tf.gather(label_table, i))),
-        load=lambda i: tf.gather(table, i), num_classes=num_classes)
+        name=name, split=split, num_examples=n, records=indexed_records(record_at, n),
+        load=lambda i: tf.gather(table, i), num_classes=num_classes, record_at=record_at,
+        ids=lambda: [str(i) for i in range(n)])
 
 
 def _missing(name, split, data_dir, reason):
@@ -170,9 +186,8 @@ def readable_files(paths, index_cache=None):
     Decoding every file once is the only reliable check (a truncated JPEG has a valid
     header), so the result is cached in `index_cache` (a JSON file) when given.
     """
-    if index_cache and os.path.exists(index_cache):
-        with open(index_cache) as f:
-            cached = json.load(f)
+    if index_cache and files_lib.exists(index_cache):
+        cached = files_lib.read_json(index_cache)
         if cached.get("paths") == len(paths) and cached.get("first") == paths[0]:
             return cached["readable"]
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
@@ -180,10 +195,8 @@ def readable_files(paths, index_cache=None):
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
     readable = [int(i) for i, height in ds.as_numpy_iterator() if height > 0]
     if index_cache:
-        tmp = index_cache + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"paths": len(paths), "first": paths[0], "readable": readable}, f)
-        os.replace(tmp, index_cache)
+        files_lib.write_json(index_cache,
+                             {"paths": len(paths), "first": paths[0], "readable": readable})
     return readable
 
 
@@ -200,29 +213,46 @@ def folder_source(data_dir, split="train", index_cache=None):
         raise _missing("folder", split, data_dir, f"none of the {len(paths)} files decode")
     kept_paths = tf.constant([paths[i] for i in keep])
     kept_labels = tf.constant([labels[i] for i in keep], tf.int64)
+    record_at = lambda i: (tf.gather(kept_paths, i), tf.gather(kept_labels, i))  # noqa: E731
     return Source(
         name="folder", split=split, num_examples=len(keep),
-        records=lambda: tf.data.Dataset.from_tensor_slices((kept_paths, kept_labels)),
+        records=indexed_records(record_at, len(keep)),
         load=lambda path: preprocessing.decode(tf.io.read_file(path), 3),
         load_at_least=lambda path, side: preprocessing.decode(tf.io.read_file(path), 3, side),
-        num_classes=len(classes) or None, skipped=skipped)
+        num_classes=len(classes) or None, skipped=skipped, record_at=record_at,
+        ids=lambda: [os.path.relpath(paths[i], data_dir) for i in keep])
 
 
-def get_source(name, split="train", data_dir=None, allow_download=True, index_cache=None):
+def get_source(name, split="train", data_dir=None, allow_download=True, index_cache=None,
+               lsun_category=lsun.DEFAULT_CATEGORY, exclude_list=None):
     """Returns the Source of dataset `name` (one of DATASET_NAMES) and split.
 
     mnist and fashion_mnist read local IDX files first (see `idx`) and only then try
-    tensorflow-datasets / Keras downloads.
+    tensorflow-datasets / Keras downloads; lsun reads LMDB files (see `lsun`).
+
+    Args:
+        lsun_category: the LSUN scene category (dataset lsun).
+        exclude_list: optional path of a text file of record ids (one a line, e.g. from
+            python -m dcgan_keras.binaries.dedup); those records are left out.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if name == "folder":
-        return folder_source(data_dir, split, index_cache)
-    if name in IDX_DATASETS:
-        return idx_source(name, split, data_dir, allow_download)
-    return tfds_source(name, split, data_dir, allow_download)
+        source = folder_source(data_dir, split, index_cache)
+    elif name == "lsun":
+        source = lsun.lsun_source(data_dir, split, lsun_category, index_cache)
+    elif name == "shapes":  # procedural scenes with exact masks (data/shapes.py)
+        from dcgan_keras.data import shapes  # noqa: PLC0415 (it imports this module)
+        source = shapes.source(split)
+    elif name in IDX_DATASETS:
+        source = idx_source(name, split, data_dir, allow_download)
+    else:
+        source = tfds_source(name, split, data_dir, allow_download)
+    if exclude_list:
+        source = exclusion.exclude(source, exclusion.read_list(exclude_list), exclude_list)
+    return source
 
 
 def _decode_and_preprocess(source, image_size, channels, mode, with_label=True):
@@ -241,22 +271,25 @@ def train_dataset(source, image_size, channels, global_batch_size, seed=0, start
                   preprocess_mode="crop_resize", shuffle_buffer=None):
     """An endless, shuffled stream of this input pipeline's share of every global batch.
 
-    Records are shuffled (a new order each epoch, fixed by `seed`), skipped to
+    Records are put in each epoch's order (a pure function of (seed, epoch)), started at
     `start_example` and split between input pipelines (workers) before any decoding, so
     every worker walks the same global order and a resumed run sees exactly the batches
-    it would have seen. Each worker's share is cut into per-replica batches: its local
-    replicas take consecutive ones.
+    it would have seen. Resuming reads nothing of the finished epochs: a source with
+    `record_at` starts at its position at once, a streaming one (tfds) reads at most the
+    records of the current epoch before it (see `order.record_stream`). Each worker's share
+    is cut into per-replica batches: its local replicas take consecutive ones.
 
     Args:
         source: a Source.
         image_size, channels, preprocess_mode: see `preprocessing.preprocess`.
         global_batch_size: examples per step over all replicas.
         seed: shuffle seed.
-        start_example: examples already consumed (the data position of a resumed run).
+        start_example: examples already consumed (the data position of a resumed run):
+            epoch start_example // num_examples, offset start_example % num_examples.
         num_shards, shard_index: input pipelines and this one's index (one per worker).
         per_replica_batch_size: batch of each element (default: the shard's share).
-        shuffle_buffer: records in the shuffle buffer (default: the whole split, capped
-            by `source.max_shuffle_buffer`).
+        shuffle_buffer: records shuffled together by a streaming source (default: the
+            whole split, capped by `source.max_shuffle_buffer`).
     Returns:
         tf.data.Dataset of float32 [per_replica_batch_size, S, S, channels] in [-1, 1].
     """
@@ -271,9 +304,7 @@ def train_dataset(source, image_size, channels, global_batch_size, seed=0, start
     buffer = shuffle_buffer or source.num_examples
     if source.max_shuffle_buffer:
         buffer = min(buffer, source.max_shuffle_buffer)
-    ds = source.records().shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    if start_example:
-        ds = ds.skip(start_example)
+    ds = order.record_stream(source, seed, start_example, buffer)
     if num_shards > 1:
         lo = shard_index * per_shard
         ds = ds.batch(global_batch_size, drop_remainder=True)

@@ -2,7 +2,6 @@
 labelled datasets (as TF-GAN does for MNIST): Fashion-MNIST, MNIST, SVHN, CIFAR-10
 become measurable without downloading InceptionV3.
 """
-import json
 import os
 import time
 
@@ -11,6 +10,7 @@ from absl import logging
 
 from dcgan_keras.data import datasets
 from dcgan_keras.evaluation import feature_nets
+from dcgan_keras.utils import files
 
 
 def build_classifier(image_size, channels, num_classes, width=32, feature_dim=128):
@@ -67,8 +67,7 @@ def train_classifier(dataset, workdir, image_size=32, channels=1, epochs=5, batc
                 preprocess=preprocess, epochs=epochs, train_examples=len(x_train),
                 test_examples=len(x_test), test_accuracy=float(accuracy),
                 train_seconds=round(time.perf_counter() - start, 1))
-    with open(os.path.join(workdir, feature_nets.CLASSIFIER_INFO), "w") as f:
-        json.dump(info, f, indent=2)
+    files.write_json(os.path.join(workdir, feature_nets.CLASSIFIER_INFO), info)
     logging.info("classifier test accuracy %.4f on %d %s test images; saved %s",
                  accuracy, len(x_test), dataset, path)
     return info

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 
 from dcgan_keras.data import datasets
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.evaluation import supervised_cnn, svm_probe
 from dcgan_keras.evaluation.kmeans_features import KMeansFeatures
 from dcgan_keras.exporters import export_lib

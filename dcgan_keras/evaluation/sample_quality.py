@@ -12,6 +12,7 @@ from absl import logging
 
 from dcgan_keras.data import datasets, preprocessing
 from dcgan_keras.evaluation import metrics
+from dcgan_keras.utils import files
 
 METRICS = ("fid", "kid", "is", "pr")
 
@@ -39,10 +40,7 @@ def reference_features(feature_net, dataset, split="test", image_size=32, channe
                         dataset, split, len(images), num_examples)
     features, _ = feature_net(images)
     if use_cache:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, features=features)
-        os.replace(tmp, path)
+        files.write_npz(path, features=features)
     return features
 
 

@@ -10,30 +10,39 @@ An export directory holds:
     metadata.json              shapes, value range, feature size, training step, dataset,
                                versions, and the sha256 of every other file
 
-The directory is written under a temporary name and renamed into place, so a reader never
-sees a half-written export; re-exporting replaces a previous export (one that has a
-metadata.json) but never a directory of other files.
+The export is built in a local directory first. A local export_dir gets it by a rename
+of the whole directory, so a reader never sees a half-written export; another file system
+TensorFlow knows (gs://, hdfs://, ram://) gets it file by file through tf.io.gfile, each
+file atomically, with metadata.json removed first and written last, so an export without
+metadata.json is an incomplete one. Re-exporting replaces a previous export (one that has
+a metadata.json) but never a directory of other files.
 """
 import datetime
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
 
 import dcgan_keras
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import saved_model, tflite
+from dcgan_keras.utils import files as files_lib
 
 METADATA = "metadata.json"
 FORMAT_VERSION = 1
 
 
+def _is_local(path):
+    return "://" not in str(path)
+
+
 def sha256(path, chunk=1 << 20):
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -41,15 +50,21 @@ def sha256(path, chunk=1 << 20):
 
 def file_checksums(directory):
     """{relative path: {"sha256", "bytes"}} of every file under directory but metadata.json."""
-    files = {}
-    for root, dirs, names in os.walk(directory):
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, directory).replace(os.sep, "/")
-            if rel != METADATA:
-                files[rel] = {"sha256": sha256(path), "bytes": os.path.getsize(path)}
-    return files
+    return {rel: {"sha256": sha256(path), "bytes": tf.io.gfile.stat(path).length}
+            for rel, path in _walk_files(directory) if rel != METADATA}
+
+
+def _walk_files(directory):
+    """(path relative to directory, full path) of every file under it, sorted."""
+    directory = str(directory).rstrip("/")
+    found = []
+    for root, _, names in tf.io.gfile.walk(directory):
+        for name in names:
+            path = root.rstrip("/") + "/" + name
+            # exists: ram:// lists "generator.tflite" inside "generator/" as ".tflite".
+            if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+                found.append((path[len(directory) + 1:], path))
+    return sorted(found)
 
 
 def _metadata(generator, discriminator, step, dataset, preprocess, checkpoint, tflite_paths,
@@ -83,12 +98,34 @@ def _metadata(generator, discriminator, step, dataset, preprocess, checkpoint, t
 
 
 def _check_replaceable(export_dir):
-    if os.path.isdir(export_dir) and os.listdir(export_dir) and not os.path.exists(
-            os.path.join(export_dir, METADATA)):
+    gfile = tf.io.gfile
+    if gfile.exists(export_dir) and not gfile.isdir(export_dir):
+        raise FileExistsError(f"{export_dir} is a file; --export_dir must be a directory")
+    if gfile.isdir(export_dir) and gfile.listdir(export_dir) and not gfile.exists(
+            export_dir.rstrip("/") + "/" + METADATA):
         raise FileExistsError(f"{export_dir} exists and is not a dcgan_keras export (no "
                               f"{METADATA}); choose another --export_dir or empty it")
-    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        raise FileExistsError(f"{export_dir} is a file; --export_dir must be a directory")
+
+
+def _publish_remote(local_dir, export_dir):
+    """Copies a finished local export to another file system, metadata.json last."""
+    gfile = tf.io.gfile
+    export_dir = export_dir.rstrip("/")
+    if gfile.exists(export_dir + "/" + METADATA):
+        gfile.remove(export_dir + "/" + METADATA)  # from now on: an incomplete export
+    new = set()
+    for root, _, names in os.walk(local_dir):
+        for name in names:
+            rel = os.path.relpath(os.path.join(root, name), local_dir).replace(os.sep, "/")
+            if rel != METADATA:
+                new.add(rel)
+                with open(os.path.join(root, name), "rb") as f:
+                    files_lib.write_bytes(f"{export_dir}/{rel}", f.read())
+    for rel, path in _walk_files(export_dir):
+        if rel not in new:
+            gfile.remove(path)  # a file of the previous export
+    with open(os.path.join(local_dir, METADATA), "rb") as f:
+        files_lib.write_bytes(f"{export_dir}/{METADATA}", f.read())
 
 
 def export_models(generator, discriminator, export_dir, step=0, dataset="", preprocess="",
@@ -110,11 +147,15 @@ def export_models(generator, discriminator, export_dir, step=0, dataset="", prep
                          f"{generator.channels} images but the discriminator reads "
                          f"{discriminator.image_size}x{discriminator.image_size}x"
                          f"{discriminator.channels}")
-    export_dir = os.path.abspath(export_dir)
+    local = _is_local(export_dir)
+    export_dir = os.path.abspath(export_dir) if local else str(export_dir)
     _check_replaceable(export_dir)
-    tmp = export_dir + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    if local:  # next to export_dir, so that the final rename stays on one file system
+        tmp = export_dir + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    else:
+        tmp = tempfile.mkdtemp(prefix="dcgan_keras_export_")
     generator_dir = saved_model.export_generator(generator, os.path.join(tmp, "generator"))
     saved_model.export_discriminator(discriminator, os.path.join(tmp, "discriminator"))
     tflite_paths = tflite.export_tflite(generator_dir, tmp, quantizations)
@@ -122,6 +163,12 @@ def export_models(generator, discriminator, export_dir, step=0, dataset="", prep
                          tflite_paths, tmp)
     with open(os.path.join(tmp, METADATA), "w") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)
+    if not local:
+        try:
+            _publish_remote(tmp, export_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return metadata
     old = export_dir + ".old"
     if os.path.exists(export_dir):
         shutil.rmtree(old, ignore_errors=True)
@@ -150,7 +197,8 @@ def export_from_workdir(workdir, export_dir=None, checkpoint="latest",
     path = checkpoints.resolve_checkpoint(workdir, checkpoint)
     return export_models(generator, discriminator, export_dir or default_export_dir(workdir),
                          step=step, dataset=config.dataset, preprocess=config.preprocess,
-                         checkpoint=os.path.abspath(path), quantizations=quantizations)
+                         checkpoint=os.path.abspath(path) if _is_local(path) else path,
+                         quantizations=quantizations)
 
 
 def default_export_dir(workdir):
@@ -159,12 +207,11 @@ def default_export_dir(workdir):
 
 def load_metadata(export_dir):
     """The metadata.json of an export directory."""
-    path = os.path.join(export_dir, METADATA)
-    if not os.path.exists(path):
+    path = str(export_dir).rstrip("/") + "/" + METADATA
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} does not exist: {export_dir!r} is not an export "
                                 "directory (python -m dcgan_keras.binaries.export --workdir=W)")
-    with open(path) as f:
-        return json.load(f)
+    return files_lib.read_json(path)
 
 
 def verify(export_dir):

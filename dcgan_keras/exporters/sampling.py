@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from dcgan_keras.data.preprocessing import to_uint8
 from dcgan_keras.utils import images as images_lib
+from dcgan_keras.utils import files
 
 OUTPUT_FORMATS = (".png", ".npy", ".npz")
 
@@ -74,19 +75,14 @@ def save_samples(path, images, z):
     images, z = np.asarray(images, np.uint8), np.asarray(z, np.float32)
     if len(images) != len(z):
         raise ValueError(f"{len(images)} images but {len(z)} latent vectors")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if ext == ".png":
         return images_lib.write_png(path, images_lib.make_grid(images))
-    tmp = path + ".tmp" + ext  # numpy appends the extension when it is missing
     if ext == ".npy":
         records = np.zeros(len(images), dtype=[("images", np.uint8, images.shape[1:]),
                                                 ("z", np.float32, z.shape[1:])])
         records["images"], records["z"] = images, z
-        np.save(tmp, records)
-    else:
-        np.savez(tmp, images=images, z=z)
-    os.replace(tmp, path)
-    return path
+        return files.write_npy(path, records)
+    return files.write_npz(path, images=images, z=z)
 
 
 def load_samples(path):

@@ -10,7 +10,7 @@ Generator signatures:
                      z float32 [num, z_dim]; the same seed always gives the same images.
 Discriminator signatures:
     features:        images float32 [batch, S, S, C] in [-1, 1] -> features float32
-                     [batch, F] (the paper's probe representation, see evaluation.features)
+                     [batch, F] (the paper's probe representation, see models.features)
     serving_default: images -> logits float32 [batch, 1], probability float32 [batch, 1]
 
 Both nets run in inference mode (BatchNorm moving statistics). A loaded signature checks
@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_keras.data.preprocessing import to_uint8
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters.sampling import latents
 
 GENERATOR_SIGNATURES = ("serving_default", "generate_uint8", "sample")

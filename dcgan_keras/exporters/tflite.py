@@ -18,6 +18,8 @@ import os
 
 import tensorflow as tf
 
+from dcgan_keras.utils import files
+
 QUANTIZATIONS = ("float32", "float16", "int8")
 FILENAMES = {"float32": "generator.tflite", "float16": "generator_float16.tflite",
              "int8": "generator_int8.tflite"}
@@ -54,8 +56,6 @@ def export_tflite(saved_model_dir, output_dir, quantizations=QUANTIZATIONS):
     for quantization in quantizations:
         path = os.path.join(output_dir, FILENAMES[quantization])
         model = convert(saved_model_dir, quantization)
-        with open(path + ".tmp", "wb") as f:
-            f.write(model)
-        os.replace(path + ".tmp", path)
+        files.write_bytes(path, model)
         paths[quantization] = path
     return paths

@@ -132,6 +132,22 @@ def _fuse_adam(optimizer):
     optimizer.update_step = update_step
 
 
+def _logs(metrics):
+    """The step's logs: each metric's result, as a [1] vector under a multi-worker strategy.
+
+    Keras' fit reduces the logs of MultiWorkerMirroredStrategy replicas with
+    `strategy.reduce("MEAN", value, axis=0)`, which a scalar does not have (keras 3.15,
+    backend/tensorflow/trainer.py reduce_per_replica); a [1] vector reduces to the
+    scalar mean over replicas.
+    """
+    logs = {m.name: m.result() for m in metrics}
+    strategy = tf.distribute.get_strategy()
+    if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()):  # Keras' own test
+        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
+
+
 def _replica_id():
     ctx = tf.distribute.get_replica_context()
     return 0 if ctx is None else ctx.replica_id_in_sync_group
@@ -162,7 +178,7 @@ class DCGAN(keras.Model):
     """
 
     def __init__(self, generator, discriminator, seed=0, generator_loss="nonsaturating",
-                 **kwargs):
+                 ema_decay=0.0, **kwargs):
         kwargs.setdefault("name", "dcgan")
         super().__init__(**kwargs)
         if isinstance(generator, dict):
@@ -195,22 +211,95 @@ class DCGAN(keras.Model):
         self.d_fake_tracker = keras.metrics.Mean(name="d_g_z")  # mean D(G(z)) before the D step
         self.d_optimizer = None
         self.g_optimizer = None
+        self.replica_jit_compile = False
+        self._replica_step = None
+        self.ema_decay = 0.0
+        self.ema_generator = None
+        if ema_decay:
+            self.enable_ema(ema_decay)
         self.built = True
+
+    def enable_ema(self, decay):
+        """Keeps `ema_generator`, a copy of G whose weights (BatchNorm statistics included)
+        follow an exponential moving average of G's, updated after every train step:
+        ema = decay * ema + (1 - decay) * G. Starts from G's current weights.
+
+        The update runs inside the replica step: every replica holds the same G, so each
+        updates its own copy alike, with no cross-replica call (XLA-safe). Call outside
+        `fit` (the `callbacks.EMAGenerator` callback does, in `set_model`); variables are
+        made in this model's distribution strategy scope.
+        """
+        if not 0 < decay < 1:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        if self.ema_generator is None:
+            with self.distribute_strategy.scope():
+                ema = Generator.from_config({**self.generator.get_config(),
+                                             "name": "ema_generator"})
+                ema.set_weights(self.generator.get_weights())
+                ema.trainable = False
+            self.ema_generator = ema
+        self.ema_decay = float(decay)
+        self.train_function = None  # retrace: the step now updates the EMA too
+
+    def _update_ema(self):
+        decay = self.ema_decay
+        for average, value in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' fit, under a tf.distribute strategy, builds a model by reading one batch
+        from a first iterator of the data and then starts over with a new one
+        (keras/src/backend/tensorflow/trainer.py). A DCGAN is built in __init__ and
+        compile, so there is nothing to build, and the extra iterator would cost more
+        than a batch: a dataset that reshuffles each iteration gives its second iterator
+        the next epoch's order, so a multi-worker run would not train on the data an
+        unbroken single-process run sees. Tested in tests/models/test_dcgan.py."""
+        if not self.built or self.d_optimizer is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
                 self.d_fake_tracker]
 
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Args: d_optimizer, g_optimizer (default: the paper's Adam each); kwargs go to
-        keras.Model.compile (jit_compile, steps_per_execution, run_eagerly)."""
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer or default_optimizer()
-        self.g_optimizer = g_optimizer or default_optimizer()
+    def compile(self, d_optimizer=None, g_optimizer=None, jit_compile="auto", **kwargs):
+        """Sets the two optimizers; the model has no `self.optimizer` and no compiled loss.
+
+        Args:
+            d_optimizer, g_optimizer: default: the paper's Adam each. Under a
+                "mixed_float16" dtype policy a plain optimizer is wrapped in a
+                `keras.optimizers.LossScaleOptimizer`.
+            jit_compile: XLA for the train step (True, False or "auto": Keras' choice,
+                on where a GPU is present). Only the per-replica step is compiled, not
+                `strategy.run` around it: TensorFlow compiles one XLA cluster per GPU
+                replica, the all-reduces inside it (see training.strategies).
+            **kwargs: keras.Model.compile's steps_per_execution, run_eagerly.
+        """
+        if kwargs.get("optimizer") is not None or kwargs.get("loss") is not None:
+            raise ValueError("DCGAN.compile takes d_optimizer and g_optimizer; its losses "
+                             "are the GAN's own (generator_loss), so pass no optimizer= "
+                             "or loss=")
+        kwargs.update(optimizer=None, loss=None)
+        super().compile(jit_compile=jit_compile, **kwargs)
+        # Keras would XLA-compile strategy.run(train_step) as one function; compile the
+        # replica step instead (identical on one device, the only way on several GPUs).
+        self.replica_jit_compile = bool(self.jit_compile)
+        self.jit_compile = False
+        self._replica_step = (tf.function(self._train_step, jit_compile=True)
+                              if self.replica_jit_compile else None)
+        float16 = keras.config.dtype_policy().name == "mixed_float16"
+
+        def prepare(optimizer):
+            optimizer = optimizer or default_optimizer()
+            if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            return optimizer
+
+        self.d_optimizer = prepare(d_optimizer)
+        self.g_optimizer = prepare(g_optimizer)
         # Build the slots now (inside the caller's strategy scope), not lazily in the step.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
@@ -234,8 +323,42 @@ class DCGAN(keras.Model):
         start = tf.cast(_replica_id(), tf.int32) * batch_size
         return z[start:start + batch_size]
 
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python flow
     def train_step(self, data):
+        """One D update and one G update on a batch of real images (see the class doc)."""
+        if self._replica_step is not None:
+            return self._replica_step(data)
+        return self._train_step(data)
+
+    @tf.autograph.experimental.do_not_convert
+    def test_step(self, data):
+        """D's losses on real images without updating anything (`evaluate`, validation).
+
+        The fake half is G(z) in inference mode for z drawn from (seed, step) on its own
+        noise stream, so an evaluation at a given step is deterministic; both nets run in
+        inference mode (BatchNorm moving statistics). Logs the training metrics' names.
+        """
         real = data[0] if isinstance(data, (tuple, list)) else data
+        z = self.noise(tf.shape(real)[0], stream=3)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(self.generator(z, training=False), training=False)
+        self._track(losses.discriminator_loss(real_logits, fake_logits),
+                    losses.GENERATOR_LOSSES[self.generator_loss](fake_logits),
+                    real_logits, fake_logits)
+        return _logs(self.metrics)
+
+    def _track(self, d_per_example, g_per_example, real_logits, fake_logits):
+        # This replica's means; the metric variables average them over replicas.
+        self.d_loss_tracker.update_state(tf.reduce_mean(d_per_example))
+        self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
+        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+
+    @tf.autograph.experimental.do_not_convert
+    def _train_step(self, data):
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        real = data
         batch = tf.shape(real)[0]
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch * num_replicas, tf.float32)
@@ -263,13 +386,10 @@ class DCGAN(keras.Model):
             g_scaled = self.g_optimizer.scale_loss(g_loss)
         self.g_optimizer.apply(g_tape.gradient(g_scaled, g_vars), g_vars)
         self.step.assign_add(1)
-
-        # Log this replica's means; the metric variables average them over replicas.
-        self.d_loss_tracker.update_state(tf.reduce_mean(d_per_example))
-        self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
-        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        if self.ema_generator is not None:
+            self._update_ema()
+        self._track(d_per_example, g_per_example, real_logits, fake_logits)
+        return _logs(self.metrics)
 
     def get_config(self):
         return {
@@ -277,6 +397,7 @@ class DCGAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "seed": self.seed,
             "generator_loss": self.generator_loss,
+            "ema_decay": self.ema_decay,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -291,20 +412,25 @@ class DCGAN(keras.Model):
         return {
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "jit_compile": self.replica_jit_compile,
+            "steps_per_execution": self.steps_per_execution,
         }
 
     def compile_from_config(self, config):
         self.compile(
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            jit_compile=config.get("jit_compile", "auto"),
+            steps_per_execution=config.get("steps_per_execution", 1))
 
 
 def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
-                sync_batchnorm=False, seed=0, generator_loss="nonsaturating"):
+                sync_batchnorm=False, seed=0, generator_loss="nonsaturating", ema_decay=0.0):
     """Builds G, D and the DCGAN from flat keyword arguments (call inside a strategy scope)."""
     generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
                           base_width=base_width, sync_batchnorm=sync_batchnorm)
     discriminator = Discriminator(image_size=image_size, channels=channels,
                                   base_width=d_base_width or base_width,
                                   sync_batchnorm=sync_batchnorm)
-    return DCGAN(generator, discriminator, seed=seed, generator_loss=generator_loss)
+    return DCGAN(generator, discriminator, seed=seed, generator_loss=generator_loss,
+                 ema_decay=ema_decay)

@@ -5,13 +5,68 @@ points the `checkpoint` state file (replaced atomically) at it, so a run killed 
 save still resumes from the previous complete checkpoint. If the newest listed checkpoint
 is unreadable anyway (a damaged disk), restore falls back to the one before it.
 """
-import json
 import os
 import shutil
 import tempfile
+import uuid
 
 import tensorflow as tf
 from absl import logging
+
+from dcgan_keras.utils import files
+
+
+class CheckpointMismatchError(ValueError):
+    """A workdir's checkpoints cannot be restored into the model these flags build."""
+
+
+# Keys of the object graph and counters that every checkpoint has, whatever it holds.
+_BOOKKEEPING = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")
+
+
+def _variable_shapes(path):
+    reader = tf.compat.v1.train.NewCheckpointReader(path)
+    return {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items()
+            if not k.startswith(_BOOKKEEPING)}
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _differences(expected, found, limit=4):
+    """Human-readable differences between two {key: shape} maps (at most `limit` each)."""
+    def short(key):
+        return key.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")
+
+    def listing(keys):
+        keys = sorted(keys)
+        more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+        return ", ".join(short(k) for k in keys[:limit]) + more
+
+    problems = []
+    missing, extra = set(expected) - set(found), set(found) - set(expected)
+    if missing:
+        problems.append(f"{len(missing)} variables these flags need are not in it: "
+                        + listing(missing))
+    if extra:
+        problems.append(f"{len(extra)} variables in it are not in this model: "
+                        + listing(extra))
+    shapes = [k for k in set(expected) & set(found) if expected[k] != found[k]]
+    if shapes:
+        problems.append("shapes differ: " + ", ".join(
+            f"{short(k)} {found[k]} in it, {expected[k]} here" for k in sorted(shapes)[:limit]))
+    return problems
+
+
+def _hint(problems):
+    text = " ".join(problems)
+    hints = []
+    if "ema_generator" in text:
+        hints.append("--ema_decay on or off as it was")
+    if "loss_scale" in text or "inner_optimizer" in text:
+        hints.append("--mixed_precision as it was (float16 adds loss scaling)")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def worker_scratch_dir(worker_index):
@@ -51,15 +106,62 @@ class Checkpointer:
         self.manager = self.restore_manager if is_chief else tf.train.CheckpointManager(
             self.checkpoint, worker_scratch_dir(worker_index), max_to_keep=max_to_keep)
 
+    def expected_variables(self):
+        """{checkpoint key: shape} of what this Checkpointer saves (written once to
+        TensorFlow's in-memory file system and read back)."""
+        prefix = f"ram://dcgan_keras_expected/{uuid.uuid4().hex}/ckpt"
+        path = self.checkpoint.write(prefix)
+        try:
+            return _variable_shapes(path)
+        finally:
+            for name in tf.io.gfile.glob(prefix + "*"):
+                tf.io.gfile.remove(name)
+
     def restore_latest(self):
-        """Restores the newest readable checkpoint; returns its path or None."""
-        for path in reversed(self.restore_manager.checkpoints):
+        """Restores the newest readable checkpoint; returns its path, or None when there is
+        none.
+
+        A damaged checkpoint (a file that cannot be read) falls back to the one before it,
+        loudly. A checkpoint of another structure (other nets, optimizers, EMA, loss
+        scaling) is never skipped: that raises CheckpointMismatchError naming the
+        differences, as does a directory whose every checkpoint is damaged, so that a new
+        run never overwrites the checkpoints of one it did not restore.
+        """
+        paths = list(self.restore_manager.checkpoints)
+        damaged = []
+        expected = None
+        for path in reversed(paths):
+            try:
+                found = _variable_shapes(path)
+            except (tf.errors.OpError, ValueError) as e:
+                damaged.append((path, _first_line(e)))
+                continue
+            expected = expected or self.expected_variables()
+            problems = _differences(expected, found)
+            if problems:
+                raise CheckpointMismatchError(
+                    f"{path} was written by a run with a different model or training set-up "
+                    f"than these flags build ({'; '.join(problems)}). It is not skipped or "
+                    "overwritten: resume with the flags it was trained with (they are in "
+                    f"the workdir's config.json){_hint(problems)}, or train in a new --workdir.")
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-                return path
             except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
-                logging.warning("checkpoint %s is unreadable (%s); trying an older one",
-                                path, str(e).splitlines()[0][:200])
+                # (a truncated data file: "IndexError: Read less bytes than requested")
+                damaged.append((path, _first_line(e)))
+                continue
+            for bad, why in damaged:
+                logging.warning("checkpoint %s is damaged (%s)", bad, why)
+            if damaged:
+                logging.warning("resumed from the older %s: the steps after it are trained "
+                                "again", path)
+            return path
+        if damaged:
+            raise CheckpointMismatchError(
+                f"every checkpoint in {self.directory} is unreadable ("
+                + "; ".join(f"{os.path.basename(p)}: {why}" for p, why in damaged)
+                + "). Nothing was overwritten: move that directory away to start the run "
+                "over, or restore it from a copy.")
         return None
 
     def save(self, step, examples_seen):
@@ -112,7 +214,13 @@ def restore_models(workdir, checkpoint="latest", generator_key="generator"):
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(**{generator_key: generator}, discriminator=discriminator,
                                step=step)
-    ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise CheckpointMismatchError(
+            f"{path} does not fit the model described by {workdir}/config.json "
+            f"({_first_line(e)}): the checkpoints and config.json come from different "
+            "runs, or the checkpoint is damaged") from None
     return generator, discriminator, int(step.numpy()), config
 
 
@@ -133,9 +241,8 @@ class BestKeeper:
         self.manager = tf.train.CheckpointManager(checkpointer.checkpoint, directory,
                                                   max_to_keep=1)
         self.best = None
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                self.best = json.load(f)
+        if files.exists(self.path):
+            self.best = files.read_json(self.path)
 
     def update(self, fid, step, examples_seen, scores=None):
         """Saves a best checkpoint if `fid` is lower than any before; returns True if so."""
@@ -145,10 +252,7 @@ class BestKeeper:
         self.manager.save(checkpoint_number=step)
         self.best = dict(scores or {}, fid=float(fid), step=int(step))
         if self.is_chief:
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(self.best, f, indent=2)
-            os.replace(tmp, self.path)
+            files.write_json(self.path, self.best)
         else:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         return True

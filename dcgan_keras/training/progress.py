@@ -17,7 +17,7 @@ class Progress:
     update, so long runs can be followed with `tail -f`.
     """
 
-    def __init__(self, total_steps, steps_per_epoch, start_step=0, stream=None):
+    def __init__(self, total_steps=None, steps_per_epoch=None, start_step=0, stream=None):
         self.total = total_steps
         self.steps_per_epoch = steps_per_epoch
         self.stream = stream or sys.stdout
@@ -26,15 +26,16 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def update(self, step, logs=None, images_per_sec=None):
-        epoch = step / self.steps_per_epoch
-        parts = [f"step {step}/{self.total} (epoch {epoch:.2f})"]
+        parts = [f"step {step}/{self.total}" if self.total else f"step {step}"]
+        if self.steps_per_epoch:
+            parts[0] += f" (epoch {step / self.steps_per_epoch:.2f})"
         names = {"d_loss": "d_loss", "g_loss": "g_loss", "d_x": "D(x)", "d_g_z": "D(G(z))"}
         for key, value in (logs or {}).items():
             parts.append(f"{names.get(key, key)} {value:.4f}")
         if images_per_sec:
             parts.append(f"| {images_per_sec:.1f} img/s")
         done = step - self.start_step
-        if done > 0:
+        if done > 0 and self.total:
             elapsed = time.perf_counter() - self.start_time
             parts.append(f"| ETA {_duration(elapsed / done * (self.total - step))}")
         line = " ".join(parts)

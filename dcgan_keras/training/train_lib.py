@@ -1,19 +1,25 @@
-"""train_and_evaluate(config, workdir): the whole DCGAN training run, top to bottom."""
+"""train_and_evaluate(config, workdir): the whole DCGAN training run, top to bottom.
+
+There is one training loop, Keras' own: `DCGAN.fit`, with the run's behaviour in the
+callbacks of `training.callbacks` (samples, EMA, checkpoints, FID/KID and the best
+checkpoint, TensorBoard scalars and progress), which a library user can pass to `fit`
+as well.
+"""
 import contextlib
 import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras.data import datasets
-from dcgan_keras.models import Generator, build_dcgan, dcgan
-from dcgan_keras.training import checkpoints, hardware, strategies
-from dcgan_keras.training.progress import Progress
-from dcgan_keras.utils import images as image_utils
+from dcgan_keras.evolution import build_egan
+from dcgan_keras.models import build_dcgan, dcgan
+from dcgan_keras.training import callbacks as callbacks_lib
+from dcgan_keras.training import hardware, strategies
+from dcgan_keras.utils import files
 
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -27,10 +33,6 @@ def dtype_policy(name):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def _crossed(before, after, every):
-    return after // every > before // every
 
 
 def make_optimizers(config, mixed_precision):
@@ -53,46 +55,6 @@ def replica_jit_compile(strategy, jit_compile):
     return bool(jit_compile)
 
 
-def make_train_loop(gan, strategy, jit_compile, after_step=None):
-    """A tf.function running `num_steps` train_steps, each on every replica.
-
-    Only the per-replica step is XLA-compiled; the loop around it (distributed iterator,
-    `after_step`) stays a plain graph. On all-GPU replicas TensorFlow compiles one XLA
-    cluster per replica with the gradient all-reduce (NCCL) inside it; on several
-    non-GPU replicas it cannot, and the step falls back to the plain graph with a
-    warning (`replica_jit_compile`).
-
-    Args:
-        after_step: optional function run after every step in cross-replica context
-            (e.g. the EMA update of G's weights).
-    """
-    jit_compile = replica_jit_compile(strategy, jit_compile)
-    replica_step = tf.function(gan.train_step, jit_compile=True) if jit_compile else gan.train_step
-
-    @tf.function
-    def loop(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            strategy.run(replica_step, args=(next(iterator),))
-            if after_step is not None:
-                after_step()
-
-    return loop
-
-
-def make_ema(gan, decay):
-    """A copy of G whose weights (BatchNorm statistics included) track an exponential
-    moving average of G's; returns (ema_generator, update_fn). Build in strategy scope."""
-    ema = Generator.from_config(gan.generator.get_config())
-    ema.set_weights(gan.generator.get_weights())
-    pairs = list(zip(ema.weights, gan.generator.weights))
-
-    def update():
-        for average, value in pairs:
-            average.assign(decay * average + (1.0 - decay) * value)
-
-    return ema, update
-
-
 def make_evaluator(config):
     """The FID/KID evaluator of --eval_every_epochs (reference features cached)."""
     from dcgan_keras.evaluation import feature_nets, sample_quality  # only when asked
@@ -104,34 +66,80 @@ def make_evaluator(config):
     return sample_quality.Evaluator(net, real, config.eval_num_samples, config.seed)
 
 
-def sample_noise(config):
-    """The fixed z of every sample grid of a run (a function of the seed)."""
-    rng = np.random.default_rng(config.seed + 1)
-    return rng.standard_normal((config.num_sample_images, config.z_dim)).astype(np.float32)
+
+def plan_fits(step, total_steps, steps_per_epoch):
+    """The `fit` calls that train from `step` to `total_steps`, fit's epochs on the data's.
+
+    At most three: the rest of a data epoch a run was stopped in, the whole epochs, and
+    a last partial epoch (max_steps inside an epoch). Each is a dict of fit's
+    `initial_epoch`, `epochs` and `steps_per_epoch`, plus `steps` (its total).
+    """
+    calls = []
+    while step < total_steps:
+        epoch, offset = divmod(step, steps_per_epoch)
+        whole = (total_steps - step) // steps_per_epoch
+        if offset or not whole:
+            n = min(steps_per_epoch - offset, total_steps - step)
+            calls.append(dict(initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=n, steps=n))
+        else:
+            n = whole * steps_per_epoch
+            calls.append(dict(initial_epoch=epoch, epochs=epoch + whole,
+                              steps_per_epoch=steps_per_epoch, steps=n))
+        step += n
+    return calls
 
 
-def write_samples(generator, z, path, step, is_chief, tag="samples"):
-    """Writes G(z) (inference mode) as a PNG grid and a TensorBoard image."""
-    images = generator(z, training=False)
-    grid = image_utils.make_grid(images.numpy())
-    if is_chief:
-        image_utils.write_png(path, grid)
-        tf.summary.image(tag, grid[None], step=step)
-    return grid
+def build_model(config):
+    """The adversarial model that --trainer names (call inside the strategy scope)."""
+    nets = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
+                base_width=config.base_width, d_base_width=config.d_base_width,
+                sync_batchnorm=config.sync_batchnorm, seed=config.seed)
+    if config.trainer == "egan":
+        return build_egan(**nets, mutations=config.egan_mutations,
+                          parents=config.egan_parents, d_steps=config.egan_d_steps,
+                          gamma=config.egan_gamma, fd_sign=config.egan_fd_sign,
+                          fitness_batch=config.egan_fitness_batch)
+    return build_dcgan(**nets, generator_loss=config.generator_loss)
 
 
-def evaluate(evaluator, generator, ema, step):
-    """FID/KID of G (and of the EMA G), logged to TensorBoard as eval/*."""
-    scores = evaluator(generator)
-    if ema is not None:
-        scores.update({f"{k}_ema": v for k, v in evaluator(ema).items()})
-    for name, value in scores.items():
-        tf.summary.scalar(f"eval/{name}", value, step=step)
-    logging.info("step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    return scores
+def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, writer):
+    """The run's callbacks, in the order they act at a step or epoch end: the NaN guard,
+    log, samples, checkpoint, then FID/KID (which keeps the best checkpoint), and the
+    SIGTERM/SIGINT handler."""
+    chief = cluster.is_chief
+    checkpoint = callbacks_lib.Checkpoint(
+        os.path.join(workdir, "checkpoints"), config.batch_size, config.checkpoint_every,
+        config.keep_checkpoints, chief, cluster.worker_index)
+    run = [callbacks_lib.NonFiniteGuard()]
+    run += [callbacks_lib.EMAGenerator(config.ema_decay)] if config.ema_decay else []
+    run += [
+        callbacks_lib.TrainLogger(config.batch_size, config.log_every, total_steps,
+                                  steps_per_epoch, writer, chief),
+        callbacks_lib.SampleGrid(os.path.join(workdir, "samples"),
+                                 num_images=config.num_sample_images, seed=config.seed,
+                                 steps_per_epoch=steps_per_epoch, summary_writer=writer,
+                                 is_chief=chief),
+        checkpoint,
+    ]
+    if config.eval_every_epochs:
+        run.append(callbacks_lib.SampleQuality(
+            make_evaluator(config), config.eval_every_epochs, steps_per_epoch, total_steps,
+            checkpoint, workdir, writer, chief))
+    run.append(callbacks_lib.GracefulStop(checkpoint))
+    return run, checkpoint
 
 
-def train_and_evaluate(config, workdir):
+def set_learning_rate(gan, value):
+    """Sets both optimizers' learning rate (inside a LossScaleOptimizer too)."""
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        getattr(optimizer, "inner_optimizer", optimizer).learning_rate.assign(value)
+
+
+def learning_rate(gan):
+    return float(getattr(gan.d_optimizer, "inner_optimizer", gan.d_optimizer).learning_rate)
+
+
+def train_and_evaluate(config, workdir, extra_callbacks=()):
     """Trains a DCGAN as `config` says, in `workdir`; resumes if workdir has checkpoints.
 
     Writes workdir/config.json, TensorBoard events, samples/epoch_XXXX.png and
@@ -139,16 +147,25 @@ def train_and_evaluate(config, workdir):
     generator with --ema_decay). With --eval_every_epochs, FID/KID are logged and the
     checkpoint with the lowest FID is kept in best_checkpoint/ (see best.json).
 
+    A NaN/Inf loss stops the run (NonFiniteError), or with on_nan="rollback" restores the
+    last checkpoint and halves the learning rate, at most max_rollbacks times. SIGTERM or
+    SIGINT writes a checkpoint at the current step and returns early (`interrupted`).
+
+    Args:
+        extra_callbacks: more Keras callbacks for `fit` (after the run's own).
     Returns:
-        dict with the last logged metrics, `step` and `images_per_sec`.
+        dict with the last logged metrics, `step`, `images_per_sec`, `gan`,
+        `weights_fingerprint`, `rollbacks` and `interrupted` (the signal number or None).
     """
     config.validate()
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     cluster = strategies.make_cluster(config.strategy, config.tpu)
     strategy = cluster.strategy
-    os.makedirs(workdir, exist_ok=True)
-    if os.path.exists(config_lib.config_path(workdir)):
-        config_lib.check_resumable(config_lib.load(workdir), config)
+    files.check_writable(workdir)  # read-only or full: say so before any work is done
+    saved = None
+    if tf.io.gfile.exists(config_lib.config_path(workdir)):
+        saved = config_lib.load(workdir)
+        config_lib.check_resumable(saved, config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)  # the initial weights come from the seed too
@@ -163,7 +180,8 @@ def train_and_evaluate(config, workdir):
     index_cache = os.path.join(workdir, "data_index.json")  # written by the chief only
     source = datasets.get_source(
         config.dataset, "train", config.data_dir or None, config.allow_download,
-        index_cache=index_cache if cluster.is_chief or os.path.exists(index_cache) else None)
+        index_cache=index_cache if cluster.is_chief or tf.io.gfile.exists(index_cache) else None,
+        lsun_category=config.lsun_category, exclude_list=config.exclude_list or None)
     if datasets.should_cache(source, config.image_size, config.channels, config.cache_images):
         start = time.perf_counter()
         source = datasets.cached_source(source, config.image_size, config.channels,
@@ -174,34 +192,42 @@ def train_and_evaluate(config, workdir):
     if steps_per_epoch < 1:
         raise ValueError(f"dataset has {source.num_examples} examples, fewer than one batch "
                          f"of {config.batch_size}; lower --batch_size")
+    if steps_per_epoch % config.steps_per_execution:
+        divisors = [d for d in range(2, min(steps_per_epoch, 64) + 1) if steps_per_epoch % d == 0]
+        raise ValueError(f"steps_per_execution {config.steps_per_execution} must divide the "
+                         f"{steps_per_epoch} steps of an epoch, so that executions end at "
+                         f"epoch ends; use 1 or one of {divisors[:8]}")
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     logging.info("%s: %d images (%d skipped), %d steps per epoch, training to step %d",
                  config.dataset, source.num_examples, source.skipped, steps_per_epoch,
                  total_steps)
 
+    writer = (tf.summary.create_file_writer(workdir) if cluster.is_chief
+              else tf.summary.create_noop_writer())
     with dtype_policy(POLICIES[choice.mixed_precision]), strategy.scope():
-        gan = build_dcgan(image_size=config.image_size, channels=config.channels,
-                          z_dim=config.z_dim, base_width=config.base_width,
-                          d_base_width=config.d_base_width, sync_batchnorm=config.sync_batchnorm,
-                          seed=config.seed, generator_loss=config.generator_loss)
-        gan.compile(*make_optimizers(config, choice.mixed_precision))
-        ema, ema_update = make_ema(gan, config.ema_decay) if config.ema_decay else (None, None)
-        ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), gan,
-                                        config.keep_checkpoints, cluster.is_chief,
-                                        cluster.worker_index,
-                                        extra={"ema_generator": ema} if ema else None)
-        restored = ckpt.restore_latest()
+        gan = build_model(config)
+        gan.compile(*make_optimizers(config, choice.mixed_precision),
+                    jit_compile=choice.jit_compile,
+                    steps_per_execution=config.steps_per_execution)
+        callbacks, checkpoint = make_callbacks(config, workdir, cluster, steps_per_epoch,
+                                               total_steps, writer)
+        for callback in callbacks:  # fit does it again; now, so the EMA G is checkpointed
+            callback.set_model(gan)
+        restored = checkpoint.restore()
     step = int(gan.step.numpy())
-    examples_seen = int(ckpt.examples_seen.numpy())
     if restored:
         logging.info("resumed from %s at step %d", restored, step)
+        if saved is not None and saved.learning_rate != config.learning_rate:
+            set_learning_rate(gan, config.learning_rate)  # else the checkpoint's (rollbacks)
     if cluster.is_chief:
         config_lib.save(config, workdir)
+    if config.on_nan == "rollback" and not restored:
+        checkpoint.save()  # step 0: where a NaN in the first epoch rolls back to
 
-    def dataset_fn(ctx):
+    def dataset_fn(ctx, start_step, num_steps):
         ds = datasets.train_dataset(
             source, config.image_size, config.channels, config.batch_size, seed=config.seed,
-            start_example=examples_seen, num_shards=ctx.num_input_pipelines,
+            start_example=start_step * config.batch_size, num_shards=ctx.num_input_pipelines,
             shard_index=ctx.input_pipeline_id,
             per_replica_batch_size=ctx.get_per_replica_batch_size(config.batch_size),
             preprocess_mode=config.preprocess)
@@ -209,61 +235,50 @@ def train_and_evaluate(config, workdir):
                      "batch %d over %d replicas)", ctx.input_pipeline_id,
                      ctx.num_input_pipelines, ds.element_spec.shape.as_list(),
                      config.batch_size, strategy.num_replicas_in_sync)
-        return ds
+        # Exactly this call's steps: each step takes one batch per replica of the pipeline.
+        replicas_per_pipeline = strategy.num_replicas_in_sync // ctx.num_input_pipelines
+        return ds.take(num_steps * replicas_per_pipeline)
 
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-    loop = make_train_loop(gan, strategy, choice.jit_compile, ema_update)
-    evaluator = make_evaluator(config) if config.eval_every_epochs else None
-    best = checkpoints.BestKeeper(workdir, ckpt, cluster.is_chief) if evaluator else None
-    writer = (tf.summary.create_file_writer(workdir) if cluster.is_chief
-              else tf.summary.create_noop_writer())
-    z_samples = sample_noise(config)
-    samples_dir = os.path.join(workdir, "samples")
-    progress = Progress(total_steps, steps_per_epoch, step)
-    logs, images_per_sec = {}, 0.0
-    window_start, window_step = time.perf_counter(), step
+    def train():
+        for call in plan_fits(int(gan.step.numpy()), total_steps, steps_per_epoch):
+            start_step, num_steps = int(gan.step.numpy()), call.pop("steps")
+            data = strategy.distribute_datasets_from_function(
+                lambda ctx: dataset_fn(ctx, start_step, num_steps))
+            gan.fit(data, callbacks=callbacks + list(extra_callbacks), verbose=0,
+                    shuffle=False, **call)
+            if stop.signum is not None:
+                return
 
-    with writer.as_default():
-        if step == 0:
-            write_samples(gan.generator, z_samples,
-                          os.path.join(samples_dir, "epoch_0000.png"), 0, cluster.is_chief)
-        while step < total_steps:
-            num = min(config.steps_per_execution, total_steps - step)
-            loop(iterator, tf.constant(num, tf.int32))
-            before, step = step, step + num
-            examples_seen += num * config.batch_size
-            done = step == total_steps
-            if _crossed(before, step, config.log_every) or done:
-                logs = {m.name: float(m.result()) for m in gan.metrics}
-                for m in gan.metrics:
-                    m.reset_state()
-                now = time.perf_counter()
-                images_per_sec = (step - window_step) * config.batch_size / (now - window_start)
-                window_start, window_step = now, step
-                for name, value in logs.items():
-                    tf.summary.scalar(f"train/{name}", value, step=step)
-                tf.summary.scalar("train/images_per_sec", images_per_sec, step=step)
-                progress.update(step, logs, images_per_sec)
-            epoch_end = _crossed(before, step, steps_per_epoch)
-            if epoch_end or done:
-                name = (f"epoch_{step // steps_per_epoch:04d}.png" if epoch_end
-                        else f"step_{step:08d}.png")
-                write_samples(gan.generator, z_samples, os.path.join(samples_dir, name),
-                              step, cluster.is_chief)
-                if ema is not None:
-                    write_samples(ema, z_samples, os.path.join(samples_dir, "ema_" + name),
-                                  step, cluster.is_chief, tag="samples_ema")
-            if _crossed(before, step, config.checkpoint_every) or epoch_end or done:
-                ckpt.save(step, examples_seen)
-            if evaluator and (_crossed(before, step, steps_per_epoch * config.eval_every_epochs)
-                              or done):
-                scores = evaluate(evaluator, gan.generator, ema, step)
-                logs.update(scores)
-                best.update(scores["fid"], step, examples_seen, scores)
-        writer.flush()
-    progress.close()
+    stop = next(c for c in callbacks if isinstance(c, callbacks_lib.GracefulStop))
+    rollbacks = 0
+    while True:
+        try:
+            train()
+            break
+        except callbacks_lib.NonFiniteError as e:
+            if config.on_nan != "rollback" or rollbacks >= config.max_rollbacks:
+                raise callbacks_lib.NonFiniteError(
+                    f"{e}; training stopped, no checkpoint of it was written"
+                    + (f" (after {rollbacks} rollbacks)" if rollbacks else
+                       "; --on_nan=rollback goes back to the last checkpoint with a lower "
+                       "learning rate, or lower --learning_rate")) from None
+            rollbacks += 1
+            path = checkpoint.restore()
+            set_learning_rate(gan, learning_rate(gan) * 0.5)
+            logging.warning("rollback %d of %d: %s; back to %s (step %d) with learning "
+                            "rate %g", rollbacks, config.max_rollbacks, e, path,
+                            int(gan.step.numpy()), learning_rate(gan))
+    writer.flush()
+    if stop.signum is not None:
+        logging.warning("stopped by signal %d at step %d; checkpoint written; the same "
+                        "command resumes", stop.signum, int(gan.step.numpy()))
+    step = int(gan.step.numpy())
     fingerprint = strategies.weights_fingerprint(gan.generator, gan.discriminator)
     logging.info("worker %d of %d: final weights fingerprint %s at step %d",
                  cluster.worker_index, cluster.num_workers, fingerprint, step)
-    return dict(logs, step=step, images_per_sec=images_per_sec, gan=gan,
-                weights_fingerprint=fingerprint)
+    logger = next(c for c in callbacks if isinstance(c, callbacks_lib.TrainLogger))
+    scores = next((c.history[-1][1] for c in callbacks
+                   if isinstance(c, callbacks_lib.SampleQuality) and c.history), {})
+    return dict(logger.logs, **scores, step=step, images_per_sec=logger.images_per_sec,
+                gan=gan, weights_fingerprint=fingerprint, rollbacks=rollbacks,
+                interrupted=stop.signum)

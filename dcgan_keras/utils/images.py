@@ -1,11 +1,11 @@
 """Image grids written as PNG files."""
 import math
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils import files
 
 
 def make_grid(images, cols=None, pad=2, pad_value=255):
@@ -35,11 +35,7 @@ def make_grid(images, cols=None, pad=2, pad_value=255):
 
 def write_png(path, image):
     """Writes a uint8 [H, W, C] image as PNG, atomically (temp file + rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    tf.io.write_file(tmp, tf.io.encode_png(np.asarray(image, np.uint8)))
-    os.replace(tmp, path)
-    return path
+    return files.write_bytes(path, tf.io.encode_png(np.asarray(image, np.uint8)).numpy())
 
 
 def read_png(path):

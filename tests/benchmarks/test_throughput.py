@@ -63,3 +63,9 @@ def test_combine_rounds_keeps_each_configs_best_round():
     assert combined["ours bf16"]["round_median"] == 100.0
     assert combined["ours bf16"]["rounds"] == [80.0, 120.0, 100.0]
     assert combined["peer torch"]["rate"] is None  # a failed peer stays visible
+
+
+def test_variant_precision():
+    assert throughput.variant_precision("bf16+xla") == "bfloat16"
+    assert throughput.variant_precision("f16") == "float16"
+    assert throughput.variant_precision("f32+xla") == "none"

@@ -2,12 +2,14 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from testutil import make_idx_dataset, run_binary
+from testutil import REPO, make_idx_dataset, run_binary
 from dcgan_keras.utils.images import read_png
 
 TRAIN = "dcgan_keras.binaries.train"
@@ -170,3 +172,39 @@ def test_cache_images_trains_from_memory_and_resumes(tmp_path):
     # Adam steps are ~lr each whatever the gradient, so compare with what the steps moved:
     # the two runs differ by a fraction of it (measured ~0.12; other images: ~1).
     assert np.abs(a[g] - b[g]).mean() < 0.3 * moved
+
+
+def test_steps_per_execution_trains_the_same_steps(tmp_path):
+    """--steps_per_execution=2 runs two steps per call into the graph: the same weights
+    as one step per call; a value that does not divide the epoch is refused."""
+    data = make_idx_dataset(str(tmp_path / "data"))
+    common = dict(deterministic="true", checkpoint_every=100, epochs=1, max_steps=6,
+                  keep_checkpoints=5)
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    assert run_binary(TRAIN, *_tiny_flags(one, data, **common)).returncode == 0
+    result = run_binary(TRAIN, *_tiny_flags(two, data, steps_per_execution=2, **common))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 6/6" in result.stdout
+    a = _variables(os.path.join(one, "checkpoints", "ckpt-6"))
+    b = _variables(os.path.join(two, "checkpoints", "ckpt-6"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    bad = run_binary(TRAIN, *_tiny_flags(str(tmp_path / "bad"), data, steps_per_execution=3))
+    assert bad.returncode != 0
+    assert "steps_per_execution 3 must divide the 4 steps of an epoch" in bad.stderr
+
+
+def test_quiet_startup_shows_our_message_first(tmp_path):
+    """TensorFlow's native start-up lines (oneDNN banner, "failed call to cuInit" on a
+    CPU-only host) are held back unless --verbosity asks for them."""
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+    result = subprocess.run(
+        [sys.executable, "-m", TRAIN, f"--workdir={tmp_path}/w", "--dataset=fashion_mnist",
+         "--image_size=48"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith("error: image_size must be a power"), \
+        result.stderr[:2000]
+    for noise in ("I0000", "E0000", "W0000", "oneDNN", "cuInit"):
+        assert noise not in result.stderr, noise

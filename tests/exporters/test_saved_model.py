@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan_keras.data.preprocessing import to_uint8
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import sampling, saved_model
 
 SAVED_MODEL_ATOL = 1e-5

@@ -199,46 +199,83 @@ def test_mismatched_networks_are_refused():
         build_dcgan(**TINY, generator_loss="wasserstein")
 
 
-def _one_step(strategy, real, init_weights):
+def _fit(strategy, real, init_weights, steps=1, optimizers=None):
+    """`steps` fit steps on the global batch `real` (each replica takes its slice)."""
     with strategy.scope():
         gan = build_dcgan(**TINY, sync_batchnorm=True)
         gan.generator.set_weights(init_weights[0])
         gan.discriminator.set_weights(init_weights[1])
-        gan.compile()
+        gan.compile(*(optimizers() if optimizers else ()))
     global_batch = len(real)
 
     def dataset_fn(ctx):
         per_replica = ctx.get_per_replica_batch_size(global_batch)
         return tf.data.Dataset.from_tensor_slices(real).batch(per_replica).repeat()
 
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-    train_lib.make_train_loop(gan, strategy, jit_compile=False)(iterator, tf.constant(1))
-    logs = {m.name: float(m.result()) for m in gan.metrics}
-    return gan, logs
+    data = strategy.distribute_datasets_from_function(dataset_fn)
+    history = gan.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    assert int(gan.step.numpy()) == steps
+    return gan, {name: values[-1] for name, values in history.history.items()}
+
+
+def _two_cpus():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest splits the CPU into two logical devices"
+    return devices
+
+
+def _init_weights():
+    init = build_dcgan(**TINY, sync_batchnorm=True)
+    return init.generator.get_weights(), init.discriminator.get_weights()
 
 
 def test_two_replicas_equal_one_replica_for_the_same_global_batch():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2, "conftest splits the CPU into two logical devices"
-    init = build_dcgan(**TINY, sync_batchnorm=True)
-    weights = (init.generator.get_weights(), init.discriminator.get_weights())
+    weights = _init_weights()
     real = _real(16)
-    one, logs1 = _one_step(tf.distribute.get_strategy(), real, weights)
-    two, logs2 = _one_step(tf.distribute.MirroredStrategy(devices), real, weights)
+    one, logs1 = _fit(tf.distribute.get_strategy(), real, weights)
+    two, logs2 = _fit(tf.distribute.MirroredStrategy(_two_cpus()), real, weights)
     assert two.distribute_strategy.num_replicas_in_sync == 2
     for a, b in zip(one.generator.weights + one.discriminator.weights,
                     two.generator.weights + two.discriminator.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, err_msg=a.path)
     # The logged losses are global means, not 1/N of them.
+    assert set(logs1) == {"d_loss", "g_loss", "d_x", "d_g_z"}
     for name in logs1:
         assert logs2[name] == pytest.approx(logs1[name], rel=1e-4), name
     # The weights moved: the comparison is not between two untouched copies.
     assert not np.allclose(one.generator.get_weights()[0], weights[0][0])
 
 
+def test_two_replicas_take_the_gradient_of_the_global_mean_loss():
+    """With plain SGD the update is lr * gradient, so a gradient N times too large (sum
+    over replicas of per-replica means) or N times too small shows in the weights; Adam's
+    first step, ~lr * sign(g), would hide it."""
+    def sgd(lr):
+        return lambda: (keras.optimizers.SGD(lr), keras.optimizers.SGD(lr))
+
+    weights = _init_weights()
+    real = _real(16)
+    one, _ = _fit(tf.distribute.get_strategy(), real, weights, 2, sgd(0.05))
+    two, _ = _fit(tf.distribute.MirroredStrategy(_two_cpus()), real, weights, 2, sgd(0.05))
+    start = weights[0] + weights[1]
+
+    def deltas(gan):
+        now = gan.generator.get_weights() + gan.discriminator.get_weights()
+        return [b - a for a, b in zip(start, now) if a.ndim > 1]  # the kernels
+
+    for a, b in zip(deltas(one), deltas(two)):
+        assert np.abs(a).max() > 1e-4  # SGD moved the kernel
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
+    # The check can fail: a 2x (or 0.5x) gradient, i.e. 2x (0.5x) the SGD step, does.
+    for bug in (2.0, 0.5):
+        wrong, _ = _fit(tf.distribute.MirroredStrategy(_two_cpus()), real, weights, 2,
+                        sgd(0.05 * bug))
+        assert not all(np.allclose(b, a, rtol=1e-3, atol=1e-6)
+                       for a, b in zip(deltas(one), deltas(wrong)))
+
+
 def test_replicas_draw_different_noise():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = tf.distribute.MirroredStrategy(_two_cpus())
     with strategy.scope():
         gan = build_dcgan(**TINY)
     per_replica = strategy.run(tf.function(lambda: gan.noise(4)))
@@ -246,3 +283,114 @@ def test_replicas_draw_different_noise():
     assert not np.allclose(z0, z1)
     # Together they are the one-replica noise of the global batch.
     np.testing.assert_allclose(np.concatenate([z0, z1]), gan.noise(8).numpy(), atol=1e-6)
+
+
+def test_compile_leaves_no_stray_optimizer_and_refuses_keras_arguments():
+    gan = build_dcgan(**TINY)
+    gan.compile()
+    assert gan.optimizer is None  # not Keras' default RMSprop
+    assert {type(o).__name__ for o in (gan.d_optimizer, gan.g_optimizer)} == {"Adam"}
+    with pytest.raises(ValueError, match="takes d_optimizer and g_optimizer"):
+        gan.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="pass no optimizer= or loss="):
+        gan.compile(loss="mse")
+
+
+def test_predict_returns_images_and_evaluate_scores_real_data_without_training():
+    gan = build_dcgan(**TINY)
+    gan.compile()
+    z = np.random.default_rng(0).normal(size=(5, 8)).astype("float32")
+    images = gan.predict(z, verbose=0)
+    assert images.shape == (5, 16, 16, 1) and np.abs(images).max() <= 1
+    np.testing.assert_allclose(images, gan.generator(z, training=False).numpy(), atol=1e-6)
+    before = [w.copy() for w in gan.get_weights()]
+    real = _real(16)
+    scores = gan.evaluate(real, batch_size=8, verbose=0, return_dict=True)
+    assert set(scores) == {"d_loss", "g_loss", "d_x", "d_g_z"}
+    assert all(np.array_equal(a, b) for a, b in zip(before, gan.get_weights()))
+    # d_loss is D's binary cross-entropy on the real images and on G(z) (inference mode).
+    z = gan.noise(8, stream=3).numpy()
+    want = losses.discriminator_loss(gan.discriminator(real[:8]),
+                                     gan.discriminator(gan.generator(z)))
+    first = gan.evaluate(real[:8], batch_size=8, verbose=0, return_dict=True)
+    assert first["d_loss"] == pytest.approx(float(np.mean(want)), rel=1e-5)
+    # fit(validation_data=...) runs the same test_step.
+    history = gan.fit(real, epochs=1, batch_size=8, validation_data=real[:8], verbose=0)
+    assert set(history.history) >= {"val_d_loss", "val_d_x", "d_loss"}
+
+
+def test_keras_file_save_load_and_fit_continue_exactly_as_one_run(tmp_path):
+    """fit 1 epoch, save .keras, load, fit 1 more == fit 2 epochs (EMA and all)."""
+    real = _real(32)
+    data = tf.data.Dataset.from_tensor_slices(real).batch(8)  # the same order every epoch
+
+    def fresh():
+        keras.utils.set_random_seed(1)
+        gan = build_dcgan(**TINY, ema_decay=0.9)
+        gan.compile(steps_per_execution=2)
+        return gan
+
+    straight = fresh()
+    straight.fit(data, epochs=2, verbose=0)
+    halves = fresh()
+    halves.fit(data, epochs=1, verbose=0)
+    path = str(tmp_path / "gan.keras")
+    halves.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.steps_per_execution == 2 and loaded.ema_decay == 0.9
+    loaded.fit(data, epochs=1, verbose=0)
+    assert int(loaded.step.numpy()) == int(straight.step.numpy()) == 8
+    for a, b in zip(straight.weights + straight.d_optimizer.variables
+                    + straight.g_optimizer.variables,
+                    loaded.weights + loaded.d_optimizer.variables
+                    + loaded.g_optimizer.variables):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=a.path)
+    # And the second epoch did move the weights (the comparison can fail).
+    assert not np.allclose(halves.generator.get_weights()[0],
+                           loaded.generator.get_weights()[0])
+
+
+def test_fit_under_a_strategy_opens_the_data_once():
+    """Keras' fit would read a batch from a first iterator to build the model and then
+    open a second one (a reshuffling dataset then starts in its next epoch's order);
+    the DCGAN needs no build, so its data is opened once. Fails loudly if Keras renames
+    the hook (`DCGAN._maybe_symbolic_build`)."""
+    assert hasattr(keras.Model, "_maybe_symbolic_build")
+    opened = []
+    real = _real(16)
+
+    def images():
+        opened.append(1)
+        yield from real
+
+    strategy = tf.distribute.MirroredStrategy(_two_cpus())
+    with strategy.scope():
+        gan = build_dcgan(**TINY)
+        gan.compile()
+    data = strategy.distribute_datasets_from_function(
+        lambda ctx: tf.data.Dataset.from_generator(
+            images, output_signature=tf.TensorSpec([16, 16, 1], tf.float32)).batch(8))
+    gan.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+    assert len(opened) == 1 and int(gan.step.numpy()) == 1
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_fit_trains_in_mixed_precision(precision):
+    """bfloat16 (the CPU default where the CPU has bf16 units) and float16 with loss
+    scaling (the GPU default) through fit: float32 weights, low-precision compute,
+    float32 images out of G and logits out of D, finite losses, the weights move."""
+    from dcgan_keras.config import TrainConfig
+    policy = train_lib.POLICIES[precision]
+    with train_lib.dtype_policy(policy):
+        gan = build_dcgan(**TINY)
+        gan.compile(*train_lib.make_optimizers(TrainConfig(), precision))
+    if precision == "float16":
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    conv = gan.discriminator.get_layer("block2_conv")
+    assert conv.compute_dtype == precision and conv.kernel.dtype == "float32"
+    before = gan.generator.get_weights()[0].copy()
+    history = gan.fit(_real(16), batch_size=8, epochs=1, verbose=0)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    assert gan.generator(np.zeros((2, 8), "float32")).dtype == "float32"
+    assert not np.allclose(before, gan.generator.get_weights()[0])

@@ -53,3 +53,17 @@ def test_restore_models_returns_the_trained_networks(tmp_path):
         checkpoints.restore_models(str(tmp_path / "run"), "best")
     with pytest.raises(FileNotFoundError, match="not a training workdir"):
         checkpoints.restore_models(str(tmp_path))
+
+
+def test_plan_fits_follows_the_data_epochs():
+    """fit calls from a step to the last one: the rest of a started epoch, whole epochs,
+    a partial last epoch; their steps add up."""
+    plan = train_lib.plan_fits(6, 23, 4)  # stopped at step 6 of 4-step epochs, to 23
+    assert plan == [dict(initial_epoch=1, epochs=2, steps_per_epoch=2, steps=2),
+                    dict(initial_epoch=2, epochs=5, steps_per_epoch=4, steps=12),
+                    dict(initial_epoch=5, epochs=6, steps_per_epoch=3, steps=3)]
+    assert train_lib.plan_fits(0, 8, 4) == [dict(initial_epoch=0, epochs=2,
+                                                 steps_per_epoch=4, steps=8)]
+    assert train_lib.plan_fits(8, 8, 4) == []
+    assert train_lib.plan_fits(5, 6, 4) == [dict(initial_epoch=1, epochs=2,
+                                                 steps_per_epoch=1, steps=1)]

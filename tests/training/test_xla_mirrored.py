@@ -33,25 +33,25 @@ def init_weights():
     return gan.generator.get_weights(), gan.discriminator.get_weights()
 
 
-def _gan(strategy, init_weights, precision="none"):
+def _gan(strategy, init_weights, precision="none", jit_compile=False):
     with train_lib.dtype_policy(train_lib.POLICIES[precision]), strategy.scope():
         gan = build_dcgan(**TINY)
         gan.generator.set_weights(init_weights[0])
         gan.discriminator.set_weights(init_weights[1])
-        gan.compile(*train_lib.make_optimizers(config_lib.TrainConfig(), precision))
+        gan.compile(*train_lib.make_optimizers(config_lib.TrainConfig(), precision),
+                    jit_compile=train_lib.replica_jit_compile(strategy, jit_compile))
     return gan
 
 
-def _iterator(strategy):
-    return iter(strategy.distribute_datasets_from_function(
+def _data(strategy):
+    return strategy.distribute_datasets_from_function(
         lambda ctx: tf.data.Dataset.from_tensor_slices(REAL).batch(
-            ctx.get_per_replica_batch_size(len(REAL))).repeat()))
+            ctx.get_per_replica_batch_size(len(REAL))).repeat())
 
 
 def _train(strategy, init_weights, jit_compile, steps=2):
-    gan = _gan(strategy, init_weights)
-    train_lib.make_train_loop(gan, strategy, jit_compile)(_iterator(strategy),
-                                                          tf.constant(steps))
+    gan = _gan(strategy, init_weights, jit_compile=jit_compile)
+    gan.fit(_data(strategy), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return gan
 
 
@@ -97,13 +97,17 @@ def test_gpu_path_compiles_each_replica_step_without_merge_call(init_weights, pr
     monkeypatch.setattr(mirrored_strategy, "_is_gpu_device", lambda device: True)
     monkeypatch.setattr(strategies, "xla_unsupported_reason", lambda strategy: None)
     strategy = tf.distribute.MirroredStrategy(_cpus())
-    gan = _gan(strategy, init_weights, precision)
+    gan = _gan(strategy, init_weights, precision, jit_compile=True)
+    gan.enable_ema(0.9)  # the EMA update runs inside the replica step too
+    assert gan.replica_jit_compile and not gan.jit_compile  # the replica step, not run()
     for counter in (gan.step, gan.d_optimizer.iterations, gan.g_optimizer.iterations):
         assert counter.aggregation == "none", counter.path
-    loop = train_lib.make_train_loop(gan, strategy, jit_compile=True)
+    # What fit's train function runs per step: strategy.run(train_step), not compiled
+    # itself; train_step calls the jit-compiled replica step.
+    step = tf.function(lambda it: strategy.run(gan.train_step, args=(next(it),)))
     # Before the counters were replica-local this raised "`merge_call` called while
     # defining a new graph or a tf.function" (optimizer.iterations.assign_add).
-    graph = loop.get_concrete_function(_iterator(strategy), tf.constant(1)).graph
+    graph = step.get_concrete_function(iter(_data(strategy))).graph
 
     def xla_calls(graph_def):
         ops = list(graph_def.node) + [n for f in graph_def.library.function

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from dcgan_keras.evaluation import features as features_lib
+from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import saved_model
 from dcgan_keras.models import Discriminator
 

@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from dcgan_keras.models import Discriminator, architecture
+from dcgan_keras.models import architecture
+from dcgan_keras.models.discriminator import Discriminator
 
 GRID = 4  # the paper's 4x4 pooling grid
 FEATURES_SIGNATURE = "features"

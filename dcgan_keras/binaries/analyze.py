@@ -1,0 +1,83 @@
+r"""What the networks learned: the paper's section 6 as commands.
+
+    python -m dcgan_keras.binaries.analyze walk --workdir=W --out_dir=D [--steps=10]
+    python -m dcgan_keras.binaries.analyze arithmetic --export_dir=E --out_dir=D \
+        --sheet=sheet.npz --groups="0,1,2;3,4,5;6,7,8" [--scales=-1,0,1,2]
+    python -m dcgan_keras.binaries.analyze guided_backprop --workdir=W --out_dir=D \
+        [--layer=block3_lrelu] [--units=0,1,2,3,4,5]
+    python -m dcgan_keras.binaries.analyze forget --workdir=W --out_dir=D \
+        (--sheet=S --boxes=boxes.json | --concept=square) [--layer=block1_relu]
+    python -m dcgan_keras.binaries.analyze neighbors --workdir=W --out_dir=D [--k=5]
+
+Every verb writes PNG grids and a JSON file of its numbers into --out_dir and prints a
+short summary. Layers are named (G: project_relu, block{i}_relu, ...; D: block{i}_lrelu,
+...); the defaults are the paper's. See dcgan_keras/analysis/ for the library.
+"""
+from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
+
+from absl import app, flags, logging
+
+VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors")
+FLAGS = flags.FLAGS
+common.define_model_source_flags()
+flags.DEFINE_string("out_dir", None, "Where the PNG grids and the JSON file go.")
+flags.DEFINE_integer("seed", 0, "Seed of random z, noise and the untrained baselines.")
+flags.DEFINE_string("layer", None, "Layer by name (default: the paper's: D's last conv block "
+                    "for guided_backprop, G's second-highest conv layer for forget).")
+flags.DEFINE_string("sheet", None, "A sample sheet (.npz/.npy of the sample binary) whose "
+                    "samples are picked by index (arithmetic, forget; neighbors: its samples).")
+flags.DEFINE_string("dataset", None, "Real images (guided_backprop, neighbors); default: "
+                    "the run's.")
+flags.DEFINE_string("data_dir", None, "Its data directory; default: the run's.")
+# walk
+flags.DEFINE_integer("num_walks", 8, "walk: number of random z pairs.")
+flags.DEFINE_integer("steps", 10, "walk: points per walk, endpoints included.")
+flags.DEFINE_list("modes", ["linear", "spherical"], "walk: interpolations.")
+flags.DEFINE_bool("compare_untrained", True, "walk: also measure an untrained G.")
+# arithmetic
+flags.DEFINE_string("groups", None, "arithmetic: A;B;C as ';'-separated lists of sheet "
+                    "indices, e.g. 0,1,2;3,4,5;6,7,8 (the paper averages 3 exemplars).")
+flags.DEFINE_list("z_files", None, "arithmetic: three .npy files of z's (A, B, C) instead.")
+flags.DEFINE_list("scales", ["-1", "-0.5", "0", "0.5", "1", "1.5", "2"],
+                  "arithmetic: scales of the attribute vector A - B added to C.")
+flags.DEFINE_string("classifier", None, "arithmetic: a train_classifier workdir; reports the "
+                    "class of every generated image.")
+# guided_backprop
+flags.DEFINE_list("units", ["0", "1", "2", "3", "4", "5"], "guided_backprop: channels.")
+flags.DEFINE_integer("top_k", 6, "guided_backprop: images per unit.")
+flags.DEFINE_integer("num_images", 2000, "guided_backprop: real images searched.")
+# forget
+flags.DEFINE_string("boxes", None, "forget: JSON {sample index: [[x0, y0, x1, y1], ...]} "
+                    "on the --sheet's samples.")
+flags.DEFINE_string("concept", None, "forget on shapes: the object (circle, square, triangle)"
+                    "; boxes from the segmenter's masks if --boxes is not given, and its "
+                    "pixel share is measured.")
+flags.DEFINE_integer("num_annotated", 150, "forget: samples drawn for the regression when "
+                     "no --sheet is given (the paper's 150).")
+flags.DEFINE_integer("num_new", 64, "forget: new samples drawn with and without the drop.")
+flags.DEFINE_integer("max_maps", 0, "forget: drop only the N maps of largest weight (0: every "
+                     "map with a positive weight, the paper's).")
+# neighbors
+flags.DEFINE_integer("num_samples", 16, "neighbors: samples drawn when no --sheet is given.")
+flags.DEFINE_integer("k", 5, "neighbors: nearest training images per sample.")
+flags.DEFINE_integer("max_train", 0, "neighbors: search only the first N (0: all).")
+flags.mark_flag_as_required("out_dir")
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in VERBS:
+        common.fail(f"give one verb: {', '.join(VERBS)}; got {argv[1:] or 'none'}")
+    if bool(FLAGS.workdir) == bool(FLAGS.export_dir):
+        common.fail("pass exactly one of --workdir (a training run) or --export_dir")
+    logging.set_verbosity(logging.WARNING)
+    from dcgan_keras.analysis import analyze_lib  # after flags: TensorFlow is slow to load
+    options = {name: FLAGS[name].value for name in analyze_lib.OPTIONS}
+    try:
+        summary = analyze_lib.run(argv[1], **options)
+    except (ValueError, IndexError, FileNotFoundError) as e:
+        common.fail(str(e))
+    print(summary)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,65 @@
+r"""Finds near-duplicate training images with the paper's semantic hash (section 4.1.1).
+
+    python -m dcgan_keras.binaries.dedup --dataset=lsun --data_dir=~/lsun --workdir=runs/dedup
+    python -m dcgan_keras.binaries.train --dataset=lsun --data_dir=~/lsun \
+        --exclude_list=runs/dedup/exclude_list.txt --workdir=runs/lsun
+
+Trains a 3072-128-3072 de-noising, dropout-regularised ReLU autoencoder on 32x32 centre
+crops, thresholds each image's 128-d ReLU code into a binary hash and groups images with
+equal hashes. Writes dedup.json (counts and every group's ids), dedup_groups.png (example
+groups, one per row), exclude_list.txt (all but the first of each group) and the
+autoencoder's weights into --workdir.
+"""
+from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
+
+from absl import app, flags, logging
+
+from dcgan_keras.data import datasets, lsun, preprocessing
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Where dedup.json, dedup_groups.png, exclude_list.txt "
+                    "and autoencoder.weights.h5 go.")
+flags.DEFINE_enum("dataset", "lsun", datasets.DATASET_NAMES, "The dataset to de-duplicate.")
+flags.DEFINE_string("data_dir", "", "See the train binary.")
+flags.DEFINE_string("lsun_category", lsun.DEFAULT_CATEGORY, "dataset=lsun: the category.")
+flags.DEFINE_enum("split", "train", datasets.SPLITS, "The split to de-duplicate.")
+flags.DEFINE_enum("preprocess", "crop_resize", preprocessing.PREPROCESS_MODES,
+                  "How images become 32x32: the paper's centre crop + resize, or pad.")
+flags.DEFINE_integer("epochs", 10, "Autoencoder training epochs.")
+flags.DEFINE_integer("steps_per_epoch", 0, "Batches per epoch (0: one pass over the split).")
+flags.DEFINE_integer("batch_size", 256, "Autoencoder batch size.")
+flags.DEFINE_float("noise_stddev", 0.2, "De-noising: Gaussian noise on the [-1, 1] inputs.")
+flags.DEFINE_float("dropout", 0.2, "Dropout on the input and on the code.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("threshold", 0.0, "A code bit is 1 where the ReLU activation exceeds it.")
+flags.DEFINE_integer("seed", 0, "Seed of the weights, the noise and the data order.")
+flags.DEFINE_bool("allow_download", True, "Let tensorflow-datasets/Keras download missing data.")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from dcgan_keras.analysis import dedup  # after flags parse: TensorFlow is slow to load
+    logging.set_verbosity(logging.INFO)
+    try:
+        for name in ("epochs", "batch_size"):
+            if FLAGS[name].value < 1:
+                raise ValueError(f"{name} must be >= 1, got {FLAGS[name].value}")
+        if not 0 <= FLAGS.dropout < 1 or FLAGS.noise_stddev < 0:
+            raise ValueError(f"dropout must be in [0, 1) and noise_stddev >= 0, got "
+                             f"{FLAGS.dropout} and {FLAGS.noise_stddev}")
+        source = datasets.get_source(FLAGS.dataset, FLAGS.split, FLAGS.data_dir or None,
+                                     FLAGS.allow_download, lsun_category=FLAGS.lsun_category)
+        summary = dedup.run(source, FLAGS.workdir, FLAGS.epochs, FLAGS.batch_size,
+                            FLAGS.steps_per_epoch, FLAGS.noise_stddev, FLAGS.dropout,
+                            FLAGS.learning_rate, FLAGS.threshold, FLAGS.seed, FLAGS.preprocess)
+    except (ValueError, FileNotFoundError) as e:  # MissingDataError is a FileNotFoundError
+        common.fail(str(e))
+    print(f"{summary['num_images']} images, {summary['num_groups']} groups of equal hashes, "
+          f"{summary['num_excluded']} duplicates listed in {FLAGS.workdir}/exclude_list.txt; "
+          f"examples: {FLAGS.workdir}/dedup_groups.png")
+
+
+if __name__ == "__main__":
+    app.run(main)

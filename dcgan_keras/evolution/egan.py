@@ -1,0 +1,280 @@
+"""E-GAN: a population of generators evolved against one discriminator, as a keras.Model.
+
+Wang et al. 2018 (arXiv:1803.00657), Algorithm 1. `EGAN` is a `DCGAN` with its own
+`train_step`, so Keras' `fit`, the callbacks of `training.callbacks`, checkpoints, the
+EMA generator and the exporters work unchanged: `generator` is the selected parent (the
+fittest of the last generation), `g_optimizer` its Adam, `step` counts generations.
+"""
+import keras
+import tensorflow as tf
+
+from dcgan_keras import losses
+from dcgan_keras.evolution import mutations as mutations_lib
+from dcgan_keras.models import dcgan
+from dcgan_keras.models.discriminator import Discriminator
+from dcgan_keras.models.generator import Generator
+
+# Paper-era defaults (see README "Evolutionary GAN"): n_D from Algorithm 1, the fitness
+# batch and gamma from the authors' CIFAR-10 Theano code (beta 0.002 on log ||g||^2 is
+# gamma 0.004 on log ||g||), one parent (mu = 1) as in the paper's experiments.
+D_STEPS = 2
+FITNESS_BATCH = 256
+GAMMA = 0.004
+PARENTS = 1
+
+
+def _values(variables):
+    """A snapshot (tensors) of variables; later assigns do not change it."""
+    return [tf.identity(v.value if isinstance(v, keras.Variable) else v) for v in variables]
+
+
+def _assign(variables, values):
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+@keras.saving.register_keras_serializable(package="dcgan_keras")
+class EGAN(dcgan.DCGAN):
+    """Evolutionary GAN (see the module doc and `evolution.mutations`).
+
+    One `train_step` is one generation, on a global batch of B real images:
+      1. D: `d_steps` updates, each on B / d_steps real images and as many fakes, drawn
+         evenly from the parents (Algorithm 1), with the DCGAN's D loss.
+      2. variation: every parent makes one child per mutation: a copy of the parent and
+         of its Adam state, updated once with that mutation's loss through the updated D
+         on B / d_steps samples. The children of one parent share that batch of z, so
+         they differ only by their objective (common random numbers).
+      3. evaluation: F = F_q + gamma * F_d of each child on `fitness_batch` samples, all
+         children on the same z; D's loss for F_d takes this generation's B real images.
+         The evaluation leaves D (BatchNorm statistics included) as step 1 left it.
+      4. selection: the `parents` fittest children, with their weights, BatchNorm
+         statistics and Adam state, become the parents, fittest first: `generator`.
+
+    Under a tf.distribute strategy every replica makes the same children: gradients,
+    F_q and F_d are reduced over all replicas (the global batch), so F and the selection
+    are identical on every replica.
+
+    Args:
+        generator, discriminator: as for `DCGAN`; `generator` is parent 0, the other
+            parents start as copies of it.
+        seed: the noise seed.
+        mutations: names from `mutations.MUTATIONS` (a sequence or "a,b,c").
+        parents: mu, the survivors of each generation.
+        d_steps: n_D, D updates per generation.
+        gamma: weight of the diversity fitness.
+        fd_sign: "minus" (the paper) or "plus" (the authors' PyTorch code).
+        fitness_batch: generated samples per child evaluation (global, all replicas).
+        ema_decay: as for `DCGAN` (an EMA of the selected generator).
+    """
+
+    def __init__(self, generator, discriminator, seed=0,
+                 mutations=mutations_lib.DEFAULT_MUTATIONS, parents=PARENTS,
+                 d_steps=D_STEPS, gamma=GAMMA, fd_sign="minus",
+                 fitness_batch=FITNESS_BATCH, ema_decay=0.0, **kwargs):
+        kwargs.setdefault("name", "egan")
+        kwargs.pop("generator_loss", None)  # DCGAN's; the mutations replace it
+        super().__init__(generator, discriminator, seed=seed, ema_decay=ema_decay, **kwargs)
+        self.mutations = mutations_lib.parse_mutations(mutations)
+        for name, value in (("parents", parents), ("d_steps", d_steps),
+                            ("fitness_batch", fitness_batch)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"egan {name} must be an integer >= 1, got {value!r}")
+        if not gamma >= 0:
+            raise ValueError(f"egan gamma must be >= 0, got {gamma!r}")
+        if fd_sign not in mutations_lib.FD_SIGNS:
+            raise ValueError(f"egan fd_sign must be one of {sorted(mutations_lib.FD_SIGNS)}"
+                             f", got {fd_sign!r}")
+        self.num_parents, self.d_steps = int(parents), int(d_steps)
+        self.gamma, self.fd_sign, self.fitness_batch = float(gamma), fd_sign, int(fitness_batch)
+        with self.distribute_strategy.scope():
+            self.parents = [self.generator] + [self._copy_of_generator(f"parent_{i}")
+                                               for i in range(1, self.num_parents)]
+            self.child = self._copy_of_generator("child")  # scratch: one child at a time
+        self.wins = self.add_weight(name="wins", shape=(len(self.mutations),), dtype="int64",
+                                    initializer="zeros", trainable=False, aggregation="none")
+        self.fitness_trackers = [keras.metrics.Mean(name=f"F_{name}")
+                                 for name in self.child_names]
+        self.parent_optimizers = []
+        self.child_optimizer = None
+
+    @property
+    def child_names(self):
+        """One name per child, in evaluation order: parent-major, then mutation."""
+        if self.num_parents == 1:
+            return list(self.mutations)
+        return [f"p{j}_{name}" for j in range(self.num_parents) for name in self.mutations]
+
+    def _copy_of_generator(self, name):
+        copy = Generator.from_config({**self.generator.get_config(), "name": name})
+        copy.set_weights(self.generator.get_weights())
+        return copy
+
+    @property
+    def metrics(self):
+        return super().metrics + self.fitness_trackers
+
+    def compile(self, d_optimizer=None, g_optimizer=None, jit_compile="auto", **kwargs):
+        """As `DCGAN.compile`; `g_optimizer` becomes parent 0's Adam, and every other
+        parent and the scratch child get an optimizer of the same configuration."""
+        super().compile(d_optimizer, g_optimizer, jit_compile=jit_compile, **kwargs)
+        with self.distribute_strategy.scope():
+            self.parent_optimizers = [self.g_optimizer] + [
+                self._copy_of_optimizer(p) for p in self.parents[1:]]
+            self.child_optimizer = self._copy_of_optimizer(self.child)
+
+    def _copy_of_optimizer(self, net):
+        optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(self.g_optimizer))
+        optimizer.build(net.trainable_variables)
+        dcgan._count_per_replica(optimizer.iterations)
+        dcgan._fuse_adam(optimizer)
+        return optimizer
+
+    def _state(self, net, optimizer):
+        """Everything a generator carries between generations, in a fixed order: weights,
+        BatchNorm statistics, the step count and slots of its optimizer (and loss scale).
+        Left out: the optimizer's "only_first_replica" variables but `iterations` (the
+        learning rate, a LossScaleOptimizer's unused outer counter), which never change
+        in a step and which an XLA replica step could not assign."""
+        return net.trainable_variables + net.non_trainable_variables + [
+            v for v in optimizer.variables
+            if v is optimizer.iterations or v.aggregation != "only_first_replica"]
+
+    def checkpoint_extras(self):
+        """The population beyond `generator`/`g_optimizer` and the win counts, by name,
+        for `training.callbacks.Checkpoint` (exact resume of the whole population)."""
+        extras = {"egan_wins": self.wins}
+        for i in range(1, self.num_parents):
+            extras[f"egan_parent_{i}"] = self.parents[i]
+            extras[f"egan_parent_{i}_optimizer"] = self.parent_optimizers[i]
+        return extras
+
+    def _check_batch(self, batch, replicas):
+        per_step = self.d_steps * self.num_parents
+        if batch is not None and batch % per_step:
+            raise ValueError(f"E-GAN needs a per-replica batch divisible by egan_d_steps x "
+                             f"egan_parents = {per_step}, got {batch} ({replicas} replica(s));"
+                             f" pick --batch_size as a multiple of {per_step * replicas}")
+        if self.fitness_batch % replicas:
+            raise ValueError(f"egan fitness_batch {self.fitness_batch} must be divisible by "
+                             f"the {replicas} replicas")
+
+    @tf.autograph.experimental.do_not_convert
+    def _train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        strategy = tf.distribute.get_strategy()
+        replicas = strategy.num_replicas_in_sync
+        self._check_batch(real.shape[0], replicas)
+        m = tf.shape(real)[0] // self.d_steps  # per-replica D batch and child update batch
+        self._d_steps(tf.split(real, self.d_steps), m, replicas)
+        fitness, g_losses, children = self._variation_and_evaluation(real, m, replicas)
+        order = mutations_lib.select(fitness, self.num_parents)
+        # Per state variable, that variable of every child: [children, *shape].
+        stacked = [tf.stack(values) for values in zip(*children)]
+        for i, parent in enumerate(self.parents):
+            _assign(self._state(parent, self.parent_optimizers[i]),
+                    [tf.gather(values, order[i]) for values in stacked])
+        won = tf.math.floormod(order, len(self.mutations))
+        self.wins.assign_add(tf.reduce_sum(tf.one_hot(won, len(self.mutations),
+                                                      dtype=tf.int64), axis=0))
+        self.step.assign_add(1)
+        if self.ema_generator is not None:
+            self._update_ema()
+        self.g_loss_tracker.update_state(tf.gather(g_losses, order[0]))
+        for tracker, value in zip(self.fitness_trackers, tf.unstack(fitness)):
+            tracker.update_state(value)
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        logs.update({f"wins_{name}": self.wins[h] for h, name in enumerate(self.mutations)})
+        return logs
+
+    def _d_steps(self, real_chunks, m, replicas):
+        """n_D updates of D, each on m real images and m fakes from all parents."""
+        d_vars = self.discriminator.trainable_variables
+        z_all = tf.split(self.noise(m * self.d_steps, stream=0), self.d_steps)
+        for real, z in zip(real_chunks, z_all):
+            fake = tf.concat([parent(zp, training=True) for parent, zp in
+                              zip(self.parents, tf.split(z, self.num_parents))], axis=0)
+            with tf.GradientTape() as tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(fake, training=True)
+                per_example = losses.discriminator_loss(real_logits, fake_logits)
+                loss = tf.reduce_sum(per_example) / tf.cast(m * replicas, tf.float32)
+                scaled = self.d_optimizer.scale_loss(loss)
+            self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
+            self.d_loss_tracker.update_state(tf.reduce_mean(per_example))
+            self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+            self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+
+    def _all_reduce(self, values, replicas):
+        if replicas == 1:
+            return values
+        return tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, values)
+
+    def _variation_and_evaluation(self, real, m, replicas):
+        """Makes and scores every child; returns (fitness [children], the children's own
+        mutation losses [children], each child's state as a list of tensors)."""
+        D = self.discriminator
+        d_vars = D.trainable_variables
+        d_statistics = _values(D.non_trainable_variables)
+        z_children = tf.split(self.noise(m * self.num_parents, stream=1), self.num_parents)
+        z_fitness = self.noise(self.fitness_batch // replicas, stream=2)
+        # L_D's real half is the same for every child: its gradient is taken once. Under
+        # float16 the losses are scaled (D's loss scale) and the norm unscaled.
+        scale = tf.cast(self.d_optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        with tf.GradientTape() as tape:
+            real_logits = D(real, training=True)
+            real_loss = tf.reduce_sum(tf.nn.softplus(-tf.cast(real_logits, tf.float32)))
+            real_loss = real_loss / tf.cast(tf.shape(real)[0] * replicas, tf.float32)
+            scaled = real_loss * scale
+        real_grads = self._all_reduce(tape.gradient(scaled, d_vars), replicas)
+        child_state = self._state(self.child, self.child_optimizer)
+        fitness, g_losses, children = [], [], []
+        for parent, optimizer, z in zip(self.parents, self.parent_optimizers, z_children):
+            parent_state = _values(self._state(parent, optimizer))
+            for name in self.mutations:
+                _assign(child_state, parent_state)
+                with tf.GradientTape() as tape:
+                    logits = D(self.child(z, training=True), training=True)
+                    g_loss = tf.reduce_sum(mutations_lib.MUTATIONS[name](logits))
+                    g_loss = g_loss / tf.cast(m * replicas, tf.float32)
+                    g_scaled = self.child_optimizer.scale_loss(g_loss)
+                g_vars = self.child.trainable_variables
+                self.child_optimizer.apply(tape.gradient(g_scaled, g_vars), g_vars)
+                children.append(_values(child_state))  # before the evaluation pass
+                fitness.append(self._fitness(z_fitness, real_grads, scale, replicas))
+                g_losses.append(self._all_reduce(g_loss, replicas))
+        _assign(D.non_trainable_variables, d_statistics)
+        return tf.stack(fitness), tf.stack(g_losses), children
+
+    def _fitness(self, z, real_grads, scale, replicas):
+        """F of the scratch child: F_q + gamma F_d over the global fitness batch."""
+        fake = self.child(z, training=True)
+        n = float(self.fitness_batch)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.discriminator(fake, training=True), tf.float32)
+            fake_loss = tf.reduce_sum(tf.nn.softplus(logits)) / n * scale
+        grads = tape.gradient(fake_loss, self.discriminator.trainable_variables)
+        quality = tf.reduce_sum(tf.sigmoid(logits)) / n
+        quality, grads = self._all_reduce((quality, grads), replicas)
+        norm = mutations_lib.gradient_norm([g + r for g, r in zip(grads, real_grads)]) / scale
+        return mutations_lib.fitness(quality, norm, self.gamma, self.fd_sign)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("generator_loss")
+        return {**config, "mutations": list(self.mutations), "parents": self.num_parents,
+                "d_steps": self.d_steps, "gamma": self.gamma, "fd_sign": self.fd_sign,
+                "fitness_batch": self.fitness_batch}
+
+
+def build_egan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
+               sync_batchnorm=False, seed=0, ema_decay=0.0, **egan_kwargs):
+    """Builds G, D and the E-GAN from flat keyword arguments (call inside a strategy
+    scope); `egan_kwargs` are EGAN's (mutations, parents, d_steps, gamma, fd_sign,
+    fitness_batch)."""
+    generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
+                          base_width=base_width, sync_batchnorm=sync_batchnorm)
+    discriminator = Discriminator(image_size=image_size, channels=channels,
+                                  base_width=d_base_width or base_width,
+                                  sync_batchnorm=sync_batchnorm)
+    return EGAN(generator, discriminator, seed=seed, ema_decay=ema_decay, **egan_kwargs)

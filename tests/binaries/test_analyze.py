@@ -1,0 +1,157 @@
+"""The analyze binary end to end: every verb on a tiny shapes model trained through the
+train binary (from its workdir and from its export), and bad input as one clear line."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from testutil import run_binary
+
+from dcgan_keras.analysis import analyze_lib, forget, nethook
+from dcgan_keras.exporters import sampling
+from dcgan_keras.utils import images as images_lib
+
+SIZE, PAD = 16, 2  # image side and make_grid's padding
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """(workdir, export_dir, sheet) of a 2-step --dataset=shapes run of the train binary."""
+    from dcgan_keras.exporters import export_lib
+    root = tmp_path_factory.mktemp("analyze")
+    workdir = str(root / "workdir")
+    proc = run_binary("dcgan_keras.binaries.train", "--dataset=shapes", f"--workdir={workdir}",
+                      f"--image_size={SIZE}", "--channels=3", "--base_width=8", "--z_dim=8",
+                      "--batch_size=16", "--max_steps=2", "--cache_images=false",
+                      "--num_sample_images=4", "--mixed_precision=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    export_lib.export_from_workdir(workdir, quantizations=[])
+    sheet = str(root / "sheet.npz")
+    images, z = sampling.sample_from_workdir(workdir, 12, seed=5)
+    sampling.save_samples(sheet, images, z)
+    return workdir, os.path.join(workdir, "export"), sheet
+
+
+def _analyze(verb, *args):
+    return run_binary("dcgan_keras.binaries.analyze", verb, *args, timeout=300)
+
+
+def _grid_shape(rows, cols):
+    return (rows * (SIZE + PAD) + PAD, cols * (SIZE + PAD) + PAD, 3)
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_walk(run, tmp_path):
+    out = str(tmp_path)
+    stdout = _ok(_analyze("walk", f"--workdir={run[0]}", f"--out_dir={out}", "--num_walks=3",
+                          "--steps=5"))
+    assert "linear walks: mean sharpness trained" in stdout and "untrained" in stdout
+    result = json.load(open(os.path.join(out, "walk.json")))
+    for mode in ("linear", "spherical"):
+        for name in ("trained", "untrained"):
+            sharp = result[mode][name]["sharpness"]
+            assert len(sharp) == 3 and all(1.0 <= s <= 4.0 for s in sharp)
+        grid = images_lib.read_png(os.path.join(out, f"walk_{mode}.png"))
+        assert grid.shape == _grid_shape(3, 5)
+
+
+def test_arithmetic_from_an_export(run, tmp_path):
+    out = str(tmp_path)
+    _ok(_analyze("arithmetic", f"--export_dir={run[1]}", f"--out_dir={out}",
+                 f"--sheet={run[2]}", "--groups=0,1,2;3,4,5;6,7,8", "--scales=0,1,2"))
+    result = json.load(open(os.path.join(out, "arithmetic.json")))
+    assert result["expression"] == "0,1,2 - 3,4,5 + 6,7,8" and result["scales"] == [0, 1, 2]
+    assert images_lib.read_png(os.path.join(out, "arithmetic.png")).shape == _grid_shape(4, 4)
+    assert images_lib.read_png(os.path.join(out, "neighbourhood.png")).shape == _grid_shape(3, 3)
+    assert images_lib.read_png(os.path.join(out, "attribute.png")).shape == _grid_shape(1, 3)
+
+
+def test_guided_backprop(run, tmp_path):
+    out = str(tmp_path)
+    stdout = _ok(_analyze("guided_backprop", f"--workdir={run[0]}", f"--out_dir={out}",
+                          "--num_images=40", "--units=0,3", "--top_k=3"))
+    assert "layer block2_lrelu, units [0, 3]" in stdout  # D's last conv block by default
+    result = json.load(open(os.path.join(out, "guided_backprop.json")))
+    for name in ("trained", "random"):
+        acts = np.array(result[name]["top_activations"])
+        assert acts.shape == (2, 3) and (np.diff(acts, axis=1) <= 0).all()  # best first
+    for name in ("guided_backprop.png", "guided_backprop_random.png"):
+        assert images_lib.read_png(os.path.join(out, name)).shape == _grid_shape(4, 3)
+
+
+def test_forget_with_a_box_file(run, tmp_path):
+    out = str(tmp_path / "out")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"0": [[0, 0, 8, 8]], "1": [[4, 4, 12, 16]], "2": []}))
+    stdout = _ok(_analyze("forget", f"--workdir={run[0]}", f"--out_dir={out}",
+                          f"--sheet={run[2]}", f"--boxes={boxes}", "--num_new=4"))
+    result = json.load(open(os.path.join(out, "forget.json")))
+    assert result["layer"] == "project_relu"  # 16x16: the second-highest conv layer
+    assert result["annotated_samples"] == 3 and result["samples_with_boxes"] == 2
+    assert 0 < result["maps_dropped"] < result["maps"] and "dropped" in stdout
+    # The layer is a ReLU output: dropping every positive-weight map lowers the score.
+    assert result["inside_score_dropped"] < result["inside_score_kept"]
+    assert images_lib.read_png(os.path.join(out, "forget.png")).shape == _grid_shape(2, 4)
+
+
+def test_neighbors_from_an_export(run, tmp_path):
+    out = str(tmp_path)
+    stdout = _ok(_analyze("neighbors", f"--export_dir={run[1]}", f"--out_dir={out}",
+                          "--num_samples=3", "--k=2", "--max_train=64"))
+    assert "3 samples vs 64 training images" in stdout
+    result = json.load(open(os.path.join(out, "neighbors.json")))
+    for space in ("pixels", "features"):
+        d = np.array(result[space]["distances"])
+        assert d.shape == (3, 2) and (d[:, 0] <= d[:, 1]).all()
+        grid = images_lib.read_png(os.path.join(out, f"neighbors_{space}.png"))
+        assert grid.shape == _grid_shape(3, 3)
+
+
+def test_bad_input_is_one_clear_line(run, tmp_path):
+    proc = _analyze("guided_backprop", f"--workdir={run[0]}", f"--out_dir={tmp_path}",
+                    "--layer=block9_relu")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: unknown layer 'block9_relu' of the discriminator; valid layers: block1_conv")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{1: [0, 0")
+    for verb, flag, message in [
+            ("arithmetic", "--groups=0;1;12", "error: sample indices [12] out of range: the "
+             "sheet has 12 samples (0..11)"),
+            ("forget", f"--boxes={bad}", f"error: box file {bad} does not parse")]:
+        proc = _analyze(verb, f"--workdir={run[0]}", f"--out_dir={tmp_path}",
+                        f"--sheet={run[2]}", flag)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    empty = tmp_path / "no_checkpoints"
+    empty.mkdir()
+    shutil.copy(os.path.join(run[0], "config.json"), empty / "config.json")
+    proc = _analyze("walk", f"--workdir={empty}", f"--out_dir={tmp_path}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error: no latest checkpoint in" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bad_input_raises_the_errors_the_binary_reports(run, tmp_path):
+    """The binary turns ValueError / IndexError / FileNotFoundError into one line."""
+    common = dict(out_dir=str(tmp_path), workdir=run[0], seed=0, layer=None, sheet=run[2])
+    with pytest.raises(IndexError, match=r"sample indices \[12\] out of range"):
+        analyze_lib.run("arithmetic", groups="0;1;12", z_files=None, scales=["1"],
+                        classifier=None, **common)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    with pytest.raises(forget.BoxFileError, match="does not parse"):
+        analyze_lib.run("forget", boxes=str(bad), concept=None, num_annotated=4, num_new=2,
+                        **common)
+    with pytest.raises(nethook.UnknownLayerError, match="valid layers: project_reshape, .*block1_relu"):
+        analyze_lib.run("forget", boxes=None, concept="square", num_annotated=4, num_new=2,
+                        **dict(common, layer="nope"))
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        analyze_lib.run("walk", **dict(common, workdir=str(tmp_path)), num_walks=1, steps=2,
+                        modes=["linear"], compare_untrained=False)
+    assert issubclass(forget.BoxFileError, ValueError)
+    assert issubclass(nethook.UnknownLayerError, ValueError)
