@@ -224,6 +224,14 @@ def _two_cpus():
     return devices
 
 
+def _mirrored():
+    """Two replicas on the two logical CPUs. Not collective ops: every collective
+    MirroredStrategy over the same devices in one process (other test files make theirs)
+    would reuse the same collective instance keys."""
+    return tf.distribute.MirroredStrategy(
+        _two_cpus(), cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 def _init_weights():
     init = build_dcgan(**TINY, sync_batchnorm=True)
     return init.generator.get_weights(), init.discriminator.get_weights()
@@ -233,7 +241,7 @@ def test_two_replicas_equal_one_replica_for_the_same_global_batch():
     weights = _init_weights()
     real = _real(16)
     one, logs1 = _fit(tf.distribute.get_strategy(), real, weights)
-    two, logs2 = _fit(tf.distribute.MirroredStrategy(_two_cpus()), real, weights)
+    two, logs2 = _fit(_mirrored(), real, weights)
     assert two.distribute_strategy.num_replicas_in_sync == 2
     for a, b in zip(one.generator.weights + one.discriminator.weights,
                     two.generator.weights + two.discriminator.weights):
@@ -256,7 +264,7 @@ def test_two_replicas_take_the_gradient_of_the_global_mean_loss():
     weights = _init_weights()
     real = _real(16)
     one, _ = _fit(tf.distribute.get_strategy(), real, weights, 2, sgd(0.05))
-    two, _ = _fit(tf.distribute.MirroredStrategy(_two_cpus()), real, weights, 2, sgd(0.05))
+    two, _ = _fit(_mirrored(), real, weights, 2, sgd(0.05))
     start = weights[0] + weights[1]
 
     def deltas(gan):
@@ -268,14 +276,14 @@ def test_two_replicas_take_the_gradient_of_the_global_mean_loss():
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
     # The check can fail: a 2x (or 0.5x) gradient, i.e. 2x (0.5x) the SGD step, does.
     for bug in (2.0, 0.5):
-        wrong, _ = _fit(tf.distribute.MirroredStrategy(_two_cpus()), real, weights, 2,
+        wrong, _ = _fit(_mirrored(), real, weights, 2,
                         sgd(0.05 * bug))
         assert not all(np.allclose(b, a, rtol=1e-3, atol=1e-6)
                        for a, b in zip(deltas(one), deltas(wrong)))
 
 
 def test_replicas_draw_different_noise():
-    strategy = tf.distribute.MirroredStrategy(_two_cpus())
+    strategy = _mirrored()
     with strategy.scope():
         gan = build_dcgan(**TINY)
     per_replica = strategy.run(tf.function(lambda: gan.noise(4)))
@@ -364,7 +372,7 @@ def test_fit_under_a_strategy_opens_the_data_once():
         opened.append(1)
         yield from real
 
-    strategy = tf.distribute.MirroredStrategy(_two_cpus())
+    strategy = _mirrored()
     with strategy.scope():
         gan = build_dcgan(**TINY)
         gan.compile()
