@@ -164,6 +164,35 @@ def insertion(units, thresholds, cells):
     return nethook.ChannelEdit(units, [float(thresholds[u]) for u in units], where=cells)
 
 
+class ReusableEdit:
+    """One edit object whose content changes: x' = (1 - m) * x + m * v with m [h, w, c] and
+    v [c] held in variables, so every intervention runs through one traced function of
+    SplitGenerator (a new edit object per intervention would trace a new one each time).
+
+    Args:
+        activation_shape: [h, w, c] of the layer.
+    """
+
+    def __init__(self, activation_shape):
+        self.mask = tf.Variable(tf.zeros(activation_shape), trainable=False)
+        self.value = tf.Variable(tf.zeros(activation_shape[-1:]), trainable=False)
+
+    def load(self, edit):
+        """Makes this edit do what nethook.ChannelEdit `edit` does; returns self."""
+        h, w, c = self.mask.shape
+        onehot = np.zeros([c], np.float32)
+        onehot[edit.channels] = 1.0
+        value = np.zeros([c], np.float32)
+        value[edit.channels] = edit.value
+        where = np.ones([h, w], np.float32) if edit.where is None else edit.where
+        self.mask.assign(np.asarray(where, np.float32)[..., None] * onehot)
+        self.value.assign(value)
+        return self
+
+    def __call__(self, x):
+        return (1.0 - self.mask) * x + self.mask * self.value
+
+
 def causal_effect(split, segmenter, z, edit, concept, within=None, batch_size=100):
     """Average causal effect of `edit` on the share of `concept`'s pixels.
 
@@ -246,13 +275,13 @@ def intervene(split, segmenter, z, concept, units, thresholds, region, seed=0):
     inside = np.zeros([image_size, image_size], bool)
     inside[y0:y1, x0:x1] = True
     result = {"random_units": random_units}
+    edit = ReusableEdit(split.activation_shape)
     for name, make, within in (("ablation", ablation, None),
                                ("insertion", lambda us: insertion(us, thresholds, cells),
                                 inside)):
-        result[name] = {"units": causal_effect(split, segmenter, z, make(units), concept,
-                                               within),
-                        "random": causal_effect(split, segmenter, z, make(random_units),
-                                                concept, within)}
+        result[name] = {kind: causal_effect(split, segmenter, z, edit.load(make(us)), concept,
+                                            within)
+                        for kind, us in (("units", units), ("random", random_units))}
     result["inside"] = inside
     return result
 
@@ -307,7 +336,7 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
         summary = layer_summary(d["iou"], concepts, ignore, cutoff)
         best_units = {}
         for k, name in enumerate(concepts):
-            if name in ignore:
+            if name in ignore and name != concept:
                 continue
             units = _top_units(d["iou"], k, num_units)
             best_units[name] = {"units": units, "iou": d["iou"][units, k].tolist()}
@@ -329,6 +358,9 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
         size = generator.output.shape[1]
         region = tuple(region or (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
         units = _top_units(tables[best_layer]["iou"], k, num_units)
+        if progress:
+            progress(f"{best_layer}: ablating and inserting the top {len(units)} {concept} "
+                     f"units and {len(units)} random units on {len(intervene_z)} samples")
         r = intervene(split, segmenter, intervene_z, k, units, tables[best_layer]["thresholds"],
                       region, seed)
         for name in ("ablation", "insertion"):

@@ -96,6 +96,16 @@ def test_insertion_changes_only_the_region():
         dissection.region_cells((0, 0, 1, 1), GRID, SIZE)
 
 
+def test_reusable_edit_does_what_the_channel_edit_does():
+    acts = np.random.default_rng(4).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
+    edit = dissection.ReusableEdit([GRID, GRID, 6])
+    cells = dissection.region_cells((4, 0, 12, 8), GRID, SIZE)
+    for channel_edit in (dissection.ablation([4, 1]),
+                         dissection.insertion([5, 2], np.arange(6) * 10.0, cells)):
+        np.testing.assert_allclose(np.asarray(edit.load(channel_edit)(acts)),
+                                   np.asarray(channel_edit(acts)), rtol=1e-6)
+
+
 def test_causal_effect_is_zero_when_the_output_cannot_change():
     split = nethook.SplitGenerator(_toy_generator(planted=False), "feat")
     for edit in (dissection.ablation([0, 1, 2, 3]),
