@@ -198,7 +198,7 @@ def causal_effect(split, segmenter, z, edit, concept, within=None, batch_size=10
 
     Args:
         split: nethook.SplitGenerator.
-        segmenter: images -> label maps.
+        segmenter: images -> label maps, with `concepts` (segmenters.Segmenter).
         z: [N, z_dim].
         edit: the edit of the split layer.
         concept: the concept's label.
@@ -206,25 +206,32 @@ def causal_effect(split, segmenter, z, edit, concept, within=None, batch_size=10
         batch_size: samples per batch.
     Returns:
         A dict: ace, ci95 (half-width), share_before, share_after, removed (the fraction of
-        the concept's pixels that the edit removes: 1 - after / before), per-sample
+        the concept's pixels that the edit removes: 1 - after / before), all_shares
+        ({concept: [share before, share after]}, the control: what else changes), per-sample
         effects, and the first images before and after (for grids).
     """
     before, after, shown = [], [], None
+    num_concepts = len(segmenter.concepts)
+    counts = np.zeros([2, num_concepts])  # every concept's pixels, before and after
     for i in range(0, len(z), batch_size):
         acts = split.activations(z[i:i + batch_size])
         plain, edited = split.images_from(acts), split.images_from(acts, edit)
         if shown is None:
             shown = (plain, edited)
-        for images, shares in ((plain, before), (edited, after)):
-            hit = segmenter(images) == concept
-            shares.append(hit[:, within].mean(-1) if within is not None
-                          else hit.mean(axis=(1, 2)))
+        for j, (images, shares) in enumerate(((plain, before), (edited, after))):
+            labels = segmenter(images)
+            labels = labels[:, within] if within is not None else labels.reshape(len(labels), -1)
+            shares.append((labels == concept).mean(-1))
+            counts[j] += np.bincount(labels.reshape(-1), minlength=num_concepts)
     before, after = np.concatenate(before), np.concatenate(after)
+    counts /= counts.sum(axis=1, keepdims=True)
     effect = after - before
     ci = Z_95 * effect.std(ddof=1) / np.sqrt(len(effect)) if len(effect) > 1 else 0.0
     return {"ace": float(effect.mean()), "ci95": float(ci),
             "share_before": float(before.mean()), "share_after": float(after.mean()),
             "removed": float(1.0 - after.mean() / before.mean()) if before.mean() > 0 else 0.0,
+            "all_shares": {name: [float(counts[0, k]), float(counts[1, k])]
+                           for k, name in enumerate(segmenter.concepts)},
             "effects": effect, "images": shown}
 
 

@@ -136,6 +136,9 @@ def test_planted_unit_is_found_ablated_and_inserted(tmp_path):
     assert ablation["units"]["share_after"] == 0.0 and ablation["units"]["removed"] == 1.0
     assert ablation["units"]["ace"] == pytest.approx(-ablation["units"]["share_before"])
     assert ablation["random"]["ace"] == 0.0 and ablation["random"]["removed"] == 0.0
+    shares = ablation["units"]["all_shares"]  # the circle's pixels became background
+    assert shares["circle"] == [pytest.approx(ablation["units"]["share_before"]), 0.0]
+    assert shares["background"][1] == 1.0 and shares["square"] == [0.0, 0.0]
     insertion = i["insertion"]["units"]
     assert insertion["ace"] > 0.3 and insertion["ace"] - insertion["ci95"] > 0
     assert i["insertion"]["random"]["ace"] == 0.0
