@@ -164,6 +164,9 @@ def _region(region, image_size):
 def run_dissect(networks, out_dir, seed, layers, segmenter, quantile, num_dissect, num_units,
                 num_intervene, region, concept, ignore_concepts, top_k, **_):
     g = networks.generator
+    if num_dissect < 1 or num_intervene < 0:
+        raise ValueError(f"--num_dissect must be >= 1 and --num_intervene >= 0, got "
+                         f"{num_dissect} and {num_intervene}")
     layers = list(layers or g.conv_layer_names)
     for layer in layers:
         nethook.check_layer(g, layer)
@@ -183,9 +186,9 @@ def run_dissect(networks, out_dir, seed, layers, segmenter, quantile, num_dissec
     if "intervention" in r:
         i = r["intervention"]
         a, n = i["ablation"], i["insertion"]
-        line += (f"; ablation removes {100 * a['units']['removed']:.1f}% of its pixels "
-                 f"(ACE {a['units']['ace']:+.4f} +- {a['units']['ci95']:.4f}; random units "
-                 f"{100 * a['random']['removed']:.1f}%, ACE {a['random']['ace']:+.4f} +- "
+        line += (f"; ablation: its pixels {-100 * a['units']['removed']:+.1f}% (ACE "
+                 f"{a['units']['ace']:+.4f} +- {a['units']['ci95']:.4f}; random units "
+                 f"{-100 * a['random']['removed']:+.1f}%, ACE {a['random']['ace']:+.4f} +- "
                  f"{a['random']['ci95']:.4f}); insertion in {tuple(i['region'])}: ACE "
                  f"{n['units']['ace']:+.4f} +- {n['units']['ci95']:.4f} (random "
                  f"{n['random']['ace']:+.4f} +- {n['random']['ci95']:.4f})")

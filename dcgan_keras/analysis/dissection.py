@@ -328,6 +328,11 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
     concepts = segmenter.concepts
     if concept is not None and concept not in concepts:
         raise ValueError(f"unknown concept {concept!r}; the segmenter's: {', '.join(concepts)}")
+    if all(c in ignore for c in concepts):
+        raise ValueError(f"every concept of the segmenter ({', '.join(concepts)}) is ignored")
+    if len(z) < 1 or num_units < 1:
+        raise ValueError(f"dissection needs at least one sample and one unit, got {len(z)} "
+                         f"samples and {num_units} units")
     labels = np.concatenate([segmenter(outputs.generator_fn(generator)(z[i:i + 256]))
                              for i in range(0, len(z), 256)])
     if labels.max() >= len(concepts) or labels.min() < 0:

@@ -160,7 +160,14 @@ def test_unit_examples_outline_the_units_region():
     np.testing.assert_array_equal(grid[~yellow], plain[~yellow])  # and nothing else
 
 
-def test_unknown_concept_is_refused(tmp_path):
+def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown concept 'tree'; the segmenter's: background"):
         dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
                        concept="tree")
+    with pytest.raises(ValueError, match="every concept of the segmenter .* is ignored"):
+        dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
+                       ignore=shapes.CONCEPTS)
+    with pytest.raises(ValueError, match="at least one sample and one unit, got 4 samples and "
+                       "0 units"):
+        dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
+                       num_units=0)

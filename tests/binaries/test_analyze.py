@@ -175,7 +175,7 @@ def test_dissect(run, tmp_path):
     i = result["intervention"]
     assert i["layer"] == result["best_layer"] and i["region"] == [0, 0, 8, 8]
     assert len(i["units"]) == 3 and not set(i["units"]) & set(i["random_units"])
-    assert "ablation removes" in stdout and "insertion in (0, 0, 8, 8)" in stdout
+    assert "ablation: its pixels" in stdout and "insertion in (0, 0, 8, 8)" in stdout
     for name in ("ablation", "insertion"):
         assert images_lib.read_png(os.path.join(out, f"{name}.png")).shape == _grid_shape(2, 6)
 
