@@ -32,3 +32,18 @@ def test_library_example_runs(tmp_path, monkeypatch, capsys):
         "ckpt-4.index", "ckpt-8.index"]
     assert os.path.exists("run/gan.keras") and any(f.startswith("events.") for f in os.listdir("run"))
     assert "step 8" in capsys.readouterr().out  # the progress line
+
+
+def test_segmenter_example_runs(tmp_path, monkeypatch):
+    text = open(os.path.join(REPO, "README.md")).read()
+    match = re.search(r"<!-- segmenter-example -->\n```python\n(.*?)```", text, re.S)
+    assert match, "README.md lost its segmenter example"
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(match.group(1), "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    segmenter = scope["segmenter"]
+    assert segmenter.concepts == ("other", "reddish")
+    images = np.full([2, 32, 32, 3], -1.0, np.float32)
+    images[1, :4, :, 0] = 1.0  # four red rows in the second image
+    labels = segmenter(images)
+    assert labels.shape == (2, 32, 32) and labels.sum() == 4 * 32 and labels[1, :4].all()

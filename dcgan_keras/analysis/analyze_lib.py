@@ -3,16 +3,20 @@
 Each verb loads the networks (workdir or export), gathers its inputs (sample sheets,
 boxes, real images), calls its experiment's `run` and returns a short summary line.
 """
+import sys
+
 import numpy as np
 
-from dcgan_keras.analysis import (arithmetic, forget, guided_backprop, interpolation, loading,
-                                  neighbors, outputs)
+from dcgan_keras.analysis import (arithmetic, dissection, forget, guided_backprop,
+                                  interpolation, loading, neighbors, nethook, outputs,
+                                  segmenters)
 
 OPTIONS = ("workdir", "export_dir", "checkpoint", "generator_weights", "out_dir", "seed",
            "layer", "sheet", "dataset", "data_dir", "num_walks", "steps", "modes",
            "compare_untrained", "groups", "z_files", "scales", "classifier", "units", "top_k",
            "num_images", "boxes", "concept", "num_annotated", "num_new", "max_maps",
-           "num_samples", "k", "max_train")
+           "num_samples", "k", "max_train", "layers", "segmenter", "quantile", "num_dissect",
+           "num_units", "num_intervene", "region", "ignore_concepts")
 
 
 def _latents(num, seed, z_dim):
@@ -143,8 +147,56 @@ def run_neighbors(networks, out_dir, seed, sheet, num_samples, k, max_train, dat
             f"{r['pixels']['reference_nearest_median']:.2f})")
 
 
+def _region(region, image_size):
+    if not region:
+        return None
+    try:
+        box = tuple(int(v) for v in region)
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not (0 <= box[0] < box[2] <= image_size
+                             and 0 <= box[1] < box[3] <= image_size):
+        raise ValueError(f"--region must be x0,y0,x1,y1 with 0 <= x0 < x1 <= {image_size} "
+                         f"(pixels), got {','.join(map(str, region))}")
+    return box
+
+
+def run_dissect(networks, out_dir, seed, layers, segmenter, quantile, num_dissect, num_units,
+                num_intervene, region, concept, ignore_concepts, top_k, **_):
+    g = networks.generator
+    if num_dissect < 1 or num_intervene < 0:
+        raise ValueError(f"--num_dissect must be >= 1 and --num_intervene >= 0, got "
+                         f"{num_dissect} and {num_intervene}")
+    layers = list(layers or g.conv_layer_names)
+    for layer in layers:
+        nethook.check_layer(g, layer)
+    seg = segmenters.load(segmenter)
+    r = dissection.run(
+        g, seg, out_dir, _latents(num_dissect, seed, g.z_dim), layers, q=quantile,
+        num_units=num_units, num_examples=top_k, concept=concept,
+        ignore=tuple(ignore_concepts or ()), region=_region(region, g.image_size),
+        intervene_z=_latents(num_intervene, seed + 1, g.z_dim) if num_intervene else None,
+        seed=seed, progress=lambda line: print(f"dissect {line}", file=sys.stderr, flush=True))
+    layer = r["layers"][r["best_layer"]]
+    line = ("; ".join(f"{name}: {v['matched_units']}/{v['units']} units IoU > {v['cutoff']}"
+                      for name, v in r["layers"].items())
+            + f". Best layer {r['best_layer']}, concept {r['concept']}: top-{num_units} IoU "
+            f"{layer['best_units'][r['concept']]['iou'][0]:.3f}..."
+            f"{layer['best_units'][r['concept']]['iou'][-1]:.3f}")
+    if "intervention" in r:
+        i = r["intervention"]
+        a, n = i["ablation"], i["insertion"]
+        line += (f"; ablation: its pixels {-100 * a['units']['removed']:+.1f}% (ACE "
+                 f"{a['units']['ace']:+.4f} +- {a['units']['ci95']:.4f}; random units "
+                 f"{-100 * a['random']['removed']:+.1f}%, ACE {a['random']['ace']:+.4f} +- "
+                 f"{a['random']['ci95']:.4f}); insertion in {tuple(i['region'])}: ACE "
+                 f"{n['units']['ace']:+.4f} +- {n['units']['ci95']:.4f} (random "
+                 f"{n['random']['ace']:+.4f} +- {n['random']['ci95']:.4f})")
+    return line
+
+
 VERBS = {"walk": run_walk, "arithmetic": run_arithmetic, "guided_backprop": run_guided_backprop,
-         "forget": run_forget, "neighbors": run_neighbors}
+         "forget": run_forget, "neighbors": run_neighbors, "dissect": run_dissect}
 
 
 def run(verb, out_dir, workdir=None, export_dir=None, checkpoint="latest",

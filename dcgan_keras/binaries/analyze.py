@@ -8,6 +8,9 @@ r"""What the networks learned: the paper's section 6 as commands.
     python -m dcgan_keras.binaries.analyze forget --workdir=W --out_dir=D \
         (--sheet=S --boxes=boxes.json | --concept=square) [--layer=block1_relu]
     python -m dcgan_keras.binaries.analyze neighbors --workdir=W --out_dir=D [--k=5]
+    python -m dcgan_keras.binaries.analyze dissect --workdir=W --out_dir=D \
+        [--segmenter=shapes|module:function|SAVED_MODEL_DIR] [--layers=block1_relu] \
+        [--num_units=20] [--region=x0,y0,x1,y1] [--concept=circle]
 
 Every verb writes PNG grids and a JSON file of its numbers into --out_dir and prints a
 short summary. Layers are named (G: project_relu, block{i}_relu, ...; D: block{i}_lrelu,
@@ -17,7 +20,7 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
 from absl import app, flags, logging
 
-VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors")
+VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors", "dissect")
 FLAGS = flags.FLAGS
 common.define_model_source_flags()
 flags.DEFINE_string("out_dir", None, "Where the PNG grids and the JSON file go.")
@@ -44,14 +47,15 @@ flags.DEFINE_string("classifier", None, "arithmetic: a train_classifier workdir;
                     "class of every generated image.")
 # guided_backprop
 flags.DEFINE_list("units", ["0", "1", "2", "3", "4", "5"], "guided_backprop: channels.")
-flags.DEFINE_integer("top_k", 6, "guided_backprop: images per unit.")
+flags.DEFINE_integer("top_k", 6, "guided_backprop, dissect: images per unit.")
 flags.DEFINE_integer("num_images", 2000, "guided_backprop: real images searched.")
 # forget
 flags.DEFINE_string("boxes", None, "forget: JSON {sample index: [[x0, y0, x1, y1], ...]} "
                     "on the --sheet's samples.")
 flags.DEFINE_string("concept", None, "forget on shapes: the object (circle, square, triangle)"
                     "; boxes from the segmenter's masks if --boxes is not given, and its "
-                    "pixel share is measured.")
+                    "pixel share is measured. dissect: the concept intervened on (a name of "
+                    "the segmenter's; default: the best of the best layer).")
 flags.DEFINE_integer("num_annotated", 150, "forget: samples drawn for the regression when "
                      "no --sheet is given (the paper's 150).")
 flags.DEFINE_integer("num_new", 64, "forget: new samples drawn with and without the drop.")
@@ -61,6 +65,22 @@ flags.DEFINE_integer("max_maps", 0, "forget: drop only the N maps of largest wei
 flags.DEFINE_integer("num_samples", 16, "neighbors: samples drawn when no --sheet is given.")
 flags.DEFINE_integer("k", 5, "neighbors: nearest training images per sample.")
 flags.DEFINE_integer("max_train", 0, "neighbors: search only the first N (0: all).")
+# dissect
+flags.DEFINE_list("layers", None, "dissect: G layers (default: every conv layer, "
+                  "project_relu, block1_relu, ...).")
+flags.DEFINE_string("segmenter", "shapes", "dissect: 'shapes' (the shapes colour rule), "
+                    "module:function (a Python callable), or a SavedModel directory; see "
+                    "dcgan_keras/analysis/segmenters.py for the interface.")
+flags.DEFINE_float("quantile", 0.005, "dissect: each unit's top quantile (the paper's 0.5%).")
+flags.DEFINE_integer("num_dissect", 1000, "dissect: generated samples dissected.")
+flags.DEFINE_integer("num_units", 20, "dissect: k, the top units of the concept ablated and "
+                     "inserted (and k random units as the baseline).")
+flags.DEFINE_integer("num_intervene", 500, "dissect: samples with and without each "
+                     "intervention (0: no intervention).")
+flags.DEFINE_list("region", None, "dissect: insertion region x0,y0,x1,y1 in image pixels "
+                  "(default: the central half).")
+flags.DEFINE_list("ignore_concepts", ["background"], "dissect: concepts left out of the "
+                  "summary and of the default choice.")
 flags.mark_flag_as_required("out_dir")
 
 

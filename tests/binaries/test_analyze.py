@@ -155,3 +155,46 @@ def test_bad_input_raises_the_errors_the_binary_reports(run, tmp_path):
                         modes=["linear"], compare_untrained=False)
     assert issubclass(forget.BoxFileError, ValueError)
     assert issubclass(nethook.UnknownLayerError, ValueError)
+
+
+def test_dissect(run, tmp_path):
+    out = str(tmp_path)
+    stdout = _ok(_analyze("dissect", f"--workdir={run[0]}", f"--out_dir={out}",
+                          "--num_dissect=20", "--num_intervene=6", "--num_units=3",
+                          "--top_k=2", "--region=0,0,8,8", "--quantile=0.05"))
+    result = json.load(open(os.path.join(out, "dissect.json")))
+    assert sorted(result["layers"]) == ["block1_relu", "project_relu"]  # G's conv layers
+    assert result["samples"] == 20 and result["concepts"][0] == "background"
+    for name, layer in result["layers"].items():
+        assert f"{name}: {layer['matched_units']}/{layer['units']} units IoU > 0.05" in stdout
+        assert set(layer["best_units"]) == {"circle", "square", "triangle"}
+        ious = layer["best_units"]["circle"]["iou"]
+        assert len(ious) == 3 and ious == sorted(ious, reverse=True)
+        assert images_lib.read_png(os.path.join(out, f"dissect_{name}_circle.png")).shape == (
+            _grid_shape(3, 2))
+    i = result["intervention"]
+    assert i["layer"] == result["best_layer"] and i["region"] == [0, 0, 8, 8]
+    assert len(i["units"]) == 3 and not set(i["units"]) & set(i["random_units"])
+    assert "ablation: its pixels" in stdout and "insertion in (0, 0, 8, 8)" in stdout
+    for name in ("ablation", "insertion"):
+        assert images_lib.read_png(os.path.join(out, f"{name}.png")).shape == _grid_shape(2, 6)
+
+
+def test_dissect_bad_input_is_one_clear_line(run, tmp_path):
+    for flag, message in [
+            ("--segmenter=nope", "error: unknown segmenter 'nope'"),
+            ("--region=0,0,99,8", "error: --region must be x0,y0,x1,y1 with 0 <= x0 < x1 <= 16")]:
+        proc = _analyze("dissect", f"--workdir={run[0]}", f"--out_dir={tmp_path}",
+                        "--num_dissect=4", "--num_intervene=2", flag)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    options = dict(out_dir=str(tmp_path), workdir=run[0], seed=0, layers=None,
+                   segmenter="shapes", quantile=0.05, num_dissect=4, num_units=2,
+                   num_intervene=2, region=None, concept=None, ignore_concepts=["background"],
+                   top_k=1)
+    with pytest.raises(ValueError, match="unknown concept 'tree'; the segmenter's: "
+                       "background, circle, square, triangle"):
+        analyze_lib.run("dissect", **dict(options, concept="tree"))
+    with pytest.raises(nethook.UnknownLayerError, match="unknown layer 'block7_relu' of the "
+                       "generator"):
+        analyze_lib.run("dissect", **dict(options, layers=["block7_relu"]))

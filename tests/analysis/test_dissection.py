@@ -1,0 +1,173 @@
+"""Dissection and intervention: IoU and quantiles against hand/NumPy values, edits touch
+only what they name, and a planted unit is found, ablated and inserted."""
+import keras
+import numpy as np
+import pytest
+
+from dcgan_keras.analysis import dissection, nethook, segmenters
+from dcgan_keras.data import shapes
+
+SIZE, GRID, UNITS = 16, 4, 4
+
+
+def _toy_generator(planted=True):
+    """z [8] -> "feat" [4, 4, 4] (ReLU) -> bilinear x4 -> 1x1 conv -> tanh image [16, 16, 3].
+
+    With `planted`, unit 0 draws red (the shapes segmenter's circle) over a grey background
+    and units 1-3 draw nothing; without it, the image does not depend on "feat" at all.
+    """
+    z = keras.Input([8])
+    x = keras.layers.Dense(GRID * GRID * UNITS, name="project")(z)
+    x = keras.layers.Reshape([GRID, GRID, UNITS], name="reshape")(x)
+    x = keras.layers.ReLU(name="feat")(x)
+    x = keras.layers.UpSampling2D(SIZE // GRID, interpolation="bilinear", name="up")(x)
+    x = keras.layers.Conv2D(3, 1, name="paint")(x)
+    model = keras.Model(z, keras.layers.Activation("tanh", name="out")(x), name="toy")
+    rng = np.random.default_rng(0)
+    bias = np.zeros([GRID * GRID * UNITS], np.float32)
+    bias[0::UNITS] = -4.0  # unit 0 is sparse: red covers ~14% of the pixels
+    model.get_layer("project").set_weights([
+        rng.normal(0, 1, [8, GRID * GRID * UNITS]).astype(np.float32), bias])
+    kernel = np.zeros([1, 1, UNITS, 3], np.float32)
+    if planted:
+        kernel[0, 0, 0] = [4.0, -2.0, -2.0]  # unit 0: red up, green and blue down
+    model.get_layer("paint").set_weights([kernel, np.zeros([3], np.float32)])
+    return model
+
+
+def _z(n, seed=0):
+    return np.random.default_rng(seed).standard_normal([n, 8]).astype(np.float32)
+
+
+SEGMENTER = segmenters.load("shapes")
+CIRCLE = shapes.CONCEPTS.index("circle")
+
+
+def test_iou_of_hand_made_masks():
+    # Unit 0: the left half of two 4x4 images; unit 1: nothing. Concept 1: the top half of
+    # image 0, concept 0 the rest. Unit 0 & concept 1 = 4 pixels, union 16 + 8 - 4 = 20.
+    masks = np.zeros([2, 4, 4, 2], bool)
+    masks[:, :, :2, 0] = True
+    labels = np.zeros([2, 4, 4], np.int64)
+    labels[0, :2] = 1
+    counts = dissection.iou_counts(masks, labels, 2)
+    table = dissection.iou(*counts)
+    np.testing.assert_allclose(table[0], [12 / (16 + 24 - 12), 4 / 20])
+    np.testing.assert_array_equal(table[1], [0.0, 0.0])  # an empty unit: IoU 0
+
+
+@pytest.mark.parametrize("q,batch", [(0.005, 7), (0.1, 50), (0.5, 1), (0.9, 400)])
+def test_streaming_quantile_equals_numpys(q, batch):
+    x = np.random.default_rng(1).standard_normal([1000, 5]).astype(np.float32)
+    x[:, 4] = np.round(x[:, 4])  # ties
+    stream = dissection.TopQuantile(q, len(x), 5)
+    for i in range(0, len(x), batch):
+        stream.update(x[i:i + batch])
+    assert len(stream.top) <= int(np.ceil(999 * q)) + 1  # never all the values
+    exact = np.quantile(x.astype(np.float64), 1 - q, axis=0)
+    np.testing.assert_allclose(stream.result(), exact, rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="saw 10 values per channel, expected 1000"):
+        short = dissection.TopQuantile(q, 1000, 5)
+        short.update(x[:10])
+        short.result()
+
+
+def test_ablation_zeroes_exactly_the_chosen_units():
+    acts = np.random.default_rng(2).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
+    edited = np.asarray(dissection.ablation([4, 1])(acts))
+    np.testing.assert_array_equal(edited[..., [1, 4]], 0.0)
+    np.testing.assert_array_equal(edited[..., [0, 2, 3, 5]], acts[..., [0, 2, 3, 5]])
+
+
+def test_insertion_changes_only_the_region():
+    acts = np.random.default_rng(3).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
+    cells = dissection.region_cells((4, 0, 12, 8), GRID, SIZE)  # columns 1-2, rows 0-1
+    expected = np.zeros([GRID, GRID], np.float32)
+    expected[0:2, 1:3] = 1.0
+    np.testing.assert_array_equal(cells, expected)
+    thresholds = np.arange(6, dtype=np.float32) * 10
+    edited = np.asarray(dissection.insertion([5, 2], thresholds, cells)(acts))
+    changed = edited != acts
+    assert not changed[:, ~expected.astype(bool)].any()  # nothing outside the region
+    assert not changed[..., [0, 1, 3, 4]].any()  # nor in another unit
+    np.testing.assert_array_equal(edited[:, 0:2, 1:3, 2], 20.0)  # each at its own level
+    np.testing.assert_array_equal(edited[:, 0:2, 1:3, 5], 50.0)
+    with pytest.raises(ValueError, match="covers no cell of the 4x4 layer"):
+        dissection.region_cells((0, 0, 1, 1), GRID, SIZE)
+
+
+def test_reusable_edit_does_what_the_channel_edit_does():
+    acts = np.random.default_rng(4).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
+    edit = dissection.ReusableEdit([GRID, GRID, 6])
+    cells = dissection.region_cells((4, 0, 12, 8), GRID, SIZE)
+    for channel_edit in (dissection.ablation([4, 1]),
+                         dissection.insertion([5, 2], np.arange(6) * 10.0, cells)):
+        np.testing.assert_allclose(np.asarray(edit.load(channel_edit)(acts)),
+                                   np.asarray(channel_edit(acts)), rtol=1e-6)
+
+
+def test_causal_effect_is_zero_when_the_output_cannot_change():
+    split = nethook.SplitGenerator(_toy_generator(planted=False), "feat")
+    for edit in (dissection.ablation([0, 1, 2, 3]),
+                 dissection.insertion([0], np.full([UNITS], 9.0), np.ones([GRID, GRID]))):
+        effect = dissection.causal_effect(split, SEGMENTER, _z(20), edit, CIRCLE)
+        assert effect["ace"] == 0.0 and effect["ci95"] == 0.0
+        np.testing.assert_array_equal(effect["effects"], 0.0)
+
+
+def test_planted_unit_is_found_ablated_and_inserted(tmp_path):
+    g = _toy_generator()
+    result = dissection.run(g, SEGMENTER, str(tmp_path), _z(60), ["feat"], q=0.1,
+                            num_units=1, num_examples=3, intervene_z=_z(40, seed=1),
+                            region=(0, 0, 8, 8))
+    layer = result["layers"]["feat"]
+    assert result["concept"] == "circle" and result["best_layer"] == "feat"
+    assert layer["best_units"]["circle"]["units"] == [0]
+    # Its top-10% region lies inside the red it paints: IoU ~ 0.1 / red share ~ 0.7.
+    assert layer["best_units"]["circle"]["iou"][0] > 0.5
+    # Units that draw nothing overlap it only by chance (~0.1 * 0.14 / 0.24 = 0.06).
+    assert max(layer["best_iou"][1:]) < 0.15
+    assert layer["matched_units"] == sum(v > 0.05 for v in layer["best_iou"])
+    i = result["intervention"]
+    assert i["units"] == [0] and len(i["random_units"]) == 1 and i["random_units"] != [0]
+    ablation = i["ablation"]
+    assert ablation["units"]["share_before"] > 0.01
+    # Unit 0 is the only painter: zeroing it removes every circle pixel, a random unit none.
+    assert ablation["units"]["share_after"] == 0.0 and ablation["units"]["removed"] == 1.0
+    assert ablation["units"]["ace"] == pytest.approx(-ablation["units"]["share_before"])
+    assert ablation["random"]["ace"] == 0.0 and ablation["random"]["removed"] == 0.0
+    shares = ablation["units"]["all_shares"]  # the circle's pixels became background
+    assert shares["circle"] == [pytest.approx(ablation["units"]["share_before"]), 0.0]
+    assert shares["background"][1] == 1.0 and shares["square"] == [0.0, 0.0]
+    insertion = i["insertion"]["units"]
+    assert insertion["ace"] > 0.3 and insertion["ace"] - insertion["ci95"] > 0
+    assert i["insertion"]["random"]["ace"] == 0.0
+    for name in ("dissect_feat_circle.png", "ablation.png", "insertion.png", "dissect.json"):
+        assert (tmp_path / name).exists()
+
+
+def test_unit_examples_outline_the_units_region():
+    split = nethook.SplitGenerator(_toy_generator(), "feat")
+    z = _z(10)
+    peaks = split.activations(z).max(axis=(1, 2))
+    thresholds = np.full([UNITS], 0.5, np.float32)
+    grid = dissection.unit_examples(split, z, peaks, [0], thresholds, 2)
+    assert grid.shape == (2, SIZE, SIZE, 3)
+    yellow = (grid == [1.0, 1.0, -1.0]).all(-1)
+    assert yellow.any()  # the outline is drawn
+    best = np.argsort(-peaks[:, 0])[:2]
+    plain = split.generate(z[best])
+    np.testing.assert_array_equal(grid[~yellow], plain[~yellow])  # and nothing else
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown concept 'tree'; the segmenter's: background"):
+        dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
+                       concept="tree")
+    with pytest.raises(ValueError, match="every concept of the segmenter .* is ignored"):
+        dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
+                       ignore=shapes.CONCEPTS)
+    with pytest.raises(ValueError, match="at least one sample and one unit, got 4 samples and "
+                       "0 units"):
+        dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
+                       num_units=0)
