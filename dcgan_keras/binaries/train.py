@@ -10,11 +10,13 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 import dataclasses
 import sys
 
+import tensorflow as tf  # already imported (quietly) by common
 from absl import app, flags, logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras.binaries import egan_flags  # noqa: F401  (--trainer, --egan_*)
 from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.utils import files
 
 _D = config_lib.TrainConfig()
 FLAGS = flags.FLAGS
@@ -94,18 +96,13 @@ def config_from_flags():
     """The run's config: the flags, or for an existing workdir its config.json with the
     flags given on the command line on top (architecture/data changes refused)."""
     names = [f.name for f in dataclasses.fields(config_lib.TrainConfig)]
-    if not tf_exists(config_lib.config_path(FLAGS.workdir)):
+    if not files.exists(config_lib.config_path(FLAGS.workdir)):
         return config_lib.TrainConfig(**{n: FLAGS[n].value for n in names})
     given = {n: FLAGS[n].value for n in names if FLAGS[n].present}
     config, changes = config_lib.resume_config(config_lib.load(FLAGS.workdir), given)
     for name, (old, new) in sorted(changes.items()):
         logging.info("changed: %s %r -> %r", name, old, new)
     return config
-
-
-def tf_exists(path):
-    from dcgan_keras.utils import files  # noqa: PLC0415 (imports TensorFlow)
-    return files.exists(path)
 
 
 def main(argv):
@@ -119,7 +116,7 @@ def main(argv):
         result = train_lib.train_and_evaluate(config, FLAGS.workdir)
     except (ValueError, OSError, NonFiniteError) as e:  # MissingDataError too
         common.fail(str(e))
-    except tf_errors().PermissionDeniedError as e:
+    except tf.errors.PermissionDeniedError as e:
         common.fail(f"cannot write into --workdir={FLAGS.workdir}: {e.message}")
     if result["interrupted"]:
         print(f"stopped by signal {result['interrupted']} at step {result['step']}; a "
@@ -128,10 +125,6 @@ def main(argv):
     print(f"trained to step {result['step']}; samples: {FLAGS.workdir}/samples/, "
           f"TensorBoard: tensorboard --logdir={FLAGS.workdir}")
 
-
-def tf_errors():
-    import tensorflow as tf  # noqa: PLC0415
-    return tf.errors
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     cluster = strategies.make_cluster(config.strategy, config.tpu)
     strategy = cluster.strategy
-    files.check_writable(workdir)  # read-only or full: say so before any work is done
+    if cluster.is_chief:  # only the chief writes into the workdir (others: scratch dirs)
+        files.check_writable(workdir)  # read-only or full: say so before any work is done
     saved = None
     if tf.io.gfile.exists(config_lib.config_path(workdir)):
         saved = config_lib.load(workdir)
