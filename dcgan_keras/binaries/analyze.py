@@ -18,7 +18,7 @@ short summary. Layers are named (G: project_relu, block{i}_relu, ...; D: block{i
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors", "dissect")
 FLAGS = flags.FLAGS
@@ -99,5 +99,19 @@ def main(argv):
     print(summary)
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "networks": ["workdir", "export_dir", "checkpoint", "generator_weights"],
+    "data": ["dataset", "data_dir"],
+    "run": ["out_dir", "seed", "layer", "sheet"],
+    "walk": ["num_walks", "steps", "modes", "compare_untrained"],
+    "arithmetic": ["groups", "z_files", "scales", "classifier"],
+    "guided_backprop": ["units", "top_k", "num_images"],
+    "forget": ["boxes", "concept", "num_annotated", "num_new", "max_maps"],
+    "neighbors": ["num_samples", "k", "max_train"],
+    "dissect": ["layers", "segmenter", "quantile", "num_dissect", "num_units", "num_intervene",
+                "region", "ignore_concepts"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)
