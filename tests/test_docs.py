@@ -79,15 +79,32 @@ def test_every_documented_benchmark_command_parses():
     assert not errors, errors
 
 
-def test_files_the_docs_link_to_exist():
+def _anchor(heading):
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_anchor_slugs():
+    assert _anchor("GAN Dissection on shapes (issue 13)") == "gan-dissection-on-shapes-issue-13"
+    assert _anchor("DCGAN features vs a supervised CNN of D's architecture, 1,000 labels") == \
+        "dcgan-features-vs-a-supervised-cnn-of-ds-architecture-1000-labels"
+
+
+def test_files_and_anchors_the_docs_link_to_exist():
     missing = []
     for path in docs_commands.doc_files():
         text = open(os.path.join(REPO, path), encoding="utf-8").read()
         base = os.path.dirname(os.path.join(REPO, path))
-        for link in re.findall(r"\]\(([\w./-]+)(?:#[^)]*)?\)", text):
-            if not link.startswith(("http://", "https://")) and \
-                    not os.path.exists(os.path.join(base, link)):
+        for link, anchor in re.findall(r"\]\(([\w./-]*)(?:#([^)]*))?\)", text):
+            target = os.path.join(base, link) if link else os.path.join(REPO, path)
+            if link.startswith(("http://", "https://")):
+                continue
+            if not os.path.exists(target):
                 missing.append(f"{path}: {link}")
+            elif anchor and target.endswith(".md"):
+                headings = re.findall(r"^#+ (.*)$", open(target, encoding="utf-8").read(), re.M)
+                if anchor not in {_anchor(h) for h in headings}:
+                    missing.append(f"{path}: {link}#{anchor}")
     assert not missing, missing
 
 
