@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR ?= runs/demo
 
-.PHONY: install data demo test bench clean
+.PHONY: install data demo test bench clean docs-check
 
 $(STAMP): setup.py setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ test: install
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# Runs the README's commands, in order, on tiny settings (about 10 minutes on 2 cores).
+docs-check: install
+	$(BIN)/python tools/docs_check.py

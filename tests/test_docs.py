@@ -4,7 +4,6 @@ and its arguments parse with that program's own flags; --help groups every flag.
 `make docs-check` goes further and runs the README's commands on tiny settings.
 """
 import collections
-import json
 import os
 import re
 import subprocess
@@ -25,21 +24,13 @@ BINARIES = sorted(os.path.splitext(f)[0] for f in os.listdir(
 README_GROUPS = ("data", "model", "optimisation", "run", "evaluation")
 
 
-def _probe(target, request):
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "docs_commands.py"), "probe", target],
-        input=json.dumps(request), capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert "@@RESULT@@" in result.stdout, result.stderr[-3000:]
-    return json.loads(result.stdout.split("@@RESULT@@")[-1])
-
-
 @pytest.fixture(scope="module")
 def probes():
     by_binary = collections.defaultdict(list)
     for c in COMMANDS:
         if c.kind == "binary":
             by_binary[c.target].append(c.args)
-    return {name: _probe(name, by_binary[name]) for name in BINARIES}
+    return {name: docs_commands.probe(name, by_binary[name]) for name in BINARIES}
 
 
 def test_the_docs_show_commands_of_every_binary():
@@ -74,7 +65,7 @@ def test_documented_analyze_verbs_exist():
 def test_every_documented_benchmark_command_parses():
     scripts = {c.target for c in COMMANDS if c.kind == "benchmark"}
     assert all(os.path.exists(os.path.join(REPO, s)) for s in scripts), scripts
-    errors = _probe("benchmarks", [[c.target, c.args] for c in COMMANDS
+    errors = docs_commands.probe("benchmarks", [[c.target, c.args] for c in COMMANDS
                                    if c.kind == "benchmark"])
     assert not errors, errors
 

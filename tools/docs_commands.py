@@ -26,6 +26,7 @@ class Command:
     target: str          # the binary's name (train, export, ...) or the script's path
     args: list           # the arguments after the binary or the script
     text: str            # the command as written (continuations joined)
+    plain_args: list = None  # the arguments without the optional [...] parts
 
 
 def doc_files():
@@ -47,11 +48,14 @@ def _logical_lines(text):
         i += 1
 
 
-def _arguments(rest):
-    """The arguments of a command line after the program (comments, brackets removed)."""
+def _arguments(rest, optional=True):
+    """The arguments of a command line after the program (comments removed), with the
+    optional `[...]` parts (their first alternative) or without them."""
     rest = rest.split("`")[0]  # the end of inline code
     for end in (" # ", " | ", " && ", " ; ", " > "):  # a comment, a pipe, the next command
         rest = rest.split(end)[0]
+    if not optional:
+        rest = re.sub(r"\[[^\]]*\]", " ", rest)
     args = []
     for token in shlex.split(rest.replace("[", " ").replace("]", " ")):
         if token.startswith("--") and "=" in token and "|" in token.split("=", 1)[1]:
@@ -72,10 +76,25 @@ def commands(files=None):
             for kind, pattern in (("binary", BINARY), ("benchmark", BENCHMARK)):
                 match = pattern.search(line)
                 if match:
-                    args = _arguments(line[match.end():])
-                    found.append(Command(path, number, kind, match.group(1), args,
-                                         line.strip()))
+                    rest = line[match.end():]
+                    found.append(Command(path, number, kind, match.group(1),
+                                         _arguments(rest), line.strip(),
+                                         _arguments(rest, optional=False)))
     return found
+
+
+def probe(target, request):
+    """Runs `probe_binary(target, request)` (or `probe_benchmarks(request)` for target
+    "benchmarks") in a fresh Python process and returns its result."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "probe", target],
+                            input=json.dumps(request), capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    if "@@RESULT@@" not in result.stdout:
+        raise RuntimeError(f"probing {target} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.split("@@RESULT@@")[-1])
 
 
 def probe_binary(name, arg_lists):
