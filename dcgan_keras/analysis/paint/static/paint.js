@@ -104,8 +104,8 @@ function startMask() {
   m.lineWidth = brushSize() * size / paint.width;
   ctx.clearRect(0, 0, paint.width, paint.height);
   ctx.lineCap = ctx.lineJoin = "round";
-  ctx.strokeStyle = ctx.fillStyle = mode() === "add" ? "rgba(0, 200, 255, 0.3)"
-                                                      : "rgba(255, 255, 255, 0.35)";
+  ctx.strokeStyle = ctx.fillStyle = mode() === "add" ? "rgb(0, 200, 255)"
+                                                      : "rgb(255, 255, 255)";
   ctx.lineWidth = brushSize();
 }
 
