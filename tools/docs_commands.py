@@ -122,8 +122,8 @@ def probe_binary(name, arg_lists):
 
 
 def probe_benchmarks(commands_):
-    """Parses each benchmark command's arguments with its script's own argparse parser,
-    without running it (parse_args is stopped right after parsing). Returns
+    """Parses each benchmark command's arguments with its script's own argparse parser
+    or absl flags, without running it (parsing is stopped right after it). Returns
     [[script, args, message], ...] for the commands that do not parse."""
     import argparse  # noqa: PLC0415
     import runpy  # noqa: PLC0415
@@ -141,8 +141,18 @@ def probe_benchmarks(commands_):
     def refuse(self, message):
         raise ValueError(message)
 
+    def absl_parse_then_stop(main, argv=None, **_):
+        from absl import flags  # noqa: PLC0415
+        try:
+            flags.FLAGS(argv or sys.argv)
+        except flags.Error as e:
+            raise ValueError(str(e)) from e
+        raise Parsed
+
     argparse.ArgumentParser.parse_args = parse_then_stop
     argparse.ArgumentParser.error = refuse
+    from absl import app  # noqa: PLC0415  (scripts on absl flags: parse, do not run)
+    app.run = absl_parse_then_stop
     errors = []
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # as `python benchmarks/x.py` does
     for script, args in commands_:
