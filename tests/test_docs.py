@@ -30,7 +30,7 @@ def probes():
     for c in COMMANDS:
         if c.kind == "binary":
             by_binary[c.target].append(c.args)
-    return {name: docs_commands.probe(name, by_binary[name]) for name in BINARIES}
+    return docs_commands.probe("binaries", {name: by_binary[name] for name in BINARIES})
 
 
 def test_the_docs_show_commands_of_every_binary():

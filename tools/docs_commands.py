@@ -84,8 +84,9 @@ def commands(files=None):
 
 
 def probe(target, request):
-    """Runs `probe_binary(target, request)` (or `probe_benchmarks(request)` for target
-    "benchmarks") in a fresh Python process and returns its result."""
+    """Runs `probe_binary(target, request)` in a fresh Python process and returns its
+    result; target "binaries" probes each binary of a {name: [args, ...]} request,
+    "benchmarks" runs `probe_benchmarks(request)`."""
     import json  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
@@ -101,24 +102,34 @@ def probe_binary(name, arg_lists):
     """Parses each argument list with binary `name`'s absl flags, in this process.
 
     Returns {"errors": [[args, message], ...], "help": its --help text, "flags": the flags
-    it defines, "groups": its HELP_GROUPS}. Call it in a fresh process per binary: absl's
-    flags are global, and binaries define flags of the same names.
+    it defines, "groups": its HELP_GROUPS}. The binary's flags are removed again afterwards
+    (absl's flags are global, and binaries define flags of the same names), so one process
+    can probe every binary in turn.
     """
     import importlib  # noqa: PLC0415
     import sys  # noqa: PLC0415
-    sys.argv = [name]
-    module = importlib.import_module(f"dcgan_keras.binaries.{name}")
     from absl import flags  # noqa: PLC0415
     from dcgan_keras.binaries import common  # noqa: PLC0415
+    sys.argv = [name]
+    module = importlib.import_module(f"dcgan_keras.binaries.{name}")
+    ours = sorted(common.binary_flag_names())
     errors = []
-    for args in arg_lists:
+    try:
+        for args in arg_lists:
+            flags.FLAGS.unparse_flags()
+            try:
+                flags.FLAGS([name] + list(args))
+            except flags.Error as e:
+                errors.append([args, str(e)])
+        help_text = common.grouped_help(module.__doc__, module.HELP_GROUPS)
+    finally:
         flags.FLAGS.unparse_flags()
-        try:
-            flags.FLAGS([name] + list(args))
-        except flags.Error as e:
-            errors.append([args, str(e)])
-    return {"errors": errors, "help": common.grouped_help(module.__doc__, module.HELP_GROUPS),
-            "flags": sorted(common.binary_flag_names()), "groups": module.HELP_GROUPS}
+        for flag in ours:
+            delattr(flags.FLAGS, flag)
+        for loaded in [m for m in sys.modules if m.startswith("dcgan_keras.binaries.")]:
+            if loaded != "dcgan_keras.binaries.common":
+                del sys.modules[loaded]
+    return {"errors": errors, "help": help_text, "flags": ours, "groups": module.HELP_GROUPS}
 
 
 def probe_benchmarks(commands_):
@@ -170,12 +181,14 @@ def probe_benchmarks(commands_):
     return errors
 
 
-if __name__ == "__main__":  # python tools/docs_commands.py probe NAME|benchmarks < JSON
+if __name__ == "__main__":  # python tools/docs_commands.py probe NAME|binaries|benchmarks < JSON
     import json
     import sys
     request = json.load(sys.stdin)
     if sys.argv[2] == "benchmarks":
         result = probe_benchmarks(request)
+    elif sys.argv[2] == "binaries":  # {name: [args, ...]} -> {name: probe_binary's result}
+        result = {name: probe_binary(name, arg_lists) for name, arg_lists in request.items()}
     else:
         result = probe_binary(sys.argv[2], request)
     sys.stdout.write("\n@@RESULT@@" + json.dumps(result) + "\n")

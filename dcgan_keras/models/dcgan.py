@@ -265,6 +265,14 @@ class DCGAN(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
                 self.d_fake_tracker]
 
+    def fit(self, x=None, *args, **kwargs):
+        """keras.Model.fit. A tf.data input is taken in its own order (the pipeline
+        shuffles it), without Keras' warning that its default shuffle=True is ignored."""
+        datasets = (tf.data.Dataset, tf.distribute.DistributedDataset)
+        if isinstance(x, datasets) and len(args) < 8:  # shuffle is fit's 9th argument
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, *args, **kwargs)
+
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile="auto", **kwargs):
         """Sets the two optimizers; the model has no `self.optimizer` and no compiled loss.
 

@@ -383,6 +383,24 @@ def test_fit_under_a_strategy_opens_the_data_once():
     assert len(opened) == 1 and int(gan.step.numpy()) == 1
 
 
+def test_fit_on_datasets_does_not_warn_that_shuffle_is_ignored():
+    """tf.data (and distributed) input is ordered by its pipeline; Keras' fit would warn
+    on each call that its default shuffle=True is ignored for it."""
+    import warnings
+    data = tf.data.Dataset.from_tensor_slices(_real(16)).batch(8)
+    strategy = _mirrored()
+    with strategy.scope():
+        gan = build_dcgan(**TINY)
+        gan.compile()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gan.fit(data, epochs=1, verbose=0)
+        gan.fit(strategy.experimental_distribute_dataset(data), epochs=1, verbose=0)
+    assert int(gan.step.numpy()) == 4
+    assert not [w for w in caught if "shuffle" in str(w.message)], \
+        [str(w.message) for w in caught]
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_fit_trains_in_mixed_precision(precision):
     """bfloat16 (the CPU default where the CPU has bf16 units) and float16 with loss
