@@ -47,7 +47,7 @@ demo: install data
 	echo "demo took $$(( $$(date +%s) - start )) s; sample grids: $(DEMO_DIR)/samples/"; ls $(DEMO_DIR)/samples
 
 test: install browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

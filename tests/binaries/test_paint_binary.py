@@ -26,11 +26,16 @@ def workdir(shapes_workdir):
     return shapes_workdir
 
 
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell does for `cmd &`
+
+
 def _paint(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    # Started with SIGINT ignored, as in a background job: Ctrl-C must still stop it.
     return subprocess.Popen([sys.executable, "-m", "dcgan_keras.binaries.analyze", "paint",
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO, env=env)
+                            text=True, cwd=REPO, env=env, preexec_fn=_ignore_sigint)
 
 
 def _json(url, body=None):
@@ -64,7 +69,7 @@ def test_paint_serves_and_its_record_replays(workdir):
             answer["original"])).numpy())
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=180)  # TensorFlow's exit is slow on a busy machine
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "paint: stopped serving" in out, err[-3000:]
     # The downloaded record replays through the library, from the workdir, exactly.
     generator = loading.from_workdir(workdir).generator

@@ -3,7 +3,9 @@
     python -m dcgan_keras.binaries.analyze paint --workdir=W [--dissection=DIR] [--port=8000]
 """
 import os
+import signal
 import sys
+import threading
 
 import tensorflow as tf
 
@@ -86,10 +88,21 @@ def warm_up(painter, seed):
                                                "region": {"box": [0, 0, size, size]}}]})
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def serve(httpd, painter, seed=0):
-    """Serves the page until Ctrl-C; returns a summary line."""
+    """Serves the page until Ctrl-C (SIGINT) or SIGTERM; returns a summary line.
+
+    Both signals stop the server even where the process was started with SIGINT ignored
+    (as a shell does for a command it runs in the background)."""
     httpd.painter = painter
     warm_up(painter, seed)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, _interrupt)
     print(f"paint: serving {httpd.url} (Ctrl-C to stop)", flush=True)
     try:
         httpd.serve_forever()
@@ -97,4 +110,6 @@ def serve(httpd, painter, seed=0):
         pass
     finally:
         httpd.server_close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return f"paint: stopped serving {httpd.url}"
