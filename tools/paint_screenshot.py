@@ -9,8 +9,8 @@ WORKDIR/dissection, or made now), opens the page in headless Chromium (Debian's
 *remove*, and paints one stroke over the whole object (its bounding box, found by the
 shapes segmenter) with real pointer events. The screenshot shows the original, the edited
 image under the stroke and the concept's share in the stroke before and after; the script
-prints those shares. Without --seed it takes the seed of 0..--search-1 whose image has the
-most pixels of the concept.
+prints those shares. Without --seed it takes the seed of 0..--search-1 whose concept region
+is largest and most compact (`compactness`).
 """
 import argparse
 import os
@@ -38,6 +38,15 @@ def zigzag(box, size, brush):
         ends = (x0 + pad, x1 - pad) if i % 2 == 0 else (x1 - pad, x0 + pad)
         points += [(x, min(y, y1 - pad)) for x in np.linspace(*ends, 6)]
     return points
+
+
+def compactness(pixels):
+    """Pixels of a mask times the share of its bounding box they fill (0 when empty): large
+    and compact objects score highest."""
+    ys, xs = np.nonzero(pixels)
+    if not len(xs):
+        return 0.0
+    return len(xs) ** 2 / ((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1))
 
 
 def concept_pixels(painter, seed, concept):
@@ -74,7 +83,7 @@ def main():
         result = dict(result, best_layer=args.layer)
     painter = edits.Painter(g, result, seg)
     seed = args.seed if args.seed is not None else max(
-        range(args.search), key=lambda s: concept_pixels(painter, s, args.concept).sum())
+        range(args.search), key=lambda s: compactness(concept_pixels(painter, s, args.concept)))
     ys, xs = np.nonzero(concept_pixels(painter, seed, args.concept))
     if not len(xs):
         sys.exit(f"paint_screenshot: seed {seed} has no {args.concept}")
