@@ -166,6 +166,8 @@ def probe_benchmarks(commands_):
     app.run = absl_parse_then_stop
     errors = []
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # as `python benchmarks/x.py` does
+    from absl import flags  # noqa: PLC0415
+    known = set(flags.FLAGS)
     for script, args in commands_:
         sys.argv = [script] + list(args)
         try:
@@ -178,6 +180,10 @@ def probe_benchmarks(commands_):
                 raise
         except (ValueError, SystemExit) as e:
             errors.append([script, args, str(e)])
+        finally:  # absl's flags are global: forget this script's (another may reuse names)
+            for name in set(flags.FLAGS) - known:
+                delattr(flags.FLAGS, name)
+            flags.FLAGS.unparse_flags()
     return errors
 
 

@@ -1,17 +1,13 @@
 """The paint page in a real browser (headless Chromium through chromedriver): it loads, a
 concept is picked, strokes are painted with pointer events, the shown image changes and the
-measured share moves the right way; undo and reset work. The screenshot it takes mid-edit
-is the README's (DCGAN_UPDATE_SCREENSHOTS=1 writes docs/images/paint.png)."""
-import os
-
+measured share moves the right way; undo and reset work. (The README's screenshot is of a
+trained model: tools/paint_screenshot.py.)"""
 import numpy as np
 import pytest
 import tensorflow as tf
-from testutil import REPO
 from webdriver import Browser, find_chromium, installable
 
 DISPLAY = 384  # the page's view side, CSS pixels
-SCREENSHOT = os.path.join(REPO, "docs", "images", "paint.png")
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +93,6 @@ def test_paint_in_a_browser(browser, paint_server, tmp_path):
     path.write_bytes(png)
     height, width = tf.io.decode_png(png).shape[:2]
     assert width == 1280 and height > 500  # the window less its (headless) frame
-    if os.environ.get("DCGAN_UPDATE_SCREENSHOTS") == "1":
-        with open(SCREENSHOT, "wb") as f:
-            f.write(png)
 
     b.click("#undo")
     b.wait_for("return document.body.dataset.edits === '1';")
