@@ -41,7 +41,9 @@ TINY = {
     "analyze neighbors": ["--num_samples=2", "--max_train=500"],
     "analyze forget": ["--num_annotated=20", "--num_new=4"],
     "analyze dissect": ["--num_dissect=32", "--num_intervene=8"],
+    "analyze paint": ["--port=0", "--num_dissect=32"],
 }
+SERVERS = ("analyze paint",)  # run until they serve their page, which is fetched, then Ctrl-C
 PARSE_ONLY = [  # (reason, test on the command's arguments)
     ("needs a cluster or a Cloud bucket", lambda a: any("gs://" in x for x in a)),
     ("needs a TPU", lambda a: "--strategy=tpu" in a),
@@ -51,8 +53,6 @@ PARSE_ONLY = [  # (reason, test on the command's arguments)
     ("needs Inception's weights file", lambda a: "--feature_net=inception" in a),
     ("needs a shapes model trained for minutes to draw squares; tests/analysis run forget "
      "on a planted generator", lambda a: a[:1] == ["forget"]),
-    ("serves a web page (tests/analysis cover it over HTTP and in Chromium)",
-     lambda a: a[:1] == ["paint"]),
 ]
 PLACEHOLDERS = {"W": "runs/fmnist", "D": "runs/out"}
 
@@ -80,17 +80,46 @@ def python_blocks(path="README.md"):
 
 
 def runnable(command):
-    """(argv, None) to run `command`, or (None, reason) to only parse it."""
+    """(argv, None, serves) to run `command` (serves: it is a server, see `run_server`),
+    or (None, reason, False) to only parse it."""
     args = []
     for arg in command.plain_args:
         name, equals, value = arg.partition("=")
         args.append(name + equals + PLACEHOLDERS.get(value, value))
     for reason, test in PARSE_ONLY:
         if test(command.args):
-            return None, reason
+            return None, reason, False
     key = command.target + (f" {args[0]}" if command.target == "analyze" else "")
     return ([sys.executable, "-m", f"dcgan_keras.binaries.{command.target}"] + args +
-            TINY.get(key, [])), None
+            TINY.get(key, [])), None, key in SERVERS
+
+
+def run_server(argv, cwd, env, timeout=600):
+    """Starts a command that serves a page, waits for its `serving URL` line, fetches the
+    page, then stops it with SIGINT. Returns (ok, output)."""
+    import signal  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, deadline = [], time.time() + timeout
+    try:
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            found = re.search(r"serving (http://\S+)", line)
+            if found:
+                with urllib.request.urlopen(found.group(1), timeout=60) as page:
+                    ok = page.status == 200
+                proc.send_signal(signal.SIGINT)
+                out = proc.communicate(timeout=120)[0]
+                return ok and proc.returncode == 0, "".join(lines) + out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return False, "".join(lines) + "(never served its page)"
 
 
 def main():
@@ -109,11 +138,11 @@ def main():
     failures, parsed = 0, []
     for line, step in sorted(steps, key=lambda s: s[0]):
         if isinstance(step, str):
-            name, argv, reason = f"python block at README.md:{line}", \
-                [sys.executable, "-c", step], None
+            name, argv, reason, serves = f"python block at README.md:{line}", \
+                [sys.executable, "-c", step], None, False
         else:
             name = f"README.md:{line} {step.target} {' '.join(step.args)}"
-            argv, reason = runnable(step)
+            argv, reason, serves = runnable(step)
         if options.only and not re.search(options.only, name):
             continue
         if argv is None:
@@ -121,14 +150,16 @@ def main():
             print(f"parse  {name}  ({reason})", flush=True)
             continue
         start = time.time()
-        result = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
-                                timeout=900)
-        status = "ok   " if result.returncode == 0 else "FAIL "
-        print(f"{status}  {time.time() - start:5.1f}s  {name}", flush=True)
-        if result.returncode:
+        if serves:
+            ok, output = run_server(argv, root, env)
+        else:
+            result = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
+                                    timeout=900)
+            ok, output = result.returncode == 0, result.stdout + result.stderr
+        print(f"{'ok   ' if ok else 'FAIL '}  {time.time() - start:5.1f}s  {name}", flush=True)
+        if not ok:
             failures += 1
-            print("       " + "\n       ".join((result.stdout + result.stderr)
-                                               .strip().splitlines()[-15:]), flush=True)
+            print("       " + "\n       ".join(output.strip().splitlines()[-15:]), flush=True)
     by_binary = {}
     for c in parsed:
         by_binary.setdefault(c.target, []).append(c.args)
