@@ -69,7 +69,8 @@ def main(argv):
                             FLAGS.match, FLAGS.max_distance)
     except (ValueError, FileNotFoundError) as e:  # MissingDataError is a FileNotFoundError
         common.fail(str(e))
-    print(f"{summary['num_images']} images, {summary['num_groups']} groups of near-duplicates, "
+    print(f"{summary['num_images']} images, {summary['num_groups']} groups of near-duplicates "
+          f"(--match={FLAGS.match}), "
           f"{summary['num_excluded']} duplicates listed in {FLAGS.workdir}/exclude_list.txt; "
           f"examples: {FLAGS.workdir}/dedup_groups.png")
 
