@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR ?= runs/demo
 
-.PHONY: install data demo test bench clean
+.PHONY: install data browser demo test bench clean docs-check
 
 $(STAMP): setup.py setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ data:
 	  echo "Fashion-MNIST not found: run 'sudo apt-get install dataset-fashion-mnist' or let the train binary download it"; \
 	fi
 
+# Headless Chromium and its driver for the paint page's browser test, offline, from Debian.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "Chromium and chromedriver found"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  if (apt-get install -y -q chromium chromium-driver || (apt-get update -q && apt-get install -y -q chromium chromium-driver)) >/dev/null 2>&1; then \
+	    echo "installed chromium and chromium-driver"; \
+	  else echo "could not install chromium: the browser test will be skipped"; fi; \
+	else \
+	  echo "Chromium not found: the browser test will be skipped (sudo apt-get install chromium chromium-driver)"; \
+	fi
+
 # A bounded 32x32 Fashion-MNIST run (minutes on 2 CPU cores); re-running resumes and finishes at once.
 demo: install data
 	@start=$$(date +%s); \
@@ -34,8 +46,12 @@ demo: install data
 	  --base_width=64 --epochs=1 --workdir=$(DEMO_DIR) && \
 	echo "demo took $$(( $$(date +%s) - start )) s; sample grids: $(DEMO_DIR)/samples/"; ls $(DEMO_DIR)/samples
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# Runs the README's commands, in order, on tiny settings (about 10 minutes on 2 cores).
+docs-check: install
+	$(BIN)/python tools/docs_check.py

@@ -102,3 +102,30 @@ def lively(model, scale=10.0):
         if variable.path.endswith("kernel"):
             variable.assign(variable * scale)
     return model
+
+
+def toy_generator(size=16, grid=4, units=4, planted=True, z_dim=8):
+    """A generator with a known painter: z -> "feat" [grid, grid, units] (ReLU) -> bilinear
+    upsampling to size -> 1x1 conv -> tanh image [size, size, 3].
+
+    With `planted`, unit 0 draws red (the shapes segmenter's circle) over a grey background
+    and the other units draw nothing; without it, the image does not depend on "feat".
+    """
+    import keras
+    z = keras.Input([z_dim])
+    x = keras.layers.Dense(grid * grid * units, name="project")(z)
+    x = keras.layers.Reshape([grid, grid, units], name="reshape")(x)
+    x = keras.layers.ReLU(name="feat")(x)
+    x = keras.layers.UpSampling2D(size // grid, interpolation="bilinear", name="up")(x)
+    x = keras.layers.Conv2D(3, 1, name="paint")(x)
+    model = keras.Model(z, keras.layers.Activation("tanh", name="out")(x), name="toy")
+    rng = np.random.default_rng(0)
+    bias = np.zeros([grid * grid * units], np.float32)
+    bias[0::units] = -4.0  # unit 0 is sparse: red covers ~14% of the pixels
+    model.get_layer("project").set_weights([
+        rng.normal(0, 1, [z_dim, grid * grid * units]).astype(np.float32), bias])
+    kernel = np.zeros([1, 1, units, 3], np.float32)
+    if planted:
+        kernel[0, 0, 0] = [4.0, -2.0, -2.0]  # unit 0: red up, green and blue down
+    model.get_layer("paint").set_weights([kernel, np.zeros([3], np.float32)])
+    return model

@@ -3,6 +3,7 @@
 Each verb loads the networks (workdir or export), gathers its inputs (sample sheets,
 boxes, real images), calls its experiment's `run` and returns a short summary line.
 """
+import os
 import sys
 
 import numpy as np
@@ -16,7 +17,8 @@ OPTIONS = ("workdir", "export_dir", "checkpoint", "generator_weights", "out_dir"
            "compare_untrained", "groups", "z_files", "scales", "classifier", "units", "top_k",
            "num_images", "boxes", "concept", "num_annotated", "num_new", "max_maps",
            "num_samples", "k", "max_train", "layers", "segmenter", "quantile", "num_dissect",
-           "num_units", "num_intervene", "region", "ignore_concepts")
+           "num_units", "num_intervene", "region", "ignore_concepts", "dissection", "host",
+           "port")
 
 
 def _latents(num, seed, z_dim):
@@ -195,8 +197,41 @@ def run_dissect(networks, out_dir, seed, layers, segmenter, quantile, num_dissec
     return line
 
 
+def run_paint(networks, out_dir, seed, layer, layers, segmenter, quantile, num_dissect,
+              num_units, ignore_concepts, top_k, dissection, host, port, workdir=None, **_):
+    from dcgan_keras.analysis.paint import edits, launch, server  # noqa: PLC0415
+    g = networks.generator
+    httpd = server.bind(host, port)  # first: a taken port fails before any slow work
+    try:
+        seg = segmenters.load(segmenter)
+        if dissection:
+            result = launch.load_dissection(dissection, g, seg)
+        else:
+            directory = out_dir or (os.path.join(workdir, "dissection") if workdir else None)
+            if not directory:
+                raise ValueError("paint from --export_dir needs --out_dir (where the "
+                                 "dissection goes) or --dissection")
+            layers = list(layers or ([layer] if layer else g.conv_layer_names))
+            for name in layers:
+                nethook.check_layer(g, name)
+            result = launch.dissection_for(
+                g, seg, directory, _latents(num_dissect, seed, g.z_dim), layers, q=quantile,
+                num_units=num_units, num_examples=top_k, ignore=tuple(ignore_concepts or ()))
+        if layer:
+            if layer not in result["layers"]:
+                raise ValueError(f"--layer={layer} is not in the dissection (its layers: "
+                                 f"{', '.join(result['layers'])})")
+            result = dict(result, best_layer=layer)
+        painter = edits.Painter(g, result, seg, num_units)
+    except BaseException:
+        httpd.server_close()
+        raise
+    return launch.serve(httpd, painter, seed)
+
+
 VERBS = {"walk": run_walk, "arithmetic": run_arithmetic, "guided_backprop": run_guided_backprop,
-         "forget": run_forget, "neighbors": run_neighbors, "dissect": run_dissect}
+         "forget": run_forget, "neighbors": run_neighbors, "dissect": run_dissect,
+         "paint": run_paint}
 
 
 def run(verb, out_dir, workdir=None, export_dir=None, checkpoint="latest",
@@ -209,4 +244,4 @@ def run(verb, out_dir, workdir=None, export_dir=None, checkpoint="latest",
     if verb not in VERBS:
         raise ValueError(f"unknown verb {verb!r}; choose one of {', '.join(VERBS)}")
     networks = loading.load(workdir, export_dir, checkpoint, generator_weights)
-    return VERBS[verb](networks, out_dir, **options)
+    return VERBS[verb](networks, out_dir, workdir=workdir, **options)

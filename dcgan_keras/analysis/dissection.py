@@ -325,6 +325,7 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
         The JSON dict.
     """
     from dcgan_keras.analysis import outputs  # noqa: PLC0415
+    from dcgan_keras.training.strategies import weights_fingerprint  # noqa: PLC0415
     concepts = segmenter.concepts
     if concept is not None and concept not in concepts:
         raise ValueError(f"unknown concept {concept!r}; the segmenter's: {', '.join(concepts)}")
@@ -339,6 +340,7 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
         raise ValueError(f"segmenter labels span {labels.min()}..{labels.max()}, but it names "
                          f"{len(concepts)} concepts")
     result = {"samples": len(z), "quantile": q, "concepts": list(concepts),
+              "generator_fingerprint": weights_fingerprint(generator),  # paint checks it
               "concept_share": {c: float(np.mean(labels == i)) for i, c in enumerate(concepts)},
               "layers": {}}
     splits, tables = {}, {}

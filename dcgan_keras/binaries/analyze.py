@@ -11,22 +11,26 @@ r"""What the networks learned: the paper's section 6 as commands.
     python -m dcgan_keras.binaries.analyze dissect --workdir=W --out_dir=D \
         [--segmenter=shapes|module:function|SAVED_MODEL_DIR] [--layers=block1_relu] \
         [--num_units=20] [--region=x0,y0,x1,y1] [--concept=circle]
+    python -m dcgan_keras.binaries.analyze paint --workdir=W [--dissection=DIR] \
+        [--port=8000] [--host=127.0.0.1] [--layer=block1_relu]
 
 Every verb writes PNG grids and a JSON file of its numbers into --out_dir and prints a
-short summary. Layers are named (G: project_relu, block{i}_relu, ...; D: block{i}_lrelu,
+short summary (paint serves a page instead, until Ctrl-C). Layers are named (G: project_relu, block{i}_relu, ...; D: block{i}_lrelu,
 ...); the defaults are the paper's. See dcgan_keras/analysis/ for the library.
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors", "dissect")
+VERBS = ("walk", "arithmetic", "guided_backprop", "forget", "neighbors", "dissect", "paint")
 FLAGS = flags.FLAGS
 common.define_model_source_flags()
-flags.DEFINE_string("out_dir", None, "Where the PNG grids and the JSON file go.")
+flags.DEFINE_string("out_dir", None, "Where the PNG grids and the JSON file go (required but "
+                    "for paint).")
 flags.DEFINE_integer("seed", 0, "Seed of random z, noise and the untrained baselines.")
 flags.DEFINE_string("layer", None, "Layer by name (default: the paper's: D's last conv block "
-                    "for guided_backprop, G's second-highest conv layer for forget).")
+                    "for guided_backprop, G's second-highest conv layer for forget; paint: the "
+                    "dissection's best layer).")
 flags.DEFINE_string("sheet", None, "A sample sheet (.npz/.npy of the sample binary) whose "
                     "samples are picked by index (arithmetic, forget; neighbors: its samples).")
 flags.DEFINE_string("dataset", None, "Real images (guided_backprop, neighbors); default: "
@@ -81,12 +85,20 @@ flags.DEFINE_list("region", None, "dissect: insertion region x0,y0,x1,y1 in imag
                   "(default: the central half).")
 flags.DEFINE_list("ignore_concepts", ["background"], "dissect: concepts left out of the "
                   "summary and of the default choice.")
-flags.mark_flag_as_required("out_dir")
+# paint
+flags.DEFINE_string("dissection", None, "paint: the --out_dir of an `analyze dissect` run of "
+                    "this model (default: dissect now, into --out_dir or WORKDIR/dissection, "
+                    "or reuse the one there).")
+flags.DEFINE_string("host", "127.0.0.1", "paint: the address served. The default answers "
+                    "this machine only; 0.0.0.0 lets anyone who can reach it use the model.")
+flags.DEFINE_integer("port", 8000, "paint: the port served (0: any free port).")
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in VERBS:
         common.fail(f"give one verb: {', '.join(VERBS)}; got {argv[1:] or 'none'}")
+    if FLAGS.out_dir is None and argv[1] != "paint":
+        common.fail(f"{argv[1]} needs --out_dir (where the PNG grids and the JSON file go)")
     if bool(FLAGS.workdir) == bool(FLAGS.export_dir):
         common.fail("pass exactly one of --workdir (a training run) or --export_dir")
     logging.set_verbosity(logging.WARNING)
@@ -99,5 +111,20 @@ def main(argv):
     print(summary)
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "networks": ["workdir", "export_dir", "checkpoint", "generator_weights"],
+    "data": ["dataset", "data_dir"],
+    "run": ["out_dir", "seed", "layer", "sheet"],
+    "walk": ["num_walks", "steps", "modes", "compare_untrained"],
+    "arithmetic": ["groups", "z_files", "scales", "classifier"],
+    "guided_backprop": ["units", "top_k", "num_images"],
+    "forget": ["boxes", "concept", "num_annotated", "num_new", "max_maps"],
+    "neighbors": ["num_samples", "k", "max_train"],
+    "dissect": ["layers", "segmenter", "quantile", "num_dissect", "num_units", "num_intervene",
+                "region", "ignore_concepts"],
+    "paint": ["dissection", "host", "port"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

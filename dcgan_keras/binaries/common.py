@@ -70,3 +70,59 @@ def define_model_source_flags():
 # Every binary imports this module first: TensorFlow starts quietly before anything else
 # imports it.
 quiet_tensorflow(argv_verbosity(sys.argv[1:]))
+
+
+HELP_ARGS = ("--help", "-help", "--helpshort", "-h", "-?")
+
+
+def grouped_help(doc, groups, flag_values=None):
+    """The --help text: the binary's docstring, then its flags under `groups`' headings.
+
+    Args:
+        doc: the binary's module docstring (its first lines say what it does).
+        groups: an ordered mapping heading -> flag names, e.g. {"data": ["dataset", ...]}.
+            Flags of the binary in no group are listed last, under "other".
+        flag_values: absl FlagValues (default: absl's global FLAGS).
+    """
+    from absl import flags  # noqa: PLC0415
+    flag_values = flag_values or flags.FLAGS
+    ours = sorted(binary_flag_names(flag_values))
+    grouped = [name for names in groups.values() for name in names]
+    sections = list(groups.items())
+    rest = [name for name in ours if name not in grouped]
+    if rest:
+        sections.append(("other", rest))
+    lines = [doc.strip("\n"), ""]
+    for heading, names in sections:
+        lines.append(f"{heading}:")
+        for name in names:
+            flag = flag_values[name]
+            text = f"--{name}: {flag.help}"
+            if flag.default is not None and flag.default != "":
+                text += f" (default: {flag.default_as_str.strip(chr(39))})"
+            lines.append(flags.text_wrap(text, length=88, indent="      ",
+                                         firstline_indent="  "))
+        lines.append("")
+    lines.append("absl: --verbosity, --helpfull (every flag, also absl's and TensorFlow's)")
+    return "\n".join(lines) + "\n"
+
+
+def binary_flag_names(flag_values=None):
+    """Names of the flags that the binary defined (not absl's or TensorFlow's own)."""
+    from absl import flags  # noqa: PLC0415
+    flag_values = flag_values or flags.FLAGS
+    names = set()
+    for module, module_flags in flag_values.flags_by_module_dict().items():
+        if module.startswith(("absl", "tensorflow", "keras")):
+            continue
+        names.update(flag.name for flag in module_flags)
+    return names
+
+
+def run(main, groups):
+    """absl's app.run(main), with --help (and -h) answered by `grouped_help`."""
+    from absl import app  # noqa: PLC0415
+    if any(arg in HELP_ARGS for arg in sys.argv[1:]):
+        sys.stdout.write(grouped_help(sys.modules["__main__"].__doc__ or "", groups))
+        sys.exit(0)
+    app.run(main)

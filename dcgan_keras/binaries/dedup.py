@@ -75,5 +75,13 @@ def main(argv):
           f"examples: {FLAGS.workdir}/dedup_groups.png")
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "data": ["dataset", "data_dir", "lsun_category", "split", "preprocess", "allow_download"],
+    "model": ["noise_stddev", "dropout", "threshold"],
+    "optimisation": ["epochs", "steps_per_epoch", "batch_size", "learning_rate"],
+    "run": ["workdir", "seed"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

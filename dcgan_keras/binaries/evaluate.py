@@ -121,5 +121,18 @@ def main(argv):
         print(f"wrote {path}")
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "networks": ["workdir", "export_dir", "checkpoint", "generator"],
+    "data": ["dataset", "data_dir", "allow_download", "reference_split", "images",
+             "reference_images"],
+    "evaluation": ["eval", "num_samples", "feature_net", "inception_weights", "batch_size",
+                   "seed", "output_json"],
+    "probe (--eval=svm_probe)": ["labels_per_class", "val_size", "draws", "c_grid",
+                                 "baselines", "kmeans_centroids", "kmeans_patches",
+                                 "max_train_examples", "max_test_examples", "svm_solver",
+                                 "feature_scaling", "trials", "early_stopping_images"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

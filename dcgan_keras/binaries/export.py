@@ -44,5 +44,12 @@ def main(argv):
     files = ["generator/", "discriminator/", *metadata["tflite"].values(), export_lib.METADATA]
     print(f"exported step {metadata['training_step']} to {export_dir}: {', '.join(files)}")
 
+
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "networks": ["workdir", "checkpoint", "generator_weights"],
+    "export": ["export_dir", "tflite"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

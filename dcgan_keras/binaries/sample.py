@@ -43,5 +43,11 @@ def main(argv):
     print(f"wrote {len(images)} samples (seed {FLAGS.seed}) to {path}")
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "networks": ["workdir", "export_dir", "checkpoint", "generator_weights"],
+    "sampling": ["num", "seed", "out"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

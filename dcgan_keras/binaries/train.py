@@ -126,6 +126,23 @@ def main(argv):
           f"TensorBoard: tensorboard --logdir={FLAGS.workdir}")
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "data": ["dataset", "data_dir", "lsun_category", "exclude_list", "image_size", "channels",
+             "preprocess", "cache_images", "allow_download"],
+    "model": ["trainer", "z_dim", "base_width", "d_base_width", "generator_loss",
+              "sync_batchnorm", "ema_decay"],
+    "optimisation": ["batch_size", "epochs", "max_steps", "learning_rate", "beta1", "beta2",
+                     "adam_epsilon", "adam_epsilon_on", "mixed_precision", "jit_compile",
+                     "steps_per_execution"],
+    "run": ["workdir", "seed", "strategy", "tpu", "deterministic", "log_every",
+            "checkpoint_every", "keep_checkpoints", "num_sample_images", "on_nan",
+            "max_rollbacks"],
+    "evaluation": ["eval_every_epochs", "eval_num_samples", "eval_feature_net",
+                   "eval_reference_split"],
+    "E-GAN (--trainer=egan)": ["egan_mutations", "egan_parents", "egan_d_steps", "egan_gamma",
+                               "egan_fd_sign", "egan_fitness_batch"],
+}
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

@@ -46,5 +46,13 @@ def main(argv):
     print(f"test accuracy {info['test_accuracy']:.4f}; saved {FLAGS.workdir}/classifier.keras")
 
 
+# --help lists the flags under these headings (the README's order).
+HELP_GROUPS = {
+    "data": ["dataset", "data_dir", "image_size", "channels", "preprocess", "max_examples",
+             "allow_download"],
+    "optimisation": ["epochs", "batch_size"],
+    "run": ["workdir", "seed"],
+}
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main, HELP_GROUPS)

@@ -245,6 +245,8 @@ def get_source(name, split="train", data_dir=None, allow_download=True, index_ca
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if data_dir:  # "--data_dir=~/x": the shell leaves a ~ after "=" as it is
+        data_dir = os.path.expanduser(data_dir)
     if name == "folder":
         source = folder_source(data_dir, split, index_cache)
     elif name == "lsun":

@@ -36,14 +36,18 @@ def exclude(source, excluded, path="the exclusion list"):
     Returns:
         A Source over the remaining records, in the same relative order.
     Raises:
-        ValueError: the source has no record ids, the list names none of its records, or
-            it names all of them.
+        ValueError: the source has no record ids, the list names ids but none of its
+            records, or it names all of them. An empty list (de-duplication found
+            nothing) leaves the source as it is.
     """
+    wanted = set(excluded)
+    if not wanted:
+        logging.info("--exclude_list: %s lists no ids; nothing is left out", path)
+        return source
     if source.ids is None or source.record_at is None:
         raise ValueError(f"--exclude_list: dataset {source.name!r} has no record ids; "
                          "exclusion lists work with lsun, folder, mnist and fashion_mnist")
     all_ids = source.ids()
-    wanted = set(excluded)
     keep = [i for i, record_id in enumerate(all_ids) if record_id not in wanted]
     found = len(all_ids) - len(keep)
     if not found:

@@ -1,38 +1,17 @@
 """Dissection and intervention: IoU and quantiles against hand/NumPy values, edits touch
 only what they name, and a planted unit is found, ablated and inserted."""
-import keras
 import numpy as np
 import pytest
 
 from dcgan_keras.analysis import dissection, nethook, segmenters
 from dcgan_keras.data import shapes
+from testutil import toy_generator
 
 SIZE, GRID, UNITS = 16, 4, 4
 
 
 def _toy_generator(planted=True):
-    """z [8] -> "feat" [4, 4, 4] (ReLU) -> bilinear x4 -> 1x1 conv -> tanh image [16, 16, 3].
-
-    With `planted`, unit 0 draws red (the shapes segmenter's circle) over a grey background
-    and units 1-3 draw nothing; without it, the image does not depend on "feat" at all.
-    """
-    z = keras.Input([8])
-    x = keras.layers.Dense(GRID * GRID * UNITS, name="project")(z)
-    x = keras.layers.Reshape([GRID, GRID, UNITS], name="reshape")(x)
-    x = keras.layers.ReLU(name="feat")(x)
-    x = keras.layers.UpSampling2D(SIZE // GRID, interpolation="bilinear", name="up")(x)
-    x = keras.layers.Conv2D(3, 1, name="paint")(x)
-    model = keras.Model(z, keras.layers.Activation("tanh", name="out")(x), name="toy")
-    rng = np.random.default_rng(0)
-    bias = np.zeros([GRID * GRID * UNITS], np.float32)
-    bias[0::UNITS] = -4.0  # unit 0 is sparse: red covers ~14% of the pixels
-    model.get_layer("project").set_weights([
-        rng.normal(0, 1, [8, GRID * GRID * UNITS]).astype(np.float32), bias])
-    kernel = np.zeros([1, 1, UNITS, 3], np.float32)
-    if planted:
-        kernel[0, 0, 0] = [4.0, -2.0, -2.0]  # unit 0: red up, green and blue down
-    model.get_layer("paint").set_weights([kernel, np.zeros([3], np.float32)])
-    return model
+    return toy_generator(SIZE, GRID, UNITS, planted)
 
 
 def _z(n, seed=0):

@@ -16,16 +16,11 @@ SIZE, PAD = 16, 2  # image side and make_grid's padding
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, shapes_workdir):
     """(workdir, export_dir, sheet) of a 2-step --dataset=shapes run of the train binary."""
     from dcgan_keras.exporters import export_lib
     root = tmp_path_factory.mktemp("analyze")
-    workdir = str(root / "workdir")
-    proc = run_binary("dcgan_keras.binaries.train", "--dataset=shapes", f"--workdir={workdir}",
-                      f"--image_size={SIZE}", "--channels=3", "--base_width=8", "--z_dim=8",
-                      "--batch_size=16", "--max_steps=2", "--cache_images=false",
-                      "--num_sample_images=4", "--mixed_precision=none")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    workdir = shapes_workdir
     export_lib.export_from_workdir(workdir, quantizations=[])
     sheet = str(root / "sheet.npz")
     images, z = sampling.sample_from_workdir(workdir, 12, seed=5)

@@ -64,3 +64,21 @@ def test_bad_exclusion_lists(tmp_path, idx_dir):
                                 records=source.records, load=source.load)
     with pytest.raises(ValueError, match="has no record ids"):
         exclusion.exclude(streaming, ["1"])
+
+
+def test_an_empty_exclusion_list_leaves_every_record(tmp_path, idx_dir):
+    """De-duplication that finds nothing writes an empty list; training on it must work."""
+    (tmp_path / "empty.txt").write_text("# dcgan_keras dedup: no groups\n")
+    full = datasets.get_source("fashion_mnist", "train", idx_dir, allow_download=False)
+    kept = datasets.get_source("fashion_mnist", "train", idx_dir, allow_download=False,
+                               exclude_list=str(tmp_path / "empty.txt"))
+    assert kept.num_examples == full.num_examples and kept.ids() == full.ids()
+
+
+def test_a_data_dir_with_a_tilde_is_the_home_directory(tmp_path, monkeypatch):
+    """`--data_dir=~/faces`: the shell leaves a ~ after '=' unexpanded."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "faces").mkdir()
+    for i in range(3):
+        (tmp_path / "faces" / f"{i}.png").write_bytes(encode_image(smooth_image(20, 20, i), "PNG"))
+    assert datasets.get_source("folder", "train", "~/faces").num_examples == 3

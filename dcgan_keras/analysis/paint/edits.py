@@ -1,0 +1,249 @@
+"""Edits of a generated image through dissected units, as JSON records that replay exactly.
+
+A record (what the page downloads, and what the server's /api/edit takes) is
+
+    {"seed": 3, "layer": "block1_relu",
+     "edits": [{"concept": "circle", "mode": "remove", "units": [4, 17, ...],
+                "values": [...], "region": {"mask": ["0011...", ...]}}, ...]}
+
+z is the sample binary's z of the seed (`sampling.latents(1, seed, z_dim)`). Each edit, in
+order, sets its units inside its region at the layer's resolution: to 0 for "remove", to
+`values` (each unit's top-quantile level from the dissection, the paper's insertion) for
+"add" (Bau et al. 2018, arXiv:1811.10597, section 3.2; GANPaint). The region is a mask of
+image pixels (`mask`: one string of '0'/'1' per image row) or a box (`box`: x0, y0, x1,
+y1); a layer cell is in it when at least half of the cell's pixels are.
+
+`replay(generator, record)` needs nothing but the generator and the record.
+"""
+import base64
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan_keras.analysis import nethook
+from dcgan_keras.data.preprocessing import to_uint8
+
+MODES = ("add", "remove")
+MAX_EDITS = 100
+MAX_SEED = 2**31 - 1
+
+
+class PaintError(ValueError):
+    """A record or request that cannot be applied; the message says why."""
+
+
+def _int(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PaintError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def parse_region(region, size):
+    """The region of an edit as a bool [size, size] mask of image pixels (see module doc)."""
+    if not isinstance(region, dict) or len(region) != 1 or not {"mask", "box"} & set(region):
+        raise PaintError('region must be {"mask": [rows of 0/1]} or {"box": [x0, y0, x1, y1]}'
+                         f", got {str(region)[:80]}")
+    if "box" in region:
+        box = region["box"]
+        if (not isinstance(box, list) or len(box) != 4
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+                or not (0 <= box[0] < box[2] <= size and 0 <= box[1] < box[3] <= size)):
+            raise PaintError(f"region box must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= {size} "
+                             f"and 0 <= y0 < y1 <= {size} (image pixels), got {box!r}")
+        mask = np.zeros([size, size], bool)
+        mask[box[1]:box[3], box[0]:box[2]] = True
+        return mask
+    rows = region["mask"]
+    if (not isinstance(rows, list) or len(rows) != size
+            or not all(isinstance(r, str) and len(r) == size and set(r) <= {"0", "1"}
+                       for r in rows)):
+        raise PaintError(f"region mask must be {size} strings of {size} '0'/'1' characters "
+                         "(one per image row)")
+    mask = np.array([[c == "1" for c in row] for row in rows], bool)
+    if not mask.any():
+        raise PaintError("region mask is empty: paint over the image first")
+    return mask
+
+
+def mask_rows(mask):
+    """A bool [S, S] mask as the record's strings of '0'/'1'."""
+    return ["".join("1" if v else "0" for v in row) for row in np.asarray(mask, bool)]
+
+
+def region_cells(mask, grid):
+    """[grid, grid] float32: 1 on the layer cells at least half covered by `mask`."""
+    size = mask.shape[0]
+    if size % grid:
+        raise PaintError(f"a {grid}x{grid} layer does not tile a {size}x{size} image")
+    side = size // grid
+    cells = (mask.reshape(grid, side, grid, side).mean(axis=(1, 3)) >= 0.5).astype(np.float32)
+    if not cells.any():
+        raise PaintError(f"the region covers no cell of the {grid}x{grid} layer (a cell is "
+                         f"{side}x{side} pixels and counts when half of it is painted); "
+                         "paint a larger area")
+    return cells
+
+
+def channel_edit(edit, cells):
+    """The nethook.ChannelEdit of one checked edit inside `cells`."""
+    value = edit["values"] if edit["mode"] == "add" else 0.0
+    return nethook.ChannelEdit(edit["units"], value, where=cells)
+
+
+def check_record(record, split, image_size):
+    """Checks a complete record (units and values given) against the split generator.
+
+    Returns:
+        (seed, [(edit, pixel mask [S, S], cells [h, w])]).
+    """
+    if not isinstance(record, dict):
+        raise PaintError(f"the record must be a JSON object, got {type(record).__name__}")
+    seed = _int(record.get("seed"), "seed", 0, MAX_SEED)
+    edits = record.get("edits", [])
+    if not isinstance(edits, list) or len(edits) > MAX_EDITS:
+        raise PaintError(f"edits must be a list of at most {MAX_EDITS} edits")
+    grid, _, channels = split.activation_shape
+    checked = []
+    for i, edit in enumerate(edits):
+        if not isinstance(edit, dict) or edit.get("mode") not in MODES:
+            raise PaintError(f"edit {i}: mode must be one of {', '.join(MODES)}")
+        units = edit.get("units")
+        if not isinstance(units, list) or not units:
+            raise PaintError(f"edit {i}: units must be a non-empty list")
+        for u in units:
+            _int(u, f"edit {i}: unit of {split.layer}", 0, channels - 1)
+        if units != sorted(set(units)):
+            raise PaintError(f"edit {i}: units must be increasing, got {units}")
+        if edit["mode"] == "add":
+            values = edit.get("values")
+            if (not isinstance(values, list) or len(values) != len(units)
+                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values)):
+                raise PaintError(f"edit {i}: an add edit needs one finite value per unit")
+        mask = parse_region(edit.get("region"), image_size)
+        checked.append((edit, mask, region_cells(mask, grid)))
+    return seed, checked
+
+
+def render(split, z, checked):
+    """uint8 images [1 + len(checked), S, S, C]: the original, then after each edit."""
+    states = [split.activations(z)]  # [1, h, w, c]
+    for edit, _, cells in checked:
+        states.append(np.asarray(channel_edit(edit, cells)(states[-1])))
+    return to_uint8(split.images_from(np.concatenate(states))).numpy()
+
+
+def latent(seed, z_dim):
+    """z [1, z_dim] of `seed`: the sample binary's (exporters/sampling.py)."""
+    from dcgan_keras.exporters import sampling  # noqa: PLC0415
+    return sampling.latents(1, seed, z_dim).numpy()
+
+
+def replay(generator, record):
+    """The image (uint8 [S, S, C]) that a downloaded record of edits describes."""
+    split = nethook.SplitGenerator(generator, record.get("layer", ""))
+    seed, checked = check_record(record, split, generator.output.shape[1])
+    return render(split, latent(seed, generator.input.shape[-1]), checked)[-1]
+
+
+def png_base64(image):
+    """uint8 [S, S, C] -> the base64 text of its PNG file."""
+    return base64.b64encode(tf.io.encode_png(image).numpy()).decode("ascii")
+
+
+def layer_concepts(layer_result, num_units):
+    """A dissect.json layer entry -> [{"name", "units", "iou", "values"}], best IoU first."""
+    thresholds = layer_result["thresholds"]
+    concepts = []
+    for name, best in layer_result["best_units"].items():
+        units, ious = best["units"][:num_units], best["iou"][:num_units]
+        concepts.append({"name": name, "units": units, "iou": ious,
+                         "values": [thresholds[u] for u in units]})
+    return concepts
+
+
+class Painter:
+    """Applies the page's edits: the generator, its dissection and the segmenter.
+
+    Requests are stateless (each carries every edit so far), and calls into the model are
+    serialised by a lock, so concurrent requests cannot see each other's edits.
+
+    Args:
+        generator: a functional Keras model z -> images in [-1, 1].
+        dissection: the dict of a dissect.json of this generator.
+        segmenter: segmenters.Segmenter naming the same concepts.
+        num_units: units per concept (its best by IoU).
+    """
+
+    def __init__(self, generator, dissection, segmenter, num_units=20):
+        self.generator, self.segmenter = generator, segmenter
+        self.size = generator.output.shape[1]
+        self.z_dim = generator.input.shape[-1]
+        self.layers = {name: layer_concepts(result, num_units)
+                       for name, result in dissection["layers"].items()}
+        self.default_layer = dissection.get("best_layer") or next(iter(self.layers))
+        self._splits, self._lock = {}, threading.Lock()
+
+    def info(self):
+        """What the page needs: sizes, layers and each layer's concepts with units and IoU."""
+        return {"image_size": self.size, "z_dim": self.z_dim, "modes": list(MODES),
+                "default_layer": self.default_layer, "max_seed": MAX_SEED,
+                "layers": {name: {"grid": self._split(name).activation_shape[0],
+                                  "concepts": [{k: c[k] for k in ("name", "units", "iou")}
+                                               for c in concepts]}
+                           for name, concepts in self.layers.items()}}
+
+    def _split(self, layer):
+        with self._lock:
+            if layer not in self._splits:
+                self._splits[layer] = nethook.SplitGenerator(self.generator, layer)
+            return self._splits[layer]
+
+    def complete(self, request):
+        """A request (edits with concept, mode, region) -> a complete record (units, values
+        from the dissection)."""
+        if not isinstance(request, dict):
+            raise PaintError("the request must be a JSON object")
+        layer = request.get("layer", self.default_layer)
+        if layer not in self.layers:
+            raise PaintError(f"unknown layer {layer!r}; dissected layers: "
+                             f"{', '.join(self.layers)}")
+        concepts = {c["name"]: c for c in self.layers[layer]}
+        edits = request.get("edits", [])
+        if not isinstance(edits, list):
+            raise PaintError("edits must be a list")
+        complete = []
+        for i, edit in enumerate(edits):
+            name = edit.get("concept") if isinstance(edit, dict) else None
+            if name not in concepts:
+                raise PaintError(f"edit {i}: unknown concept {name!r}; concepts of {layer}: "
+                                 f"{', '.join(concepts)}")
+            order = np.argsort(concepts[name]["units"])  # ChannelEdit wants increasing units
+            complete.append({"concept": name, "mode": edit.get("mode"),
+                             "units": [concepts[name]["units"][j] for j in order],
+                             "values": [concepts[name]["values"][j] for j in order],
+                             "region": edit.get("region")})
+            if edit.get("mode") == "remove":
+                del complete[-1]["values"]
+        return {"seed": request.get("seed"), "layer": layer, "edits": complete}
+
+    def edit(self, request):
+        """Answers /api/edit: the original and the edited image (PNG, base64), the record,
+        and each edit's concept share inside its region before and after it."""
+        start = time.perf_counter()
+        record = self.complete(request)
+        split = self._split(record["layer"])
+        seed, checked = check_record(record, split, self.size)
+        with self._lock:
+            images = render(split, latent(seed, self.z_dim), checked)
+        labels = self.segmenter(images)
+        concepts = self.segmenter.concepts
+        shares = [{"concept": e["concept"], "mode": e["mode"],
+                   "before": float(np.mean(labels[i][mask] == concepts.index(e["concept"]))),
+                   "after": float(np.mean(labels[i + 1][mask] == concepts.index(e["concept"])))}
+                  for i, (e, mask, _) in enumerate(checked)]
+        return {"seed": seed, "layer": record["layer"], "record": record, "shares": shares,
+                "original": png_base64(images[0]), "image": png_base64(images[-1]),
+                "cells": checked[-1][2].astype(int).tolist() if checked else None,
+                "ms": round(1000 * (time.perf_counter() - start), 1)}
