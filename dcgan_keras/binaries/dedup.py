@@ -78,7 +78,7 @@ def main(argv):
 # --help lists the flags under these headings (the README's order).
 HELP_GROUPS = {
     "data": ["dataset", "data_dir", "lsun_category", "split", "preprocess", "allow_download"],
-    "model": ["noise_stddev", "dropout", "threshold"],
+    "model": ["noise_stddev", "dropout", "match", "max_distance", "threshold"],
     "optimisation": ["epochs", "steps_per_epoch", "batch_size", "learning_rate"],
     "run": ["workdir", "seed"],
 }

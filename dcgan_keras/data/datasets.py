@@ -341,7 +341,8 @@ def eval_dataset(source, image_size, channels, batch_size, preprocess_mode="crop
     ds = source.records()
     if max_examples:
         ds = ds.take(max_examples)
-    ds = fetched(ds, source).map(_decode_and_preprocess(source, image_size, channels, preprocess_mode),
+    ds = fetched(ds, source).map(_decode_and_preprocess(source, image_size, channels,
+                                                        preprocess_mode),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from testutil import encode_image, run_binary, smooth_image
-from dcgan_keras.analysis import dedup
+from dcgan_keras.analysis import dedup, dedup_match
 from dcgan_keras.data import datasets
 from dcgan_keras.utils.images import read_png
 
@@ -33,12 +33,12 @@ def test_hash_bits_and_groups_of_equal_hashes():
     codes[2, [0]] = 1.0
     codes[3, [0, 9]] = 2.0   # same bits as 0
     codes[4, 9] = 0.01       # below a 0.05 threshold: all zero
-    hashes = dedup.hash_codes(codes)
+    hashes = dedup_match.hash_codes(codes)
     assert hashes.shape == (5, 16) and hashes.dtype == np.uint8
     assert hashes[0, 0] == 0b10000000 and hashes[0, 1] == 0b01000000
-    assert [g.tolist() for g in dedup.group(hashes)] == [[0, 1, 3]]
-    assert [g.tolist() for g in dedup.group(dedup.hash_codes(codes, 0.05))] == [[0, 1, 3]]
-    assert dedup.group(np.zeros((0, 16), np.uint8)) == []
+    assert [g.tolist() for g in dedup_match.group(hashes)] == [[0, 1, 3]]
+    assert [g.tolist() for g in dedup_match.group(dedup_match.hash_codes(codes, 0.05))] == [[0, 1, 3]]
+    assert dedup_match.group(np.zeros((0, 16), np.uint8)) == []
 
 
 def _codes(n=64, seed=0):
@@ -59,14 +59,14 @@ def test_verified_groups_copies_and_shifted_copies_but_not_equal_hash_strangers(
     codes = codes.astype(np.float16)
     base = codes[:, 0]
     # The paper's rule as written groups the three strangers (same active units) ...
-    assert [10, 62, 63] in [g.tolist() for g in dedup.group(dedup.hash_codes(base))]
+    assert [10, 62, 63] in [g.tolist() for g in dedup_match.group(dedup_match.hash_codes(base))]
     # ... verification keeps them apart and finds the copy and the shifted copy.
-    groups, stats = dedup.verified_groups(codes, max_distance=0.04)
+    groups, stats = dedup_match.verified_groups(codes, max_distance=0.04)
     assert [g.tolist() for g in groups] == [[3, 60], [7, 61]]
     assert stats["candidate_pairs"] >= 2 and stats["verified_pairs"] == 2
     assert sum(stats["hash_bands"]) == 128 and min(stats["hash_bands"]) >= 8
     # Per-unit median thresholds: every unit's bit is 1 for about half the images.
-    bits = base.astype(np.float32) > dedup.unit_thresholds(codes)
+    bits = base.astype(np.float32) > dedup_match.unit_thresholds(codes)
     assert np.all(np.abs(bits.mean(0) - 0.5) <= 1 / 64 + 1e-9)
 
 
@@ -74,11 +74,11 @@ def test_hash_collisions_and_components():
     keys = np.zeros((4, 2, 1), np.uint64)
     keys[:, 0, 0] = [5, 6, 5, 7]   # 0 and 2 share a bucket
     keys[:, 1, 0] = [9, 7, 9, 9]   # 1's probe meets 3; 0's and 2's probes meet no image
-    pairs = dedup.candidate_pairs(keys)
+    pairs = dedup_match.candidate_pairs(keys)
     assert pairs.tolist() == [[0, 0, 2], [1, 1, 3], [2, 0, 0]]
-    groups = dedup.components(6, np.array([[4, 1], [1, 3], [0, 5]]))
+    groups = dedup_match.components(6, np.array([[4, 1], [1, 3], [0, 5]]))
     assert [g.tolist() for g in groups] == [[0, 5], [1, 3, 4]]
-    assert dedup.components(3, np.zeros((0, 2), np.int64)) == []
+    assert dedup_match.components(3, np.zeros((0, 2), np.int64)) == []
 
 
 def test_shift_images_moves_content_and_replicates_the_edge():
