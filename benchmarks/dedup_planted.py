@@ -20,7 +20,6 @@ grouped; a Fashion-MNIST image can still be a near-duplicate of another by natur
 dedup_groups.png in --workdir shows the groups).
 """
 import argparse
-import collections
 import io
 import itertools
 import json
