@@ -140,6 +140,7 @@ def test_binary_finds_planted_copies_and_groups_no_distinct_images(tmp_path):
     (["--dataset=folder", "--data_dir=/no/such/dir"], "not a directory"),
     (["--dataset=lsun", "--data_dir=/no/such/dir"], "is not a directory"),
     (["--dataset=fashion_mnist", "--epochs=0"], "epochs must be >= 1"),
+    (["--dataset=fashion_mnist", "--max_distance=-1"], "max_distance must be >= 0"),
 ])
 def test_binary_bad_input_is_one_clear_line(tmp_path, flags, message):
     result = run_binary(DEDUP, f"--workdir={tmp_path}/w", "--allow_download=false", *flags)
