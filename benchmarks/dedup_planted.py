@@ -2,6 +2,8 @@ r"""Precision and recall of the de-duplication hash on planted near-duplicates.
 
     .venv/bin/python benchmarks/dedup_planted.py                  # 10,000 + 4 x 200, minutes
     .venv/bin/python benchmarks/dedup_planted.py --distinct=2000 --planted=100 --epochs=5
+    .venv/bin/python benchmarks/dedup_planted.py --match=equal_hash    # the paper's rule as is
+    .venv/bin/python benchmarks/dedup_planted.py --split=test          # held-out images
 
 Takes --distinct different Fashion-MNIST training images (IDX files, e.g. Debian's
 dataset-fashion-mnist; exact byte-duplicates removed), and plants, for the first
@@ -18,7 +20,6 @@ grouped; a Fashion-MNIST image can still be a near-duplicate of another by natur
 dedup_groups.png in --workdir shows the groups).
 """
 import argparse
-import collections
 import io
 import itertools
 import json
@@ -112,6 +113,10 @@ def main():
     parser.add_argument("--noise_stddev", type=float, default=0.2)
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--threshold", type=float, default=0.0)
+    parser.add_argument("--match", default="verified", help="verified or equal_hash")
+    parser.add_argument("--max_distance", type=float, default=0.04)
+    parser.add_argument("--split", default="train", help="Fashion-MNIST split the images "
+                        "come from (test: held out from the choice of --max_distance)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=FMNIST_DIR)
     parser.add_argument("--workdir", default="", help="keep dedup's outputs here")
@@ -120,7 +125,7 @@ def main():
 
     from dcgan_keras.analysis import dedup
     from dcgan_keras.data import datasets, idx
-    arrays = idx.load_idx_split("fashion_mnist", "train", args.data_dir)
+    arrays = idx.load_idx_split("fashion_mnist", args.split, args.data_dir)
     if arrays is None:
         sys.exit(f"no Fashion-MNIST IDX files in {args.data_dir} (apt-get install "
                  "dataset-fashion-mnist)")
@@ -134,14 +139,19 @@ def main():
         workdir = args.workdir or os.path.join(tmp, "dedup")
         summary = dedup.run(source, workdir, epochs=args.epochs,
                             noise_stddev=args.noise_stddev, dropout=args.dropout,
-                            threshold=args.threshold, seed=args.seed)
+                            threshold=args.threshold, seed=args.seed, match=args.match,
+                            max_distance=args.max_distance)
         with open(os.path.join(workdir, "dedup.json")) as f:
             groups = json.load(f)["groups"]
     result = dict(score(groups, truth, args.planted), images=len(truth),
                   distinct=args.distinct, planted_per_kind=args.planted,
                   epochs=args.epochs, noise_stddev=args.noise_stddev, dropout=args.dropout,
-                  threshold=args.threshold, seed=args.seed,
-                  mean_bits_on=summary["mean_bits_on"], groups=summary["num_groups"],
+                  threshold=args.threshold, seed=args.seed, match=args.match,
+                  max_distance=args.max_distance, split=args.split,
+                  mean_relu_units_on=summary["mean_relu_units_on"],
+                  groups=summary["num_groups"],
+                  **{k: summary[k] for k in ("hash_bands", "candidate_pairs",
+                                             "verified_pairs") if k in summary},
                   seconds=round(time.perf_counter() - start, 1), machine=_cpu(),
                   date=time.strftime("%Y-%m-%d"))
     print(json.dumps(result))

@@ -36,6 +36,8 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Measure the checkout this script is in (not whichever dcgan_keras is installed).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS_DIR = os.path.join(HERE, "..", "..", "shared", "peers")

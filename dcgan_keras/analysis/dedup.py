@@ -3,12 +3,26 @@
 "We fit a 3072-128-3072 de-noising dropout regularized RELU autoencoder on 32x32
 downsampled center-crops of training examples. The resulting code layer activations are
 then binarized via thresholding the ReLU activation [...] allowing for linear time
-de-duplication." Images whose 128-bit codes are equal form a group; all but the first
-member of each group are duplicates.
+de-duplication."
+
+The paper's rule as written (`match="equal_hash"`: bit = ReLU code > 0, images with equal
+128-bit hashes form a group) groups many distinct images: few units fire per image and
+many never do, so similar images share their set of active units (measured in
+docs/benchmarks.md). The default (`match="verified"`) keeps the autoencoder and the
+thresholded code as the hash, and adds:
+- per-unit thresholds (each unit's median over the data), so every live bit splits the
+  data in half;
+- multi-probe hashing: the live bits are cut into bands (~log2(N) bits each) and images
+  that share any band's bits collide; each image is also hashed shifted by one pixel
+  each way (`PROBE_SHIFTS`), so a shifted copy can meet its original;
+- verification: a collision is a duplicate only if the two codes (unit length) are
+  within `max_distance`; the groups are the connected components of verified pairs.
 
 Everything streams through tf.data: the autoencoder trains on the shuffled training
-stream, the hash pass reads the split once in order and keeps 16 bytes per image, so a
-3M-image LSUN split needs ~48 MB here, never the images.
+stream, the code pass reads the split once in order and writes each image's codes
+(5 probes x 128 float16, 1.3 KB) to codes.npy in the workdir, never the images; the
+hash buckets hold a few uint64 keys per image (3M LSUN images: ~4 GB of codes on disk,
+~0.3 GB of keys in memory). Linear time except for the pairs inside a bucket.
 """
 import dataclasses
 import json
@@ -20,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from dcgan_keras.analysis.dedup_match import group, hash_codes, verified_groups
 from dcgan_keras.data import datasets
 from dcgan_keras.utils import images as image_utils
 
@@ -51,24 +66,6 @@ def _flat(images):
     return tf.reshape(images, [-1, PIXELS])
 
 
-def hash_codes(codes, threshold=0.0):
-    """ReLU codes [N, 128] -> packed binary hashes [N, 16] uint8 (bit = code > threshold)."""
-    return np.packbits(np.asarray(codes) > threshold, axis=1)
-
-
-def group(hashes):
-    """Groups of equal hashes: a list of index arrays (ascending), groups of >= 2 only,
-    ordered by their first member."""
-    hashes = np.ascontiguousarray(hashes)
-    keys = hashes.view(np.dtype((np.void, hashes.shape[1]))).ravel()
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
-    members = np.argsort(inverse, kind="stable")  # indices grouped by hash, ascending
-    bounds = np.cumsum(counts)[:-1]
-    groups = [g for g in np.split(members, bounds) if len(g) > 1]
-    return sorted(groups, key=lambda g: g[0])
-
-
 def train_autoencoder(source, epochs, batch_size, steps_per_epoch=0, noise_stddev=0.2,
                       dropout=0.2, learning_rate=1e-3, seed=0, preprocess="crop_resize"):
     """Fits the autoencoder on the shuffled stream of `source` (32x32 RGB in [-1, 1]).
@@ -88,21 +85,58 @@ def train_autoencoder(source, epochs, batch_size, steps_per_epoch=0, noise_stdde
     return encoder, float(history.history["loss"][-1])
 
 
-def hash_split(encoder, source, batch_size=512, threshold=0.0, preprocess="crop_resize"):
-    """One ordered pass over `source`: packed hashes [N, 16] and the mean bits set."""
-    encode = tf.function(lambda x: encoder(_flat(x), training=False))
-    hashes, bits_on, start = [], 0.0, time.perf_counter()
+# Each image is also encoded shifted by one pixel each way (multi-probe hashing): a copy
+# shifted by a pixel then meets its original's hash bucket. (dy, dx); the first is the image.
+PROBE_SHIFTS = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0))
+MATCHES = ("verified", "equal_hash")
+# Codes closer than this (unit-length codes, Euclidean) are near-duplicates. Set from the
+# Fashion-MNIST train split (benchmarks/dedup_planted.py): its JPEG/noise copies came
+# within 0.03 and 0.1% of its distinct images had a neighbour nearer than 0.05.
+DEFAULT_MAX_DISTANCE = 0.04
+
+
+def shift_images(images, dy, dx):
+    """images [B, H, W, C] moved by (dy, dx) pixels, the vacated border edge-replicated."""
+    size = tf.shape(images)[1:3]
+    pad = [[0, 0], [max(dy, 0), max(-dy, 0)], [max(dx, 0), max(-dx, 0)], [0, 0]]
+    padded = tf.pad(images, pad, mode="SYMMETRIC")
+    return padded[:, max(-dy, 0):max(-dy, 0) + size[0], max(-dx, 0):max(-dx, 0) + size[1]]
+
+
+def code_pass(encoder, source, path, batch_size=512, probes=PROBE_SHIFTS,
+              preprocess="crop_resize"):
+    """One ordered pass over `source`: the codes of every image and of its shifted probes.
+
+    The codes go to a float16 .npy file at `path` ([N, len(probes), 128], 256 bytes per
+    image and probe, written as they come: nothing but one batch is held in memory).
+
+    Returns:
+        (read-only memory map of the codes, mean number of ReLU units > 0 per image).
+    """
+    @tf.function
+    def encode(images):
+        return tf.stack([encoder(_flat(shift_images(images, dy, dx)), training=False)
+                         for dy, dx in probes], axis=1)
+
+    n = source.num_examples
+    tmp = path + ".tmp.npy"
+    codes = np.lib.format.open_memmap(tmp, "w+", np.float16, (n, len(probes), CODE_UNITS))
+    done, bits_on, start = 0, 0.0, time.perf_counter()
     for i, (images, _) in enumerate(datasets.eval_dataset(source, SIDE, 3, batch_size,
                                                           preprocess)):
-        codes = encode(images).numpy()
-        hashes.append(hash_codes(codes, threshold))
-        bits_on += float((codes > threshold).sum())
+        batch = encode(images).numpy()
+        codes[done:done + len(batch)] = batch
+        bits_on += float((batch[:, 0] > 0).sum())
+        done += len(batch)
         if (i + 1) % 100 == 0:
-            done = (i + 1) * batch_size
-            logging.info("hashed %d of %d images (%.0f img/s)", done, source.num_examples,
+            logging.info("encoded %d of %d images (%.0f img/s)", done, n,
                          done / (time.perf_counter() - start))
-    hashes = np.concatenate(hashes) if hashes else np.zeros((0, CODE_UNITS // 8), np.uint8)
-    return hashes, bits_on / max(len(hashes), 1)
+    if done != n:
+        raise ValueError(f"read {done} images of {source.name}, expected {n}")
+    codes.flush()
+    del codes
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r"), bits_on / max(n, 1)
 
 
 def images_at(source, indices, preprocess="crop_resize"):
@@ -110,7 +144,8 @@ def images_at(source, indices, preprocess="crop_resize"):
     (by random access, or for a streaming source in one pass that keeps those records)."""
     table = np.asarray(indices, np.int64)
     if source.record_at is not None:
-        records = lambda: tf.data.Dataset.from_tensor_slices(table).map(source.record_at)  # noqa: E731
+        records = lambda: (  # noqa: E731
+            tf.data.Dataset.from_tensor_slices(table).map(source.record_at))
         order = np.arange(len(table))
     else:  # the stream yields them in ascending index order
         wanted = tf.constant(np.unique(table))
@@ -143,9 +178,16 @@ def _write_atomically(path, text):
 
 
 def run(source, workdir, epochs=10, batch_size=256, steps_per_epoch=0, noise_stddev=0.2,
-        dropout=0.2, learning_rate=1e-3, threshold=0.0, seed=0, preprocess="crop_resize"):
+        dropout=0.2, learning_rate=1e-3, threshold=0.0, seed=0, preprocess="crop_resize",
+        match="verified", max_distance=DEFAULT_MAX_DISTANCE):
     """Trains the autoencoder, hashes `source`, writes the results to `workdir`.
 
+    Args:
+        match: "verified" (default): bits are the codes thresholded at each unit's median,
+            images colliding on any hash band (also one-pixel-shifted probes) are grouped
+            when their codes are within `max_distance`; "equal_hash": the paper's rule as
+            written, bit = ReLU code > `threshold`, groups of equal 128-bit hashes.
+        max_distance: "verified": the largest distance between unit-length codes.
     Writes:
         dedup.json: counts, settings and every group as record ids (file paths for
             folders, keys for LMDB, indices otherwise).
@@ -153,24 +195,36 @@ def run(source, workdir, epochs=10, batch_size=256, steps_per_epoch=0, noise_std
             binary's --exclude_list).
         dedup_groups.png: example groups, one per row.
         autoencoder.weights.h5: the encoder's weights.
+        codes.npy: float16 codes [N, probes, 128] (the image and its shifted probes).
     Returns:
         the summary dict written to dedup.json (without the groups).
     """
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
     os.makedirs(workdir, exist_ok=True)
     encoder, loss = train_autoencoder(source, epochs, batch_size, steps_per_epoch,
                                       noise_stddev, dropout, learning_rate, seed, preprocess)
     encoder.save_weights(os.path.join(workdir, "autoencoder.weights.h5"))
-    hashes, bits_on = hash_split(encoder, source, threshold=threshold, preprocess=preprocess)
-    groups = group(hashes)
-    ids = source.ids() if source.ids is not None else [str(i) for i in range(len(hashes))]
+    probes = PROBE_SHIFTS if match == "verified" else PROBE_SHIFTS[:1]
+    codes, bits_on = code_pass(encoder, source, os.path.join(workdir, "codes.npy"),
+                               probes=probes, preprocess=preprocess)
+    if match == "verified":
+        groups, stats = verified_groups(codes, max_distance, seed)
+    else:
+        groups, stats = group(hash_codes(codes[:, 0], threshold)), {}
+    n = len(codes)
+    ids = source.ids() if source.ids is not None else [str(i) for i in range(n)]
     excluded = [ids[i] for g in groups for i in g[1:]]
     summary = dict(
-        dataset=source.name, split=source.split, num_images=int(len(hashes)),
+        dataset=source.name, split=source.split, num_images=int(n),
         num_groups=len(groups), num_in_groups=int(sum(len(g) for g in groups)),
-        num_excluded=len(excluded), distinct_hashes=int(len(hashes) - len(excluded)),
-        mean_bits_on=round(bits_on, 2), reconstruction_mse=round(loss, 5),
+        num_excluded=len(excluded), distinct_images=int(n - len(excluded)),
+        mean_relu_units_on=round(bits_on, 2), reconstruction_mse=round(loss, 5), **stats,
         settings=dict(epochs=epochs, batch_size=batch_size, noise_stddev=noise_stddev,
-                      dropout=dropout, learning_rate=learning_rate, threshold=threshold,
+                      dropout=dropout, learning_rate=learning_rate, match=match,
+                      threshold=threshold if match == "equal_hash" else "per-unit median",
+                      max_distance=max_distance if match == "verified" else None,
+                      probe_shifts=[list(p) for p in probes],
                       seed=seed, image_side=SIDE, code_units=CODE_UNITS),
         ids_are=("paths relative to the folder" if source.name == "folder" else
                  "LMDB keys" if source.name == "lsun" else "record indices"))

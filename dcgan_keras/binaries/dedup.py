@@ -5,8 +5,12 @@ r"""Finds near-duplicate training images with the paper's semantic hash (section
         --exclude_list=runs/dedup/exclude_list.txt --workdir=runs/lsun
 
 Trains a 3072-128-3072 de-noising, dropout-regularised ReLU autoencoder on 32x32 centre
-crops, thresholds each image's 128-d ReLU code into a binary hash and groups images with
-equal hashes. Writes dedup.json (counts and every group's ids), dedup_groups.png (example
+crops and thresholds each image's 128-d code into a binary hash. By default
+(--match=verified) images whose hashes collide on any band (also shifted by one pixel)
+are grouped if their codes are within --max_distance; --match=equal_hash is the paper's
+rule as written (bit = ReLU code > --threshold, groups of equal hashes), which groups
+many distinct images (see dcgan_keras/analysis/dedup.py). Writes dedup.json (counts and
+every group's ids), dedup_groups.png (example
 groups, one per row), exclude_list.txt (all but the first of each group) and the
 autoencoder's weights into --workdir.
 """
@@ -31,7 +35,13 @@ flags.DEFINE_integer("batch_size", 256, "Autoencoder batch size.")
 flags.DEFINE_float("noise_stddev", 0.2, "De-noising: Gaussian noise on the [-1, 1] inputs.")
 flags.DEFINE_float("dropout", 0.2, "Dropout on the input and on the code.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_float("threshold", 0.0, "A code bit is 1 where the ReLU activation exceeds it.")
+flags.DEFINE_float("threshold", 0.0, "--match=equal_hash: a code bit is 1 where the ReLU "
+                   "activation exceeds it.")
+flags.DEFINE_enum("match", "verified", ["verified", "equal_hash"],
+                  "verified: hash collisions (banded, one-pixel-shift probes) checked by code "
+                  "distance; equal_hash: the paper's groups of equal ReLU hashes.")
+flags.DEFINE_float("max_distance", 0.04, "--match=verified: the largest distance between "
+                   "two unit-length codes of near-duplicates.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, the noise and the data order.")
 flags.DEFINE_bool("allow_download", True, "Let tensorflow-datasets/Keras download missing data.")
 flags.mark_flag_as_required("workdir")
@@ -46,6 +56,8 @@ def main(argv):
         for name in ("epochs", "batch_size"):
             if FLAGS[name].value < 1:
                 raise ValueError(f"{name} must be >= 1, got {FLAGS[name].value}")
+        if FLAGS.max_distance < 0:
+            raise ValueError(f"max_distance must be >= 0, got {FLAGS.max_distance}")
         if not 0 <= FLAGS.dropout < 1 or FLAGS.noise_stddev < 0:
             raise ValueError(f"dropout must be in [0, 1) and noise_stddev >= 0, got "
                              f"{FLAGS.dropout} and {FLAGS.noise_stddev}")
@@ -53,10 +65,12 @@ def main(argv):
                                      FLAGS.allow_download, lsun_category=FLAGS.lsun_category)
         summary = dedup.run(source, FLAGS.workdir, FLAGS.epochs, FLAGS.batch_size,
                             FLAGS.steps_per_epoch, FLAGS.noise_stddev, FLAGS.dropout,
-                            FLAGS.learning_rate, FLAGS.threshold, FLAGS.seed, FLAGS.preprocess)
+                            FLAGS.learning_rate, FLAGS.threshold, FLAGS.seed, FLAGS.preprocess,
+                            FLAGS.match, FLAGS.max_distance)
     except (ValueError, FileNotFoundError) as e:  # MissingDataError is a FileNotFoundError
         common.fail(str(e))
-    print(f"{summary['num_images']} images, {summary['num_groups']} groups of equal hashes, "
+    print(f"{summary['num_images']} images, {summary['num_groups']} groups of near-duplicates "
+          f"(--match={FLAGS.match}), "
           f"{summary['num_excluded']} duplicates listed in {FLAGS.workdir}/exclude_list.txt; "
           f"examples: {FLAGS.workdir}/dedup_groups.png")
 
@@ -64,7 +78,7 @@ def main(argv):
 # --help lists the flags under these headings (the README's order).
 HELP_GROUPS = {
     "data": ["dataset", "data_dir", "lsun_category", "split", "preprocess", "allow_download"],
-    "model": ["noise_stddev", "dropout", "threshold"],
+    "model": ["noise_stddev", "dropout", "match", "max_distance", "threshold"],
     "optimisation": ["epochs", "steps_per_epoch", "batch_size", "learning_rate"],
     "run": ["workdir", "seed"],
 }

@@ -35,6 +35,7 @@ IDX_DATASETS = ("mnist", "fashion_mnist")
 DATASET_NAMES = ("lsun",) + tuple(TFDS_DATASETS) + ("folder", "shapes")
 SPLITS = ("train", "test")
 MAX_BYTES_SHUFFLE_BUFFER = 10_000  # encoded images held for shuffling tfds streams
+FETCH_BATCH = 64  # records per `Source.fetch` call
 
 
 MissingDataError = errors.MissingDataError  # data not on this machine and not fetchable
@@ -63,6 +64,10 @@ class Source:
         ids: optional () -> list of str, a stable id of every record in order (a file
             path relative to the folder, an LMDB key, an index): what de-duplication
             reports and `--exclude_list` names.
+        fetch: optional records [k] -> values [k] (one op for many records, e.g. one
+            Python call reading k LMDB values); a source with it has `load` and
+            `load_at_least` take a fetched value instead of a record. The pipelines
+            fetch FETCH_BATCH records at a time, after ordering and skipping.
     """
     name: str
     split: str
@@ -75,6 +80,7 @@ class Source:
     load_at_least: Optional[Callable] = None
     record_at: Optional[Callable] = None
     ids: Optional[Callable[[], list]] = None
+    fetch: Optional[Callable] = None
 
 
 def indexed_records(record_at, n):
@@ -257,6 +263,16 @@ def get_source(name, split="train", data_dir=None, allow_download=True, index_ca
     return source
 
 
+def fetched(ds, source):
+    """(record, label) -> (what `source.load` takes, label): the records' values fetched
+    FETCH_BATCH at a time when the source has `fetch`, else the records unchanged."""
+    if source.fetch is None:
+        return ds
+    ds = ds.batch(FETCH_BATCH).map(lambda r, l: (source.fetch(r), l),
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.unbatch()
+
+
 def _decode_and_preprocess(source, image_size, channels, mode, with_label=True):
     def fn(record, label):
         if mode == "crop_resize" and source.load_at_least:
@@ -311,6 +327,7 @@ def train_dataset(source, image_size, channels, global_batch_size, seed=0, start
         lo = shard_index * per_shard
         ds = ds.batch(global_batch_size, drop_remainder=True)
         ds = ds.map(lambda r, l: (r[lo:lo + per_shard], l[lo:lo + per_shard])).unbatch()
+    ds = fetched(ds, source)
     ds = ds.map(_decode_and_preprocess(source, image_size, channels, preprocess_mode,
                                        with_label=False),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -324,7 +341,8 @@ def eval_dataset(source, image_size, channels, batch_size, preprocess_mode="crop
     ds = source.records()
     if max_examples:
         ds = ds.take(max_examples)
-    ds = ds.map(_decode_and_preprocess(source, image_size, channels, preprocess_mode),
+    ds = fetched(ds, source).map(_decode_and_preprocess(source, image_size, channels,
+                                                        preprocess_mode),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

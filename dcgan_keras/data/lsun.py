@@ -6,13 +6,15 @@ JPEG bytes of one image, keyed by the image's id. They are read here with the `l
 package, as torchvision's LSUN dataset does (tensorflow-datasets' builder needs
 tensorflow-io, which has no build for our TensorFlow).
 
-Records are indices into the list of keys; a value is fetched by its key and decoded in
-tf.data after the records are ordered and skipped. The key list (one cursor pass, ~3M
+Records are indices into the list of keys. After the records are ordered and skipped,
+their values are fetched by key, `datasets.FETCH_BATCH` per Python call (one read
+transaction per thread), and decoded in tf.data. The key list (one cursor pass, ~3M
 keys for bedrooms) is cached next to the run's data index, so the scan runs once.
 """
 import io
 import os
 import re
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -220,6 +222,22 @@ def load_keys(env, path, index_cache=None):
     return table, len(bad), examples
 
 
+def _fetcher(env, keys):
+    """indices (int64 array) -> their values (object array of bytes), read through one
+    read transaction per thread (kept open: the database is read-only)."""
+    local = threading.local()
+
+    def fetch(indices):
+        txn = getattr(local, "txn", None)
+        if txn is None:
+            txn = local.txn = env.begin()
+        out = np.empty(len(indices), object)
+        for j, i in enumerate(indices.tolist()):
+            out[j] = txn.get(keys[i])
+        return out
+    return fetch
+
+
 def lsun_source(data_dir=None, split="train", category=DEFAULT_CATEGORY, index_cache=None):
     """A datasets.Source over one LSUN category's LMDB (see `find_lmdb` for data_dir).
 
@@ -246,19 +264,15 @@ def lsun_source(data_dir=None, split="train", category=DEFAULT_CATEGORY, index_c
         raise MissingDataError(f"none of the {corrupt} values in {path} is a complete "
                                "JPEG/WebP/PNG image")
 
-    def fetch(index):
-        with env.begin() as txn:
-            return txn.get(keys[int(index)])
-
-    def value(index):
-        encoded = tf.numpy_function(fetch, [index], tf.string, stateful=False)
-        return tf.ensure_shape(encoded, [])
+    fetch = _fetcher(env, keys)
+    values = lambda indices: tf.ensure_shape(  # noqa: E731
+        tf.numpy_function(fetch, [indices], tf.string, stateful=False), indices.shape)
 
     n = len(keys)
     record_at = lambda i: (i, tf.constant(-1, tf.int64))  # noqa: E731
     return datasets.Source(
         name="lsun", split=split, num_examples=n, records=datasets.indexed_records(record_at, n),
-        load=lambda i: preprocessing.decode(value(i), 3),
-        load_at_least=lambda i, side: preprocessing.decode(value(i), 3, side),
-        skipped=corrupt, record_at=record_at,
+        load=lambda value: preprocessing.decode(value, 3),
+        load_at_least=lambda value, side: preprocessing.decode(value, 3, side),
+        skipped=corrupt, record_at=record_at, fetch=values,
         ids=lambda: [key_id(keys[i]) for i in range(n)])

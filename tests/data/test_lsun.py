@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from testutil import encode_image, make_lsun_lmdb, smooth_image
-from dcgan_keras.data import datasets, lsun, preprocessing
+from dcgan_keras.data import datasets, lsun, order, preprocessing
 
 CORRUPT = {
     "junk": b"not an image at all",
@@ -35,25 +35,53 @@ def _pillow(value):
     return np.asarray(Image.open(io.BytesIO(value)).convert("RGB"))
 
 
+def _load(source, i):
+    """Record i's image: its value fetched (as the pipelines do, in a batch) and decoded."""
+    return source.load(source.fetch(tf.constant([i], tf.int64))[0])
+
+
 def test_reads_webp_and_jpeg_values_in_key_order_and_skips_corrupt_ones(lmdb_root, tmp_path):
     root, path, keys, images = lmdb_root
     source = datasets.get_source("lsun", "train", root, index_cache=str(tmp_path / "i.json"))
+    load = lambda i: _load(source, i)  # noqa: E731
     assert source.num_examples == 12 and source.skipped == 3 and source.num_classes is None
     assert source.ids() == keys  # LMDB order: sorted keys; the 3 corrupt ones left out
     with lsun.open_env(path).begin() as txn:
         for i in (0, 1, 7):  # record i is the value of key i, WebP or JPEG
             value = txn.get(keys[i].encode())
-            np.testing.assert_array_equal(source.load(i).numpy(),
+            np.testing.assert_array_equal(load(i).numpy(),
                                           preprocessing.decode(tf.constant(value), 3).numpy())
             # (Pillow's WebP/JPEG decoders round the colour conversion differently.)
-            assert np.abs(source.load(i).numpy() - _pillow(value).astype(float)).mean() < 3
+            assert np.abs(load(i).numpy() - _pillow(value).astype(float)).mean() < 3
     # ... and are the planted images up to the lossy codecs.
-    decoded = source.load(3).numpy().astype(float)
+    decoded = load(3).numpy().astype(float)
     assert np.abs(decoded - images[keys[3]]).mean() < 4
     x, labels = datasets.load_numpy(source, 16, 3)
     assert x.shape == (12, 16, 16, 3) and (labels == -1).all()
     batches = list(datasets.train_dataset(source, 16, 3, 4, seed=0).take(6))  # 2 epochs
     assert all(b.shape == (4, 16, 16, 3) for b in batches)
+
+
+def test_batched_fetch_keeps_the_order_and_resumes_exactly(lmdb_root, tmp_path):
+    """Values fetched FETCH_BATCH at a time (across an epoch end) are those of the
+    records in the epoch order, one by one; a resume mid-epoch 2 gets the same batches."""
+    root, path, keys, _ = lmdb_root
+    source = datasets.get_source("lsun", "train", root, index_cache=str(tmp_path / "i.json"))
+    records = [int(r) for r, _ in order.record_stream(source, 5).take(30)]  # 2.5 epochs
+    assert sorted(records[:12]) == list(range(12)) and records[:12] != records[12:24]
+    fetched = [v for v, _ in datasets.fetched(order.record_stream(source, 5), source).take(30)]
+    with lsun.open_env(path).begin() as txn:
+        assert [v.numpy() for v in fetched] == [txn.get(keys[r].encode()) for r in records]
+    stream = lambda start: datasets.train_dataset(source, 8, 3, 3, seed=5,  # noqa: E731
+                                                  start_example=start)
+    unbroken = [b.numpy() for b in stream(0).take(10)]
+    resumed = [b.numpy() for b in stream(15).take(5)]  # epoch 1, offset 3
+    for a, b in zip(unbroken[5:], resumed):
+        np.testing.assert_array_equal(a, b)
+    with lsun.open_env(path).begin() as txn:  # as train_dataset decodes: at least 8x8
+        expected = [preprocessing.preprocess(source.load_at_least(
+            tf.constant(txn.get(keys[r].encode())), 8), 8, 3).numpy() for r in records[:6]]
+    np.testing.assert_array_equal(np.concatenate(unbroken[:2]), np.stack(expected))
 
 
 def test_key_list_is_cached_and_rescanned_when_the_database_changes(lmdb_root, tmp_path,
