@@ -52,6 +52,6 @@ test: install browser
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
 
-# Runs the README's commands, in order, on tiny settings (about 10 minutes on 2 cores).
+# Runs the commands of README.md and docs/, in order, on tiny settings (about 10 minutes on 2 cores).
 docs-check: install
 	$(BIN)/python tools/docs_check.py

@@ -1,6 +1,7 @@
-"""Runs the README's commands, in the README's order, on tiny settings: `make docs-check`.
+"""Runs the README's and docs/' commands, in their order, on tiny settings: `make docs-check`.
 
-Each `python -m dcgan_keras.binaries.*` command of README.md runs as written, in a scratch
+Each `python -m dcgan_keras.binaries.*` command of README.md (then of docs/*.md) runs as
+written, in a scratch
 directory (so `runs/...` lands there), with `~` pointing at a scratch home that holds a
 small image folder (`~/faces`) and small LMDBs in LSUN's layout (`~/lsun`), and with flags
 appended that make it tiny (few steps, narrow nets, few samples; absl takes the last value
@@ -54,7 +55,7 @@ PARSE_ONLY = [  # (reason, test on the command's arguments)
     ("needs a shapes model trained for minutes to draw squares; tests/analysis run forget "
      "on a planted generator", lambda a: a[:1] == ["forget"]),
 ]
-PLACEHOLDERS = {"W": "runs/fmnist", "D": "runs/out"}
+PLACEHOLDERS = {"W": "runs/fmnist", "D": "runs/out", "DIR": "~/faces"}
 
 
 def make_home(home):
@@ -133,15 +134,17 @@ def main():
     if not os.path.isdir(home):
         make_home(home)
     env = dict(os.environ, HOME=home, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    steps = [(c.line, c) for c in docs_commands.commands(["README.md"]) if c.kind == "binary"]
-    steps += list(python_blocks())
+    files = docs_commands.doc_files()  # README.md first, then docs/*.md
+    steps = [(files.index(c.path), c.line, c) for c in docs_commands.commands(files)
+             if c.kind == "binary"]
+    steps += [(0, line, code) for line, code in python_blocks()]
     failures, parsed = 0, []
-    for line, step in sorted(steps, key=lambda s: s[0]):
+    for _, line, step in sorted(steps, key=lambda s: s[:2]):
         if isinstance(step, str):
             name, argv, reason, serves = f"python block at README.md:{line}", \
                 [sys.executable, "-c", step], None, False
         else:
-            name = f"README.md:{line} {step.target} {' '.join(step.args)}"
+            name = f"{step.path}:{line} {step.target} {' '.join(step.args)}"
             argv, reason, serves = runnable(step)
         if options.only and not re.search(options.only, name):
             continue
