@@ -74,6 +74,7 @@ def main():
                         help="run the hash-band search up to this many images")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max_distance", type=float, default=0.04)
+    parser.add_argument("--dims", type=int, default=16, help="radius search's PCA dims")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=FMNIST_DIR)
     parser.add_argument("--codes", default="", help="codes .npy: reused if it exists, "
@@ -82,7 +83,7 @@ def main():
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
-    from dcgan_keras.analysis import dedup_match
+    from dcgan_keras.analysis import dedup_radius
     path = args.codes or os.path.join("/tmp", f"dedup_scaling_{os.getpid()}.npy")
     start = time.perf_counter()
     loss = None
@@ -98,11 +99,11 @@ def main():
         sub = codes[:n]
         row = dict(n=n)
         t = time.perf_counter()
-        pairs, stats = dedup_match.radius_pairs(sub, args.max_distance)
+        pairs, stats = dedup_radius.radius_pairs(sub, args.max_distance, dims=args.dims)
         row["radius"] = dict(seconds=round(time.perf_counter() - t, 2),
                              candidate_pairs=stats["candidate_pairs"],
                              verified_pairs=len(undirected(pairs[:, [0, 2]])),
-                             slabs=stats["slabs"])
+                             slabs=stats["slabs"], slab_queries=stats["slab_queries"])
         new = undirected(pairs[:, [0, 2]])
         if n <= args.old_max:
             t = time.perf_counter()
@@ -115,13 +116,15 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = dict(
-        rows=rows, max_distance=args.max_distance, epochs=args.epochs,
+        rows=rows, max_distance=args.max_distance, dims=args.dims, epochs=args.epochs,
         coding_seconds=coding_seconds, reconstruction_mse=loss,
         exponent_radius=exponent([r["n"] for r in rows],
                                  [r["radius"]["seconds"] for r in rows]),
         exponent_hash_bands=exponent(
             [r["n"] for r in rows if "hash_bands" in r],
             [r["hash_bands"]["seconds"] for r in rows if "hash_bands" in r]),
+        exponent_radius_candidates=exponent(
+            [r["n"] for r in rows], [max(1, r["radius"]["candidate_pairs"]) for r in rows]),
         exponent_hash_band_candidates=exponent(
             [r["n"] for r in rows if "hash_bands" in r],
             [r["hash_bands"]["candidate_pairs"] for r in rows if "hash_bands" in r]),

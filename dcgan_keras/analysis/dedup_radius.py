@@ -54,8 +54,15 @@ def principal_axes(codes, dims=PCA_DIMS, sample=50_000):
     return mean, vt[:dims].T
 
 
-def _project(codes, rows, probes, mean, axes):
-    return (unit_rows(codes, rows, probes) - mean) @ axes
+def _project(codes, rows, probes, mean, axes, chunk=65_536):
+    """[len(rows), axes] coordinates of the unit-length codes (rows, probes), read in
+    chunks (`probes`: one probe or one per row)."""
+    probes = np.broadcast_to(probes, np.shape(rows))
+    out = np.empty((len(rows), axes.shape[1]))
+    for lo in range(0, len(rows), chunk):
+        part = slice(lo, lo + chunk)
+        out[part] = (unit_rows(codes, rows[part], probes[part]) - mean) @ axes
+    return out
 
 
 def first_coordinates(codes, mean, axis, chunk=65_536):
