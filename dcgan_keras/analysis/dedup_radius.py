@@ -50,8 +50,8 @@ def principal_axes(codes, dims=PCA_DIMS, sample=50_000):
     rows = np.unique(np.linspace(0, len(codes) - 1, min(sample, len(codes))).astype(np.int64))
     x = unit_rows(codes, rows, 0).astype(np.float64)
     mean = x.mean(0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-    return mean, vt[:dims].T
+    _, axes = np.linalg.eigh(np.cov(x - mean, rowvar=False))  # ascending
+    return mean, axes[:, ::-1][:, :dims]
 
 
 def _project(codes, rows, probes, mean, axes, chunk=65_536):
