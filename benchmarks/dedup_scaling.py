@@ -75,6 +75,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max_distance", type=float, default=0.04)
     parser.add_argument("--dims", type=int, default=16, help="radius search's PCA dims")
+    parser.add_argument("--slab_rows", type=int, default=65_536,
+                        help="radius search's images per slab")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=FMNIST_DIR)
     parser.add_argument("--codes", default="", help="codes .npy: reused if it exists, "
@@ -99,7 +101,8 @@ def main():
         sub = codes[:n]
         row = dict(n=n)
         t = time.perf_counter()
-        pairs, stats = dedup_radius.radius_pairs(sub, args.max_distance, dims=args.dims)
+        pairs, stats = dedup_radius.radius_pairs(sub, args.max_distance, dims=args.dims,
+                                                   slab_rows=args.slab_rows)
         row["radius"] = dict(seconds=round(time.perf_counter() - t, 2),
                              candidate_pairs=stats["candidate_pairs"],
                              verified_pairs=len(undirected(pairs[:, [0, 2]])),
@@ -116,7 +119,8 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = dict(
-        rows=rows, max_distance=args.max_distance, dims=args.dims, epochs=args.epochs,
+        rows=rows, max_distance=args.max_distance, dims=args.dims, slab_rows=args.slab_rows,
+        epochs=args.epochs,
         coding_seconds=coding_seconds, reconstruction_mse=loss,
         exponent_radius=exponent([r["n"] for r in rows],
                                  [r["radius"]["seconds"] for r in rows]),

@@ -16,8 +16,9 @@ matches codes by distance instead of equal bits:
   it) and of the other are within `max_distance`; the groups are the connected
   components of those pairs. All such pairs are found by an exact fixed-radius search
   (`dedup_radius`: slabs along the first principal axis, k-d trees on a few more),
-  ~n log n; the earlier search verified collisions of median-thresholded hash bands
-  (`dedup_match`, `search="hash_bands"`), whose candidates grew ~quadratically.
+  ~linear in N with fixed-size slabs; the earlier search verified collisions of
+  median-thresholded hash bands (`dedup_match`, `search="hash_bands"`), whose
+  candidates grew ~quadratically.
 
 Everything streams through tf.data: the autoencoder trains on the shuffled training
 stream, the code pass reads the split once in order and writes each image's codes

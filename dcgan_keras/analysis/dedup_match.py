@@ -114,8 +114,8 @@ def verified_groups(codes, max_distance, seed=0, search="radius"):
 
     Args:
         search: "radius" (default): all such pairs, by the exact search of `dedup_radius`
-            (~n log n); "hash_bands": only those among the hash collisions (any band, any
-            probe), the previous search, whose candidates grow ~quadratically.
+            (~linear); "hash_bands": only those among the hash collisions (any band,
+            any probe), the previous search, whose candidates grow ~quadratically.
     Returns:
         (groups, stats dict).
     """

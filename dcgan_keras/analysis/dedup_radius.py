@@ -16,8 +16,9 @@ radius r: ||unit(codes[i, p]) - unit(codes[j, 0])|| <= r (the verification rule 
 
 Memory: one float32 coordinate per image and probe, their sort order, and one slab's
 codes and trees, whatever the number of images; codes may be a memory map. Time: a tree
-query per image and probe and slab it reaches, ~n log n while the slabs are wider than
-2r (LSUN-size counts: docs/benchmarks.md, "De-duplication search scaling").
+query per image and probe and slab it reaches: ~linear in N for a fixed slab size while
+the slabs are not much thinner than 2r (docs/benchmarks.md, "De-duplication search
+scaling").
 """
 import numpy as np
 from scipy.spatial import cKDTree
