@@ -8,21 +8,23 @@ de-duplication."
 The paper's rule as written (`match="equal_hash"`: bit = ReLU code > 0, images with equal
 128-bit hashes form a group) groups many distinct images: few units fire per image and
 many never do, so similar images share their set of active units (measured in
-docs/benchmarks.md). The default (`match="verified"`) keeps the autoencoder and the
-thresholded code as the hash, and adds:
-- per-unit thresholds (each unit's median over the data), so every live bit splits the
-  data in half;
-- multi-probe hashing: the live bits are cut into bands (~log2(N) bits each) and images
-  that share any band's bits collide; each image is also hashed shifted by one pixel
-  each way (`PROBE_SHIFTS`), so a shifted copy can meet its original;
-- verification: a collision is a duplicate only if the two codes (unit length) are
-  within `max_distance`; the groups are the connected components of verified pairs.
+docs/benchmarks.md). The default (`match="verified"`) keeps the autoencoder's code and
+matches codes by distance instead of equal bits:
+- each image is also encoded shifted by one pixel each way (`PROBE_SHIFTS`), so a
+  shifted copy can meet its original;
+- two images are duplicates if the codes (unit length) of one (or of a shifted probe of
+  it) and of the other are within `max_distance`; the groups are the connected
+  components of those pairs. All such pairs are found by an exact fixed-radius search
+  (`dedup_radius`: slabs along the first principal axis, k-d trees on a few more),
+  ~linear in N with fixed-size slabs; the earlier search verified collisions of
+  median-thresholded hash bands (`dedup_match`, `search="hash_bands"`), whose
+  candidates grew ~quadratically.
 
 Everything streams through tf.data: the autoencoder trains on the shuffled training
 stream, the code pass reads the split once in order and writes each image's codes
 (5 probes x 128 float16, 1.3 KB) to codes.npy in the workdir, never the images; the
-hash buckets hold a few uint64 keys per image (3M LSUN images: ~4 GB of codes on disk,
-~0.3 GB of keys in memory). Linear time except for the pairs inside a bucket.
+pair search holds a float32 coordinate and a sort index per image and probe and one
+slab's codes (3M LSUN images: ~4 GB of codes on disk, ~0.3 GB in memory).
 """
 import dataclasses
 import json

@@ -5,6 +5,8 @@ Codes are [N, probes, 128] (probe 0: the image; the others: it shifted by a pixe
 """
 import numpy as np
 
+from dcgan_keras.analysis.dedup_radius import code_distances, radius_pairs
+
 CODE_UNITS = 128
 
 
@@ -85,19 +87,6 @@ def candidate_pairs(keys):
     return np.unique(np.concatenate(found), axis=0)
 
 
-def code_distances(codes, pairs, chunk=65_536):
-    """Distances between the unit-length codes of (probe p of image i, image j)."""
-    out = np.empty(len(pairs), np.float32)
-    for lo in range(0, len(pairs), chunk):
-        i, p, j = pairs[lo:lo + chunk].T
-        a = np.asarray(codes[i, p], np.float32)
-        b = np.asarray(codes[j, 0], np.float32)
-        a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-6
-        b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-6
-        out[lo:lo + chunk] = np.linalg.norm(a - b, axis=1)
-    return out
-
-
 def components(n, pairs):
     """Connected components (>= 2 members, ascending, ordered by first member) of the
     graph on n images with edges `pairs` [M, 2]."""
@@ -116,15 +105,33 @@ def components(n, pairs):
     return group(roots[:, None].astype(np.int64).view(np.uint8))
 
 
-def verified_groups(codes, max_distance, seed=0):
-    """Groups of near-duplicates: hash collisions (any band, any shifted probe) whose
-    codes are within `max_distance`; returns (groups, stats dict)."""
-    thresholds = unit_thresholds(codes)
-    bands = hash_bands(thresholds, codes, len(codes), seed)
-    pairs = candidate_pairs(band_keys(codes, thresholds, bands))
-    distance = code_distances(codes, pairs)
-    edges = pairs[distance <= max_distance][:, [0, 2]]
+SEARCHES = ("radius", "hash_bands")
+
+
+def verified_groups(codes, max_distance, seed=0, search="radius"):
+    """Groups of near-duplicates: the connected components of the pairs (any shifted probe
+    of one image, another image) whose unit-length codes are within `max_distance`.
+
+    Args:
+        search: "radius" (default): all such pairs, by the exact search of `dedup_radius`
+            (~linear); "hash_bands": only those among the hash collisions (any band,
+            any probe), the previous search, whose candidates grow ~quadratically.
+    Returns:
+        (groups, stats dict).
+    """
+    if search == "radius":
+        found, stats = radius_pairs(codes, max_distance)
+        edges = found[:, [0, 2]]
+        stats = dict(search=search, **stats)
+    elif search == "hash_bands":
+        thresholds = unit_thresholds(codes)
+        bands = hash_bands(thresholds, codes, len(codes), seed)
+        pairs = candidate_pairs(band_keys(codes, thresholds, bands))
+        edges = pairs[code_distances(codes, pairs) <= max_distance][:, [0, 2]]
+        stats = dict(search=search, hash_bands=[len(b) for b in bands],
+                     candidate_pairs=int(len(pairs)))
+    else:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
     groups = components(len(codes), edges)
-    stats = dict(hash_bands=[len(b) for b in bands], candidate_pairs=int(len(pairs)),
-                 verified_pairs=int(len(np.unique(np.sort(edges, 1), axis=0))))
+    stats["verified_pairs"] = int(len(np.unique(np.sort(edges, 1), axis=0)))
     return groups, stats

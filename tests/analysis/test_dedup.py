@@ -61,9 +61,10 @@ def test_verified_groups_copies_and_shifted_copies_but_not_equal_hash_strangers(
     # The paper's rule as written groups the three strangers (same active units) ...
     assert [10, 62, 63] in [g.tolist() for g in dedup_match.group(dedup_match.hash_codes(base))]
     # ... verification keeps them apart and finds the copy and the shifted copy.
-    groups, stats = dedup_match.verified_groups(codes, max_distance=0.04)
-    assert [g.tolist() for g in groups] == [[3, 60], [7, 61]]
-    assert stats["candidate_pairs"] >= 2 and stats["verified_pairs"] == 2
+    for search in dedup_match.SEARCHES:
+        groups, stats = dedup_match.verified_groups(codes, max_distance=0.04, search=search)
+        assert [g.tolist() for g in groups] == [[3, 60], [7, 61]], search
+        assert stats["candidate_pairs"] >= 2 and stats["verified_pairs"] == 2
     assert sum(stats["hash_bands"]) == 128 and min(stats["hash_bands"]) >= 8
     # Per-unit median thresholds: every unit's bit is 1 for about half the images.
     bits = base.astype(np.float32) > dedup_match.unit_thresholds(codes)
