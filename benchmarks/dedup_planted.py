@@ -152,7 +152,7 @@ def main():
                   groups=summary["num_groups"],
                   **{k: summary[k] for k in ("hash_bands", "candidate_pairs",
                                              "verified_pairs") if k in summary},
-                  seconds=round(time.perf_counter() - start, 1), machine=_cpu(),
+                  seconds=round(time.perf_counter() - start, 1), machine=cpu_model(),
                   date=time.strftime("%Y-%m-%d"))
     print(json.dumps(result))
     if args.out:
@@ -160,7 +160,8 @@ def main():
             json.dump(result, f, indent=1)
 
 
-def _cpu():
+def cpu_model():
+    """The CPU's model name (lscpu), for the record of a measurement."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         return re.search(r"Model name:\s*(.+)", out).group(1).strip()

@@ -19,9 +19,6 @@ exponent b of seconds ~ n^b (least squares on log-log) for each method.
 import argparse
 import json
 import os
-import platform
-import re
-import subprocess
 import sys
 import time
 
@@ -29,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
+from dedup_planted import cpu_model  # noqa: E402  (benchmarks/dedup_planted.py)
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -132,21 +130,13 @@ def main():
         exponent_hash_band_candidates=exponent(
             [r["n"] for r in rows if "hash_bands" in r],
             [r["hash_bands"]["candidate_pairs"] for r in rows if "hash_bands" in r]),
-        machine=_cpu(), date=time.strftime("%Y-%m-%d"))
+        machine=cpu_model(), date=time.strftime("%Y-%m-%d"))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
     if not args.codes:
         os.remove(path)
-
-
-def _cpu():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return re.search(r"Model name:\s*(.+)", out).group(1).strip()
-    except (OSError, AttributeError):
-        return platform.processor()
 
 
 if __name__ == "__main__":
