@@ -62,25 +62,56 @@ def test_ema_generator_follows_the_moving_average_of_every_weight():
         callbacks.EMAGenerator(1.0)
 
 
+class _Samples(keras.callbacks.Callback):
+    """G(z) and EMA G(z) in inference mode at the start of training and each epoch end."""
+
+    def __init__(self, z):
+        super().__init__()
+        self.z, self.images = z, []
+
+    def _record(self):
+        self.images.append([net(self.z, training=False).numpy() for net in (
+            self.model.generator, self.model.ema_generator)])
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record()
+
+
+def _tiles(grid, n, cols, size=16, pad=2):
+    """Tile i of a make_grid image: row i // cols, column i % cols."""
+    return np.stack([grid[pad + (i // cols) * (size + pad):][:size,
+                          pad + (i % cols) * (size + pad):][:, :size] for i in range(n)])
+
+
 def test_sample_grid_from_a_fixed_z_at_start_and_every_epoch_end(tmp_path):
     gan = _gan(ema_decay=0.5)
     grid = callbacks.SampleGrid(str(tmp_path / "samples"), num_images=4, seed=3,
                                 summary_writer=str(tmp_path))
-    gan.fit(_data(), epochs=2, verbose=0, callbacks=[grid])
+    z = np.random.default_rng(3 + 1).standard_normal((4, 8)).astype(np.float32)
+    samples = _Samples(z)
+    gan.fit(_data(), epochs=2, verbose=0, callbacks=[grid, samples])
     assert sorted(os.listdir(tmp_path / "samples")) == [
         "ema_epoch_0000.png", "ema_epoch_0001.png", "ema_epoch_0002.png",
         "epoch_0000.png", "epoch_0001.png", "epoch_0002.png"]
-    np.testing.assert_array_equal(grid.z, callbacks.SampleGrid.fixed_noise(4, 8, 3))
-    # The last grid is G(z) of the final weights, as written to disk.
-    want = callbacks.SampleGrid(str(tmp_path / "check"), z=grid.z)
-    want.set_model(gan)
-    want.write("now")
-    png = read_png(str(tmp_path / "samples" / "epoch_0002.png"))
-    np.testing.assert_array_equal(png, want.last[0][1])
-    assert png.shape == (2 * 18 + 2, 2 * 18 + 2, 1)
-    tags = {(v.tag, e.step) for path in glob.glob(str(tmp_path / "events.*"))
-            for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
-    assert {("samples", 0), ("samples", 8), ("samples_ema", 8)} <= tags
+    np.testing.assert_array_equal(grid.z, z)  # the fixed noise: a function of the seed
+    # Tile i of each grid is round((G(z_i) + 1) * 127.5) of G (and of the EMA G) at
+    # that moment: the start, and each epoch end.
+    for epoch, images in enumerate(samples.images):
+        for prefix, generated in zip(("", "ema_"), images):
+            png = read_png(str(tmp_path / "samples" / f"{prefix}epoch_{epoch:04d}.png"))
+            assert png.shape == (2 * 18 + 2, 2 * 18 + 2, 1)
+            want = np.round((generated + 1) * 127.5).astype(np.uint8)
+            np.testing.assert_array_equal(_tiles(png, 4, 2), want, err_msg=prefix + str(epoch))
+    assert not np.array_equal(samples.images[-1][0], samples.images[-1][1])  # EMA != G
+    images = {(v.tag, e.step): tf.io.decode_png(v.tensor.string_val[2]).numpy()
+              for path in glob.glob(str(tmp_path / "events.*"))
+              for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+    assert {("samples", 0), ("samples", 8), ("samples_ema", 8)} <= set(images)
+    np.testing.assert_array_equal(images["samples_ema", 8],
+                                  read_png(str(tmp_path / "samples" / "ema_epoch_0002.png")))
     # Called again (a resumed run): no second start grid; named by the data epoch.
     again = callbacks.SampleGrid(str(tmp_path / "resumed"), num_images=4, steps_per_epoch=4)
     gan.fit(_data(16), epochs=1, verbose=0, callbacks=[again])
