@@ -160,8 +160,84 @@ def _wait_for_step(proc, step, timeout=120):
     return text
 
 
+@pytest.fixture
+def op_determinism():
+    """Leaves TensorFlow's op determinism as it was (a --deterministic run enables it for
+    the whole process; only the private module can turn it off again)."""
+    from tensorflow.python.framework import config as tf_config
+    enabled = tf_config.is_op_determinism_enabled()
+    yield
+    if not enabled:
+        tf_config.disable_op_determinism()
+
+
+class _SignalAt(callbacks.keras.callbacks.Callback):
+    """Sends `signum` to this process `times` times as the step that makes the model's
+    step `at` begins: the run must stop right after that step."""
+
+    def __init__(self, signum, at, times=1):
+        super().__init__()
+        self.signum, self.at, self.times, self.sent = signum, at, times, False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.sent and int(self.model.step.numpy()) == self.at - 1:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)  # Python runs the handler right away
+            self.sent = True
+
+
+class _Handler:
+    """A signal handler that records the signals it gets."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, signum, frame):
+        self.calls.append(signum)
+
+
+def test_a_signal_stops_the_run_at_its_step_and_the_run_resumes_exactly(tmp_path,
+                                                                        op_determinism):
+    data = make_idx_dataset(str(tmp_path / "data"))  # 64 images: 4 steps an epoch
+    config = _config(data, deterministic=True, max_steps=8, checkpoint_every=1000)
+    straight = train_lib.train_and_evaluate(config, str(tmp_path / "straight"))
+    assert straight["step"] == 8 and straight["interrupted"] is None
+    previous = {signal.SIGTERM: _Handler(), signal.SIGINT: _Handler()}
+    originals = {signum: signal.signal(signum, handler) for signum, handler in previous.items()}
+    try:
+        workdir = str(tmp_path / "stopped")
+        # Two SIGTERMs during step 3 (mid-epoch): the first stops the run after the step,
+        # the second goes to the handler that was there before.
+        result = train_lib.train_and_evaluate(
+            config, workdir, extra_callbacks=[_SignalAt(signal.SIGTERM, 3, times=2)])
+        restored = {signum: signal.getsignal(signum) for signum in previous}
+    finally:
+        for signum, handler in originals.items():
+            signal.signal(signum, handler)
+    assert result["interrupted"] == signal.SIGTERM and result["step"] == 3
+    assert restored == previous  # both handlers back after fit
+    assert previous[signal.SIGTERM].calls == [signal.SIGTERM]  # the second one fell through
+    assert previous[signal.SIGINT].calls == []
+    directory = os.path.join(workdir, "checkpoints")
+    assert sorted(os.listdir(directory)) == ["checkpoint", "ckpt-3.data-00000-of-00001",
+                                             "ckpt-3.index"]  # written for the signal
+    reader = tf.train.load_checkpoint(os.path.join(directory, "ckpt-3"))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    assert reader.get_tensor("examples_seen/.ATTRIBUTES/VARIABLE_VALUE") == 3 * 16
+    # The same call resumes at step 3 and ends where the unbroken run ends, bit for bit.
+    resumed = train_lib.train_and_evaluate(config, workdir)
+    assert resumed["step"] == 8 and resumed["interrupted"] is None
+    a = _variables(os.path.join(tmp_path, "straight", "checkpoints", "ckpt-8"))
+    b = _variables(os.path.join(directory, "ckpt-8"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_writes_a_checkpoint_at_the_current_step_and_exits(tmp_path, signum):
+    """The binary: exit code 128 + signum, no traceback, the checkpoint at the step it
+    names (what the run does at a signal is tested in-process above)."""
     data = make_idx_dataset(str(tmp_path / "data"))
     workdir = str(tmp_path / "run")
     proc = _start(_flags(workdir, data, epochs=1000, checkpoint_every=1000))
