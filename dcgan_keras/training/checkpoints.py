@@ -175,7 +175,11 @@ class Checkpointer:
         moving_variance".
         """
         bad, seen = [], set()
-        for name, child in tf.train.TrackableView.children(self.checkpoint).items():
+        # An optimizer also reaches the variables it trains: visit the networks first, so
+        # that a weight is named by its network and only slots by their optimizer.
+        entries = sorted(tf.train.TrackableView.children(self.checkpoint).items(),
+                         key=lambda entry: isinstance(entry[1], keras.optimizers.Optimizer))
+        for name, child in entries:
             for obj in tf.train.TrackableView(child).descendants():
                 if id(obj) in seen or not isinstance(obj, (keras.Variable, tf.Variable)):
                     continue
