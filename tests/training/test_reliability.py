@@ -195,6 +195,33 @@ def test_a_nan_only_in_a_batchnorm_statistic_is_never_checkpointed(tmp_path):
     _assert_finite_checkpoints(os.path.join(workdir, "checkpoints"))
 
 
+def _start(args, env_extra=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONUNBUFFERED="1", **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-m", TRAIN, *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_to_step(proc, step, timeout=120):
+    """Reads the output until a progress line `step k/..` with k >= step (or the end);
+    returns (what was read, whether that step was reached)."""
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step:
+            return "".join(seen), True
+    return "".join(seen), False
+
+
+def _wait_for_step(proc, step, timeout=120):
+    text, reached = _read_to_step(proc, step, timeout)
+    assert reached, "no progress to step %d:\n%s" % (step, text[-3000:])
+    return text
+
+
 @pytest.fixture
 def op_determinism():
     """Leaves TensorFlow's op determinism as it was (a --deterministic run enables it for
