@@ -200,7 +200,7 @@ class Checkpoint(_StepCallback):
         step = model_step(self.model)
         if step == self._saved_step:
             return
-        bad = non_finite_weights(self.model)
+        bad = self.checkpointer.non_finite_variables()
         if bad:
             raise NonFiniteError(f"not writing a checkpoint at step {step}: "
                                  f"{len(bad)} variables are NaN/Inf ({', '.join(bad[:3])})")
@@ -357,15 +357,6 @@ class TrainLogger(_StepCallback):
 
 class NonFiniteError(RuntimeError):
     """A loss or weight became NaN or infinite."""
-
-
-def non_finite_weights(model):
-    """Paths of the model's and its optimizers' variables that hold a NaN or Inf."""
-    variables = list(model.weights)
-    for optimizer in (model.d_optimizer, model.g_optimizer):
-        variables += [v for v in optimizer.variables if "float" in str(v.dtype)]
-    return [v.path for v in variables
-            if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(v.value, tf.float32))))]
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

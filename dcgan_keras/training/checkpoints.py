@@ -10,6 +10,8 @@ import shutil
 import tempfile
 import uuid
 
+import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -163,6 +165,30 @@ class Checkpointer:
                 + "). Nothing was overwritten: move that directory away to start the run "
                 "over, or restore it from a copy.")
         return None
+
+    def non_finite_variables(self):
+        """Names of the float variables this checkpoint writes that hold a NaN or Inf.
+
+        Every variable it saves, not only the trainable ones: BatchNorm statistics, the EMA
+        generator, optimizer slots and the extras (E-GAN's other parents and their
+        optimizers), each named by its checkpoint entry, e.g. "ema_generator/block1_bn/
+        moving_variance".
+        """
+        bad, seen = [], set()
+        # An optimizer also reaches the variables it trains: visit the networks first, so
+        # that a weight is named by its network and only slots by their optimizer.
+        entries = sorted(tf.train.TrackableView.children(self.checkpoint).items(),
+                         key=lambda entry: isinstance(entry[1], keras.optimizers.Optimizer))
+        for name, child in entries:
+            for obj in tf.train.TrackableView(child).descendants():
+                if id(obj) in seen or not isinstance(obj, (keras.Variable, tf.Variable)):
+                    continue
+                seen.add(id(obj))
+                if "float" in str(obj.dtype) and not np.isfinite(
+                        np.asarray(obj.numpy(), np.float32)).all():
+                    bad.append(f"{name}/{obj.path}" if isinstance(obj, keras.Variable)
+                               else name)
+        return bad
 
     def save(self, step, examples_seen):
         """Writes a checkpoint numbered by `step`; returns its path (chief only)."""

@@ -4,12 +4,16 @@ import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
-from testutil import run_binary
+import tensorflow as tf
+from testutil import lively, run_binary
 
 from dcgan_keras.analysis import analyze_lib, forget, nethook
+from dcgan_keras.data import shapes
 from dcgan_keras.exporters import sampling
+from dcgan_keras.training import checkpoints
 from dcgan_keras.utils import images as images_lib
 
 SIZE, PAD = 16, 2  # image side and make_grid's padding
@@ -150,27 +154,140 @@ def test_bad_input_raises_the_errors_the_binary_reports(run, tmp_path):
     assert issubclass(nethook.UnknownLayerError, ValueError)
 
 
-def test_dissect(run, tmp_path):
-    out = str(tmp_path)
-    stdout = _ok(_analyze("dissect", f"--workdir={run[0]}", f"--out_dir={out}",
-                          "--num_dissect=20", "--num_intervene=6", "--num_units=3",
-                          "--top_k=2", "--region=0,0,8,8", "--quantile=0.05"))
-    result = json.load(open(os.path.join(out, "dissect.json")))
-    assert sorted(result["layers"]) == ["block1_relu", "project_relu"]  # G's conv layers
-    assert result["samples"] == 20 and result["concepts"][0] == "background"
-    for name, layer in result["layers"].items():
-        assert f"{name}: {layer['matched_units']}/{layer['units']} units IoU > 0.05" in stdout
-        assert set(layer["best_units"]) == {"circle", "square", "triangle"}
-        ious = layer["best_units"]["circle"]["iou"]
-        assert len(ious) == 3 and ious == sorted(ious, reverse=True)
-        assert images_lib.read_png(os.path.join(out, f"dissect_{name}_circle.png")).shape == (
-            _grid_shape(3, 2))
-    i = result["intervention"]
-    assert i["layer"] == result["best_layer"] and i["region"] == [0, 0, 8, 8]
-    assert len(i["units"]) == 3 and not set(i["units"]) & set(i["random_units"])
-    assert "ablation: its pixels" in stdout and "insertion in (0, 0, 8, 8)" in stdout
-    for name in ("ablation", "insertion"):
-        assert images_lib.read_png(os.path.join(out, f"{name}.png")).shape == _grid_shape(2, 6)
+@pytest.fixture(scope="module")
+def lively_checkpoint(tmp_path_factory, shapes_workdir):
+    """(G, checkpoint path): the shapes run's networks with G's kernels scaled x10
+    (testutil.lively), so that its images are O(1) and coloured: after 2 steps they are
+    ~1e-3 and grey, every pixel background, every IoU and causal effect 0."""
+    generator, discriminator, step, _ = checkpoints.restore_models(shapes_workdir)
+    lively(generator)
+    path = tf.train.Checkpoint(generator=generator, discriminator=discriminator,
+                               step=tf.Variable(step, dtype=tf.int64)).save(
+        str(tmp_path_factory.mktemp("lively") / "ckpt"))
+    return generator, path
+
+
+def _upsample(a, size):
+    """Bilinear upsampling [N, h, w, c] -> [N, size, size, c] in float64, half-pixel
+    centres, edges clamped (what tf.image.resize does)."""
+    a = np.asarray(a, np.float64)
+    for axis in (1, 2):
+        n = a.shape[axis]
+        source = np.clip((np.arange(size) + 0.5) * n / size - 0.5, 0, n - 1)
+        low = np.floor(source).astype(int)
+        high, weight = np.minimum(low + 1, n - 1), source - low
+        shape = [1, 1, 1, 1]
+        shape[axis] = size
+        a = (np.take(a, low, axis) * (1 - weight.reshape(shape))
+             + np.take(a, high, axis) * weight.reshape(shape))
+    return a
+
+
+def _split(generator, layer):
+    """(z -> activation, activation -> image) of G, a chain of layers, in inference mode."""
+    head = keras.Model(generator.input, generator.get_layer(layer).output)
+    names = [each.name for each in generator.layers]
+    rest = generator.layers[names.index(layer) + 1:]
+
+    def tail(a):
+        x = tf.constant(a, tf.float32)
+        for each in rest:
+            x = each(x, training=False)
+        return x.numpy()
+    return lambda z: head(z, training=False).numpy(), tail
+
+
+def _uint8(images):
+    return np.round(np.clip((images + 1) * 127.5, 0, 255)).astype(np.uint8)
+
+
+def _tiles(path, rows, cols):
+    """The [rows * cols, SIZE, SIZE, C] tiles of a make_grid PNG (row-major)."""
+    grid = images_lib.read_png(path)
+    return np.stack([grid[PAD + r * (SIZE + PAD):][:SIZE, PAD + c * (SIZE + PAD):][:, :SIZE]
+                     for r in range(rows) for c in range(cols)])
+
+
+def _assert_tiles(tiles, want, skip=None):
+    """uint8 tiles equal want (within 1 for rounding), except where `skip` [S, S]."""
+    keep = np.ones([SIZE, SIZE], bool) if skip is None else ~skip
+    diff = np.abs(tiles.astype(int) - want.astype(int))[:, keep]
+    assert diff.max() <= 1, (diff.max(), (diff > 1).mean())
+
+
+def test_dissect(run, lively_checkpoint, tmp_path):
+    """The thresholds are the quantile rule's value, recomputed here with NumPy from G's
+    activations for the binary's z; the IoU, the ablation and the insertion images follow
+    from them; --quantile and --region change the result."""
+    generator, checkpoint = lively_checkpoint
+    z = tf.random.stateless_normal([20, 8], seed=[0, 0])  # sampling.latents(20, seed 0)
+    z_intervene = tf.random.stateless_normal([6, 8], seed=[1, 0])  # (6, seed + 1)
+    labels = shapes.segment(generator(z, training=False).numpy())
+    results, insertion_tiles = {}, {}
+    for q, region in ((0.05, (0, 0, 8, 8)), (0.2, (8, 4, 16, 12))):
+        out = str(tmp_path / f"q{q}")
+        stdout = _ok(_analyze(
+            "dissect", f"--workdir={run[0]}", f"--checkpoint={checkpoint}", f"--out_dir={out}",
+            "--num_dissect=20", "--num_intervene=6", "--num_units=3", "--top_k=2",
+            "--region=" + ",".join(map(str, region)), f"--quantile={q}"))
+        result = results[q] = json.load(open(os.path.join(out, "dissect.json")))
+        assert sorted(result["layers"]) == ["block1_relu", "project_relu"]  # G's conv layers
+        assert result["samples"] == 20 and result["quantile"] == q
+        assert result["concepts"][0] == "background"
+        thresholds = {}
+        for name, layer in result["layers"].items():
+            assert f"{name}: {layer['matched_units']}/{layer['units']} units IoU > 0.05" in stdout
+            # The rule: each unit's level t with P(a > t) = q over all samples and pixels of
+            # its bilinearly upsampled map.
+            up = _upsample(_split(generator, name)[0](z), SIZE)
+            want = np.quantile(up.reshape(-1, up.shape[-1]), 1 - q, axis=0)
+            np.testing.assert_allclose(layer["thresholds"], want, rtol=1e-5, atol=1e-6,
+                                       err_msg=name)
+            thresholds[name] = want
+            masks = up > want  # [N, S, S, c]
+            assert set(layer["best_units"]) == {"circle", "square", "triangle"}
+            for concept, best in layer["best_units"].items():
+                is_concept = labels == result["concepts"].index(concept)
+                inter = (masks & is_concept[..., None]).sum((0, 1, 2))
+                iou = inter / (masks.sum((0, 1, 2)) + is_concept.sum() - inter)
+                assert len(best["iou"]) == 3 and best["iou"] == sorted(best["iou"], reverse=True)
+                # (within a pixel or two: float32 vs float64 at the threshold)
+                np.testing.assert_allclose(best["iou"], iou[best["units"]], atol=0.01)
+                np.testing.assert_allclose(best["iou"], np.sort(iou)[::-1][:3], atol=0.01)
+                assert images_lib.read_png(os.path.join(out, f"dissect_{name}_{concept}.png")
+                                           ).shape == _grid_shape(3, 2)
+        i = result["intervention"]
+        assert i["layer"] == result["best_layer"] and i["region"] == list(region)
+        assert len(i["units"]) == 3 and not set(i["units"]) & set(i["random_units"])
+        assert "ablation: its pixels" in stdout and f"insertion in {region}" in stdout
+        # The edited images: the top units set to 0 everywhere (ablation), or to their
+        # thresholds on the cells whose centre lies in the region (insertion).
+        head, tail = _split(generator, i["layer"])
+        a = head(z_intervene)
+        centres = (np.arange(a.shape[1]) + 0.5) * SIZE / a.shape[1]
+        x0, y0, x1, y1 = region
+        cells = (((centres >= y0) & (centres < y1))[:, None]
+                 & ((centres >= x0) & (centres < x1))[None, :])
+        ablated, inserted = a.copy(), a.copy()
+        for u in i["units"]:
+            ablated[..., u] = 0
+            inserted[..., u] = np.where(cells, thresholds[i["layer"]][u], a[..., u])
+        before = _uint8(tail(a))
+        edge = np.zeros([SIZE, SIZE], bool)  # the region's outline, drawn on insertion.png
+        edge[y0:y1, x0:x1] = True
+        edge[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = False
+        for name, after, skip in (("ablation", tail(ablated), None),
+                                  ("insertion", tail(inserted), edge)):
+            tiles = _tiles(os.path.join(out, f"{name}.png"), 2, 6)  # rows: before, after
+            _assert_tiles(tiles[:6], before, skip)
+            _assert_tiles(tiles[6:], _uint8(after), skip)
+            assert (np.abs(_uint8(after).astype(int) - before) > 2).mean() > 0.01  # visible
+            if skip is not None:
+                assert (tiles[:, edge] == [255, 255, 0]).all()
+                insertion_tiles[q] = tiles[6:]
+    assert results[0.05]["layers"]["block1_relu"]["thresholds"] != (
+        results[0.2]["layers"]["block1_relu"]["thresholds"])
+    assert not np.array_equal(insertion_tiles[0.05], insertion_tiles[0.2])
 
 
 def test_dissect_bad_input_is_one_clear_line(run, tmp_path):

@@ -1,4 +1,6 @@
 """The adversarial train_step, serialization, and correctness under MirroredStrategy."""
+import collections
+
 import keras
 import numpy as np
 import pytest
@@ -91,8 +93,20 @@ def test_keras_save_and_load_round_trip_with_both_optimizers(tmp_path):
     assert loaded.get_config() == gan.get_config()
 
 
+def _op_counts(concrete_function):
+    """{op type: count} of a traced function's graph, the functions it calls included
+    (their bodies are in the graph's function library)."""
+    graph_def = concrete_function.graph.as_graph_def()
+    counts = collections.Counter(node.op for node in graph_def.node)
+    for function in graph_def.library.function:
+        counts.update(node.op for node in function.node_def)
+    return counts
+
+
 def test_fused_adam_matches_keras_adam(monkeypatch):
-    """compile() makes Keras Adam update with ResourceApplyAdam: same weights and slots."""
+    """compile() makes Keras Adam update with ResourceApplyAdam: same weights and slots,
+    and one ResourceApplyAdam op per trained variable in the traced train step (if Keras
+    stopped calling `update_step`, both runs would be Keras' own update and equal)."""
     from dcgan_keras.models import dcgan
     results = []
     for fused in (False, True):
@@ -105,6 +119,8 @@ def test_fused_adam_matches_keras_adam(monkeypatch):
             step(_real(seed=i))
         results.append([v.numpy() for v in gan.weights + gan.d_optimizer.variables
                         + gan.g_optimizer.variables])
+        ops = _op_counts(step.get_concrete_function(tf.TensorSpec([8, 16, 16, 1])))
+        assert ops["ResourceApplyAdam"] == (len(gan.trainable_variables) if fused else 0)
     assert int(gan.g_optimizer.iterations) == 3
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
@@ -162,6 +178,8 @@ def test_adam_epsilon_placement_matches_its_reference(epsilon_on, fused):
     apply = tf.function(lambda g: opt.apply([g], [var]))
     for g in grads:
         apply(tf.constant(g))
+    ops = _op_counts(apply.get_concrete_function(tf.TensorSpec([64])))
+    assert ops["ResourceApplyAdam"] == (1 if fused else 0)  # the path this case tests
     want = _numpy_adam(start.astype(np.float64), grads, 0.01, 0.5, 0.999, 1e-8, epsilon_on)
     other = _numpy_adam(start.astype(np.float64), grads, 0.01, 0.5, 0.999, 1e-8,
                         {"v": "v_hat", "v_hat": "v"}[epsilon_on])

@@ -3,6 +3,8 @@ import glob
 import io
 import json
 import os
+import signal
+import threading
 
 import keras
 import numpy as np
@@ -62,25 +64,56 @@ def test_ema_generator_follows_the_moving_average_of_every_weight():
         callbacks.EMAGenerator(1.0)
 
 
+class _Samples(keras.callbacks.Callback):
+    """G(z) and EMA G(z) in inference mode at the start of training and each epoch end."""
+
+    def __init__(self, z):
+        super().__init__()
+        self.z, self.images = z, []
+
+    def _record(self):
+        self.images.append([net(self.z, training=False).numpy() for net in (
+            self.model.generator, self.model.ema_generator)])
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record()
+
+
+def _tiles(grid, n, cols, size=16, pad=2):
+    """Tile i of a make_grid image: row i // cols, column i % cols."""
+    return np.stack([grid[pad + (i // cols) * (size + pad):][:size,
+                          pad + (i % cols) * (size + pad):][:, :size] for i in range(n)])
+
+
 def test_sample_grid_from_a_fixed_z_at_start_and_every_epoch_end(tmp_path):
     gan = _gan(ema_decay=0.5)
     grid = callbacks.SampleGrid(str(tmp_path / "samples"), num_images=4, seed=3,
                                 summary_writer=str(tmp_path))
-    gan.fit(_data(), epochs=2, verbose=0, callbacks=[grid])
+    z = np.random.default_rng(3 + 1).standard_normal((4, 8)).astype(np.float32)
+    samples = _Samples(z)
+    gan.fit(_data(), epochs=2, verbose=0, callbacks=[grid, samples])
     assert sorted(os.listdir(tmp_path / "samples")) == [
         "ema_epoch_0000.png", "ema_epoch_0001.png", "ema_epoch_0002.png",
         "epoch_0000.png", "epoch_0001.png", "epoch_0002.png"]
-    np.testing.assert_array_equal(grid.z, callbacks.SampleGrid.fixed_noise(4, 8, 3))
-    # The last grid is G(z) of the final weights, as written to disk.
-    want = callbacks.SampleGrid(str(tmp_path / "check"), z=grid.z)
-    want.set_model(gan)
-    want.write("now")
-    png = read_png(str(tmp_path / "samples" / "epoch_0002.png"))
-    np.testing.assert_array_equal(png, want.last[0][1])
-    assert png.shape == (2 * 18 + 2, 2 * 18 + 2, 1)
-    tags = {(v.tag, e.step) for path in glob.glob(str(tmp_path / "events.*"))
-            for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
-    assert {("samples", 0), ("samples", 8), ("samples_ema", 8)} <= tags
+    np.testing.assert_array_equal(grid.z, z)  # the fixed noise: a function of the seed
+    # Tile i of each grid is round((G(z_i) + 1) * 127.5) of G (and of the EMA G) at
+    # that moment: the start, and each epoch end.
+    for epoch, images in enumerate(samples.images):
+        for prefix, generated in zip(("", "ema_"), images):
+            png = read_png(str(tmp_path / "samples" / f"{prefix}epoch_{epoch:04d}.png"))
+            assert png.shape == (2 * 18 + 2, 2 * 18 + 2, 1)
+            want = np.round((generated + 1) * 127.5).astype(np.uint8)
+            np.testing.assert_array_equal(_tiles(png, 4, 2), want, err_msg=prefix + str(epoch))
+    assert not np.array_equal(samples.images[-1][0], samples.images[-1][1])  # EMA != G
+    images = {(v.tag, e.step): tf.io.decode_png(v.tensor.string_val[2]).numpy()
+              for path in glob.glob(str(tmp_path / "events.*"))
+              for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+    assert {("samples", 0), ("samples", 8), ("samples_ema", 8)} <= set(images)
+    np.testing.assert_array_equal(images["samples_ema", 8],
+                                  read_png(str(tmp_path / "samples" / "ema_epoch_0002.png")))
     # Called again (a resumed run): no second start grid; named by the data epoch.
     again = callbacks.SampleGrid(str(tmp_path / "resumed"), num_images=4, steps_per_epoch=4)
     gan.fit(_data(16), epochs=1, verbose=0, callbacks=[again])
@@ -151,3 +184,152 @@ def test_train_logger_logs_window_means_at_global_steps(tmp_path):
         assert [s for s, _ in scalars[f"train/{tag}"]] == [2, 4, 6, 8], tag
     assert scalars["train/d_loss"][-1][1] == pytest.approx(logger.logs["d_loss"])
     assert logger.images_per_sec > 0
+
+
+class _Handler:
+    """A signal handler that records the signals it gets."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, signum, frame):
+        self.calls.append(signum)
+
+
+@pytest.fixture
+def handlers():
+    """Recording handlers for SIGTERM and SIGINT during the test (the ones before after)."""
+    installed = {signal.SIGTERM: _Handler(), signal.SIGINT: _Handler()}
+    originals = {signum: signal.signal(signum, handler) for signum, handler in installed.items()}
+    yield installed
+    for signum, handler in originals.items():
+        signal.signal(signum, handler)
+
+
+class _AtStep(keras.callbacks.Callback):
+    """Calls `action(model)` as the step that makes the model's step `at` begins, and
+    records the SIGTERM handler at every step end."""
+
+    def __init__(self, at, action):
+        super().__init__()
+        self.at, self.action, self.handlers = at, action, []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(self.model.step.numpy()) == self.at - 1:
+            self.action(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.handlers.append(signal.getsignal(signal.SIGTERM))
+
+
+def _signal_twice(signum):
+    def send(model):
+        for _ in range(2):
+            os.kill(os.getpid(), signum)  # Python runs the handler before kill returns
+    return send
+
+
+def _checkpoints(directory):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(directory, "*.index")))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_graceful_stop_checkpoints_the_step_a_signal_came_in_and_stops(tmp_path, handlers,
+                                                                        signum):
+    gan = _gan()
+    ckpt = callbacks.Checkpoint(str(tmp_path), batch_size=BATCH, every_n_steps=0)
+    stop = callbacks.GracefulStop(ckpt)
+    at = _AtStep(6, _signal_twice(signum))  # mid-epoch 2 (4 steps an epoch)
+    gan.fit(_data(), epochs=3, verbose=0, callbacks=[ckpt, stop, at])
+    assert stop.signum == signum and int(gan.step.numpy()) == 6
+    assert _checkpoints(tmp_path) == ["ckpt-4.index", "ckpt-6.index"]  # epoch end; signal
+    reader = tf.train.load_checkpoint(str(tmp_path / "ckpt-6"))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+    assert reader.get_tensor("examples_seen/.ATTRIBUTES/VARIABLE_VALUE") == 6 * BATCH
+    # The handlers were GracefulStop's during fit and are the earlier ones after it; the
+    # second signal went to the earlier handler (Ctrl-C twice aborts).
+    assert at.handlers[0] == stop._handle
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    assert handlers[signum].calls == [signum]
+    assert not handlers[({signal.SIGTERM, signal.SIGINT} - {signum}).pop()].calls
+
+
+def test_graceful_stop_without_a_signal_and_after_a_fit_that_raised(tmp_path, handlers):
+    gan = _gan()
+    ckpt = callbacks.Checkpoint(str(tmp_path), batch_size=BATCH, every_n_steps=0)
+    stop = callbacks.GracefulStop(ckpt)
+
+    def fail(model):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        gan.fit(_data(), epochs=1, verbose=0, callbacks=[ckpt, stop, _AtStep(2, fail)])
+    assert signal.getsignal(signal.SIGTERM) == stop._handle  # no on_train_end: still set
+    at = _AtStep(0, lambda model: None)
+    gan.fit(_data(), epochs=1, verbose=0, callbacks=[ckpt, stop, at])
+    assert stop.signum is None and int(gan.step.numpy()) == 1 + 4  # ran to the end
+    assert set(at.handlers) == {stop._handle}
+    # The handlers before the first fit are back, not GracefulStop's own.
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+
+
+def test_graceful_stop_outside_the_main_thread_installs_nothing(tmp_path, handlers):
+    """Python delivers signals to the main thread only (signal.signal raises elsewhere)."""
+    gan = _gan()
+    stop = callbacks.GracefulStop(callbacks.Checkpoint(str(tmp_path), batch_size=BATCH))
+    at = _AtStep(0, lambda model: None)
+    errors = []
+
+    def train():
+        try:
+            gan.fit(_data(8), epochs=1, verbose=0, callbacks=[stop, at])
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    thread.join()
+    assert not errors and at.handlers == [handlers[signal.SIGTERM]]
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+
+
+def _poisoned(value):
+    def poison(variable):
+        variable.assign(np.full(variable.shape, value, np.float32))
+    return poison
+
+
+@pytest.mark.parametrize("entry,pick,value", [
+    ("discriminator", lambda gan: gan.discriminator.trainable_weights[0], np.nan),
+    ("generator", lambda gan: gan.generator.get_layer("project_bn").moving_variance, np.nan),
+    ("ema_generator", lambda gan: gan.ema_generator.get_layer("block1_bn").moving_mean,
+     np.inf),
+    ("g_optimizer", lambda gan: gan.g_optimizer.variables[-1], -np.inf),  # a slot
+    ("egan_parent_1_optimizer",
+     lambda gan: gan.checkpoint_extras()["egan_parent_1_optimizer"].variables[-1], np.nan),
+])
+def test_checkpoint_refuses_a_non_finite_value_in_any_variable_it_writes(tmp_path, entry,
+                                                                         pick, value):
+    if entry.startswith("egan"):
+        from dcgan_keras.evolution import build_egan
+        gan = build_egan(**TINY, parents=2, fitness_batch=16)
+        gan.compile()
+    else:
+        gan = _gan(ema_decay=0.5)
+    ckpt = callbacks.Checkpoint(str(tmp_path), batch_size=BATCH)
+    ckpt.set_model(gan)
+    gan.step.assign(1)
+    ckpt.save()
+    variable = pick(gan)
+    good = variable.numpy().copy()
+    _poisoned(value)(variable)
+    gan.step.assign(2)
+    with pytest.raises(callbacks.NonFiniteError) as error:
+        ckpt.save()
+    assert str(error.value) == (f"not writing a checkpoint at step 2: 1 variables are NaN/Inf "
+                                f"({entry}/{variable.path})")
+    assert _checkpoints(tmp_path) == ["ckpt-1.index"]
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
+    variable.assign(good)  # repaired: the refused step is written now
+    ckpt.save()
+    assert _checkpoints(tmp_path) == ["ckpt-1.index", "ckpt-2.index"]

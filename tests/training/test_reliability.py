@@ -93,17 +93,34 @@ def test_resume_from_the_workdir_alone_and_refuse_an_ema_change(tmp_path):
 
 
 class _PoisonOnce(callbacks.keras.callbacks.Callback):
-    """Writes NaN into a D kernel after step `at`, once."""
+    """Writes NaN into a variable (default: a D kernel) after step `at`, once."""
 
-    def __init__(self, at):
+    def __init__(self, at, variable=lambda gan: gan.discriminator.trainable_weights[0]):
         super().__init__()
-        self.at, self.done = at, False
+        self.at, self.variable, self.done = at, variable, False
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.done and int(self.model.step.numpy()) == self.at:
-            kernel = self.model.discriminator.trainable_weights[0]
-            kernel.assign(tf.fill(kernel.shape, np.nan))
+            variable = self.variable(self.model)
+            variable.assign(tf.fill(variable.shape, np.nan))
             self.done = True
+
+
+def _state(gan):
+    """Every variable of a DCGAN and its optimizers (BatchNorm statistics, slots, step)."""
+    return gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
+
+
+class _StateAtStart(callbacks.keras.callbacks.Callback):
+    """(step, values of _state) as each `fit` begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.states = []
+
+    def on_train_begin(self, logs=None):
+        self.states.append((int(self.model.step.numpy()),
+                            [v.numpy().copy() for v in _state(self.model)]))
 
 
 def _config(data, **overrides):
@@ -115,22 +132,67 @@ def _config(data, **overrides):
     return TrainConfig(**values)
 
 
+def _assert_finite_checkpoints(directory):
+    for path in glob.glob(os.path.join(directory, "*.index")):
+        for name, value in _variables(path[:-len(".index")]).items():
+            if value.dtype.kind == "f":
+                assert np.isfinite(value).all(), (path, name)
+
+
 def test_nan_stops_or_rolls_back_and_never_reaches_a_checkpoint(tmp_path):
-    data = make_idx_dataset(str(tmp_path / "data"))
+    data = make_idx_dataset(str(tmp_path / "data"))  # 64 images: 4 steps an epoch
     with pytest.raises(callbacks.NonFiniteError, match="non-finite .*d_loss=nan.* at step 4"):
         train_lib.train_and_evaluate(_config(data), str(tmp_path / "stop"),
                                      extra_callbacks=[_PoisonOnce(3)])
     saved = glob.glob(str(tmp_path / "stop" / "checkpoints" / "*.index"))
     assert sorted(os.path.basename(p) for p in saved) == ["ckpt-2.index"]
     workdir = str(tmp_path / "rollback")
+    starts = _StateAtStart()
     result = train_lib.train_and_evaluate(_config(data, on_nan="rollback"), workdir,
-                                          extra_callbacks=[_PoisonOnce(3)])
+                                          extra_callbacks=[_PoisonOnce(3), starts])
     assert result["step"] == 8 and result["rollbacks"] == 1
     assert train_lib.learning_rate(result["gan"]) == pytest.approx(1e-4)  # halved
-    for path in glob.glob(os.path.join(workdir, "checkpoints", "*.index")):
-        for name, value in _variables(path[:-len(".index")]).items():
-            if value.dtype.kind == "f":
-                assert np.isfinite(value).all(), (path, name)
+    _assert_finite_checkpoints(os.path.join(workdir, "checkpoints"))
+    # The fits: from 0 (NaN at step 4), then from the rollback to ckpt-2: the rest of
+    # epoch 1, and epoch 2.
+    assert [step for step, _ in starts.states] == [0, 2, 4]
+    # Right after the rollback every variable holds ckpt-2's value (read here by TF's own
+    # tf.train.Checkpoint into a fresh model), but the learning rate, which is halved.
+    fresh = _gan()
+    tf.train.Checkpoint(generator=fresh.generator, discriminator=fresh.discriminator,
+                        g_optimizer=fresh.g_optimizer, d_optimizer=fresh.d_optimizer,
+                        step=fresh.step).read(os.path.join(workdir, "checkpoints", "ckpt-2")
+                                              ).assert_existing_objects_matched()
+    assert int(fresh.step.numpy()) == 2
+    for variable, value in zip(_state(fresh), starts.states[1][1]):
+        if variable.path.endswith("learning_rate"):
+            assert value == pytest.approx(variable.numpy() / 2)
+        else:
+            np.testing.assert_array_equal(value, variable.numpy(), err_msg=variable.path)
+
+
+def test_a_nan_only_in_a_batchnorm_statistic_is_never_checkpointed(tmp_path):
+    """G's moving variance is not in the training loss (BatchNorm normalises with the
+    batch's statistics while training): the losses stay finite, the NaN guard lets the
+    step through, and only Checkpoint's check of every variable keeps the NaN out."""
+    data = make_idx_dataset(str(tmp_path / "data"))
+
+    def poison():
+        return _PoisonOnce(3, lambda gan: gan.generator.get_layer("project_bn").moving_variance)
+
+    # The guard runs first at a step end: this message (not "non-finite d_loss=...") means
+    # the losses of step 4 were finite.
+    with pytest.raises(callbacks.NonFiniteError, match=r"not writing a checkpoint at step 4: "
+                       r"1 variables are NaN/Inf \(generator/project_bn/moving_variance\)"):
+        train_lib.train_and_evaluate(_config(data), str(tmp_path / "stop"),
+                                     extra_callbacks=[poison()])
+    saved = glob.glob(str(tmp_path / "stop" / "checkpoints" / "*.index"))
+    assert sorted(os.path.basename(p) for p in saved) == ["ckpt-2.index"]
+    workdir = str(tmp_path / "rollback")
+    result = train_lib.train_and_evaluate(_config(data, on_nan="rollback"), workdir,
+                                          extra_callbacks=[poison()])
+    assert result["step"] == 8 and result["rollbacks"] == 1
+    _assert_finite_checkpoints(os.path.join(workdir, "checkpoints"))
 
 
 def _start(args, env_extra=None):
@@ -160,8 +222,84 @@ def _wait_for_step(proc, step, timeout=120):
     return text
 
 
+@pytest.fixture
+def op_determinism():
+    """Leaves TensorFlow's op determinism as it was (a --deterministic run enables it for
+    the whole process; only the private module can turn it off again)."""
+    from tensorflow.python.framework import config as tf_config
+    enabled = tf_config.is_op_determinism_enabled()
+    yield
+    if not enabled:
+        tf_config.disable_op_determinism()
+
+
+class _SignalAt(callbacks.keras.callbacks.Callback):
+    """Sends `signum` to this process `times` times as the step that makes the model's
+    step `at` begins: the run must stop right after that step."""
+
+    def __init__(self, signum, at, times=1):
+        super().__init__()
+        self.signum, self.at, self.times, self.sent = signum, at, times, False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.sent and int(self.model.step.numpy()) == self.at - 1:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)  # Python runs the handler right away
+            self.sent = True
+
+
+class _Handler:
+    """A signal handler that records the signals it gets."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, signum, frame):
+        self.calls.append(signum)
+
+
+def test_a_signal_stops_the_run_at_its_step_and_the_run_resumes_exactly(tmp_path,
+                                                                        op_determinism):
+    data = make_idx_dataset(str(tmp_path / "data"))  # 64 images: 4 steps an epoch
+    config = _config(data, deterministic=True, max_steps=8, checkpoint_every=1000)
+    straight = train_lib.train_and_evaluate(config, str(tmp_path / "straight"))
+    assert straight["step"] == 8 and straight["interrupted"] is None
+    previous = {signal.SIGTERM: _Handler(), signal.SIGINT: _Handler()}
+    originals = {signum: signal.signal(signum, handler) for signum, handler in previous.items()}
+    try:
+        workdir = str(tmp_path / "stopped")
+        # Two SIGTERMs during step 3 (mid-epoch): the first stops the run after the step,
+        # the second goes to the handler that was there before.
+        result = train_lib.train_and_evaluate(
+            config, workdir, extra_callbacks=[_SignalAt(signal.SIGTERM, 3, times=2)])
+        restored = {signum: signal.getsignal(signum) for signum in previous}
+    finally:
+        for signum, handler in originals.items():
+            signal.signal(signum, handler)
+    assert result["interrupted"] == signal.SIGTERM and result["step"] == 3
+    assert restored == previous  # both handlers back after fit
+    assert previous[signal.SIGTERM].calls == [signal.SIGTERM]  # the second one fell through
+    assert previous[signal.SIGINT].calls == []
+    directory = os.path.join(workdir, "checkpoints")
+    assert sorted(os.listdir(directory)) == ["checkpoint", "ckpt-3.data-00000-of-00001",
+                                             "ckpt-3.index"]  # written for the signal
+    reader = tf.train.load_checkpoint(os.path.join(directory, "ckpt-3"))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    assert reader.get_tensor("examples_seen/.ATTRIBUTES/VARIABLE_VALUE") == 3 * 16
+    # The same call resumes at step 3 and ends where the unbroken run ends, bit for bit.
+    resumed = train_lib.train_and_evaluate(config, workdir)
+    assert resumed["step"] == 8 and resumed["interrupted"] is None
+    a = _variables(os.path.join(tmp_path, "straight", "checkpoints", "ckpt-8"))
+    b = _variables(os.path.join(directory, "ckpt-8"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_writes_a_checkpoint_at_the_current_step_and_exits(tmp_path, signum):
+    """The binary: exit code 128 + signum, no traceback, the checkpoint at the step it
+    names (what the run does at a signal is tested in-process above)."""
     data = make_idx_dataset(str(tmp_path / "data"))
     workdir = str(tmp_path / "run")
     proc = _start(_flags(workdir, data, epochs=1000, checkpoint_every=1000))
