@@ -86,10 +86,9 @@ def test_evaluate_binary_prints_the_table_and_writes_json(run, tmp_path):
     workdir, _ = run
     out = str(tmp_path / "probe.json")
     args = [f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in PROBE_OPTIONS.items()]
+            for k, v in dict(PROBE_OPTIONS, baselines=["raw_pixels"]).items()]
     proc = run_binary("dcgan_keras.binaries.evaluate", f"--workdir={workdir}",
-                      "--eval=svm_probe", "--baselines=raw_pixels", f"--output_json={out}",
-                      *args, timeout=300)
+                      "--eval=svm_probe", f"--output_json={out}", *args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Linear SVM probe (standard features): 2 labels/class x 10 classes" in proc.stdout
     with open(out) as f:
