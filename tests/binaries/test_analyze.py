@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from testutil import run_binary
 
-from dcgan_keras.analysis import analyze_lib, forget, nethook
+from dcgan_keras.analysis import analyze_lib, nethook
+from dcgan_keras.analysis.dissect import forget
 from dcgan_keras.exporters import sampling
 from dcgan_keras.utils import images as images_lib
 

@@ -8,6 +8,7 @@ from testutil import make_idx_dataset
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.models import build_dcgan
 from dcgan_keras.training import checkpoints, train_lib
+from dcgan_keras.workdir import restore_models
 
 
 def _gan():
@@ -44,15 +45,15 @@ def test_restore_models_returns_the_trained_networks(tmp_path):
                          base_width=4, z_dim=8, batch_size=16, max_steps=3,
                          allow_download=False)
     result = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
-    g, d, step, saved = checkpoints.restore_models(str(tmp_path / "run"))
+    g, d, step, saved = restore_models(str(tmp_path / "run"))
     assert step == 3 and saved == config
     for a, b in zip(g.weights + d.weights,
                     result["gan"].generator.weights + result["gan"].discriminator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(FileNotFoundError, match="no best checkpoint"):
-        checkpoints.restore_models(str(tmp_path / "run"), "best")
+        restore_models(str(tmp_path / "run"), "best")
     with pytest.raises(FileNotFoundError, match="not a training workdir"):
-        checkpoints.restore_models(str(tmp_path))
+        restore_models(str(tmp_path))
 
 
 def test_plan_fits_follows_the_data_epochs():

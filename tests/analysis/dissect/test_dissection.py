@@ -3,7 +3,8 @@ only what they name, and a planted unit is found, ablated and inserted."""
 import numpy as np
 import pytest
 
-from dcgan_keras.analysis import dissection, nethook, segmenters
+from dcgan_keras.analysis import nethook
+from dcgan_keras.analysis.dissect import dissection, segmenters
 from dcgan_keras.data import shapes
 from testutil import toy_generator
 

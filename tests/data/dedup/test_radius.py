@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dcgan_keras.analysis import dedup_match, dedup_radius
+from dcgan_keras.data.dedup import match as dedup_match, radius as dedup_radius
 
 
 def _brute_force(codes, radius):
