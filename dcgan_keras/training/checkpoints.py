@@ -23,8 +23,22 @@ from dcgan_keras.workdir import CheckpointMismatchError, first_line
 _BOOKKEEPING = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")
 
 
+def checkpoint_reader(path):
+    """A reader of the checkpoint whose path prefix is `path` (tf.train.load_checkpoint).
+
+    load_checkpoint reads a directory's latest checkpoint instead when tf.io.gfile calls
+    its argument a directory, and TensorFlow's in-memory file system (ram://, the tests'
+    stand-in for gs://) calls every prefix of a file name a directory; there the prefix is
+    given to the reader that load_checkpoint itself calls (a test fails when TensorFlow
+    changes this).
+    """
+    if tf.io.gfile.isdir(path):
+        return tf.compat.v1.train.NewCheckpointReader(path)
+    return tf.train.load_checkpoint(path)
+
+
 def _variable_shapes(path):
-    reader = tf.train.load_checkpoint(path)
+    reader = checkpoint_reader(path)
     return {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items()
             if not k.startswith(_BOOKKEEPING)}
 

@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from testutil import make_idx_dataset
 from dcgan_keras.config import TrainConfig
@@ -68,3 +69,20 @@ def test_plan_fits_follows_the_data_epochs():
     assert train_lib.plan_fits(8, 8, 4) == []
     assert train_lib.plan_fits(5, 6, 4) == [dict(initial_epoch=1, epochs=2,
                                                  steps_per_epoch=1, steps=1)]
+
+
+def test_checkpoint_reader_reads_the_given_checkpoint_on_every_file_system(tmp_path):
+    v = tf.Variable([1.0, 2.0, 3.0])
+    for base in (str(tmp_path), f"ram://checkpoint_reader_{os.getpid()}"):
+        first = tf.train.Checkpoint(v=v).write(base + "/ckpt-1")
+        v.assign([4.0, 5.0, 6.0])
+        tf.train.Checkpoint(v=v).write(base + "/ckpt-2")
+        reader = checkpoints.checkpoint_reader(first)
+        np.testing.assert_array_equal(reader.get_tensor("v/.ATTRIBUTES/VARIABLE_VALUE"),
+                                      [1.0, 2.0, 3.0])
+        v.assign([1.0, 2.0, 3.0])
+    # Why checkpoint_reader does not always call tf.train.load_checkpoint: on ram:// a
+    # checkpoint's prefix is "a directory" (remove its branch when this fails).
+    assert tf.io.gfile.isdir(first)
+    with pytest.raises(ValueError, match="Couldn't find 'checkpoint' file"):
+        tf.train.load_checkpoint(first)
