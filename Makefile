@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_DIR ?= runs/demo
 
-.PHONY: install data browser demo test bench clean docs-check
+.PHONY: install data browser demo test test-all bench clean docs-check
 
 $(STAMP): setup.py setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,13 @@ demo: install data
 	  --base_width=64 --epochs=1 --workdir=$(DEMO_DIR) && \
 	echo "demo took $$(( $$(date +%s) - start )) s; sample grids: $(DEMO_DIR)/samples/"; ls $(DEMO_DIR)/samples
 
-test: install browser
-	$(BIN)/python -m pytest -q -n auto tests
+# The lanes are assigned in tests/conftest.py (LANES): the fast lane starts no process and
+# opens no browser (under 3 minutes on 2 cores); test-all runs everything (what CI runs).
+test: install
+	$(BIN)/python -m pytest -q -n auto --durations=15 -m fast tests
+
+test-all: install browser
+	$(BIN)/python -m pytest -q -n auto --durations=15 tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

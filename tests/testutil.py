@@ -35,6 +35,35 @@ def make_idx_dataset(directory, num_train=64, num_test=32, size=28, seed=0):
     return directory
 
 
+def built_once(tmp_path_factory, name, build):
+    """A directory that `build(path)` fills once per test run, shared by every xdist worker.
+
+    Session fixtures are built once per worker process; a fixture that trains (a workdir
+    for the binaries' tests) is worth building once. The first worker to ask builds it
+    under a lock in the run's shared base directory; the others wait and reuse it.
+
+    Args:
+        tmp_path_factory: pytest's session fixture.
+        name: the directory's name, unique among the fixtures that share this way.
+        build: called with the directory's path (not yet existing); fills it.
+    Returns:
+        The directory's path (str).
+    """
+    import fcntl
+    import shutil
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    path, done = str(root / name), str(root / f"{name}.done")
+    with open(str(root / f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(done):
+            shutil.rmtree(path, ignore_errors=True)  # what a failed build left
+            build(path)
+            open(done, "w").close()
+    return path
+
+
 def run_binary(module, *args, timeout=600):
     """Runs `python -m module args` and returns the CompletedProcess (text)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")

@@ -106,15 +106,11 @@ def probe_binary(name, arg_lists):
     (absl's flags are global, and binaries define flags of the same names), so one process
     can probe every binary in turn.
     """
-    import importlib  # noqa: PLC0415
-    import sys  # noqa: PLC0415
     from absl import flags  # noqa: PLC0415
     from dcgan_keras.binaries import common  # noqa: PLC0415
-    sys.argv = [name]
-    module = importlib.import_module(f"dcgan_keras.binaries.{name}")
-    ours = sorted(common.binary_flag_names())
     errors = []
-    try:
+    with common.binary_flags(name) as module:
+        ours = sorted(common.binary_flag_names())
         for args in arg_lists:
             flags.FLAGS.unparse_flags()
             try:
@@ -122,13 +118,6 @@ def probe_binary(name, arg_lists):
             except flags.Error as e:
                 errors.append([args, str(e)])
         help_text = common.grouped_help(module.__doc__, module.HELP_GROUPS)
-    finally:
-        flags.FLAGS.unparse_flags()
-        for flag in ours:
-            delattr(flags.FLAGS, flag)
-        for loaded in [m for m in sys.modules if m.startswith("dcgan_keras.binaries.")]:
-            if loaded != "dcgan_keras.binaries.common":
-                del sys.modules[loaded]
     return {"errors": errors, "help": help_text, "flags": ours, "groups": module.HELP_GROUPS}
 
 

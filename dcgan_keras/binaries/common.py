@@ -1,4 +1,6 @@
 """What every binary shares: quiet TensorFlow start-up and clear exits on bad input."""
+import contextlib
+import importlib
 import os
 import sys
 import tempfile
@@ -125,3 +127,40 @@ def run(main, groups):
         sys.stdout.write(grouped_help(sys.modules["__main__"].__doc__ or "", groups))
         sys.exit(0)
     app.run(main)
+
+
+@contextlib.contextmanager
+def binary_flags(name, argv=None):
+    """Defines binary `name`'s absl flags in this process and parses `argv` with them.
+
+    Yields the binary's module, its flags parsed (flags.Error propagates for a value they
+    refuse). Afterwards the flags are removed and the module unloaded again, because absl's
+    flags are global and binaries define flags of the same names: one process can so check
+    every binary's flags in turn (the docs' command probe, the in-process bad-flag tests).
+
+    Args:
+        name: a module of dcgan_keras.binaries, e.g. "train".
+        argv: the command-line arguments after the program name (None: define the flags
+            but parse nothing).
+    """
+    saved_argv = sys.argv
+    sys.argv = [name]
+    before = binary_flag_names()
+    try:
+        module = importlib.import_module(f"dcgan_keras.binaries.{name}")
+        if argv is not None:
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS([name, *argv])
+        yield module
+    finally:
+        sys.argv = saved_argv
+        flags.FLAGS.unparse_flags()
+        for flag in binary_flag_names() - before:
+            delattr(flags.FLAGS, flag)
+        package = sys.modules["dcgan_keras.binaries"]
+        for loaded in [m for m in sys.modules if m.startswith("dcgan_keras.binaries.")]:
+            if loaded != "dcgan_keras.binaries.common":
+                del sys.modules[loaded]
+                # else `from dcgan_keras.binaries import x` finds the old module again
+                # and its flags are not defined a second time
+                vars(package).pop(loaded.rsplit(".", 1)[1], None)

@@ -217,9 +217,18 @@ def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *,
     result.extra = dict(trials_per_draw=trials, precision=precision, chosen=[], trials=[],
                         search_seconds=[])
     start = time.perf_counter()
-    for d, draw in enumerate(draws):
+    # Every draw's search settings up front (each draw's rng then shuffles its validation
+    # images, as before), so that the first trial's time gives the whole search's.
+    plans = []
+    for draw in draws:
         rng = np.random.default_rng([seed, draw.seed])
-        settings = [sample_hyperparameters(rng, search_space) for _ in range(trials)]
+        plans.append((rng, [sample_hyperparameters(rng, search_space) for _ in range(trials)]))
+    planned_epochs = sum(hp.epochs for _, settings in plans for hp in settings)
+    if progress:
+        print(f"[{NAME}] {len(draws)} draws x {trials} trials = {len(draws) * trials} CNNs "
+              f"to train ({planned_epochs} epochs at most); an estimate of the time follows "
+              "the first", file=sys.stderr, flush=True)
+    for d, (draw, (rng, settings)) in enumerate(zip(draws, plans)):
         # Only the draw's labelled images (and its validation images, for the search);
         # the validation images in random order, so a prefix is a random subset.
         validation = rng.permutation(draw.validation)
@@ -240,6 +249,9 @@ def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *,
             done = d * trials + index + 1
             eta = (time.perf_counter() - start) / done * (len(draws) * trials - done)
             hp = trial.hyperparameters
+            if done == 1:
+                estimate = time_estimate(trial.seconds, trial.epochs_trained, planned_epochs)
+                print(f"[{NAME}] {estimate}", file=sys.stderr, flush=True)
             print(f"[{NAME}] draw {d + 1}/{len(draws)} trial {index + 1}/{trials}: "
                   f"lr={hp.learning_rate:.2g} dropout={hp.dropout:.2f} "
                   f"wd={hp.weight_decay:.2g} epochs={hp.epochs} augment={hp.augment} -> "
@@ -267,6 +279,22 @@ def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *,
                   file=sys.stderr, flush=True)
     result.svm_seconds = time.perf_counter() - start
     return result
+
+
+def time_estimate(seconds, epochs_trained, planned_epochs):
+    """The line that says how long the whole search will take, from its first trial.
+
+    Args:
+        seconds: the first trial's time (its set-up, epochs and evaluations).
+        epochs_trained: the epochs it trained.
+        planned_epochs: the epochs of every trial of every draw, if none stops early.
+    Returns:
+        e.g. "estimated time: at most 84 min (the first trial: 7.9 s for 12 epochs); ..."
+    """
+    total = seconds / max(epochs_trained, 1) * planned_epochs
+    return (f"estimated time: at most {total / 60:.0f} min (the first trial: {seconds:.1f} s "
+            f"for {epochs_trained} epochs; early stopping ends most trials sooner); "
+            "--trials, --draws or --baselines without supervised_cnn shorten it")
 
 
 def describe(result):

@@ -19,10 +19,8 @@ SIZE, PAD = 16, 2  # image side and make_grid's padding
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, shapes_workdir):
     """(workdir, export_dir, sheet) of a 2-step --dataset=shapes run of the train binary."""
-    from dcgan_keras.exporters import export_lib
     root = tmp_path_factory.mktemp("analyze")
     workdir = shapes_workdir
-    export_lib.export_from_workdir(workdir, quantizations=[])
     sheet = str(root / "sheet.npz")
     images, z = sampling.sample_from_workdir(workdir, 12, seed=5)
     sampling.save_samples(sheet, images, z)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from testutil import run_binary, write_idx
 
-from dcgan_keras.evaluation import registry
+from dcgan_keras.evaluation import probe_eval, registry
 
 PROBE_OPTIONS = dict(labels_per_class=2, val_size=10, draws=2, kmeans_centroids=8,
-                     kmeans_patches=500, c_grid=[1e-2, 1.0], trials=1)
+                     kmeans_patches=500, c_grid=[1e-2, 1.0], trials=1,
+                     baselines=list(probe_eval.BASELINES))
 
 
 def _tiny_fashion_mnist(directory, n=64):

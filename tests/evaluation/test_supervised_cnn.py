@@ -203,3 +203,31 @@ def test_early_stopping_subset_still_ranks_on_all_validation_images(data):
     assert trial.val_accuracy == accuracy_of(model, x_val, y_val)
     assert 1 <= trial.best_epoch <= trial.epochs_trained <= 3
     assert dataclasses.asdict(trial.hyperparameters) == dataclasses.asdict(hp)
+
+
+def test_the_time_estimate_comes_before_the_long_part(data, capsys):
+    """Before the second of its trainings the search says how long all of them will take:
+    the first trial's time per epoch times every planned epoch."""
+    weights = build_model(num_classes=4, seed=0, **ARCH).get_weights()
+
+    def train(x_train, y_train, x_val, y_val, hp, *, seed, **unused):
+        return Trial(hp, 0.5, 1, 3, 6.0, weights=weights)  # 3 epochs in 6 s: 2 s an epoch
+
+    draws = _draws(data[1], n=2)
+    _run(data, draws, trials=5, train=train, progress=True)
+    planned = 0
+    for draw in draws:  # the settings each draw's search draws (seed 0)
+        rng = np.random.default_rng([0, draw.seed])
+        planned += sum(sample_hyperparameters(rng, SHORT).epochs for _ in range(5))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"[supervised_cnn] 2 draws x 5 trials = 10 CNNs to train "
+                               f"({planned} epochs at most)")
+    estimates = [i for i, line in enumerate(lines) if "estimated time" in line]
+    assert estimates == [1]  # once, before the first trial's own line
+    assert f"at most {2 * planned / 60:.0f} min" in lines[1]
+    assert "trial 1/5" in lines[2]
+
+
+def test_time_estimate_scales_the_first_trial_to_every_planned_epoch():
+    line = supervised_cnn.time_estimate(seconds=12.0, epochs_trained=4, planned_epochs=1200)
+    assert line.startswith("estimated time: at most 60 min (the first trial: 12.0 s for 4")

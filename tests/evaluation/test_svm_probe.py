@@ -250,3 +250,20 @@ def test_scaling_none_keeps_the_raw_feature_scale(data):
     assert standard.mean_accuracy > none.methods["f"].mean_accuracy + 0.2
     with pytest.raises(ValueError, match="scaling must be one of"):
         _run(data, {"f": raw_pixels}, scaling="minmax")
+
+
+def test_the_supervised_cnn_baseline_is_asked_for_by_name():
+    """The default probe runs the cheap baselines; the supervised CNN (minutes a draw) is
+    one --baselines away, and the binary's default is the library's."""
+    import inspect
+    from absl import flags
+    from dcgan_keras.binaries import common
+    from dcgan_keras.evaluation import probe_eval
+    default = inspect.signature(probe_eval.evaluate).parameters["baselines"].default
+    assert set(default) == {"raw_pixels", "kmeans", "random_d"}
+    assert set(probe_eval.BASELINES) == set(default) | {"supervised_cnn"}
+    with common.binary_flags("evaluate", ["--eval=svm_probe"]):
+        assert flags.FLAGS.baselines == list(default)
+    with common.binary_flags("evaluate", ["--eval=svm_probe",
+                                          "--baselines=raw_pixels,supervised_cnn"]):
+        assert flags.FLAGS.baselines == ["raw_pixels", "supervised_cnn"]

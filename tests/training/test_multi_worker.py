@@ -138,7 +138,6 @@ def test_replicas_keep_identical_weights_without_sync_batchnorm():
     assert moving >= 3  # the statistics did move
 
 
-@pytest.mark.slow
 def test_two_workers_train_as_one_and_resume(tmp_path):
     data = make_idx_dataset(str(tmp_path / "data"))  # 64 images: 4 steps per epoch
     workdir, single = str(tmp_path / "cluster"), str(tmp_path / "single")

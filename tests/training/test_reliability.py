@@ -176,7 +176,6 @@ def test_a_signal_writes_a_checkpoint_at_the_current_step_and_exits(tmp_path, si
         f"ckpt-{step}")
 
 
-@pytest.mark.slow
 def test_killed_at_random_moments_resumes_to_the_same_weights(tmp_path):
     """SIGKILL (no chance to clean up) at random times, checkpoint writes included; the
     same command resumes each time and ends where an unbroken run ends."""
