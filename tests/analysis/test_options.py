@@ -83,3 +83,22 @@ def test_documented_analyze_commands_give_each_verb_its_own_flags():
     for c in commands:
         names = [a[2:].split("=")[0] for a in c.args[1:] if a.startswith("--")]
         assert options.refusal(c.args[0], names) is None, f"{c.path}:{c.line}: {c.text}"
+
+
+def test_the_binary_refuses_a_flag_it_was_given_for_another_verb(capsys):
+    from dcgan_keras.binaries import common
+    args = ["--workdir=/no/such/run", "--out_dir=/tmp/out", "--layer=no_such_layer",
+            "--port=8000"]
+    with common.binary_flags("analyze", args) as analyze:
+        assert analyze.given_flags() == ["layer", "out_dir", "port", "workdir"]
+        assert sorted(common.binary_flag_names()) == sorted(options.all_options())
+        for name, default in options.defaults().items():  # the flags' defaults are theirs
+            expected = list(default) if isinstance(default, tuple) else default
+            assert analyze.FLAGS[name].default == expected, name
+        with pytest.raises(SystemExit) as exit_:
+            analyze.main(["analyze", "walk"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: analyze walk does not take --layer, --port (it takes --num_walks, --steps, "
+        "--modes, --compare_untrained; and, as every verb, --workdir, --export_dir, "
+        "--checkpoint, --generator_weights, --out_dir, --seed)\n")
