@@ -161,7 +161,7 @@ def region_cells(region, grid, image_size=None):
     painted mask, and a cell of an even number of pixels has no centre pixel; the share
     of the cell's pixels that the region covers is defined for any mask and any cell
     size, and treats a cell the same whichever of its pixels are covered. For a box on
-    cell boundaries (the default central half of `intervene`) the two rules agree.
+    cell boundaries (dissect's default, the central half) the two rules agree.
 
     Args:
         region: a bool [S, S] mask of image pixels, or a box (x0, y0, x1, y1) of an
@@ -171,6 +171,7 @@ def region_cells(region, grid, image_size=None):
     Raises:
         ValueError: the grid does not tile the image, or no cell is half covered.
     """
+    name = "the region" if image_size is None else f"the region {list(region)}"
     if image_size is not None:
         region = box_mask(region, image_size)
     mask = np.asarray(region, bool)
@@ -180,7 +181,7 @@ def region_cells(region, grid, image_size=None):
     side = size // grid
     cells = (mask.reshape(grid, side, grid, side).mean(axis=(1, 3)) >= 0.5).astype(np.float32)
     if not cells.any():
-        raise ValueError(f"the region covers no cell of the {grid}x{grid} layer (a cell is "
+        raise ValueError(f"{name} covers no cell of the {grid}x{grid} layer (a cell is "
                          f"{side}x{side} pixels and counts when at least half of it is "
                          "covered); make the region larger")
     return cells
