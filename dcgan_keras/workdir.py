@@ -31,7 +31,9 @@ CHECKPOINT_DIRS = {"latest": "checkpoints", "best": "best_checkpoint"}
 
 
 class CheckpointMismatchError(ValueError):
-    """A workdir's checkpoints cannot be restored into the model these flags build."""
+    """A workdir's checkpoints cannot be restored into the model these flags build (a
+    resumed run, training/checkpoints.py) or that its config.json describes (a reader,
+    `restore_models`)."""
 
 
 def first_line(error):

@@ -32,6 +32,8 @@ from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import saved_model, tflite
 from dcgan_keras.utils import files as files_lib
+# An export's metadata.json and default place are read in workdir.py; export_lib names them
+# too, beside the writer.
 from dcgan_keras.workdir import METADATA, default_export_dir, load_metadata
 
 FORMAT_VERSION = 1

@@ -14,9 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from dcgan_keras.utils import files
-# Raised here too (a resumed run's checkpoints that do not fit); readers of a workdir
-# (workdir.restore_models) raise it when a checkpoint does not fit its config.json.
-from dcgan_keras.workdir import CheckpointMismatchError, first_line
+from dcgan_keras.workdir import CheckpointMismatchError, first_line  # resume raises it too
 
 
 # Keys of the object graph and counters that every checkpoint has, whatever it holds.
