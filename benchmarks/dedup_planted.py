@@ -9,7 +9,7 @@ Takes --distinct different Fashion-MNIST training images (IDX files, e.g. Debian
 dataset-fashion-mnist; exact byte-duplicates removed), and plants, for the first
 --planted of them, four copies: an exact copy, one with Gaussian noise (sigma 4 of 255),
 a JPEG re-encode (quality 75) and a one-pixel shift (right, zero fill). All are written
-as image files to a temporary folder and de-duplicated with dcgan_keras.analysis.dedup,
+as image files to a temporary folder and de-duplicated with dcgan_keras.data.dedup,
 exactly what `python -m dcgan_keras.binaries.dedup --dataset=folder` runs.
 
 Reports recall per kind (a copy counts as found if it has its original's hash) and
@@ -123,7 +123,7 @@ def main():
     parser.add_argument("--out", default="", help="also write the result as JSON here")
     args = parser.parse_args()
 
-    from dcgan_keras.analysis import dedup
+    from dcgan_keras.data.dedup import semantic_hash as dedup
     from dcgan_keras.data import datasets, idx
     arrays = idx.load_idx_split("fashion_mnist", args.split, args.data_dir)
     if arrays is None:

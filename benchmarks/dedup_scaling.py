@@ -4,13 +4,13 @@ r"""How the de-duplication's pair search grows with the number of images.
     .venv/bin/python benchmarks/dedup_scaling.py --sizes=2500,5000 --old_max=5000
     .venv/bin/python benchmarks/dedup_scaling.py --codes=/tmp/codes.npy  # reuse codes
 
-Trains the paper's autoencoder once (dcgan_keras.analysis.dedup, --epochs on the first
-max(--sizes) Fashion-MNIST training images), writes their codes (image + 4 one-pixel
-shifted probes, as `dedup.code_pass` does) and then, for the first n images of those
+Trains the paper's autoencoder once (dcgan_keras.data.dedup.semantic_hash, --epochs on
+the first max(--sizes) Fashion-MNIST training images), writes their codes (image + 4
+one-pixel shifted probes, as `semantic_hash.code_pass` does) and then, for the first n images of those
 codes for each n in --sizes, times the pair search:
 - `hash_bands` (the previous default, up to --old_max images): hash collisions on bands of
   median-thresholded bits, every collision verified;
-- `radius` (dedup_match.radius_pairs): the exact search for every pair within
+- `radius` (data.dedup.radius.radius_pairs): the exact search for every pair within
   --max_distance.
 Reports candidate pairs (distances computed), verified pairs, groups and seconds per n,
 whether the radius search's pairs contain every verified hash-band pair, and the growth
@@ -33,7 +33,7 @@ FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 def make_codes(path, n, epochs, seed, data_dir):
     """Trains the autoencoder on the first n training images and writes their codes."""
-    from dcgan_keras.analysis import dedup
+    from dcgan_keras.data.dedup import semantic_hash as dedup
     from dcgan_keras.data import datasets, idx
     arrays = idx.load_idx_split("fashion_mnist", "train", data_dir)
     if arrays is None:
@@ -46,7 +46,7 @@ def make_codes(path, n, epochs, seed, data_dir):
 
 def hash_band_search(codes, max_distance, seed=0):
     """The previous candidate search: returns (candidates, verified edges [M, 2])."""
-    from dcgan_keras.analysis import dedup_match as m
+    from dcgan_keras.data.dedup import match as m
     thresholds = m.unit_thresholds(codes)
     bands = m.hash_bands(thresholds, codes, len(codes), seed)
     pairs = m.candidate_pairs(m.band_keys(codes, thresholds, bands))
@@ -83,7 +83,7 @@ def main():
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
-    from dcgan_keras.analysis import dedup_radius
+    from dcgan_keras.data.dedup import radius as dedup_radius
     path = args.codes or os.path.join("/tmp", f"dedup_scaling_{os.getpid()}.npy")
     start = time.perf_counter()
     loss = None

@@ -80,7 +80,7 @@ def empty_square(labels, grid, side_px, rng):
 def summarise(before, after, mode):
     """Mean shares, the mean change with its 95% normal interval, and how often the share
     moved the intended way (down for remove, up for add)."""
-    from dcgan_keras.analysis.dissection import Z_95  # noqa: PLC0415
+    from dcgan_keras.analysis.dissect.dissection import Z_95  # noqa: PLC0415
     before, after = np.asarray(before), np.asarray(after)
     change = after - before
     ci = Z_95 * change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else 0.0
@@ -93,7 +93,7 @@ def summarise(before, after, mode):
 def random_concepts(dissection, layer, rng, k):
     """The layer's concepts for the page, each with k random units instead of its top ones
     (the same values rule: each unit's own top-quantile level)."""
-    from dcgan_keras.analysis.paint import edits  # noqa: PLC0415
+    from dcgan_keras.analysis.dissect.paint import edits  # noqa: PLC0415
     thresholds = dissection["layers"][layer]["thresholds"]
     concepts = []
     for c in edits.layer_concepts(dissection["layers"][layer], k):
@@ -111,17 +111,18 @@ def _decode(text):
 
 
 def _serve(painter):
-    from dcgan_keras.analysis.paint import server  # noqa: PLC0415
+    from dcgan_keras.analysis.dissect.paint import server  # noqa: PLC0415
     httpd = server.bind("127.0.0.1", 0, painter)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
 
 
 def main(_):
-    from dcgan_keras.analysis import loading, segmenters
-    from dcgan_keras.analysis.paint import edits, launch
+    from dcgan_keras import workdir as workdir_lib
+    from dcgan_keras.analysis.dissect import segmenters
+    from dcgan_keras.analysis.dissect.paint import edits, launch
     from dcgan_keras.exporters import sampling
-    g = loading.from_workdir(FLAGS.workdir).generator
+    g = workdir_lib.networks_from_workdir(FLAGS.workdir).generator
     seg = segmenters.load("shapes")
     result = launch.dissection_for(g, seg, os.path.join(FLAGS.workdir, "dissection"),
                                    sampling.latents(1000, 0, g.z_dim).numpy(),

@@ -54,12 +54,13 @@ def _train(workdir):
 
 
 def main(_):
-    from dcgan_keras.analysis import loading, segmenters
-    from dcgan_keras.analysis.paint import edits, launch, server
+    from dcgan_keras import workdir as workdir_lib
+    from dcgan_keras.analysis.dissect import segmenters
+    from dcgan_keras.analysis.dissect.paint import edits, launch, server
     from dcgan_keras.exporters import sampling
     if not os.path.exists(os.path.join(FLAGS.workdir, "checkpoints")):
         _train(FLAGS.workdir)
-    g = loading.from_workdir(FLAGS.workdir).generator
+    g = workdir_lib.networks_from_workdir(FLAGS.workdir).generator
     seg = segmenters.load("shapes")
     layers = list(g.conv_layer_names)
     result = launch.dissection_for(g, seg, os.path.join(FLAGS.workdir, "dissection"),

@@ -35,7 +35,7 @@ from dcgan_keras.config import TrainConfig  # noqa: E402
 from dcgan_keras.data import datasets  # noqa: E402
 from dcgan_keras.evaluation import classifier, feature_nets, sample_quality  # noqa: E402
 from dcgan_keras.training import train_lib  # noqa: E402
-from dcgan_keras.training.checkpoints import restore_models  # noqa: E402
+from dcgan_keras.workdir import restore_models  # noqa: E402
 from dcgan_keras.utils import images as image_utils  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peers",

@@ -41,7 +41,7 @@ LANES = {
     "test_bad_input.py::test_a_corrupt_config_json": {"slow"},
     "test_bad_input.py::test_a_bad_flag_exits_2": {"slow"},
     "evaluation/test_quality_eval.py::test_evaluate_binary": {"slow"},
-    "analysis/test_dedup.py::test_binary_": {"slow"},
+    "data/dedup/test_semantic_hash.py::test_binary_": {"slow"},
     "evolution/test_train_egan.py": {"slow"},
     "exporters/test_export_lib.py::test_export_binary_": {"slow"},
     "training/test_reliability.py::test_resume_from_the_workdir_alone": {"slow"},
@@ -56,7 +56,7 @@ LANES = {
     # start the peer's script (a stand-in) as the benchmark does
     "benchmarks/test_quality.py::test_peer_": {"slow"},
     # headless Chromium through chromedriver
-    "analysis/test_paint_browser.py": {"slow", "browser"},
+    "analysis/dissect/paint/test_paint_browser.py": {"slow", "browser"},
     # worker processes of MultiWorkerMirroredStrategy on 127.0.0.1
     "training/test_multi_worker.py::test_two_workers": {"slow", "multiprocess"},
 }

@@ -22,7 +22,7 @@ def test_the_rules_put_each_kind_of_test_in_its_lane(lanes):
     # a binary's test file that nobody has marked yet
     assert "slow" in lane_markers("tests/binaries/test_a_new_binary.py::test_it_runs")
     assert {"slow", "browser"} <= lane_markers(
-        "tests/analysis/test_paint_browser.py::test_paint_in_a_browser")
+        "tests/analysis/dissect/paint/test_paint_browser.py::test_paint_in_a_browser")
     assert {"slow", "multiprocess"} <= lane_markers(
         "tests/training/test_multi_worker.py::test_two_workers_train_as_one_and_resume")
     # a fixture that starts a process makes its users slow, wherever they live

@@ -71,10 +71,11 @@ def main():
     chromium, driver = find_chromium()
     if chromium is None:
         sys.exit(f"paint_screenshot: {driver}")
-    from dcgan_keras.analysis import loading, segmenters  # noqa: PLC0415
-    from dcgan_keras.analysis.paint import edits, launch, server  # noqa: PLC0415
+    from dcgan_keras import workdir as workdir_lib  # noqa: PLC0415
+    from dcgan_keras.analysis.dissect import segmenters  # noqa: PLC0415
+    from dcgan_keras.analysis.dissect.paint import edits, launch, server  # noqa: PLC0415
     from dcgan_keras.exporters import sampling  # noqa: PLC0415
-    g = loading.from_workdir(args.workdir).generator
+    g = workdir_lib.networks_from_workdir(args.workdir).generator
     seg = segmenters.load("shapes")
     result = launch.dissection_for(g, seg, os.path.join(args.workdir, "dissection"),
                                    sampling.latents(1000, 0, g.z_dim).numpy(),

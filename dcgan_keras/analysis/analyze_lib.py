@@ -1,28 +1,28 @@
-"""The `analyze` binary's library: one function per verb, from options to outputs.
+"""The `analyze` binary's library: one function per verb, from its options to outputs.
 
-Each verb loads the networks (workdir or export), gathers its inputs (sample sheets,
-boxes, real images), calls its experiment's `run` and returns a short summary line.
+Each verb loads the networks (workdir or export, `workdir.load_networks`), gathers its
+inputs (sample sheets, boxes, real images), calls its experiment's `run` and returns a
+short summary line. A verb's options are its dataclass in `options.py`.
 """
 import os
 import sys
 
+import keras
 import numpy as np
 
-from dcgan_keras.analysis import (arithmetic, dissection, forget, guided_backprop,
-                                  interpolation, loading, neighbors, nethook, outputs,
-                                  segmenters)
-
-OPTIONS = ("workdir", "export_dir", "checkpoint", "generator_weights", "out_dir", "seed",
-           "layer", "sheet", "dataset", "data_dir", "num_walks", "steps", "modes",
-           "compare_untrained", "groups", "z_files", "scales", "classifier", "units", "top_k",
-           "num_images", "boxes", "concept", "num_annotated", "num_new", "max_maps",
-           "num_samples", "k", "max_train", "layers", "segmenter", "quantile", "num_dissect",
-           "num_units", "num_intervene", "region", "ignore_concepts", "dissection", "host",
-           "port")
+from dcgan_keras import workdir as workdir_lib
+from dcgan_keras.analysis import guided_backprop, neighbors, nethook, outputs
+from dcgan_keras.analysis import options as options_lib
+from dcgan_keras.analysis.dissect import dissection, forget, segmenters
+from dcgan_keras.analysis.dissect.paint import edits, launch, server
+from dcgan_keras.analysis.latent import arithmetic, interpolation
+from dcgan_keras.data import shapes
+from dcgan_keras.evaluation import feature_nets
+from dcgan_keras.exporters import sampling
 
 
 def _latents(num, seed, z_dim):
-    from dcgan_keras.exporters import sampling  # noqa: PLC0415 (the sample binary's z)
+    """The sample binary's z of (num, seed)."""
     return sampling.latents(num, seed, z_dim).numpy()
 
 
@@ -43,22 +43,21 @@ def _real_images(networks, dataset, data_dir, **kwargs):
                                 **kwargs)
 
 
-def run_walk(networks, out_dir, seed, num_walks, steps, modes, compare_untrained, **_):
-    result = interpolation.run(networks, out_dir, num_walks, steps, modes, seed,
-                               compare_untrained)
+def run_walk(networks, o):
+    result = interpolation.run(networks, o.out_dir, o.num_walks, o.steps, o.modes, o.seed,
+                               o.compare_untrained)
     return "; ".join(f"{mode} walks: mean sharpness " + ", ".join(
         f"{name} {r['mean_sharpness']:.2f}" for name, r in result[mode].items())
-        for mode in modes) + f" (max step / mean step, {num_walks} walks of {steps})"
+        for mode in o.modes) + f" (max step / mean step, {o.num_walks} walks of {o.steps})"
 
 
 def _classifier(path):
-    import keras  # noqa: PLC0415
-    from dcgan_keras.evaluation import feature_nets  # noqa: PLC0415
     model = keras.saving.load_model(f"{path}/{feature_nets.CLASSIFIER_FILE}")
     return lambda images: np.asarray(model.predict(images, verbose=0))
 
 
-def run_arithmetic(networks, out_dir, seed, sheet, groups, z_files, scales, classifier, **_):
+def run_arithmetic(networks, o):
+    z_files, sheet, groups = o.z_files, o.sheet, o.groups
     if z_files:
         if len(z_files) != 3:
             raise ValueError(f"--z_files takes three files (A, B, C), got {len(z_files)}")
@@ -75,34 +74,31 @@ def run_arithmetic(networks, out_dir, seed, sheet, groups, z_files, scales, clas
     else:
         raise ValueError("arithmetic needs --sheet with --groups, or --z_files")
     concepts = np.stack([e.mean(axis=0) for e in exemplars])
-    result = arithmetic.run(networks, out_dir, concepts, names, exemplars,
-                            [float(s) for s in scales], seed=seed,
-                            classify=_classifier(classifier) if classifier else None)
+    result = arithmetic.run(networks, o.out_dir, concepts, names, exemplars,
+                            [float(s) for s in o.scales], seed=o.seed,
+                            classify=_classifier(o.classifier) if o.classifier else None)
     extra = (f"; result classified as {result['neighbourhood_classes']}"
-             if classifier else "")
+             if o.classifier else "")
     return (f"{result['expression']}: arithmetic.png, neighbourhood.png, attribute.png "
             f"({result['attribute']}){extra}")
 
 
-def run_guided_backprop(networks, out_dir, seed, layer, units, top_k, num_images, dataset,
-                        data_dir, **_):
-    real = np.concatenate(list(_real_images(networks, dataset, data_dir,
-                                            max_examples=num_images)))
-    result = guided_backprop.run(networks, out_dir, real, layer, [int(u) for u in units],
-                                 top_k, seed)
-    return (f"layer {result['layer']}, units {result['units']}: top {top_k} of "
+def run_guided_backprop(networks, o):
+    real = np.concatenate(list(_real_images(networks, o.dataset, o.data_dir,
+                                            max_examples=o.num_images)))
+    result = guided_backprop.run(networks, o.out_dir, real, o.layer, [int(u) for u in o.units],
+                                 o.top_k, o.seed)
+    return (f"layer {result['layer']}, units {result['units']}: top {o.top_k} of "
             f"{len(real)} real images and their guided-backprop maps, trained and random D")
 
 
-def run_forget(networks, out_dir, seed, layer, sheet, boxes, concept, num_annotated,
-               num_new, max_maps=0, **_):
-    from dcgan_keras.data import shapes  # noqa: PLC0415
-    g = networks.generator
-    layer = layer or g.conv_layer_names[-2]  # the paper's second-highest conv layer
-    if sheet:
-        images, z = _sheet(sheet, g)
+def run_forget(networks, o):
+    g, concept, seed = networks.generator, o.concept, o.seed
+    layer = o.layer or g.conv_layer_names[-2]  # the paper's second-highest conv layer
+    if o.sheet:
+        images, z = _sheet(o.sheet, g)
     else:
-        z = _latents(num_annotated, seed, g.z_dim)
+        z = _latents(o.num_annotated, seed, g.z_dim)
         images = outputs.generator_fn(g)(z)
     segmenter = label = None
     if concept:
@@ -112,15 +108,15 @@ def run_forget(networks, out_dir, seed, layer, sheet, boxes, concept, num_annota
         if g.channels != 3:
             raise ValueError("--concept needs an RGB generator (trained on --dataset=shapes)")
         segmenter, label = shapes.segment, shapes.CONCEPTS.index(concept)
-    if boxes:
-        box_map = forget.load_boxes(boxes, len(z), g.image_size)
+    if o.boxes:
+        box_map = forget.load_boxes(o.boxes, len(z), g.image_size)
     elif segmenter is not None:
         box_map = forget.boxes_from_masks(segmenter(images) == label)
     else:
         raise ValueError("forget needs --boxes (with --sheet), or --concept on shapes")
-    new_z = _latents(num_new, seed + 1, g.z_dim)
-    r = forget.run(networks, out_dir, layer, z, box_map, new_z, segmenter, label,
-                   shapes.CONCEPTS if segmenter is not None else None, max_maps=max_maps)
+    new_z = _latents(o.num_new, seed + 1, g.z_dim)
+    r = forget.run(networks, o.out_dir, layer, z, box_map, new_z, segmenter, label,
+                   shapes.CONCEPTS if segmenter is not None else None, max_maps=o.max_maps)
     line = (f"layer {layer}: regression accuracy {r['regression_accuracy']:.3f} on "
             f"{r['annotated_samples']} samples; dropped {r['maps_dropped']} of {r['maps']} "
             f"maps; inside score {r['inside_score_kept']:.3f} -> {r['inside_score_dropped']:.3f}")
@@ -132,17 +128,16 @@ def run_forget(networks, out_dir, seed, layer, sheet, boxes, concept, num_annota
     return line
 
 
-def run_neighbors(networks, out_dir, seed, sheet, num_samples, k, max_train, dataset,
-                  data_dir, **_):
+def run_neighbors(networks, o):
     g = networks.generator
-    if sheet:
-        images = _sheet(sheet, g)[0].astype(np.float32) / 127.5 - 1.0
+    if o.sheet:
+        images = _sheet(o.sheet, g)[0].astype(np.float32) / 127.5 - 1.0
     else:
-        images = outputs.generator_fn(g)(_latents(num_samples, seed, g.z_dim))
-    reference = np.concatenate(list(_real_images(networks, dataset, data_dir, split="test",
+        images = outputs.generator_fn(g)(_latents(o.num_samples, o.seed, g.z_dim))
+    reference = np.concatenate(list(_real_images(networks, o.dataset, o.data_dir, split="test",
                                                  max_examples=len(images))))
-    batches = _real_images(networks, dataset, data_dir, max_examples=max_train or None)
-    r = neighbors.run(networks, out_dir, images, batches, k, reference)
+    batches = _real_images(networks, o.dataset, o.data_dir, max_examples=o.max_train or None)
+    r = neighbors.run(networks, o.out_dir, images, batches, o.k, reference)
     return (f"{len(images)} samples vs {r['num_train_images']} training images: nearest pixel "
             f"distance median {r['pixels']['samples_nearest_median']:.2f} (min "
             f"{r['pixels']['samples_nearest_min']:.2f}; held-out real images: median "
@@ -163,26 +158,25 @@ def _region(region, image_size):
     return box
 
 
-def run_dissect(networks, out_dir, seed, layers, segmenter, quantile, num_dissect, num_units,
-                num_intervene, region, concept, ignore_concepts, top_k, **_):
-    g = networks.generator
-    if num_dissect < 1 or num_intervene < 0:
+def run_dissect(networks, o):
+    g, seed = networks.generator, o.seed
+    if o.num_dissect < 1 or o.num_intervene < 0:
         raise ValueError(f"--num_dissect must be >= 1 and --num_intervene >= 0, got "
-                         f"{num_dissect} and {num_intervene}")
-    layers = list(layers or g.conv_layer_names)
+                         f"{o.num_dissect} and {o.num_intervene}")
+    layers = list(o.layers or g.conv_layer_names)
     for layer in layers:
         nethook.check_layer(g, layer)
-    seg = segmenters.load(segmenter)
+    seg = segmenters.load(o.segmenter)
     r = dissection.run(
-        g, seg, out_dir, _latents(num_dissect, seed, g.z_dim), layers, q=quantile,
-        num_units=num_units, num_examples=top_k, concept=concept,
-        ignore=tuple(ignore_concepts or ()), region=_region(region, g.image_size),
-        intervene_z=_latents(num_intervene, seed + 1, g.z_dim) if num_intervene else None,
+        g, seg, o.out_dir, _latents(o.num_dissect, seed, g.z_dim), layers, q=o.quantile,
+        num_units=o.num_units, num_examples=o.top_k, concept=o.concept,
+        ignore=tuple(o.ignore_concepts or ()), region=_region(o.region, g.image_size),
+        intervene_z=_latents(o.num_intervene, seed + 1, g.z_dim) if o.num_intervene else None,
         seed=seed, progress=lambda line: print(f"dissect {line}", file=sys.stderr, flush=True))
     layer = r["layers"][r["best_layer"]]
     line = ("; ".join(f"{name}: {v['matched_units']}/{v['units']} units IoU > {v['cutoff']}"
                       for name, v in r["layers"].items())
-            + f". Best layer {r['best_layer']}, concept {r['concept']}: top-{num_units} IoU "
+            + f". Best layer {r['best_layer']}, concept {r['concept']}: top-{o.num_units} IoU "
             f"{layer['best_units'][r['concept']]['iou'][0]:.3f}..."
             f"{layer['best_units'][r['concept']]['iou'][-1]:.3f}")
     if "intervention" in r:
@@ -197,38 +191,38 @@ def run_dissect(networks, out_dir, seed, layers, segmenter, quantile, num_dissec
     return line
 
 
-def run_paint(networks, out_dir, seed, layer, layers, segmenter, quantile, num_dissect,
-              num_units, ignore_concepts, top_k, dissection, host, port, workdir=None, **_):
-    from dcgan_keras.analysis.paint import edits, launch, server  # noqa: PLC0415
-    g = networks.generator
-    httpd = server.bind(host, port)  # first: a taken port fails before any slow work
+def run_paint(networks, o):
+    g, layer, workdir = networks.generator, o.layer, networks.workdir
+    httpd = server.bind(o.host, o.port)  # first: a taken port fails before any slow work
     try:
-        seg = segmenters.load(segmenter)
-        if dissection:
-            result = launch.load_dissection(dissection, g, seg)
+        seg = segmenters.load(o.segmenter)
+        if o.dissection:
+            result = launch.load_dissection(o.dissection, g, seg)
         else:
-            directory = out_dir or (os.path.join(workdir, "dissection") if workdir else None)
+            directory = o.out_dir or (os.path.join(workdir, "dissection") if workdir else None)
             if not directory:
                 raise ValueError("paint from --export_dir needs --out_dir (where the "
                                  "dissection goes) or --dissection")
-            layers = list(layers or ([layer] if layer else g.conv_layer_names))
+            layers = list(o.layers or ([layer] if layer else g.conv_layer_names))
             for name in layers:
                 nethook.check_layer(g, name)
             result = launch.dissection_for(
-                g, seg, directory, _latents(num_dissect, seed, g.z_dim), layers, q=quantile,
-                num_units=num_units, num_examples=top_k, ignore=tuple(ignore_concepts or ()))
+                g, seg, directory, _latents(o.num_dissect, o.seed, g.z_dim), layers,
+                q=o.quantile, num_units=o.num_units, num_examples=o.top_k,
+                ignore=tuple(o.ignore_concepts or ()))
         if layer:
             if layer not in result["layers"]:
                 raise ValueError(f"--layer={layer} is not in the dissection (its layers: "
                                  f"{', '.join(result['layers'])})")
             result = dict(result, best_layer=layer)
-        painter = edits.Painter(g, result, seg, num_units)
+        painter = edits.Painter(g, result, seg, o.num_units)
     except BaseException:
         httpd.server_close()
         raise
-    return launch.serve(httpd, painter, seed)
+    return launch.serve(httpd, painter, o.seed)
 
 
+# verb -> run_<verb>(networks, the verb's options dataclass) -> a summary line
 VERBS = {"walk": run_walk, "arithmetic": run_arithmetic, "guided_backprop": run_guided_backprop,
          "forget": run_forget, "neighbors": run_neighbors, "dissect": run_dissect,
          "paint": run_paint}
@@ -238,10 +232,18 @@ def run(verb, out_dir, workdir=None, export_dir=None, checkpoint="latest",
         generator_weights="generator", **options):
     """Runs one verb (a key of VERBS) on the networks of a workdir or an export.
 
+    Args:
+        verb: a key of VERBS.
+        out_dir: where the PNGs and JSON go (paint: where a new dissection goes).
+        workdir, export_dir, checkpoint, generator_weights: the networks (exactly one of
+            workdir and export_dir; see workdir.load_networks).
+        **options: the verb's options by name (`options.VERBS[verb]`, defaults for the
+            rest). The binary passes the values of every flag the verb takes; names of
+            other verbs' options are left out here (the binary refuses the ones that a
+            user set), a name no verb takes is a TypeError.
     Returns:
         A one-line summary; the PNGs and JSON are in out_dir.
     """
-    if verb not in VERBS:
-        raise ValueError(f"unknown verb {verb!r}; choose one of {', '.join(VERBS)}")
-    networks = loading.load(workdir, export_dir, checkpoint, generator_weights)
-    return VERBS[verb](networks, out_dir, workdir=workdir, **options)
+    verb_options = options_lib.for_verb(verb, dict(options, out_dir=out_dir))
+    networks = workdir_lib.load_networks(workdir, export_dir, checkpoint, generator_weights)
+    return VERBS[verb](networks, verb_options)

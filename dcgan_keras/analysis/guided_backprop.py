@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_keras.analysis import nethook
+from dcgan_keras.analysis import nethook, outputs
 
 
 
@@ -106,7 +106,7 @@ def run(networks, out_dir, real_images, layer=None, units=range(6), top_k=6, see
     of top_k images, then one row of their maps; and guided_backprop.json.
 
     Args:
-        networks: loading.Networks.
+        networks: workdir.Networks.
         out_dir: output directory.
         real_images: real images [N, S, S, C] in [-1, 1] to search.
         layer: a D layer name (default: the last conv block's activation, as figure 5).
@@ -116,7 +116,6 @@ def run(networks, out_dir, real_images, layer=None, units=range(6), top_k=6, see
     Returns:
         The JSON dict.
     """
-    from dcgan_keras.analysis import outputs  # noqa: PLC0415
     trained = networks.discriminator
     layer = layer or trained.feature_layer_names[-1]
     nethook.check_layer(trained, layer)

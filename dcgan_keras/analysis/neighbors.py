@@ -6,6 +6,9 @@ dataset. Distances are Euclidean, in pixel space and in D's feature space.
 """
 import numpy as np
 
+from dcgan_keras.analysis import outputs
+from dcgan_keras.models import features as features_lib
+
 
 class StreamingNeighbors:
     """The k nearest rows seen so far for each query, over a stream of batches.
@@ -89,7 +92,7 @@ def run(networks, out_dir, samples, batches, k=5, reference=None):
     per row; distances in neighbors.json.
 
     Args:
-        networks: loading.Networks.
+        networks: workdir.Networks.
         out_dir: output directory.
         samples: generated images [Q, S, S, C] in [-1, 1].
         batches: every training image, once, in batches.
@@ -99,8 +102,6 @@ def run(networks, out_dir, samples, batches, k=5, reference=None):
     Returns:
         The JSON dict.
     """
-    from dcgan_keras.analysis import outputs  # noqa: PLC0415
-    from dcgan_keras.models import features as features_lib  # noqa: PLC0415
     samples = np.asarray(samples, np.float32)
     queries = samples if reference is None else np.concatenate([samples, reference])
     found = nearest(queries, batches, k, features_lib.keras_feature_fn(networks.discriminator))

@@ -6,6 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
+from dcgan_keras.data import datasets
+from dcgan_keras.exporters import sampling
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.utils import images as images_lib
 
@@ -24,7 +26,6 @@ def untrained_copy(model, seed=0):
 
 def load_sheet(path):
     """(images uint8 [N, S, S, C], z [N, z_dim]) of a sample sheet (.npz/.npy of `sample`)."""
-    from dcgan_keras.exporters import sampling  # noqa: PLC0415
     try:
         images, z = sampling.load_samples(path)
     except (OSError, ValueError, KeyError) as e:
@@ -47,7 +48,6 @@ def load_z_file(path):
 def real_batches(dataset, image_size, channels, data_dir=None, preprocess="crop_resize",
                  max_examples=None, batch_size=500, split="train"):
     """A generator of the dataset's images [B, S, S, C] in [-1, 1], in their fixed order."""
-    from dcgan_keras.data import datasets  # noqa: PLC0415
     source = datasets.get_source(dataset, split, data_dir or None)
     ds = datasets.eval_dataset(source, image_size, channels, batch_size, preprocess,
                                max_examples or None)

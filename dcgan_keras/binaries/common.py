@@ -5,6 +5,8 @@ import os
 import sys
 import tempfile
 
+from absl import app, flags
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 
@@ -29,6 +31,7 @@ def quiet_tensorflow(verbosity=0):
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
+            # Here, with file descriptor 2 redirected: the point of this function.
             import tensorflow as tf  # noqa: PLC0415
             tf.config.list_physical_devices()  # where CUDA is probed (cuInit)
             failed = None
@@ -61,7 +64,6 @@ def argv_verbosity(argv):
 def define_model_source_flags():
     """--workdir / --export_dir / --checkpoint / --generator_weights: where a binary that
     reads trained networks (sample, analyze) finds them."""
-    from absl import flags  # noqa: PLC0415
     flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
     flags.DEFINE_string("export_dir", None, "An export directory (instead of --workdir).")
     flags.DEFINE_string("checkpoint", "latest", "With --workdir: latest, best or a path prefix.")
@@ -86,7 +88,6 @@ def grouped_help(doc, groups, flag_values=None):
             Flags of the binary in no group are listed last, under "other".
         flag_values: absl FlagValues (default: absl's global FLAGS).
     """
-    from absl import flags  # noqa: PLC0415
     flag_values = flag_values or flags.FLAGS
     ours = sorted(binary_flag_names(flag_values))
     grouped = [name for names in groups.values() for name in names]
@@ -111,7 +112,6 @@ def grouped_help(doc, groups, flag_values=None):
 
 def binary_flag_names(flag_values=None):
     """Names of the flags that the binary defined (not absl's or TensorFlow's own)."""
-    from absl import flags  # noqa: PLC0415
     flag_values = flag_values or flags.FLAGS
     names = set()
     for module, module_flags in flag_values.flags_by_module_dict().items():
@@ -123,7 +123,6 @@ def binary_flag_names(flag_values=None):
 
 def run(main, groups):
     """absl's app.run(main), with --help (and -h) answered by `grouped_help`."""
-    from absl import app  # noqa: PLC0415
     if any(arg in HELP_ARGS for arg in sys.argv[1:]):
         sys.stdout.write(grouped_help(sys.modules["__main__"].__doc__ or "", groups))
         sys.exit(0)
@@ -144,7 +143,6 @@ def binary_flags(name, argv=None):
         argv: the command-line arguments after the program name (None: define the flags
             but parse nothing).
     """
-    from absl import flags  # noqa: PLC0415
     saved_argv = sys.argv
     sys.argv = [name]
     before = binary_flag_names()

@@ -9,16 +9,16 @@ crops and thresholds each image's 128-d code into a binary hash. By default
 (--match=verified) images whose hashes collide on any band (also shifted by one pixel)
 are grouped if their codes are within --max_distance; --match=equal_hash is the paper's
 rule as written (bit = ReLU code > --threshold, groups of equal hashes), which groups
-many distinct images (see dcgan_keras/analysis/dedup.py). Writes dedup.json (counts and
-every group's ids), dedup_groups.png (example
-groups, one per row), exclude_list.txt (all but the first of each group) and the
-autoencoder's weights into --workdir.
+many distinct images (see dcgan_keras/data/dedup/). Writes dedup.json (counts and
+every group's ids), dedup_groups.png (example groups, one per row), exclude_list.txt (all
+but the first of each group) and the autoencoder's weights into --workdir.
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
 from absl import app, flags, logging
 
 from dcgan_keras.data import datasets, lsun, preprocessing
+from dcgan_keras.data.dedup import semantic_hash
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where dedup.json, dedup_groups.png, exclude_list.txt "
@@ -50,7 +50,6 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from dcgan_keras.analysis import dedup  # after flags parse: TensorFlow is slow to load
     logging.set_verbosity(logging.INFO)
     try:
         for name in ("epochs", "batch_size"):
@@ -63,10 +62,10 @@ def main(argv):
                              f"{FLAGS.dropout} and {FLAGS.noise_stddev}")
         source = datasets.get_source(FLAGS.dataset, FLAGS.split, FLAGS.data_dir or None,
                                      FLAGS.allow_download, lsun_category=FLAGS.lsun_category)
-        summary = dedup.run(source, FLAGS.workdir, FLAGS.epochs, FLAGS.batch_size,
-                            FLAGS.steps_per_epoch, FLAGS.noise_stddev, FLAGS.dropout,
-                            FLAGS.learning_rate, FLAGS.threshold, FLAGS.seed, FLAGS.preprocess,
-                            FLAGS.match, FLAGS.max_distance)
+        summary = semantic_hash.run(
+            source, FLAGS.workdir, FLAGS.epochs, FLAGS.batch_size, FLAGS.steps_per_epoch,
+            FLAGS.noise_stddev, FLAGS.dropout, FLAGS.learning_rate, FLAGS.threshold,
+            FLAGS.seed, FLAGS.preprocess, FLAGS.match, FLAGS.max_distance)
     except (ValueError, FileNotFoundError) as e:  # MissingDataError is a FileNotFoundError
         common.fail(str(e))
     print(f"{summary['num_images']} images, {summary['num_groups']} groups of near-duplicates "

@@ -19,6 +19,7 @@ import os
 
 from absl import app, flags, logging
 
+from dcgan_keras.data.errors import MissingDataError
 from dcgan_keras.evaluation import probe_eval, registry
 from dcgan_keras.utils import files
 
@@ -112,7 +113,6 @@ def main(argv):
         workdir=FLAGS.workdir, export_dir=FLAGS.export_dir, checkpoint=FLAGS.checkpoint,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, allow_download=FLAGS.allow_download,
         seed=FLAGS.seed)
-    from dcgan_keras.data.datasets import MissingDataError  # noqa: PLC0415 (TF is slow)
     try:
         result = registry.run(name, context, **options)
     except (ValueError, FileNotFoundError, MissingDataError) as e:

@@ -13,6 +13,8 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
 from absl import app, flags, logging
 
+from dcgan_keras.exporters import export_lib, tflite
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
 flags.DEFINE_string("export_dir", None, "Output directory (default: WORKDIR/export). A "
@@ -30,7 +32,6 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's save/load INFO lines are noise here
-    from dcgan_keras.exporters import export_lib, tflite  # after flags: TensorFlow is slow
     bad = sorted(set(FLAGS.tflite) - set(tflite.QUANTIZATIONS))
     if bad:
         common.fail(f"--tflite takes {', '.join(tflite.QUANTIZATIONS)}, got {bad}")

@@ -11,6 +11,8 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
 from absl import app, flags, logging
 
+from dcgan_keras.exporters import sampling
+
 FLAGS = flags.FLAGS
 common.define_model_source_flags()
 flags.DEFINE_integer("num", 64, "Number of samples.")
@@ -27,7 +29,6 @@ def main(argv):
     if FLAGS.num < 1:
         common.fail(f"--num must be >= 1, got {FLAGS.num}")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's save/load INFO lines are noise here
-    from dcgan_keras.exporters import sampling  # after flags: TensorFlow is slow to load
     if not FLAGS.out.lower().endswith(sampling.OUTPUT_FORMATS):
         common.fail(f"--out must end in one of {', '.join(sampling.OUTPUT_FORMATS)}, "
                     f"got {FLAGS.out!r}")

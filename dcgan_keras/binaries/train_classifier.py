@@ -10,6 +10,8 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 from absl import app, flags, logging
 
 from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.evaluation import classifier
+from dcgan_keras.models import architecture
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where classifier.keras and classifier.json go.")
@@ -30,8 +32,6 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from dcgan_keras.evaluation import classifier
-    from dcgan_keras.models import architecture
     logging.set_verbosity(logging.INFO)
     try:
         architecture.validate(FLAGS.image_size, FLAGS.channels)

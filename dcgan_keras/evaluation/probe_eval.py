@@ -20,11 +20,12 @@ import os
 import numpy as np
 from absl import logging
 
+from dcgan_keras import config as config_lib
+from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.data import datasets
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.evaluation import supervised_cnn, svm_probe
 from dcgan_keras.evaluation.kmeans_features import KMeansFeatures
-from dcgan_keras.exporters import export_lib
 
 BASELINES = ("raw_pixels", "kmeans", "random_d", supervised_cnn.NAME)
 # The supervised CNN trains `trials` CNNs on every draw (4-8 min a draw at the paper's 64
@@ -36,7 +37,6 @@ DEFAULT_BASELINES = ("raw_pixels", "kmeans", "random_d")
 def _training_config(workdir):
     if not workdir:
         return None
-    from dcgan_keras import config as config_lib  # noqa: PLC0415
     return config_lib.load(workdir)
 
 
@@ -82,7 +82,7 @@ def evaluate(context, labels_per_class=100, val_size=10000, draws=10,
         raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(BASELINES)}")
     supervised_cnn.check_options(trials, early_stopping_images)
     export_dir = context.resolved_export_dir()
-    meta = export_lib.load_metadata(export_dir)
+    meta = workdir_lib.load_metadata(export_dir)
     size, _, channels = meta["image_shape"]
     train_config = _training_config(context.workdir)
     dataset = context.dataset or meta["dataset"]

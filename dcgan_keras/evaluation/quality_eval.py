@@ -5,11 +5,13 @@ workdir's checkpoint (`--checkpoint`, `--generator=ema` for the EMA weights), el
 export's SavedModel. Real images come from `--reference_images`, else from the dataset's
 `--reference_split` (features cached, see sample_quality).
 """
-import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
+from dcgan_keras import config as config_lib
+from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.data import datasets
 from dcgan_keras.evaluation import feature_nets, sample_quality
 
@@ -53,16 +55,14 @@ def load_images(path, image_size, channels, max_examples=None):
 
 def _trained_with(context):
     """(dataset, image_size, channels, preprocess, data_dir) of the model evaluated."""
-    if context.workdir and os.path.exists(os.path.join(context.workdir, "config.json")):
-        from dcgan_keras import config as config_lib
+    if workdir_lib.is_training_workdir(context.workdir):
         c = config_lib.load(context.workdir)
         return c.dataset, c.image_size, c.channels, c.preprocess, c.data_dir
     if not (context.workdir or context.export_dir):  # scoring image files only
         return "", None, None, "crop_resize", ""
-    meta_path = os.path.join(context.resolved_export_dir(), "metadata.json")
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
+    export_dir = context.resolved_export_dir()
+    if workdir_lib.is_export(export_dir):
+        meta = workdir_lib.load_metadata(export_dir)
         shape = meta.get("image_shape") or [None, None, None]
         return (meta.get("dataset", ""), shape[0], shape[-1],
                 meta.get("preprocess", "crop_resize"), "")
@@ -70,7 +70,6 @@ def _trained_with(context):
 
 
 def _generate_from_export(export_dir, num, seed, batch_size):
-    import tensorflow as tf
     generator = tf.saved_model.load(os.path.join(export_dir, "generator"))
     serve = generator.signatures["serving_default"]
     z_dim = serve.structured_input_signature[1]["z"].shape[-1]
@@ -81,10 +80,10 @@ def _generate_from_export(export_dir, num, seed, batch_size):
 
 def generated_images(context, num_samples, generator, batch_size):
     """Samples of the workdir's checkpoint, else of the export's SavedModel."""
-    if context.workdir and os.path.exists(os.path.join(context.workdir, "config.json")):
-        from dcgan_keras.training.checkpoints import restore_models
+    if workdir_lib.is_training_workdir(context.workdir):
         key = "ema_generator" if generator == "ema" else "generator"
-        g, _, _, _ = restore_models(context.workdir, context.checkpoint, generator_key=key)
+        g, _, _, _ = workdir_lib.restore_models(context.workdir, context.checkpoint,
+                                                generator_key=key)
         return sample_quality.generate(g, num_samples, context.seed, batch_size)
     return _generate_from_export(context.resolved_export_dir(), num_samples, context.seed,
                                  batch_size)

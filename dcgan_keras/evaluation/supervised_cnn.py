@@ -27,6 +27,7 @@ import numpy as np
 
 from dcgan_keras.evaluation import svm_probe
 from dcgan_keras.models import Discriminator
+from dcgan_keras.training import hardware, train_lib
 
 NAME = "supervised_cnn"
 DEFAULT_TRIALS = 64  # the paper's
@@ -206,7 +207,6 @@ def run_on_draws(draws, train_images, train_labels, test_images, test_labels, *,
         A MethodResult named "supervised_cnn": val_accuracy_grid holds each draw's trial
         validation accuracies, `extra` the trials' settings and the chosen ones.
     """
-    from dcgan_keras.training import hardware, train_lib  # noqa: PLC0415
     check_options(trials, early_stopping_images)
     precision = hardware.resolve(precision).mixed_precision
     classes = np.unique(train_labels)

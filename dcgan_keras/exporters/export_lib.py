@@ -28,11 +28,14 @@ import keras
 import tensorflow as tf
 
 import dcgan_keras
+from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import saved_model, tflite
 from dcgan_keras.utils import files as files_lib
+# An export's metadata.json and default place are read in workdir.py; export_lib names them
+# too, beside the writer.
+from dcgan_keras.workdir import METADATA, default_export_dir, load_metadata
 
-METADATA = "metadata.json"
 FORMAT_VERSION = 1
 
 
@@ -191,27 +194,13 @@ def export_from_workdir(workdir, export_dir=None, checkpoint="latest",
     Returns:
         The metadata dict.
     """
-    from dcgan_keras.training import checkpoints  # noqa: PLC0415 (keeps imports light)
-    generator, discriminator, step, config = checkpoints.restore_models(
+    generator, discriminator, step, config = workdir_lib.restore_models(
         workdir, checkpoint, generator_key)
-    path = checkpoints.resolve_checkpoint(workdir, checkpoint)
+    path = workdir_lib.resolve_checkpoint(workdir, checkpoint)
     return export_models(generator, discriminator, export_dir or default_export_dir(workdir),
                          step=step, dataset=config.dataset, preprocess=config.preprocess,
                          checkpoint=os.path.abspath(path) if _is_local(path) else path,
                          quantizations=quantizations)
-
-
-def default_export_dir(workdir):
-    return os.path.join(workdir, "export")
-
-
-def load_metadata(export_dir):
-    """The metadata.json of an export directory."""
-    path = str(export_dir).rstrip("/") + "/" + METADATA
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path} does not exist: {export_dir!r} is not an export "
-                                "directory (python -m dcgan_keras.binaries.export --workdir=W)")
-    return files_lib.read_json(path)
 
 
 def verify(export_dir):

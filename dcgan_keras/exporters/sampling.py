@@ -11,6 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.data.preprocessing import to_uint8
 from dcgan_keras.utils import images as images_lib
 from dcgan_keras.utils import files
@@ -53,8 +54,7 @@ def sample_from_export(export_dir, num, seed, batch_size=256):
 def sample_from_workdir(workdir, num, seed, checkpoint="latest", generator_key="generator",
                         batch_size=256):
     """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from a workdir's checkpoint."""
-    from dcgan_keras.training import checkpoints  # noqa: PLC0415 (keeps imports light)
-    generator = checkpoints.restore_models(workdir, checkpoint, generator_key)[0]
+    generator = workdir_lib.restore_models(workdir, checkpoint, generator_key)[0]
     z = latents(num, seed, generator.z_dim).numpy()
     call = tf.function(lambda x: to_uint8(generator(x, training=False)),
                        reduce_retracing=True)

@@ -16,24 +16,31 @@ import tensorflow as tf
 from absl import logging
 
 from dcgan_keras.utils import files
-
-
-class CheckpointMismatchError(ValueError):
-    """A workdir's checkpoints cannot be restored into the model these flags build."""
+from dcgan_keras.workdir import CheckpointMismatchError, first_line  # resume raises it too
 
 
 # Keys of the object graph and counters that every checkpoint has, whatever it holds.
 _BOOKKEEPING = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/")
 
 
+def checkpoint_reader(path):
+    """A reader of the checkpoint whose path prefix is `path` (tf.train.load_checkpoint).
+
+    load_checkpoint reads a directory's latest checkpoint instead when tf.io.gfile calls
+    its argument a directory, and TensorFlow's in-memory file system (ram://, the tests'
+    stand-in for gs://) calls every prefix of a file name a directory; there the prefix is
+    given to the reader that load_checkpoint itself calls (a test fails when TensorFlow
+    changes this).
+    """
+    if tf.io.gfile.isdir(path):
+        return tf.compat.v1.train.NewCheckpointReader(path)
+    return tf.train.load_checkpoint(path)
+
+
 def _variable_shapes(path):
-    reader = tf.compat.v1.train.NewCheckpointReader(path)
+    reader = checkpoint_reader(path)
     return {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items()
             if not k.startswith(_BOOKKEEPING)}
-
-
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _differences(expected, found, limit=4):
@@ -136,7 +143,7 @@ class Checkpointer:
             try:
                 found = _variable_shapes(path)
             except (tf.errors.OpError, ValueError) as e:
-                damaged.append((path, _first_line(e)))
+                damaged.append((path, first_line(e)))
                 continue
             expected = expected or self.expected_variables()
             problems = _differences(expected, found)
@@ -150,7 +157,7 @@ class Checkpointer:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
                 # (a truncated data file: "IndexError: Read less bytes than requested")
-                damaged.append((path, _first_line(e)))
+                damaged.append((path, first_line(e)))
                 continue
             for bad, why in damaged:
                 logging.warning("checkpoint %s is damaged (%s)", bad, why)
@@ -198,56 +205,6 @@ class Checkpointer:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
             return None
         return path
-
-
-def resolve_checkpoint(workdir, checkpoint="latest"):
-    """Path prefix of a workdir's checkpoint: "latest", "best" or an explicit path."""
-    if checkpoint in ("latest", "best"):
-        directory = os.path.join(workdir, "checkpoints" if checkpoint == "latest"
-                                 else "best_checkpoint")
-        path = tf.train.latest_checkpoint(directory)
-        if path is None:
-            raise FileNotFoundError(f"no {checkpoint} checkpoint in {directory}; train first "
-                                    "(python -m dcgan_keras.binaries.train --workdir=...)"
-                                    + (" with --eval_every_epochs" if checkpoint == "best"
-                                       else ""))
-        return path
-    if not tf.io.gfile.exists(checkpoint + ".index"):
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found (expected "
-                                f"{checkpoint}.index); pass latest, best or a ckpt-N prefix")
-    return checkpoint
-
-
-def restore_models(workdir, checkpoint="latest", generator_key="generator"):
-    """Rebuilds G and D from workdir/config.json and restores their weights.
-
-    Args:
-        workdir: a training workdir.
-        checkpoint: "latest", "best" or a checkpoint path prefix.
-        generator_key: "generator", or "ema_generator" for the EMA weights.
-    Returns:
-        (generator, discriminator, step, config).
-    """
-    from dcgan_keras import config as config_lib  # avoid a cycle at import time
-    from dcgan_keras.models import Discriminator, Generator
-
-    config = config_lib.load(workdir)
-    path = resolve_checkpoint(workdir, checkpoint)
-    generator = Generator(image_size=config.image_size, channels=config.channels,
-                          z_dim=config.z_dim, base_width=config.base_width)
-    discriminator = Discriminator(image_size=config.image_size, channels=config.channels,
-                                  base_width=config.d_base_width or config.base_width)
-    step = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(**{generator_key: generator}, discriminator=discriminator,
-                               step=step)
-    try:
-        ckpt.restore(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise CheckpointMismatchError(
-            f"{path} does not fit the model described by {workdir}/config.json "
-            f"({_first_line(e)}): the checkpoints and config.json come from different "
-            "runs, or the checkpoint is damaged") from None
-    return generator, discriminator, int(step.numpy()), config
 
 
 class BestKeeper:

@@ -1,8 +1,11 @@
 """tf.distribute strategies by name, and where this process sits in the cluster."""
 import dataclasses
-import hashlib
 
 import tensorflow as tf
+
+# train_lib logs every worker's weights_fingerprint under this name; its one home is
+# workdir.py (issue 24: train_lib, another part of that change, will import it there).
+from dcgan_keras.workdir import weights_fingerprint  # noqa: F401
 
 
 @dataclasses.dataclass
@@ -55,21 +58,6 @@ def make_cluster(name="default", tpu=""):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return Cluster(tf.distribute.TPUStrategy(resolver))
     raise ValueError(f"strategy must be one of default, mirrored, multi_worker, tpu; got {name!r}")
-
-
-def weights_fingerprint(*models):
-    """SHA-256 (16 hex digits) of the models' weights (shapes, dtypes, values), in order.
-
-    Replicas of a synchronous run must hold bit-identical weights; every worker of a
-    multi-worker run logs this at the end, so a diverged worker shows up in the logs.
-    """
-    digest = hashlib.sha256()
-    for model in models:
-        for weight in model.weights:
-            value = weight.numpy()
-            digest.update(f"{value.dtype}{value.shape}".encode())
-            digest.update(value.tobytes())
-    return digest.hexdigest()[:16]
 
 
 def xla_unsupported_reason(strategy):

@@ -10,11 +10,12 @@ import pytest
 import tensorflow as tf
 from testutil import lively, run_binary
 
-from dcgan_keras.analysis import analyze_lib, forget, nethook
+from dcgan_keras.analysis import analyze_lib, nethook
+from dcgan_keras.analysis.dissect import forget
 from dcgan_keras.data import shapes
 from dcgan_keras.exporters import sampling
-from dcgan_keras.training import checkpoints
 from dcgan_keras.utils import images as images_lib
+from dcgan_keras.workdir import restore_models
 
 SIZE, PAD = 16, 2  # image side and make_grid's padding
 
@@ -159,7 +160,7 @@ def lively_checkpoint(tmp_path_factory, shapes_workdir):
     """(G, checkpoint path): the shapes run's networks with G's kernels scaled x10
     (testutil.lively), so that its images are O(1) and coloured: after 2 steps they are
     ~1e-3 and grey, every pixel background, every IoU and causal effect 0."""
-    generator, discriminator, step, _ = checkpoints.restore_models(shapes_workdir)
+    generator, discriminator, step, _ = restore_models(shapes_workdir)
     lively(generator)
     path = tf.train.Checkpoint(generator=generator, discriminator=discriminator,
                                step=tf.Variable(step, dtype=tf.int64)).save(

@@ -45,8 +45,8 @@ def _json(url, body=None):
 
 
 def test_paint_serves_and_its_record_replays(workdir):
-    from dcgan_keras.analysis import loading
-    from dcgan_keras.analysis.paint import edits, launch
+    from dcgan_keras import workdir as workdir_lib
+    from dcgan_keras.analysis.dissect.paint import edits, launch
     proc = _paint(f"--workdir={workdir}", "--port=0", "--num_dissect=40",
                   "--layers=block1_relu", "--num_units=3")
     try:
@@ -72,7 +72,7 @@ def test_paint_serves_and_its_record_replays(workdir):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "paint: stopped serving" in out, err[-3000:]
     # The downloaded record replays through the library, from the workdir, exactly.
-    generator = loading.from_workdir(workdir).generator
+    generator = workdir_lib.networks_from_workdir(workdir).generator
     record = json.loads(json.dumps(answer["record"]))
     np.testing.assert_array_equal(edits.replay(generator, record), shown)
     # The dissection it ran is in the workdir, marked as this generator's.
@@ -82,11 +82,13 @@ def test_paint_serves_and_its_record_replays(workdir):
 
 
 def test_bad_input_is_one_clear_line(workdir, tmp_path):
-    from dcgan_keras.analysis import dissection, loading, outputs, segmenters
+    from dcgan_keras import workdir as workdir_lib
+    from dcgan_keras.analysis import outputs
+    from dcgan_keras.analysis.dissect import dissection, segmenters
     no_checkpoint = tmp_path / "no_checkpoint"
     no_checkpoint.mkdir()
     shutil.copy(os.path.join(workdir, "config.json"), no_checkpoint)
-    other = outputs.untrained_copy(loading.from_workdir(workdir).generator, seed=3)
+    other = outputs.untrained_copy(workdir_lib.networks_from_workdir(workdir).generator, seed=3)
     z = np.random.default_rng(0).standard_normal([8, 8]).astype(np.float32)
     dissection.run(other, segmenters.load("shapes"), str(tmp_path / "other"), z,
                    ["block1_relu"], num_units=2, num_examples=1)

@@ -11,7 +11,8 @@ import tensorflow as tf
 from testutil import make_idx_dataset
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.evaluation import classifier, feature_nets, sample_quality
-from dcgan_keras.training import checkpoints, train_lib
+from dcgan_keras.training import train_lib
+from dcgan_keras.workdir import restore_models
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +96,10 @@ def test_training_evaluates_keeps_best_and_ema(tiny, monkeypatch, tmp_path):
     assert best["step"] in (4, 8, 12) and best["fid"] > 0
     path = tf.train.latest_checkpoint(os.path.join(workdir, "best_checkpoint"))
     assert path.endswith(f"ckpt-{best['step']}")
-    g_best, _, step, _ = checkpoints.restore_models(workdir, "best")
+    g_best, _, step, _ = restore_models(workdir, "best")
     assert step == best["step"]
-    g_ema, _, _, _ = checkpoints.restore_models(workdir, generator_key="ema_generator")
-    g, _, _, _ = checkpoints.restore_models(workdir)
+    g_ema, _, _, _ = restore_models(workdir, generator_key="ema_generator")
+    g, _, _, _ = restore_models(workdir)
     assert not np.allclose(g_ema.get_weights()[0], g.get_weights()[0])
     # EMA weights are the EMA of G's: with decay 0.5 they lie near G's after 12 steps.
     assert np.abs(g_ema.get_weights()[0] - g.get_weights()[0]).mean() < 0.02

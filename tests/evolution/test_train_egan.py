@@ -10,7 +10,7 @@ import tensorflow as tf
 from testutil import make_idx_dataset, run_binary
 from dcgan_keras import config as config_lib
 from dcgan_keras.exporters import export_lib
-from dcgan_keras.training import checkpoints
+from dcgan_keras.workdir import restore_models
 
 TRAIN = "dcgan_keras.binaries.train"
 
@@ -68,7 +68,7 @@ def test_checkpoint_keeps_the_population_and_the_export_loads_like_a_dcgans(trai
     names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
     assert any(n.startswith("egan_parent_1/") for n in names)
     assert "egan_wins/.ATTRIBUTES/VARIABLE_VALUE" in names
-    generator, _, step, config = checkpoints.restore_models(trained)
+    generator, _, step, config = restore_models(trained)
     assert step == 5 and config.trainer == "egan"
     export_dir = os.path.join(trained, "export")
     export_lib.export_from_workdir(trained, export_dir, quantizations=())

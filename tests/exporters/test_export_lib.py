@@ -8,7 +8,7 @@ import tensorflow as tf
 from testutil import run_binary
 
 from dcgan_keras.exporters import export_lib
-from dcgan_keras.training import checkpoints
+from dcgan_keras.workdir import restore_models
 
 
 def test_metadata_describes_the_export(export_dir):
@@ -74,7 +74,7 @@ def test_export_binary_exports_the_workdir_checkpoint(tiny_workdir, tmp_path):
     meta = export_lib.load_metadata(export_dir)
     assert meta["training_step"] == 2 and meta["dataset"] == "fashion_mnist"
     assert meta["checkpoint"].endswith("ckpt-2") and list(meta["tflite"]) == ["float32"]
-    g, d, _, _ = checkpoints.restore_models(tiny_workdir)
+    g, d, _, _ = restore_models(tiny_workdir)
     z = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     loaded = tf.saved_model.load(os.path.join(export_dir, "generator"))
     np.testing.assert_allclose(loaded.signatures["serving_default"](z=z)["images"],

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from testutil import REPO, make_idx_dataset
 from dcgan_keras.models import build_dcgan
-from dcgan_keras.training import checkpoints, strategies
+from dcgan_keras.workdir import restore_models, weights_fingerprint
 
 TRAIN = "dcgan_keras.binaries.train"
 TIMEOUT = 240
@@ -101,10 +101,10 @@ def _fingerprints(logs):
 
 
 def _checkpoint_fingerprint(workdir, step):
-    generator, discriminator, restored_step, _ = checkpoints.restore_models(
+    generator, discriminator, restored_step, _ = restore_models(
         workdir, os.path.join(workdir, "checkpoints", f"ckpt-{step}"))
     assert restored_step == step
-    return strategies.weights_fingerprint(generator, discriminator)
+    return weights_fingerprint(generator, discriminator)
 
 
 def _variables(path):

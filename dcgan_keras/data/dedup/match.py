@@ -1,11 +1,13 @@
-"""Near-duplicate groups from semantic-hash codes (see `dedup` for the method).
+"""Near-duplicate groups from semantic-hash codes (see `semantic_hash` for the method).
 
 Codes are [N, probes, 128] (probe 0: the image; the others: it shifted by a pixel), as
-`dedup.code_pass` writes them; a memory map works, rows are read in chunks.
+`semantic_hash.code_pass` writes them; a memory map works, rows are read in chunks.
 """
 import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
 
-from dcgan_keras.analysis.dedup_radius import code_distances, radius_pairs
+from dcgan_keras.data.dedup.radius import code_distances, radius_pairs
 
 CODE_UNITS = 128
 
@@ -89,20 +91,15 @@ def candidate_pairs(keys):
 
 def components(n, pairs):
     """Connected components (>= 2 members, ascending, ordered by first member) of the
-    graph on n images with edges `pairs` [M, 2]."""
-    parent = np.arange(n)
-
-    def root(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-    for a, b in pairs:
-        ra, rb = root(int(a)), root(int(b))
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([root(x) for x in range(n)]) if n else np.zeros(0, np.int64)
-    return group(roots[:, None].astype(np.int64).view(np.uint8))
+    graph on n images with edges `pairs` [M, 2] (scipy's connected_components: compiled,
+    linear in n + M)."""
+    if not n:
+        return []
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    graph = sparse.coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])),
+                              shape=(n, n))
+    _, labels = csgraph.connected_components(graph, directed=False)
+    return group(labels[:, None].astype(np.int64).view(np.uint8))
 
 
 SEARCHES = ("radius", "hash_bands")
@@ -113,7 +110,7 @@ def verified_groups(codes, max_distance, seed=0, search="radius"):
     of one image, another image) whose unit-length codes are within `max_distance`.
 
     Args:
-        search: "radius" (default): all such pairs, by the exact search of `dedup_radius`
+        search: "radius" (default): all such pairs, by the exact search of `radius`
             (~linear); "hash_bands": only those among the hash collisions (any band,
             any probe), the previous search, whose candidates grow ~quadratically.
     Returns:

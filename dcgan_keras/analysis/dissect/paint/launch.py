@@ -9,16 +9,17 @@ import threading
 
 import tensorflow as tf
 
-from dcgan_keras.analysis import dissection, nethook
-from dcgan_keras.analysis.paint import edits, server
+from dcgan_keras.analysis import nethook
+from dcgan_keras.analysis.dissect import dissection
+from dcgan_keras.analysis.dissect.paint import edits
 from dcgan_keras.utils import files
+from dcgan_keras.workdir import weights_fingerprint
 
 DISSECT_FILE = "dissect.json"
 
 
 def fingerprint(generator):
     """The generator's weights fingerprint (what dissect.json records)."""
-    from dcgan_keras.training.strategies import weights_fingerprint  # noqa: PLC0415
     return weights_fingerprint(generator)
 
 

@@ -2,7 +2,7 @@
 
 Finds every (image i, probe p, image j), i != j, whose unit-length codes are within a
 radius r: ||unit(codes[i, p]) - unit(codes[j, 0])|| <= r (the verification rule of
-`dedup_match`). Without enumerating all pairs and without a hash's misses:
+`match`). Without enumerating all pairs and without a hash's misses:
 
 - An orthonormal projection never lengthens a difference, so a pair within r stays
   within r on the codes' first `dims` principal axes (from a sample of the images) and

@@ -26,6 +26,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from dcgan_keras.data import shapes
+
 CONCEPTS_FILE = "concepts.txt"
 
 
@@ -107,7 +109,6 @@ def _from_saved_model(path):
 def load(spec):
     """The segmenter named by `spec`: "shapes", "module:function" or a SavedModel directory."""
     if spec == "shapes":
-        from dcgan_keras.data import shapes  # noqa: PLC0415
         return Segmenter(shapes.segment, shapes.CONCEPTS, "float", "shapes")
     if tf.io.gfile.isdir(spec):
         return _from_saved_model(spec)

@@ -9,6 +9,8 @@ grids). An attribute vector (the difference of two concept means, like the paper
 """
 import numpy as np
 
+from dcgan_keras.analysis import outputs
+
 NOISE_SCALE = 0.25  # the paper's +-0.25 uniform noise on z
 
 
@@ -66,7 +68,7 @@ def run(networks, out_dir, concepts, names=("A", "B", "C"), exemplar_z=None,
     """The `arithmetic` verb: A - B + C, its 3x3 neighbourhood and an attribute path.
 
     Args:
-        networks: loading.Networks.
+        networks: workdir.Networks.
         out_dir: where arithmetic.png, neighbourhood.png, attribute.png and
             arithmetic.json go.
         concepts: the concept vectors [3, dim] (A, B, C: group means).
@@ -80,7 +82,6 @@ def run(networks, out_dir, concepts, names=("A", "B", "C"), exemplar_z=None,
     Returns:
         The JSON dict.
     """
-    from dcgan_keras.analysis import outputs  # noqa: PLC0415
     generate = outputs.generator_fn(networks.generator)
     concepts = np.asarray(concepts, np.float32)
     result_z = expression(*concepts[:3])

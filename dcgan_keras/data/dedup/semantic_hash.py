@@ -15,9 +15,9 @@ matches codes by distance instead of equal bits:
 - two images are duplicates if the codes (unit length) of one (or of a shifted probe of
   it) and of the other are within `max_distance`; the groups are the connected
   components of those pairs. All such pairs are found by an exact fixed-radius search
-  (`dedup_radius`: slabs along the first principal axis, k-d trees on a few more),
+  (`radius`: slabs along the first principal axis, k-d trees on a few more),
   ~linear in N with fixed-size slabs; the earlier search verified collisions of
-  median-thresholded hash bands (`dedup_match`, `search="hash_bands"`), whose
+  median-thresholded hash bands (`match`, `search="hash_bands"`), whose
   candidates grew ~quadratically.
 
 Everything streams through tf.data: the autoencoder trains on the shuffled training
@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from dcgan_keras.analysis.dedup_match import group, hash_codes, verified_groups
+from dcgan_keras.data.dedup.match import group, hash_codes, verified_groups
 from dcgan_keras.data import datasets
 from dcgan_keras.utils import images as image_utils
 

@@ -16,6 +16,8 @@ import numpy as np
 from scipy import ndimage
 from sklearn.linear_model import LogisticRegression
 
+from dcgan_keras.analysis import nethook, outputs
+
 
 class BoxFileError(ValueError):
     """A box file that does not parse or does not fit the samples."""
@@ -136,7 +138,7 @@ def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None,
     dropped), forget_boxes.json (the boxes used) and forget.json.
 
     Args:
-        networks: loading.Networks.
+        networks: workdir.Networks.
         out_dir: output directory.
         layer: the G layer (a feature map) to fit and edit.
         z: latent vectors of the annotated samples [N, z_dim].
@@ -152,7 +154,6 @@ def run(networks, out_dir, layer, z, boxes, new_z, segmenter=None, concept=None,
     Returns:
         The JSON dict.
     """
-    from dcgan_keras.analysis import nethook, outputs  # noqa: PLC0415
     split = nethook.SplitGenerator(networks.generator, layer)
     size = networks.generator.image_size
     rows = sorted(boxes)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from dcgan_keras.analysis import forget
+from dcgan_keras.analysis.dissect import forget
 
 
 def test_regression_recovers_a_planted_box_from_synthetic_activations():

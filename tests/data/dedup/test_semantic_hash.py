@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from testutil import encode_image, run_binary, smooth_image
-from dcgan_keras.analysis import dedup, dedup_match
+from dcgan_keras.data.dedup import match as dedup_match, semantic_hash as dedup
 from dcgan_keras.data import datasets
 from dcgan_keras.utils.images import read_png
 

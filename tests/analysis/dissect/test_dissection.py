@@ -3,7 +3,8 @@ only what they name, and a planted unit is found, ablated and inserted."""
 import numpy as np
 import pytest
 
-from dcgan_keras.analysis import dissection, nethook, segmenters
+from dcgan_keras.analysis import nethook
+from dcgan_keras.analysis.dissect import dissection, segmenters
 from dcgan_keras.data import shapes
 from testutil import toy_generator
 
@@ -150,3 +151,17 @@ def test_bad_arguments_are_refused(tmp_path):
                        "0 units"):
         dissection.run(_toy_generator(), SEGMENTER, str(tmp_path), _z(4), ["feat"],
                        num_units=0)
+
+
+def test_a_cell_is_in_a_region_when_half_of_it_is():
+    """The one region rule (paint's and dissect's): a box off the cell boundaries."""
+    # 16x16 image, 4x4 layer (cells of 4x4 pixels), box x, y in [2, 7): cell (0, 0) is
+    # 2x2 = 4/16 covered, cells (0, 1) and (1, 0) 2x3 = 6/16, cell (1, 1) 3x3 = 9/16.
+    expected = np.zeros([GRID, GRID], np.float32)
+    expected[1, 1] = 1.0
+    np.testing.assert_array_equal(dissection.region_cells((2, 2, 7, 7), GRID, SIZE), expected)
+    mask = dissection.box_mask((2, 2, 7, 7), SIZE)
+    assert mask.sum() == 25 and mask[2:7, 2:7].all()
+    np.testing.assert_array_equal(dissection.region_cells(mask, GRID), expected)
+    with pytest.raises(ValueError, match="does not tile"):
+        dissection.region_cells(mask, 3)

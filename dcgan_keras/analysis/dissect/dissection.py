@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
-from dcgan_keras.analysis import nethook
-from dcgan_keras.analysis.forget import cell_targets
+from dcgan_keras.analysis import nethook, outputs
+from dcgan_keras.workdir import weights_fingerprint
 
 Z_95 = 1.959964  # two-sided 95% normal quantile
 
@@ -143,14 +143,48 @@ def unit_examples(split, z, peaks, units, thresholds, num_examples):
     return np.concatenate(rows)
 
 
-def region_cells(region, grid, image_size):
-    """[grid, grid] float weights: 1 on the activation cells whose centre lies in the region
-    (x0, y0, x1, y1) of image pixels."""
-    cells = cell_targets([region], grid, image_size)
+def box_mask(box, size):
+    """bool [size, size]: True on the pixels of the box (x0, y0, x1, y1), x1 and y1
+    excluded."""
+    x0, y0, x1, y1 = box
+    mask = np.zeros([size, size], bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def region_cells(region, grid, image_size=None):
+    """[grid, grid] float32 weights: 1 on the layer cells at least half covered by the
+    region, 0 elsewhere. The one rule by which an image region becomes a layer's cells
+    (dissection's insertion, and every edit of the paint page).
+
+    Why half covered (and not "the cell's centre is in the region"): a region may be any
+    painted mask, and a cell of an even number of pixels has no centre pixel; the share
+    of the cell's pixels that the region covers is defined for any mask and any cell
+    size, and treats a cell the same whichever of its pixels are covered. For a box on
+    cell boundaries (dissect's default, the central half) the two rules agree.
+
+    Args:
+        region: a bool [S, S] mask of image pixels, or a box (x0, y0, x1, y1) of an
+            image_size x image_size image.
+        grid: the layer's side (it must divide the image side).
+        image_size: the image side, for a box.
+    Raises:
+        ValueError: the grid does not tile the image, or no cell is half covered.
+    """
+    name = "the region" if image_size is None else f"the region {list(region)}"
+    if image_size is not None:
+        region = box_mask(region, image_size)
+    mask = np.asarray(region, bool)
+    size = mask.shape[0]
+    if size % grid:
+        raise ValueError(f"a {grid}x{grid} layer does not tile a {size}x{size} image")
+    side = size // grid
+    cells = (mask.reshape(grid, side, grid, side).mean(axis=(1, 3)) >= 0.5).astype(np.float32)
     if not cells.any():
-        raise ValueError(f"the region {list(region)} covers no cell of the {grid}x{grid} "
-                         f"layer (cell side {image_size // grid} pixels); make it larger")
-    return cells.astype(np.float32)
+        raise ValueError(f"{name} covers no cell of the {grid}x{grid} layer (a cell is "
+                         f"{side}x{side} pixels and counts when at least half of it is "
+                         "covered); make the region larger")
+    return cells
 
 
 def ablation(units):
@@ -251,7 +285,6 @@ def layer_summary(iou_table, concepts, ignore=(), cutoff=0.05):
 
 
 def _pairs_grid(out_dir, name, before, after, per_row=8, rows=4):
-    from dcgan_keras.analysis import outputs  # noqa: PLC0415
     n = min(len(before), per_row * rows)
     per_row = min(per_row, n)
     parts = [part for i in range(0, n, per_row)
@@ -277,10 +310,8 @@ def intervene(split, segmenter, z, concept, units, thresholds, region, seed=0):
     random_units = sorted(int(u) for u in rng.choice(others, min(len(units), len(others)),
                                                      replace=False))
     image_size = split.tail.output.shape[1]
-    cells = region_cells(region, h, image_size)
-    x0, y0, x1, y1 = region
-    inside = np.zeros([image_size, image_size], bool)
-    inside[y0:y1, x0:x1] = True
+    inside = box_mask(region, image_size)
+    cells = region_cells(inside, h)
     result = {"random_units": random_units}
     edit = ReusableEdit(split.activation_shape)
     for name, make, within in (("ablation", ablation, None),
@@ -324,8 +355,6 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
     Returns:
         The JSON dict.
     """
-    from dcgan_keras.analysis import outputs  # noqa: PLC0415
-    from dcgan_keras.training.strategies import weights_fingerprint  # noqa: PLC0415
     concepts = segmenter.concepts
     if concept is not None and concept not in concepts:
         raise ValueError(f"unknown concept {concept!r}; the segmenter's: {', '.join(concepts)}")

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
-from dcgan_keras.analysis.paint import edits, launch
+from dcgan_keras.analysis.dissect.paint import edits, launch
 
 PAINT_SIZE, PAINT_GRID = 32, 8  # conftest.paint_server's image and layer sides
 BOX = [8, 4, 20, 12]  # x 8..20, y 4..12: cell columns 2-4, rows 1-2

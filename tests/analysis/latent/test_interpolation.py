@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dcgan_keras.analysis import interpolation
+from dcgan_keras.analysis.latent import interpolation
 
 
 @pytest.mark.parametrize("mode", interpolation.MODES)

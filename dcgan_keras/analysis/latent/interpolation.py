@@ -10,6 +10,9 @@ the number of steps when one step does all the change.
 """
 import numpy as np
 
+from dcgan_keras.analysis import outputs
+from dcgan_keras.models import features as features_lib
+
 MODES = ("linear", "spherical")
 
 
@@ -90,8 +93,6 @@ def run(networks, out_dir, num_walks=8, steps=10, modes=MODES, seed=0,
     Returns:
         The JSON dict.
     """
-    from dcgan_keras.analysis import outputs  # noqa: PLC0415
-    from dcgan_keras.models import features as features_lib  # noqa: PLC0415
     generator = networks.generator
     feature_fn = features_lib.keras_feature_fn(networks.discriminator)
     generators = {"trained": generator}

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from dcgan_keras.analysis.paint import edits
+from dcgan_keras.analysis.dissect.paint import edits
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"),

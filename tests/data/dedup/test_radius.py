@@ -4,7 +4,7 @@ import functools
 import numpy as np
 import pytest
 
-from dcgan_keras.analysis import dedup_match, dedup_radius
+from dcgan_keras.data.dedup import match as dedup_match, radius as dedup_radius
 
 
 RADII = (0.01, 0.04, 0.08)  # the radii the tests search with

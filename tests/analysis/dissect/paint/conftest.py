@@ -12,8 +12,8 @@ PAINT_SIZE, PAINT_GRID = 32, 8  # image side; the layer's side (cells of 4x4 pix
 @pytest.fixture(scope="session")
 def paint_server(tmp_path_factory):
     """A running server.PaintServer on 127.0.0.1 (its painter: edits.Painter)."""
-    from dcgan_keras.analysis import dissection, segmenters
-    from dcgan_keras.analysis.paint import edits, server
+    from dcgan_keras.analysis.dissect import dissection, segmenters
+    from dcgan_keras.analysis.dissect.paint import edits, server
     generator = toy_generator(PAINT_SIZE, PAINT_GRID)
     segmenter = segmenters.load("shapes")
     z = np.random.default_rng(0).standard_normal([200, 8]).astype(np.float32)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from test_dissection import _toy_generator, _z
 
-from dcgan_keras.analysis import dissection, segmenters
+from dcgan_keras.analysis.dissect import dissection, segmenters
 from dcgan_keras.data import shapes
 
 # A user's segmenter: TensorFlow ops, so the same function also becomes a SavedModel.

@@ -11,7 +11,8 @@ order, sets its units inside its region at the layer's resolution: to 0 for "rem
 `values` (each unit's top-quantile level from the dissection, the paper's insertion) for
 "add" (Bau et al. 2018, arXiv:1811.10597, section 3.2; GANPaint). The region is a mask of
 image pixels (`mask`: one string of '0'/'1' per image row) or a box (`box`: x0, y0, x1,
-y1); a layer cell is in it when at least half of the cell's pixels are.
+y1); a layer cell is in it when at least half of the cell's pixels are (the rule of
+`dissection.region_cells`, shared with dissection's insertion).
 
 `replay(generator, record)` needs nothing but the generator and the record.
 """
@@ -23,7 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
+from dcgan_keras.analysis.dissect import dissection as dissection_lib
 from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.exporters import sampling
 
 MODES = ("add", "remove")
 MAX_EDITS = 100
@@ -52,9 +55,7 @@ def parse_region(region, size):
                 or not (0 <= box[0] < box[2] <= size and 0 <= box[1] < box[3] <= size)):
             raise PaintError(f"region box must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= {size} "
                              f"and 0 <= y0 < y1 <= {size} (image pixels), got {box!r}")
-        mask = np.zeros([size, size], bool)
-        mask[box[1]:box[3], box[0]:box[2]] = True
-        return mask
+        return dissection_lib.box_mask(box, size)
     rows = region["mask"]
     if (not isinstance(rows, list) or len(rows) != size
             or not all(isinstance(r, str) and len(r) == size and set(r) <= {"0", "1"}
@@ -73,17 +74,12 @@ def mask_rows(mask):
 
 
 def region_cells(mask, grid):
-    """[grid, grid] float32: 1 on the layer cells at least half covered by `mask`."""
-    size = mask.shape[0]
-    if size % grid:
-        raise PaintError(f"a {grid}x{grid} layer does not tile a {size}x{size} image")
-    side = size // grid
-    cells = (mask.reshape(grid, side, grid, side).mean(axis=(1, 3)) >= 0.5).astype(np.float32)
-    if not cells.any():
-        raise PaintError(f"the region covers no cell of the {grid}x{grid} layer (a cell is "
-                         f"{side}x{side} pixels and counts when half of it is painted); "
-                         "paint a larger area")
-    return cells
+    """[grid, grid] float32: 1 on the layer cells at least half covered by `mask`
+    (`dissection.region_cells`, raising PaintError for the page)."""
+    try:
+        return dissection_lib.region_cells(mask, grid)
+    except ValueError as e:
+        raise PaintError(str(e)) from None
 
 
 def channel_edit(edit, cells):
@@ -136,7 +132,6 @@ def render(split, z, checked):
 
 def latent(seed, z_dim):
     """z [1, z_dim] of `seed`: the sample binary's (exporters/sampling.py)."""
-    from dcgan_keras.exporters import sampling  # noqa: PLC0415
     return sampling.latents(1, seed, z_dim).numpy()
 
 

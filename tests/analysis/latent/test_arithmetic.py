@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from testutil import lively
 
-from dcgan_keras.analysis import arithmetic, outputs
+from dcgan_keras.analysis import outputs
+from dcgan_keras.analysis.latent import arithmetic
 from dcgan_keras.models import Generator
 
 
