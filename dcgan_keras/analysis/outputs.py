@@ -47,9 +47,9 @@ def load_z_file(path):
 def real_batches(dataset, image_size, channels, data_dir=None, preprocess="crop_resize",
                  max_examples=None, batch_size=500, split="train"):
     """A generator of the dataset's images [B, S, S, C] in [-1, 1], in their fixed order."""
-    from dcgan_keras.data import datasets  # noqa: PLC0415
+    from dcgan_keras.data import datasets, pipeline  # noqa: PLC0415
     source = datasets.get_source(dataset, split, data_dir or None)
-    ds = datasets.eval_dataset(source, image_size, channels, batch_size, preprocess,
+    ds = pipeline.eval_dataset(source, image_size, channels, batch_size, preprocess,
                                max_examples or None)
     for images, _ in ds.as_numpy_iterator():
         yield images

@@ -109,7 +109,7 @@ def main(argv):
         workdir=FLAGS.workdir, export_dir=FLAGS.export_dir, checkpoint=FLAGS.checkpoint,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, allow_download=FLAGS.allow_download,
         seed=FLAGS.seed)
-    from dcgan_keras.data.datasets import MissingDataError  # noqa: PLC0415 (TF is slow)
+    from dcgan_keras.data.errors import MissingDataError  # noqa: PLC0415 (TF is slow)
     try:
         result = registry.run(name, context, **options)
     except (ValueError, FileNotFoundError, MissingDataError) as e:

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from dcgan_keras.data import datasets
+from dcgan_keras.data import folder, pipeline
 from dcgan_keras.evaluation import feature_nets, sample_quality
 
 TITLES = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "is_std": "IS std",
@@ -23,8 +23,8 @@ def load_images(path, image_size, channels, max_examples=None):
     Arrays may be uint8 [0, 255] or float [-1, 1], shaped [N, H, W] or [N, H, W, C].
     """
     if os.path.isdir(path):
-        source = datasets.folder_source(path)
-        images, _ = datasets.load_numpy(source, image_size, channels,
+        source = folder.folder_source(path)
+        images, _ = pipeline.load_numpy(source, image_size, channels,
                                         max_examples=max_examples)
         return images
     if not os.path.isfile(path):

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils.images import to_uint8
 from dcgan_keras.utils import images as images_lib
 from dcgan_keras.utils import files
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
-from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils.images import to_uint8
 
 MODES = ("add", "remove")
 MAX_EDITS = 100
