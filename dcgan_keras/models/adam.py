@@ -41,7 +41,9 @@ class Adam(keras.optimizers.Adam):
     `effective_epsilon` as eps) instead of Keras' elementwise ops: the same slots and
     iteration counter, equal to float32 rounding. Clipping, weight decay, EMA and loss
     scaling stay Keras'. Under a strategy, for other dtypes and with amsgrad, Keras' own
-    update runs (with `epsilon_on`).
+    update runs (with `epsilon_on`). The train binary and `DCGAN.compile` turn it off
+    for float16 (under a LossScaleOptimizer): float16 runs, the GPU default, keep the
+    update they have always had, and the fused op is untested on GPUs here.
 
     Args:
         epsilon_on: "v" or "v_hat" (see above).
@@ -106,8 +108,8 @@ class Adam(keras.optimizers.Adam):
         return {**super().get_config(), "epsilon_on": self.epsilon_on, "fused": self.fused}
 
 
-def default_optimizer(learning_rate=2e-4, beta1=0.5, epsilon_on="v_hat"):
+def default_optimizer(learning_rate=2e-4, beta1=0.5, epsilon_on="v_hat", fused=True):
     """The paper's Adam: lr 2e-4, beta1 0.5 (section 4), epsilon 1e-8 on the bias-corrected
     sqrt(v) (its code)."""
     return Adam(learning_rate=learning_rate, beta_1=beta1, epsilon=ADAM_EPSILON,
-                epsilon_on=epsilon_on)
+                epsilon_on=epsilon_on, fused=fused)

@@ -151,7 +151,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         float16 = keras.config.dtype_policy().name == "mixed_float16"
 
         def prepare(optimizer):
-            optimizer = optimizer or default_optimizer()
+            optimizer = optimizer or default_optimizer(fused=not float16)
             if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             return optimizer

@@ -36,11 +36,15 @@ def dtype_policy(name):
 
 
 def make_optimizers(config, mixed_precision):
-    """The paper's Adam for D and G; float16 gets dynamic loss scaling."""
+    """The paper's Adam for D and G; float16 gets dynamic loss scaling (and Keras' Adam
+    update, see `Adam`)."""
+    float16 = mixed_precision == "float16"
+
     def adam():
         opt = Adam(config.learning_rate, beta_1=config.beta1, beta_2=config.beta2,
-                   epsilon=config.adam_epsilon, epsilon_on=config.adam_epsilon_on)
-        return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision == "float16" else opt
+                   epsilon=config.adam_epsilon, epsilon_on=config.adam_epsilon_on,
+                   fused=not float16)
+        return keras.optimizers.LossScaleOptimizer(opt) if float16 else opt
     return adam(), adam()
 
 
