@@ -34,11 +34,11 @@ FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 def make_codes(path, n, epochs, seed, data_dir):
     """Trains the autoencoder on the first n training images and writes their codes."""
     from dcgan_keras.data.dedup import semantic_hash as dedup
-    from dcgan_keras.data import datasets, idx
+    from dcgan_keras.data import idx, source as source_lib
     arrays = idx.load_idx_split("fashion_mnist", "train", data_dir)
     if arrays is None:
         sys.exit(f"no Fashion-MNIST IDX files in {data_dir}")
-    source = datasets.array_source("fashion_mnist", "train", arrays[0][:n])
+    source = source_lib.array_source("fashion_mnist", "train", arrays[0][:n])
     encoder, loss = dedup.train_autoencoder(source, epochs, 256, seed=seed)
     codes, _ = dedup.code_pass(encoder, source, path)
     return codes, loss

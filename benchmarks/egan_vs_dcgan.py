@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from dcgan_keras.config import TrainConfig  # noqa: E402
-from dcgan_keras.data import datasets  # noqa: E402
+from dcgan_keras.data import datasets, pipeline  # noqa: E402
 from dcgan_keras.evaluation import sample_quality  # noqa: E402
 from dcgan_keras.training import train_lib  # noqa: E402
 from dcgan_keras.utils import images as image_utils  # noqa: E402
@@ -108,7 +108,7 @@ def main():
     real = sample_quality.reference_features(net, "fashion_mnist", "test", 32, 1, "pad",
                                              args.num_samples, allow_download=False)
     source = datasets.get_source("fashion_mnist", "train", allow_download=False)
-    floor_images, _ = datasets.load_numpy(source, 32, 1, "pad", max_examples=args.num_samples)
+    floor_images, _ = pipeline.load_numpy(source, 32, 1, "pad", max_examples=args.num_samples)
     floor = sample_quality.score(net(floor_images)[0], real, which=("fid", "kid"))
     print(f"classifier test accuracy {accuracy:.4f}; real-data floor {floor}", flush=True)
 

@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from dcgan_keras.data import datasets  # noqa: E402
+from dcgan_keras.data import datasets, pipeline  # noqa: E402
 from dcgan_keras.models.dcgan import build_dcgan  # noqa: E402
 from dcgan_keras.training import train_lib  # noqa: E402
 from dcgan_keras import config as config_lib  # noqa: E402
@@ -124,7 +124,7 @@ def main():
     bce = nn.BCEWithLogitsLoss()
 
     source = datasets.get_source("fashion_mnist", "train", allow_download=False)
-    ds = datasets.train_dataset(source, 32, 1, 128, seed=0, preprocess_mode="pad")
+    ds = pipeline.train_dataset(source, 32, 1, 128, seed=0, preprocess_mode="pad")
     step_fn = tf.function(gan.train_step)
     print("step | weights apart / moved: G, D | our d, g loss | peer d, g loss")
     for step, real in zip(range(1, args.steps + 1), ds):

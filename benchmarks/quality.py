@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from dcgan_keras import config as config_lib  # noqa: E402
 from dcgan_keras.config import TrainConfig  # noqa: E402
-from dcgan_keras.data import datasets  # noqa: E402
+from dcgan_keras.data import datasets, pipeline  # noqa: E402
 from dcgan_keras.evaluation import classifier, feature_nets, sample_quality  # noqa: E402
 from dcgan_keras.training import train_lib  # noqa: E402
 from dcgan_keras.workdir import restore_models  # noqa: E402
@@ -152,7 +152,7 @@ def main():
     real = sample_quality.reference_features(net, "fashion_mnist", "test", 32, 1, "pad",
                                              NUM, allow_download=False)
     train_source = datasets.get_source("fashion_mnist", "train", allow_download=False)
-    train_images, _ = datasets.load_numpy(train_source, 32, 1, "pad", max_examples=NUM)
+    train_images, _ = pipeline.load_numpy(train_source, 32, 1, "pad", max_examples=NUM)
     results = {"classifier_test_accuracy": info["test_accuracy"],
                "real_floor": scores(net, train_images, real), "seconds": {},
                "ema_decay": args.ema_decay}

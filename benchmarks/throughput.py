@@ -18,7 +18,7 @@ many cores the rest of the machine kept busy while it ran ("other cores busy") a
 1-minute load; with --rounds=R ours and the peers are measured R times, in alternating
 order, and each row is its best round (the least disturbed; "median of rounds" beside
 it). Ratios are to the best peer of the same size and batch. Input pipeline rows time
-datasets.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
+pipeline.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
 directory and from the Fashion-MNIST IDX files, as a multiple of our best training rate,
 with the CPU time they take per image (all threads; steadier than img/s under load).
 PyTorch peers need `.venv/bin/pip install torch==2.13.0`; without it they are skipped.
@@ -168,7 +168,7 @@ def time_ours(size, batch, variant, windows, window_steps, steps_per_execution):
     import tensorflow as tf
     from dcgan_keras.config import TrainConfig
     from dcgan_keras.models import build_dcgan
-    from dcgan_keras.training import callbacks, train_lib
+    from dcgan_keras.training import monitoring, train_lib
 
     variant = split_threads(variant)[0]
     mixed = variant_precision(variant)
@@ -190,8 +190,8 @@ def time_ours(size, batch, variant, windows, window_steps, steps_per_execution):
             cpu_seconds.append(sum(os.times()[:2]) - self.cpu)
 
     steps = max(1, window_steps // steps_per_execution) * steps_per_execution
-    logger = callbacks.TrainLogger(batch, log_every=TrainConfig().log_every,
-                                   stream=io.StringIO())
+    logger = monitoring.TrainLogger(batch, log_every=TrainConfig().log_every,
+                                    stream=io.StringIO())
     # Epoch 1 traces (and XLA-compiles), epoch 2 warms up, then the timed windows.
     gan.fit(data, epochs=windows + 2, steps_per_epoch=steps, verbose=0, shuffle=False,
             callbacks=[Timer(), logger])
@@ -232,15 +232,15 @@ def make_lmdb_of_folder(directory, count, side):
 
 
 def time_pipeline(source_kind, size, batch, windows, window_batches, files, file_side):
-    """Child: images/s of datasets.train_dataset alone (decode, preprocess, batch)."""
-    from dcgan_keras.data import datasets
+    """Child: images/s of pipeline.train_dataset alone (decode, preprocess, batch)."""
+    from dcgan_keras.data import cache, datasets, pipeline
     with tempfile.TemporaryDirectory() as tmp:
         if source_kind in ("folder", "folder_cached"):
             make_image_folder(tmp, files, file_side)
             source = datasets.get_source("folder", data_dir=tmp, allow_download=False,
                                          index_cache=os.path.join(tmp, "index.json"))
             if source_kind == "folder_cached":  # --cache_images: decoded once, up front
-                source = datasets.cached_source(source, size, 3)
+                source = cache.cached_source(source, size, 3)
         elif source_kind == "lsun_lmdb":  # the folder's files as values of an LSUN LMDB
             make_lmdb_of_folder(tmp, files, file_side)
             source = datasets.get_source("lsun", data_dir=tmp,
@@ -248,7 +248,7 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
         else:
             source = datasets.get_source("fashion_mnist", data_dir=FMNIST_DIR,
                                          allow_download=False)
-        iterator = iter(datasets.train_dataset(source, size, 3, batch, seed=0))
+        iterator = iter(pipeline.train_dataset(source, size, 3, batch, seed=0))
         for _ in range(3):
             next(iterator)
         rates = []
@@ -266,15 +266,15 @@ def time_pipeline(source_kind, size, batch, windows, window_batches, files, file
 def time_memory(size, batch, variant, steps, log_every):
     """Child: RSS at every log step of a long train_and_evaluate run on Fashion-MNIST."""
     from dcgan_keras.config import TrainConfig
-    from dcgan_keras.training import callbacks, train_lib
+    from dcgan_keras.training import monitoring, train_lib
     samples = []
 
-    class Recorder(callbacks.Progress):
+    class Recorder(monitoring.Progress):
         def update(self, step, logs=None, images_per_sec=None):
             super().update(step, logs, images_per_sec)
             samples.append((step, rss_mib()))
 
-    callbacks.Progress = Recorder
+    monitoring.Progress = Recorder  # what TrainLogger prints through
     config = TrainConfig(dataset="fashion_mnist", data_dir=FMNIST_DIR, image_size=size,
                          channels=3, base_width=64, batch_size=batch, max_steps=steps,
                          log_every=log_every, checkpoint_every=max(steps // 4, 1),

@@ -10,8 +10,8 @@ import re
 
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
-from dcgan_keras.evolution import egan as egan_lib, mutations as egan_mutations
-from dcgan_keras.models import architecture, dcgan
+from dcgan_keras.evolution import mutations as egan_mutations
+from dcgan_keras.models import adam, architecture
 from dcgan_keras.utils import files
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -19,7 +19,7 @@ MIXED_PRECISION = ("none", "bfloat16", "float16", "auto")
 JIT_COMPILE = ("false", "true", "auto")
 CACHE_IMAGES = ("false", "true", "auto")
 ON_NAN = ("stop", "rollback")
-ADAM_EPSILON_ON = dcgan.ADAM_EPSILON_ON
+ADAM_EPSILON_ON = adam.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("dataset", "lsun_category", "image_size", "channels", "z_dim", "base_width",
                        "d_base_width", "preprocess", "generator_loss", "seed")
@@ -72,12 +72,15 @@ class TrainConfig:
     on_nan: str = "stop"  # a non-finite loss: "stop", or "rollback" to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
     trainer: str = "dcgan"  # or "egan": Evolutionary GAN (dcgan_keras.evolution)
+    # E-GAN's own defaults (evolution/egan.py; tests/test_config_defaults.py keeps them
+    # equal): n_D = 2 (Algorithm 1), mu = 1 parent, gamma and the fitness batch from the
+    # authors' CIFAR-10 code.
     egan_mutations: str = ",".join(egan_mutations.DEFAULT_MUTATIONS)
-    egan_parents: int = egan_lib.PARENTS
-    egan_d_steps: int = egan_lib.D_STEPS
-    egan_gamma: float = egan_lib.GAMMA
+    egan_parents: int = 1
+    egan_d_steps: int = 2
+    egan_gamma: float = 0.004
     egan_fd_sign: str = "minus"  # the paper; "plus": the authors' PyTorch code
-    egan_fitness_batch: int = egan_lib.FITNESS_BATCH
+    egan_fitness_batch: int = 256
 
     def validate(self):
         """Raises ValueError naming the bad field, the value and what is expected."""

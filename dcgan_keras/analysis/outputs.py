@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
-from dcgan_keras.data import datasets
+from dcgan_keras.data import datasets, pipeline
 from dcgan_keras.exporters import sampling
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.utils import images as images_lib
@@ -49,7 +49,7 @@ def real_batches(dataset, image_size, channels, data_dir=None, preprocess="crop_
                  max_examples=None, batch_size=500, split="train"):
     """A generator of the dataset's images [B, S, S, C] in [-1, 1], in their fixed order."""
     source = datasets.get_source(dataset, split, data_dir or None)
-    ds = datasets.eval_dataset(source, image_size, channels, batch_size, preprocess,
+    ds = pipeline.eval_dataset(source, image_size, channels, batch_size, preprocess,
                                max_examples or None)
     for images, _ in ds.as_numpy_iterator():
         yield images

@@ -110,7 +110,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from dcgan_keras.training import train_lib  # after flags parse: TensorFlow is slow to load
     logging.set_verbosity(logging.INFO)
-    from dcgan_keras.training.callbacks import NonFiniteError
+    from dcgan_keras.training.reliability import NonFiniteError
     try:
         config = config_from_flags().validate()
         result = train_lib.train_and_evaluate(config, FLAGS.workdir)

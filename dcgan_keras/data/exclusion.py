@@ -30,7 +30,7 @@ def exclude(source, excluded, path="the exclusion list"):
     """`source` without the records whose id is in `excluded`.
 
     Args:
-        source: a datasets.Source with `ids` and `record_at`.
+        source: a source.Source with `ids` and `record_at`.
         excluded: iterable of record ids.
         path: where the ids came from (for messages).
     Returns:

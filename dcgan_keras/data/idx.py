@@ -1,14 +1,21 @@
-"""MNIST-format IDX files (Fashion-MNIST, MNIST), read offline.
+"""MNIST and Fashion-MNIST from MNIST-format IDX files, read offline.
 
 The files are looked for, in order, in --data_dir, ~/.keras/datasets/<name>, and
 /usr/share/datasets/<name> (Debian's dataset-fashion-mnist package), accepting both
-"fashion_mnist" and "fashion-mnist" spellings, gzipped or not.
+"fashion_mnist" and "fashion-mnist" spellings, gzipped or not. Only when none exist does
+`idx_source` download them (Keras).
 """
 import gzip
 import os
 
+import keras
 import numpy as np
 
+from dcgan_keras.data import tfds_source
+from dcgan_keras.data.errors import missing_data
+from dcgan_keras.data.source import array_source
+
+IDX_DATASETS = ("mnist", "fashion_mnist")
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -77,3 +84,33 @@ def load_idx_split(name, split, data_dir=None):
         raise ValueError(f"IDX files {found} hold {images.shape} images and "
                          f"{labels.shape} labels; expected [N, H, W] and [N]")
     return images[..., None].astype(np.uint8), labels.astype(np.int64)
+
+
+def how_to_get(name, split, data_dir=None):
+    """The ways to provide dataset `name` offline (for MissingDataError)."""
+    ways = [f"put the IDX files ({', '.join(IDX_FILES[split])}, optionally .gz) "
+            f"in one of: {', '.join(candidate_dirs(name, data_dir))}"]
+    if name == "fashion_mnist":
+        ways.append("on Debian/Ubuntu: apt-get install dataset-fashion-mnist")
+    if name in tfds_source.TFDS_DATASETS:
+        ways.append(tfds_source.how_to_prepare(name))
+    return ways
+
+
+def idx_source(name, split, data_dir=None, allow_download=True):
+    """MNIST / Fashion-MNIST from local IDX files; downloads (Keras) only if none exist."""
+    arrays = load_idx_split(name, split, data_dir)
+    if arrays is None and allow_download:
+        try:
+            loader = getattr(keras.datasets, name)
+            (x_train, y_train), (x_test, y_test) = loader.load_data()
+            x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
+            arrays = (x[..., None].astype(np.uint8), y.astype(np.int64))
+        except Exception as e:  # offline: name every way to provide the files
+            raise missing_data(name, split, f"no local IDX files and the download failed: "
+                               f"{type(e).__name__}: {e}",
+                               how_to_get(name, split, data_dir)) from e
+    if arrays is None:
+        raise missing_data(name, split, "no local IDX files, downloads disabled",
+                           how_to_get(name, split, data_dir))
+    return array_source(name, split, *arrays)

@@ -7,7 +7,7 @@ package, as torchvision's LSUN dataset does (tensorflow-datasets' builder needs
 tensorflow-io, which has no build for our TensorFlow).
 
 Records are indices into the list of keys. After the records are ordered and skipped,
-their values are fetched by key, `datasets.FETCH_BATCH` per Python call (one read
+their values are fetched by key, `pipeline.FETCH_BATCH` per Python call (one read
 transaction per thread), and decoded in tf.data. The key list (one cursor pass, ~3M
 keys for bedrooms) is cached next to the run's data index, so the scan runs once.
 """
@@ -16,12 +16,14 @@ import os
 import re
 import threading
 
+import lmdb
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from dcgan_keras.data import preprocessing
 from dcgan_keras.data.errors import MissingDataError
+from dcgan_keras.data.source import Source, indexed_records
 from dcgan_keras.utils import files
 
 DEFAULT_CATEGORY = "bedroom"
@@ -114,7 +116,6 @@ def open_env(path):
     Raises:
         ValueError: `path` is not an LMDB database.
     """
-    import lmdb  # noqa: PLC0415 (only for LSUN)
     path = os.path.abspath(path)
     if path not in _ENVS:
         if not _has_data(path):
@@ -239,7 +240,7 @@ def _fetcher(env, keys):
 
 
 def lsun_source(data_dir=None, split="train", category=DEFAULT_CATEGORY, index_cache=None):
-    """A datasets.Source over one LSUN category's LMDB (see `find_lmdb` for data_dir).
+    """A Source over one LSUN category's LMDB (see `find_lmdb` for data_dir).
 
     Values that are not complete images are skipped and counted (`Source.skipped`).
 
@@ -247,7 +248,6 @@ def lsun_source(data_dir=None, split="train", category=DEFAULT_CATEGORY, index_c
         MissingDataError: no LMDB found, or it holds no (readable) image.
         ValueError: a bad category, or the path is not an LMDB database.
     """
-    from dcgan_keras.data import datasets  # noqa: PLC0415 (datasets imports this module)
     if not re.fullmatch(r"[a-z][a-z0-9_]*", category or ""):
         raise ValueError(f"lsun_category must be a category name such as "
                          f"{', '.join(SCENE_CATEGORIES)}; got {category!r}")
@@ -270,8 +270,8 @@ def lsun_source(data_dir=None, split="train", category=DEFAULT_CATEGORY, index_c
 
     n = len(keys)
     record_at = lambda i: (i, tf.constant(-1, tf.int64))  # noqa: E731
-    return datasets.Source(
-        name="lsun", split=split, num_examples=n, records=datasets.indexed_records(record_at, n),
+    return Source(
+        name="lsun", split=split, num_examples=n, records=indexed_records(record_at, n),
         load=lambda value: preprocessing.decode(value, 3),
         load_at_least=lambda value, side: preprocessing.decode(value, 3, side),
         skipped=corrupt, record_at=record_at, fetch=values,

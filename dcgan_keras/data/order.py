@@ -64,7 +64,7 @@ def record_stream(source, seed, start_example=0, window=10_000):
     """The endless stream of (record, label) from data position `start_example`.
 
     Args:
-        source: a datasets.Source.
+        source: a source.Source.
         seed: the run's seed; with the epoch it fixes each epoch's order.
         start_example: examples already consumed.
         window: records permuted together by a streaming source.

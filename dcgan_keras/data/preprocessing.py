@@ -105,8 +105,3 @@ def preprocess(image, image_size, channels, mode="crop_resize"):
     image = tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
     return tf.ensure_shape(image, [image_size, image_size, channels])
 
-
-def to_uint8(images):
-    """[-1, 1] float images -> uint8 [0, 255] (for PNG grids and TensorBoard)."""
-    images = tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
-    return tf.cast(tf.round(images), tf.uint8)

@@ -23,6 +23,8 @@ import colorsys
 import numpy as np
 import tensorflow as tf
 
+from dcgan_keras.data.source import Source
+
 KINDS = ("circle", "square", "triangle")
 CONCEPTS = ("background",) + KINDS  # label map values 0..3
 HUES = (0.0, 120.0, 240.0)  # degrees, one family per kind
@@ -139,13 +141,12 @@ def pixel_share(labels, concept):
 
 
 def source(split="train", num_examples=None):
-    """The shapes dataset as a `datasets.Source` (records: scene indices).
+    """The shapes dataset as a `Source` (records: scene indices).
 
     `load` renders at DEFAULT_SIZE; `load_at_least(i, side)` renders at exactly `side`,
     which the crop-and-resize preprocessing then passes through untouched, so training at
     any image_size sees exact shapes.
     """
-    from dcgan_keras.data import datasets  # noqa: PLC0415 (datasets imports this module)
     n = num_examples or SPLIT_SIZES[split]
 
     def load_at_least(index, side):
@@ -153,7 +154,7 @@ def source(split="train", num_examples=None):
                                   stateful=False)
         return tf.ensure_shape(image, [side, side, 3])
 
-    return datasets.Source(
+    return Source(
         name="shapes", split=split, num_examples=n,
         records=lambda: tf.data.Dataset.range(n).map(lambda i: (i, tf.constant(-1, tf.int64))),
         load=lambda index: load_at_least(index, DEFAULT_SIZE), load_at_least=load_at_least)

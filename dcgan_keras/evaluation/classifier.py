@@ -8,7 +8,7 @@ import time
 import keras
 from absl import logging
 
-from dcgan_keras.data import datasets
+from dcgan_keras.data import datasets, pipeline
 from dcgan_keras.evaluation import feature_nets
 from dcgan_keras.utils import files
 
@@ -50,8 +50,8 @@ def train_classifier(dataset, workdir, image_size=32, channels=1, epochs=5, batc
                          "labelled dataset (mnist, fashion_mnist, svhn, cifar10, a folder "
                          "with one subfolder per class)")
     args = dict(image_size=image_size, channels=channels, preprocess_mode=preprocess)
-    x_train, y_train = datasets.load_numpy(train_source, max_examples=max_examples, **args)
-    x_test, y_test = datasets.load_numpy(test_source, max_examples=max_examples, **args)
+    x_train, y_train = pipeline.load_numpy(train_source, max_examples=max_examples, **args)
+    x_test, y_test = pipeline.load_numpy(test_source, max_examples=max_examples, **args)
     model = build_classifier(image_size, channels, train_source.num_classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

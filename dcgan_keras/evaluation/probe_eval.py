@@ -22,7 +22,7 @@ from absl import logging
 
 from dcgan_keras import config as config_lib
 from dcgan_keras import workdir as workdir_lib
-from dcgan_keras.data import datasets
+from dcgan_keras.data import datasets, pipeline
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.evaluation import supervised_cnn, svm_probe
 from dcgan_keras.evaluation.kmeans_features import KMeansFeatures
@@ -48,7 +48,7 @@ def load_split(dataset, split, data_dir, image_size, channels, preprocess, allow
         raise ValueError(f"the SVM probe needs labels, and dataset {dataset!r} has none; "
                          "pass a labelled --dataset (cifar10, svhn, mnist, fashion_mnist, "
                          "or a folder with one subfolder per class)")
-    return datasets.load_numpy(source, image_size, channels, preprocess,
+    return pipeline.load_numpy(source, image_size, channels, preprocess,
                                max_examples=max_examples or None)
 
 

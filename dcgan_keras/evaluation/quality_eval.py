@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from dcgan_keras import config as config_lib
 from dcgan_keras import workdir as workdir_lib
-from dcgan_keras.data import datasets
+from dcgan_keras.data import folder, pipeline
 from dcgan_keras.evaluation import feature_nets, sample_quality
 
 TITLES = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "is_std": "IS std",
@@ -25,8 +25,8 @@ def load_images(path, image_size, channels, max_examples=None):
     Arrays may be uint8 [0, 255] or float [-1, 1], shaped [N, H, W] or [N, H, W, C].
     """
     if os.path.isdir(path):
-        source = datasets.folder_source(path)
-        images, _ = datasets.load_numpy(source, image_size, channels,
+        source = folder.folder_source(path)
+        images, _ = pipeline.load_numpy(source, image_size, channels,
                                         max_examples=max_examples)
         return images
     if not os.path.isfile(path):

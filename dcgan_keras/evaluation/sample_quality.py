@@ -10,7 +10,7 @@ import os
 import numpy as np
 from absl import logging
 
-from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.data import datasets, pipeline, preprocessing
 from dcgan_keras.evaluation import metrics
 from dcgan_keras.utils import files
 
@@ -33,7 +33,7 @@ def reference_features(feature_net, dataset, split="test", image_size=32, channe
         with np.load(path) as cached:
             return cached["features"]
     source = datasets.get_source(dataset, split, data_dir, allow_download)
-    images, _ = datasets.load_numpy(source, image_size, channels, preprocess,
+    images, _ = pipeline.load_numpy(source, image_size, channels, preprocess,
                                     max_examples=num_examples)
     if len(images) < num_examples:
         logging.warning("%s/%s has only %d images; the reference set is smaller than %d",

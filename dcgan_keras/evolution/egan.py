@@ -10,13 +10,14 @@ import tensorflow as tf
 
 from dcgan_keras import losses
 from dcgan_keras.evolution import mutations as mutations_lib
-from dcgan_keras.models import dcgan
+from dcgan_keras.models import dcgan, keras_compat
 from dcgan_keras.models.discriminator import Discriminator
 from dcgan_keras.models.generator import Generator
 
 # Paper-era defaults (see README "Evolutionary GAN"): n_D from Algorithm 1, the fitness
 # batch and gamma from the authors' CIFAR-10 Theano code (beta 0.002 on log ||g||^2 is
-# gamma 0.004 on log ||g||), one parent (mu = 1) as in the paper's experiments.
+# gamma 0.004 on log ||g||), one parent (mu = 1) as in the paper's experiments. config.py
+# repeats them as the --egan_* defaults (tests/test_config_defaults.py keeps them equal).
 D_STEPS = 2
 FITNESS_BATCH = 256
 GAMMA = 0.004
@@ -125,8 +126,7 @@ class EGAN(dcgan.DCGAN):
     def _copy_of_optimizer(self, net):
         optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(self.g_optimizer))
         optimizer.build(net.trainable_variables)
-        dcgan._count_per_replica(optimizer.iterations)
-        dcgan._fuse_adam(optimizer)
+        keras_compat.make_replica_local(optimizer.iterations)
         return optimizer
 
     def _state(self, net, optimizer):

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras import workdir as workdir_lib
-from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils.images import to_uint8
 from dcgan_keras.utils import images as images_lib
 from dcgan_keras.utils import files
 

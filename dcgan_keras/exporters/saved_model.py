@@ -20,7 +20,7 @@ fails with "z must be float32 [batch, 100], got shape [2 7]"-style messages.
 import keras
 import tensorflow as tf
 
-from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils.images import to_uint8
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters.sampling import latents
 

@@ -3,149 +3,10 @@ import keras
 import tensorflow as tf
 
 from dcgan_keras import losses
+from dcgan_keras.models import keras_compat
+from dcgan_keras.models.adam import default_optimizer
 from dcgan_keras.models.discriminator import Discriminator
 from dcgan_keras.models.generator import Generator
-
-
-ADAM_EPSILON = 1e-8  # the paper's code (and PyTorch); Keras' default is 1e-7
-# Where Adam adds epsilon: "v_hat" = sqrt(v / (1 - b2^t)) + eps (the paper's own Theano code,
-# Newmu/dcgan_code's lib/updates.py; Kingma & Ba's Algorithm 1; PyTorch's torch.optim.Adam)
-# or "v" = sqrt(v) + eps before the bias correction (Keras, TensorFlow, and Torch7's
-# optim.adam used by the dcgan.torch port).
-ADAM_EPSILON_ON = ("v", "v_hat")
-
-
-@keras.saving.register_keras_serializable(package="dcgan_keras")
-class Adam(keras.optimizers.Adam):
-    """keras.optimizers.Adam with a choice of where epsilon goes (`epsilon_on`).
-
-    "v" (the default here, as in Keras) is Keras' update,
-    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), as in Torch7's optim.adam.
-    "v_hat" is the paper's Theano code's and PyTorch's,
-    var -= lr / (1 - b1^t) m / (sqrt(v / (1 - b2^t)) + eps): the same update with
-    eps * sqrt(1 - b2^t) in place of eps, so a smaller epsilon early in training (at step 1
-    ~32x smaller with beta2 0.999), where gradients near zero get Adam's full-size step.
-    """
-
-    def __init__(self, *args, epsilon_on="v", **kwargs):
-        if epsilon_on not in ADAM_EPSILON_ON:
-            raise ValueError(f"epsilon_on must be one of {ADAM_EPSILON_ON}, got "
-                             f"{epsilon_on!r}")
-        super().__init__(*args, **kwargs)
-        if self.amsgrad and epsilon_on != "v":
-            raise ValueError("amsgrad is only supported with epsilon_on='v'")
-        self.epsilon_on = epsilon_on
-
-    def effective_epsilon(self, beta_2_power):
-        """The epsilon of Keras' "v" form that gives this optimizer's update."""
-        if self.epsilon_on == "v":
-            return self.epsilon
-        return self.epsilon * keras.ops.sqrt(1 - beta_2_power)
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.epsilon_on == "v":
-            return super().update_step(gradient, variable, learning_rate)
-        ops = keras.ops
-        lr = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(gradient, variable.dtype)
-        step = ops.cast(self.iterations + 1, variable.dtype)
-        beta_1_power = ops.power(ops.cast(self.beta_1, variable.dtype), step)
-        beta_2_power = ops.power(ops.cast(self.beta_2, variable.dtype), step)
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v),
-                                        1 - self.beta_2))
-        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(
-            ops.sqrt(v), self.effective_epsilon(beta_2_power))))
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon_on": self.epsilon_on}
-
-
-def default_optimizer(learning_rate=2e-4, beta1=0.5, epsilon_on="v_hat"):
-    """The paper's Adam: lr 2e-4, beta1 0.5 (section 4), epsilon 1e-8 on the bias-corrected
-    sqrt(v) (its code)."""
-    return Adam(learning_rate=learning_rate, beta_1=beta1, epsilon=ADAM_EPSILON,
-                epsilon_on=epsilon_on)
-
-
-def _count_per_replica(counter):
-    """Makes a Keras counter variable (optimizer.iterations) replica-local: aggregation
-    "none" instead of Keras' "only_first_replica", same value and checkpoint entry.
-
-    Under a tf.distribute strategy, assigning an "only_first_replica" variable in a replica
-    context goes through `merge_call`, which an XLA-compiled replica step cannot make
-    ("`merge_call` called while defining a new graph or a tf.function"): that is how
-    multi-GPU `jit_compile` fails. Every replica adds the same 1, so the replicas' copies
-    stay equal. Call inside the strategy scope; a no-op without a strategy.
-    """
-    if not tf.distribute.has_strategy() or counter.aggregation == "none":
-        return
-    old = counter.value
-    with tf.init_scope():
-        counter._value = tf.Variable(old.read_value(), dtype=old.dtype, trainable=False,
-                                     name=old.name.split(":")[0].split("/")[-1],
-                                     aggregation=tf.VariableAggregation.NONE)
-    counter._aggregation = "none"
-
-
-FUSE_ADAM = True  # Keras Adam's update as one ResourceApplyAdam op per variable
-
-
-def _fuse_adam(optimizer):
-    """Makes a plain `keras.optimizers.Adam` (or our `Adam`) update each variable with one
-    ResourceApplyAdam op instead of Keras' ~10 elementwise ops and assigns.
-
-    The same maths (m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2),
-    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), t = iterations + 1, with
-    `Adam.effective_epsilon` as eps), slots
-    and iteration counter; clipping, weight decay, EMA and loss scaling stay Keras'. Used
-    with the TensorFlow backend, float32 variables and no tf.distribute strategy (under one,
-    Keras' own update runs).
-    """
-    if (not FUSE_ADAM or type(optimizer) not in (keras.optimizers.Adam, Adam)
-            or optimizer.amsgrad or keras.backend.backend() != "tensorflow"):
-        return
-    keras_update_step = optimizer.update_step
-
-    def update_step(gradient, variable, learning_rate):
-        if tf.distribute.has_strategy() or variable.dtype != tf.float32:
-            return keras_update_step(gradient, variable, learning_rate)
-        index = optimizer._get_variable_index(variable)
-        m, v = optimizer._momentums[index], optimizer._velocities[index]
-        local_step = tf.cast(optimizer.iterations + 1, tf.float32)
-        beta_1 = tf.cast(optimizer.beta_1, tf.float32)
-        beta_2 = tf.cast(optimizer.beta_2, tf.float32)
-        beta_2_power = tf.pow(beta_2, local_step)
-        epsilon = (optimizer.effective_epsilon(beta_2_power) if isinstance(optimizer, Adam)
-                   else optimizer.epsilon)
-        handle = lambda x: (x.value if isinstance(x, keras.Variable) else x).handle
-        return tf.raw_ops.ResourceApplyAdam(
-            var=handle(variable), m=handle(m), v=handle(v),
-            beta1_power=tf.pow(beta_1, local_step), beta2_power=beta_2_power,
-            lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(epsilon, tf.float32),
-            grad=tf.cast(gradient, tf.float32))
-
-    optimizer.update_step = update_step
-
-
-def _logs(metrics):
-    """The step's logs: each metric's result, as a [1] vector under a multi-worker strategy.
-
-    Keras' fit reduces the logs of MultiWorkerMirroredStrategy replicas with
-    `strategy.reduce("MEAN", value, axis=0)`, which a scalar does not have (keras 3.15,
-    backend/tensorflow/trainer.py reduce_per_replica); a [1] vector reduces to the
-    scalar mean over replicas.
-    """
-    logs = {m.name: m.result() for m in metrics}
-    strategy = tf.distribute.get_strategy()
-    if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode()):  # Keras' own test
-        logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
-    return logs
 
 
 def _replica_id():
@@ -154,7 +15,7 @@ def _replica_id():
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")
-class DCGAN(keras.Model):
+class DCGAN(keras_compat.OpensDataOnce, keras.Model):
     """Generator + discriminator trained by `train_step`.
 
     Per batch: one D update on a real and a fake batch (BatchNorm sees them separately, as
@@ -249,17 +110,6 @@ class DCGAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Keras' fit, under a tf.distribute strategy, builds a model by reading one batch
-        from a first iterator of the data and then starts over with a new one
-        (keras/src/backend/tensorflow/trainer.py). A DCGAN is built in __init__ and
-        compile, so there is nothing to build, and the extra iterator would cost more
-        than a batch: a dataset that reshuffles each iteration gives its second iterator
-        the next epoch's order, so a multi-worker run would not train on the data an
-        unbroken single-process run sees. Tested in tests/models/test_dcgan.py."""
-        if not self.built or self.d_optimizer is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
@@ -301,7 +151,7 @@ class DCGAN(keras.Model):
         float16 = keras.config.dtype_policy().name == "mixed_float16"
 
         def prepare(optimizer):
-            optimizer = optimizer or default_optimizer()
+            optimizer = optimizer or default_optimizer(fused=not float16)
             if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             return optimizer
@@ -312,8 +162,7 @@ class DCGAN(keras.Model):
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
         for optimizer in (self.d_optimizer, self.g_optimizer):
-            _count_per_replica(optimizer.iterations)
-            _fuse_adam(optimizer)
+            keras_compat.make_replica_local(optimizer.iterations)
 
     def noise(self, batch_size, stream=0):
         """z ~ N(0, 1) [batch_size, z_dim] for this replica, a function of (seed, step, stream).
@@ -353,7 +202,7 @@ class DCGAN(keras.Model):
         self._track(losses.discriminator_loss(real_logits, fake_logits),
                     losses.GENERATOR_LOSSES[self.generator_loss](fake_logits),
                     real_logits, fake_logits)
-        return _logs(self.metrics)
+        return keras_compat.reducible_logs({m.name: m.result() for m in self.metrics})
 
     def _track(self, d_per_example, g_per_example, real_logits, fake_logits):
         # This replica's means; the metric variables average them over replicas.
@@ -397,7 +246,7 @@ class DCGAN(keras.Model):
         if self.ema_generator is not None:
             self._update_ema()
         self._track(d_per_example, g_per_example, real_logits, fake_logits)
-        return _logs(self.metrics)
+        return keras_compat.reducible_logs({m.name: m.result() for m in self.metrics})
 
     def get_config(self):
         return {

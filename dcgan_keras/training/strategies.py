@@ -3,10 +3,6 @@ import dataclasses
 
 import tensorflow as tf
 
-# train_lib logs every worker's weights_fingerprint under this name; its one home is
-# workdir.py (issue 24: train_lib, another part of that change, will import it there).
-from dcgan_keras.workdir import weights_fingerprint  # noqa: F401
-
 
 @dataclasses.dataclass
 class Cluster:

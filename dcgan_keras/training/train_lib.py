@@ -1,24 +1,25 @@
 """train_and_evaluate(config, workdir): the whole DCGAN training run, top to bottom.
 
 There is one training loop, Keras' own: `DCGAN.fit`, with the run's behaviour in the
-callbacks of `training.callbacks` (samples, EMA, checkpoints, FID/KID and the best
-checkpoint, TensorBoard scalars and progress), which a library user can pass to `fit`
-as well.
+callbacks of `training.monitoring` (samples, EMA, FID/KID and the best checkpoint,
+TensorBoard scalars and progress) and `training.reliability` (the NaN guard,
+checkpoints, SIGTERM/SIGINT, the rollback after a NaN), which a library user can pass to
+`fit` as well (all of them: `training.callbacks`).
 """
 import contextlib
 import os
-import time
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from dcgan_keras import config as config_lib
-from dcgan_keras.data import datasets
+from dcgan_keras import workdir as workdir_lib
+from dcgan_keras.data import cache, datasets, pipeline
+from dcgan_keras.evaluation import feature_nets, sample_quality
 from dcgan_keras.evolution import build_egan
-from dcgan_keras.models import build_dcgan, dcgan
-from dcgan_keras.training import callbacks as callbacks_lib
-from dcgan_keras.training import hardware, strategies
+from dcgan_keras.models import Adam, build_dcgan
+from dcgan_keras.training import hardware, monitoring, reliability, strategies
 from dcgan_keras.utils import files
 
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -36,11 +37,15 @@ def dtype_policy(name):
 
 
 def make_optimizers(config, mixed_precision):
-    """The paper's Adam for D and G; float16 gets dynamic loss scaling."""
+    """The paper's Adam for D and G; float16 gets dynamic loss scaling (and Keras' Adam
+    update, see `Adam`)."""
+    float16 = mixed_precision == "float16"
+
     def adam():
-        opt = dcgan.Adam(config.learning_rate, beta_1=config.beta1, beta_2=config.beta2,
-                         epsilon=config.adam_epsilon, epsilon_on=config.adam_epsilon_on)
-        return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision == "float16" else opt
+        opt = Adam(config.learning_rate, beta_1=config.beta1, beta_2=config.beta2,
+                   epsilon=config.adam_epsilon, epsilon_on=config.adam_epsilon_on,
+                   fused=not float16)
+        return keras.optimizers.LossScaleOptimizer(opt) if float16 else opt
     return adam(), adam()
 
 
@@ -57,7 +62,6 @@ def replica_jit_compile(strategy, jit_compile):
 
 def make_evaluator(config):
     """The FID/KID evaluator of --eval_every_epochs (reference features cached)."""
-    from dcgan_keras.evaluation import feature_nets, sample_quality  # only when asked
     net = feature_nets.load(config.eval_feature_net)
     real = sample_quality.reference_features(
         net, config.dataset, config.eval_reference_split, config.image_size,
@@ -65,6 +69,18 @@ def make_evaluator(config):
         allow_download=config.allow_download)
     return sample_quality.Evaluator(net, real, config.eval_num_samples, config.seed)
 
+
+def training_source(config, workdir, is_chief=True):
+    """The Source the run trains on: `config`'s dataset (its data_dir, LSUN category and
+    exclusion list), decoded into memory when --cache_images says so. The index of a
+    folder or LMDB is cached in workdir/data_index.json (written by the chief only)."""
+    index_cache = os.path.join(workdir, "data_index.json")
+    source = datasets.get_source(
+        config.dataset, "train", config.data_dir or None, config.allow_download,
+        index_cache=index_cache if is_chief or tf.io.gfile.exists(index_cache) else None,
+        lsun_category=config.lsun_category, exclude_list=config.exclude_list or None)
+    return cache.maybe_cached(source, config.image_size, config.channels, config.preprocess,
+                              config.cache_images)
 
 
 def plan_fits(step, total_steps, steps_per_epoch):
@@ -107,36 +123,26 @@ def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, write
     log, samples, checkpoint, then FID/KID (which keeps the best checkpoint), and the
     SIGTERM/SIGINT handler."""
     chief = cluster.is_chief
-    checkpoint = callbacks_lib.Checkpoint(
+    checkpoint = reliability.Checkpoint(
         os.path.join(workdir, "checkpoints"), config.batch_size, config.checkpoint_every,
         config.keep_checkpoints, chief, cluster.worker_index)
-    run = [callbacks_lib.NonFiniteGuard()]
-    run += [callbacks_lib.EMAGenerator(config.ema_decay)] if config.ema_decay else []
+    run = [reliability.NonFiniteGuard()]
+    run += [monitoring.EMAGenerator(config.ema_decay)] if config.ema_decay else []
     run += [
-        callbacks_lib.TrainLogger(config.batch_size, config.log_every, total_steps,
-                                  steps_per_epoch, writer, chief),
-        callbacks_lib.SampleGrid(os.path.join(workdir, "samples"),
-                                 num_images=config.num_sample_images, seed=config.seed,
-                                 steps_per_epoch=steps_per_epoch, summary_writer=writer,
-                                 is_chief=chief),
+        monitoring.TrainLogger(config.batch_size, config.log_every, total_steps,
+                               steps_per_epoch, writer, chief),
+        monitoring.SampleGrid(os.path.join(workdir, "samples"),
+                              num_images=config.num_sample_images, seed=config.seed,
+                              steps_per_epoch=steps_per_epoch, summary_writer=writer,
+                              is_chief=chief),
         checkpoint,
     ]
     if config.eval_every_epochs:
-        run.append(callbacks_lib.SampleQuality(
+        run.append(monitoring.SampleQuality(
             make_evaluator(config), config.eval_every_epochs, steps_per_epoch, total_steps,
             checkpoint, workdir, writer, chief))
-    run.append(callbacks_lib.GracefulStop(checkpoint))
+    run.append(reliability.GracefulStop(checkpoint))
     return run, checkpoint
-
-
-def set_learning_rate(gan, value):
-    """Sets both optimizers' learning rate (inside a LossScaleOptimizer too)."""
-    for optimizer in (gan.d_optimizer, gan.g_optimizer):
-        getattr(optimizer, "inner_optimizer", optimizer).learning_rate.assign(value)
-
-
-def learning_rate(gan):
-    return float(getattr(gan.d_optimizer, "inner_optimizer", gan.d_optimizer).learning_rate)
 
 
 def train_and_evaluate(config, workdir, extra_callbacks=()):
@@ -178,17 +184,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
 
-    index_cache = os.path.join(workdir, "data_index.json")  # written by the chief only
-    source = datasets.get_source(
-        config.dataset, "train", config.data_dir or None, config.allow_download,
-        index_cache=index_cache if cluster.is_chief or tf.io.gfile.exists(index_cache) else None,
-        lsun_category=config.lsun_category, exclude_list=config.exclude_list or None)
-    if datasets.should_cache(source, config.image_size, config.channels, config.cache_images):
-        start = time.perf_counter()
-        source = datasets.cached_source(source, config.image_size, config.channels,
-                                        config.preprocess)
-        logging.info("--cache_images: %d images decoded into memory in %.1fs",
-                     source.num_examples, time.perf_counter() - start)
+    source = training_source(config, workdir, cluster.is_chief)
     steps_per_epoch = source.num_examples // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"dataset has {source.num_examples} examples, fewer than one batch "
@@ -219,14 +215,15 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     if restored:
         logging.info("resumed from %s at step %d", restored, step)
         if saved is not None and saved.learning_rate != config.learning_rate:
-            set_learning_rate(gan, config.learning_rate)  # else the checkpoint's (rollbacks)
+            # else the checkpoint's (which rollbacks may have lowered)
+            reliability.set_learning_rate(gan, config.learning_rate)
     if cluster.is_chief:
         config_lib.save(config, workdir)
     if config.on_nan == "rollback" and not restored:
         checkpoint.save()  # step 0: where a NaN in the first epoch rolls back to
 
     def dataset_fn(ctx, start_step, num_steps):
-        ds = datasets.train_dataset(
+        ds = pipeline.train_dataset(
             source, config.image_size, config.channels, config.batch_size, seed=config.seed,
             start_example=start_step * config.batch_size, num_shards=ctx.num_input_pipelines,
             shard_index=ctx.input_pipeline_id,
@@ -250,36 +247,20 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
             if stop.signum is not None:
                 return
 
-    stop = next(c for c in callbacks if isinstance(c, callbacks_lib.GracefulStop))
-    rollbacks = 0
-    while True:
-        try:
-            train()
-            break
-        except callbacks_lib.NonFiniteError as e:
-            if config.on_nan != "rollback" or rollbacks >= config.max_rollbacks:
-                raise callbacks_lib.NonFiniteError(
-                    f"{e}; training stopped, no checkpoint of it was written"
-                    + (f" (after {rollbacks} rollbacks)" if rollbacks else
-                       "; --on_nan=rollback goes back to the last checkpoint with a lower "
-                       "learning rate, or lower --learning_rate")) from None
-            rollbacks += 1
-            path = checkpoint.restore()
-            set_learning_rate(gan, learning_rate(gan) * 0.5)
-            logging.warning("rollback %d of %d: %s; back to %s (step %d) with learning "
-                            "rate %g", rollbacks, config.max_rollbacks, e, path,
-                            int(gan.step.numpy()), learning_rate(gan))
+    stop = next(c for c in callbacks if isinstance(c, reliability.GracefulStop))
+    rollbacks = reliability.train_with_rollback(train, gan, checkpoint, config.on_nan,
+                                                config.max_rollbacks)
     writer.flush()
     if stop.signum is not None:
         logging.warning("stopped by signal %d at step %d; checkpoint written; the same "
                         "command resumes", stop.signum, int(gan.step.numpy()))
     step = int(gan.step.numpy())
-    fingerprint = strategies.weights_fingerprint(gan.generator, gan.discriminator)
+    fingerprint = workdir_lib.weights_fingerprint(gan.generator, gan.discriminator)
     logging.info("worker %d of %d: final weights fingerprint %s at step %d",
                  cluster.worker_index, cluster.num_workers, fingerprint, step)
-    logger = next(c for c in callbacks if isinstance(c, callbacks_lib.TrainLogger))
+    logger = next(c for c in callbacks if isinstance(c, monitoring.TrainLogger))
     scores = next((c.history[-1][1] for c in callbacks
-                   if isinstance(c, callbacks_lib.SampleQuality) and c.history), {})
+                   if isinstance(c, monitoring.SampleQuality) and c.history), {})
     return dict(logger.logs, **scores, step=step, images_per_sec=logger.images_per_sec,
                 gan=gan, weights_fingerprint=fingerprint, rollbacks=rollbacks,
                 interrupted=stop.signum)

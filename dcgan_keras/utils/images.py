@@ -1,11 +1,16 @@
-"""Image grids written as PNG files."""
+"""Images out of a generator: [-1, 1] floats to uint8, and PNG grids."""
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from dcgan_keras.data.preprocessing import to_uint8
 from dcgan_keras.utils import files
+
+
+def to_uint8(images):
+    """[-1, 1] float images -> uint8 [0, 255] (for PNG grids, TensorBoard and exports)."""
+    images = tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
+    return tf.cast(tf.round(images), tf.uint8)
 
 
 def make_grid(images, cols=None, pad=2, pad_value=255):

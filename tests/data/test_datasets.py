@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from testutil import make_idx_dataset, write_idx
-from dcgan_keras.data import datasets, idx, preprocessing
+from testutil import write_idx
+from dcgan_keras.data import (cache, datasets, errors, idx, pipeline, preprocessing,
+                              source as source_lib)
 
 
 def test_read_idx_round_trip(tmp_path):
@@ -27,7 +28,7 @@ def test_read_idx_round_trip(tmp_path):
 def test_idx_source_reads_data_dir(idx_dir):
     source = datasets.get_source("fashion_mnist", "train", idx_dir, allow_download=False)
     assert source.num_examples == 64 and source.num_classes == 10
-    images, labels = datasets.load_numpy(source, 32, 1)
+    images, labels = pipeline.load_numpy(source, 32, 1)
     assert images.shape == (64, 32, 32, 1) and images.dtype == np.float32
     assert images.min() >= -1 and images.max() <= 1 and labels.shape == (64,)
     test = datasets.get_source("fashion_mnist", "test", idx_dir, allow_download=False)
@@ -36,18 +37,18 @@ def test_idx_source_reads_data_dir(idx_dir):
 
 def test_missing_data_names_every_way_to_provide_it(tmp_path, monkeypatch):
     monkeypatch.setattr(idx, "SEARCH_ROOTS", (str(tmp_path / "nothing"),))
-    with pytest.raises(datasets.MissingDataError) as e:
+    with pytest.raises(errors.MissingDataError) as e:
         datasets.get_source("fashion_mnist", "train", str(tmp_path / "empty"),
                             allow_download=False)
     message = str(e.value)
     assert "train-images-idx3-ubyte" in message and "apt-get install dataset-fashion-mnist" in message
     assert "--data_dir" in message and "tfds build" in message
-    with pytest.raises(datasets.MissingDataError, match="not a directory"):
+    with pytest.raises(errors.MissingDataError, match="not a directory"):
         datasets.get_source("folder", "train", str(tmp_path / "nope"))
 
 
 def test_tfds_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(datasets.MissingDataError, match="tfds build cifar10"):
+    with pytest.raises(errors.MissingDataError, match="tfds build cifar10"):
         datasets.get_source("cifar10", "train", str(tmp_path), allow_download=False)
 
 
@@ -56,11 +57,11 @@ def test_tfds_source_with_mock_data():
     with tfds.testing.mock_data(num_examples=20):
         source = datasets.get_source("cifar10", "train", allow_download=False)
         assert source.num_examples == 20 and source.num_classes == 10
-        batch = next(iter(datasets.train_dataset(source, 16, 3, 8, seed=0)))
+        batch = next(iter(pipeline.train_dataset(source, 16, 3, 8, seed=0)))
         assert batch.shape == (8, 16, 16, 3) and batch.dtype == tf.float32
         assert -1 <= float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) <= 1
         svhn = datasets.get_source("svhn", "test", allow_download=False)
-        images, labels = datasets.load_numpy(svhn, 32, 1)
+        images, labels = pipeline.load_numpy(svhn, 32, 1)
         assert images.shape == (20, 32, 32, 1) and labels.min() >= 0
 
 
@@ -87,10 +88,10 @@ def test_folder_skips_and_counts_corrupt_files(tmp_path):
     source = datasets.get_source("folder", "train", str(tmp_path),
                                  index_cache=str(tmp_path / "index.json"))
     assert source.num_examples == 5 and source.skipped == 2 and source.num_classes == 2
-    images, labels = datasets.load_numpy(source, 16, 3)
+    images, labels = pipeline.load_numpy(source, 16, 3)
     assert images.shape == (5, 16, 16, 3)
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 1]
-    batches = list(datasets.train_dataset(source, 16, 1, 4, seed=0).take(3))
+    batches = list(pipeline.train_dataset(source, 16, 1, 4, seed=0).take(3))
     assert all(b.shape == (4, 16, 16, 1) for b in batches)
     # The scan result is cached: a second listing does not decode again.
     assert os.path.exists(tmp_path / "index.json")
@@ -133,7 +134,7 @@ def test_preprocess_is_the_same_eager_and_in_tf_data():
 
 def _source(n=40):
     images = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) * np.ones((1, 16, 16, 1), np.uint8)
-    return datasets.array_source("toy", "train", images, np.arange(n) % 4)
+    return source_lib.array_source("toy", "train", images, np.arange(n) % 4)
 
 
 def _ids(batch):  # each toy image is filled with its index
@@ -142,7 +143,7 @@ def _ids(batch):  # each toy image is filled with its index
 
 def test_train_stream_is_shuffled_deterministic_and_resumable():
     source = _source()
-    stream = lambda **kw: datasets.train_dataset(source, 16, 1, 8, seed=5, **kw)
+    stream = lambda **kw: pipeline.train_dataset(source, 16, 1, 8, seed=5, **kw)
     first = [_ids(b.numpy()) for b in stream().take(10)]  # 2 epochs
     assert first == [_ids(b.numpy()) for b in stream().take(10)]
     epoch1, epoch2 = sum(first[:5], []), sum(first[5:], [])
@@ -154,14 +155,14 @@ def test_train_stream_is_shuffled_deterministic_and_resumable():
 
 def test_train_stream_shards_split_each_global_batch():
     source = _source()
-    whole = [_ids(b.numpy()) for b in datasets.train_dataset(source, 16, 1, 8, seed=2).take(4)]
-    parts = [[_ids(b.numpy()) for b in datasets.train_dataset(
+    whole = [_ids(b.numpy()) for b in pipeline.train_dataset(source, 16, 1, 8, seed=2).take(4)]
+    parts = [[_ids(b.numpy()) for b in pipeline.train_dataset(
         source, 16, 1, 8, seed=2, num_shards=2, shard_index=i).take(4)] for i in (0, 1)]
     assert [a + b for a, b in zip(*parts)] == whole
     with pytest.raises(ValueError, match="divisible"):
-        datasets.train_dataset(source, 16, 1, 9, num_shards=2)
+        pipeline.train_dataset(source, 16, 1, 9, num_shards=2)
     with pytest.raises(ValueError, match="fewer than one batch"):
-        datasets.train_dataset(source, 16, 1, 64)
+        pipeline.train_dataset(source, 16, 1, 64)
 
 
 def _smooth_rgb(height, width, seed=0):
@@ -210,13 +211,13 @@ def test_folder_stream_uses_the_scaled_decode_and_matches_the_full_one(tmp_path)
         fmt = "JPEG" if i % 2 else "PNG"
         (tmp_path / f"{i}.{fmt.lower()}").write_bytes(_encode(_smooth_rgb(64, 80, i), fmt))
     source = datasets.get_source("folder", "train", str(tmp_path))
-    images, _ = datasets.load_numpy(source, 16, 3)
+    images, _ = pipeline.load_numpy(source, 16, 3)
     full = np.stack([preprocessing.preprocess(source.load(p), 16, 3).numpy()
                      for p in sorted(str(p) for p in tmp_path.iterdir())])
     diff = np.abs(images - full).mean(axis=(1, 2, 3))
     assert diff[0::2].max() == 0  # PNGs: the same pixels
     assert 0 < diff[1::2].max() < 0.03  # JPEGs: decoded at 1/4 scale, close
-    batch = next(iter(datasets.train_dataset(source, 16, 3, 8, seed=0)))
+    batch = next(iter(pipeline.train_dataset(source, 16, 3, 8, seed=0)))
     assert batch.shape == (8, 16, 16, 3) and -1 <= batch.numpy().min() <= batch.numpy().max() <= 1
 
 
@@ -228,18 +229,18 @@ def test_cached_source_keeps_the_pixels_order_and_labels(tmp_path):
         path = tmp_path / ("a" if i < 3 else "b") / f"{i}.{fmt.lower()}"
         path.write_bytes(_encode(_smooth_rgb(40, 56, i), fmt))
     source = datasets.get_source("folder", "train", str(tmp_path))
-    cached = datasets.cached_source(source, 16, 3)
+    cached = cache.cached_source(source, 16, 3)
     assert cached.num_examples == source.num_examples == 6
-    images, labels = datasets.load_numpy(source, 16, 3)
-    again, again_labels = datasets.load_numpy(cached, 16, 3)
+    images, labels = pipeline.load_numpy(source, 16, 3)
+    again, again_labels = pipeline.load_numpy(cached, 16, 3)
     np.testing.assert_array_equal(again_labels, labels)
     assert np.abs(again - images).max() <= 1.0 / 127.5 + 1e-6  # uint8 rounding only
     # The training stream is the same permutation of the same images.
-    ref = next(iter(datasets.train_dataset(source, 16, 3, 6, seed=3))).numpy()
-    got = next(iter(datasets.train_dataset(cached, 16, 3, 6, seed=3))).numpy()
+    ref = next(iter(pipeline.train_dataset(source, 16, 3, 6, seed=3))).numpy()
+    got = next(iter(pipeline.train_dataset(cached, 16, 3, 6, seed=3))).numpy()
     assert np.abs(got - ref).max() <= 1.0 / 127.5 + 1e-6
     with pytest.raises(ValueError, match="--cache_images needs .* GiB"):
-        datasets.cached_source(source, 16, 3, max_bytes=1000)
+        cache.cached_source(source, 16, 3, max_bytes=1000)
 
 
 def test_should_cache_auto_picks_small_encoded_splits_only(tmp_path):
@@ -247,11 +248,11 @@ def test_should_cache_auto_picks_small_encoded_splits_only(tmp_path):
     (tmp_path / "y.png").write_bytes(_encode(_smooth_rgb(40, 40, 1), "PNG"))
     folder = datasets.get_source("folder", "train", str(tmp_path))
     in_memory = _source()
-    assert datasets.should_cache(folder, 32, 3, "auto")
-    assert not datasets.should_cache(in_memory, 32, 3, "auto")  # nothing to decode
-    assert datasets.should_cache(in_memory, 32, 3, "true")
-    assert not datasets.should_cache(folder, 32, 3, "false")
+    assert cache.should_cache(folder, 32, 3, "auto")
+    assert not cache.should_cache(in_memory, 32, 3, "auto")  # nothing to decode
+    assert cache.should_cache(in_memory, 32, 3, "true")
+    assert not cache.should_cache(folder, 32, 3, "false")
     huge = dataclasses.replace(folder, num_examples=3_000_000)  # LSUN-sized at 64x64
-    assert not datasets.should_cache(huge, 64, 3, "auto")
+    assert not cache.should_cache(huge, 64, 3, "auto")
     with pytest.raises(ValueError, match="true, false or auto"):
-        datasets.should_cache(folder, 32, 3, "yes")
+        cache.should_cache(folder, 32, 3, "yes")

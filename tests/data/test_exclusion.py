@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from testutil import encode_image, make_lsun_lmdb, smooth_image
-from dcgan_keras.data import datasets, exclusion, lsun, order
+from dcgan_keras.data import datasets, exclusion, lsun, order, pipeline, source as source_lib
 
 
 def test_exclude_list_removes_exactly_the_listed_records(tmp_path):
@@ -19,8 +19,8 @@ def test_exclude_list_removes_exactly_the_listed_records(tmp_path):
     assert kept.num_examples == 8 and kept.ids() == [i for i in full.ids()
                                                       if i not in ("3.png", "7.png")]
     # One epoch of the training stream: every kept record once, no excluded one.
-    images, _ = datasets.load_numpy(kept, 20, 3, preprocess_mode="pad")
-    everything, _ = datasets.load_numpy(full, 20, 3, preprocess_mode="pad")
+    images, _ = pipeline.load_numpy(kept, 20, 3, preprocess_mode="pad")
+    everything, _ = pipeline.load_numpy(full, 20, 3, preprocess_mode="pad")
     np.testing.assert_array_equal(images, np.delete(everything, [3, 7], axis=0))
     epoch = [r.decode() for r, _ in order.record_stream(kept, 4).take(8)
              .as_numpy_iterator()]
@@ -59,9 +59,9 @@ def test_bad_exclusion_lists(tmp_path, idx_dir):
     with pytest.raises(ValueError, match="excludes all 64 records"):
         datasets.get_source("fashion_mnist", "train", idx_dir,
                             exclude_list=str(tmp_path / "all.txt"), **kw)
-    source = datasets.array_source("toy", "train", np.zeros((4, 2, 2, 1), np.uint8))
-    streaming = datasets.Source(name="cifar10", split="train", num_examples=4,
-                                records=source.records, load=source.load)
+    source = source_lib.array_source("toy", "train", np.zeros((4, 2, 2, 1), np.uint8))
+    streaming = source_lib.Source(name="cifar10", split="train", num_examples=4,
+                                  records=source.records, load=source.load)
     with pytest.raises(ValueError, match="has no record ids"):
         exclusion.exclude(streaming, ["1"])
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from testutil import encode_image, make_lsun_lmdb, smooth_image
-from dcgan_keras.data import datasets, lsun, order, preprocessing
+from dcgan_keras.data import datasets, errors, lsun, order, pipeline, preprocessing
 
 CORRUPT = {
     "junk": b"not an image at all",
@@ -56,9 +56,9 @@ def test_reads_webp_and_jpeg_values_in_key_order_and_skips_corrupt_ones(lmdb_roo
     # ... and are the planted images up to the lossy codecs.
     decoded = load(3).numpy().astype(float)
     assert np.abs(decoded - images[keys[3]]).mean() < 4
-    x, labels = datasets.load_numpy(source, 16, 3)
+    x, labels = pipeline.load_numpy(source, 16, 3)
     assert x.shape == (12, 16, 16, 3) and (labels == -1).all()
-    batches = list(datasets.train_dataset(source, 16, 3, 4, seed=0).take(6))  # 2 epochs
+    batches = list(pipeline.train_dataset(source, 16, 3, 4, seed=0).take(6))  # 2 epochs
     assert all(b.shape == (4, 16, 16, 3) for b in batches)
 
 
@@ -69,10 +69,10 @@ def test_batched_fetch_keeps_the_order_and_resumes_exactly(lmdb_root, tmp_path):
     source = datasets.get_source("lsun", "train", root, index_cache=str(tmp_path / "i.json"))
     records = [int(r) for r, _ in order.record_stream(source, 5).take(30)]  # 2.5 epochs
     assert sorted(records[:12]) == list(range(12)) and records[:12] != records[12:24]
-    fetched = [v for v, _ in datasets.fetched(order.record_stream(source, 5), source).take(30)]
+    fetched = [v for v, _ in pipeline.fetched(order.record_stream(source, 5), source).take(30)]
     with lsun.open_env(path).begin() as txn:
         assert [v.numpy() for v in fetched] == [txn.get(keys[r].encode()) for r in records]
-    stream = lambda start: datasets.train_dataset(source, 8, 3, 3, seed=5,  # noqa: E731
+    stream = lambda start: pipeline.train_dataset(source, 8, 3, 3, seed=5,  # noqa: E731
                                                   start_example=start)
     unbroken = [b.numpy() for b in stream(0).take(10)]
     resumed = [b.numpy() for b in stream(15).take(5)]  # epoch 1, offset 3
@@ -114,7 +114,7 @@ def test_data_dir_forms_category_and_test_split(lmdb_root, tmp_path, monkeypatch
     church = datasets.get_source("lsun", "train", str(tmp_path / "other"),
                                  lsun_category="church_outdoor")
     assert church.num_examples == 6
-    with pytest.raises(datasets.MissingDataError, match="bedroom_train_lmdb"):
+    with pytest.raises(errors.MissingDataError, match="bedroom_train_lmdb"):
         datasets.get_source("lsun", "train", str(tmp_path / "other"))
     with pytest.raises(ValueError, match="lsun_category must be"):
         datasets.get_source("lsun", "train", root, lsun_category="../bedroom")
@@ -127,7 +127,7 @@ def test_nothing_found_says_where_it_looked_and_how_to_get_the_files(tmp_path, m
     monkeypatch.delenv("LSUN_DIR", raising=False)
     monkeypatch.setattr(lsun, "SEARCH_DIRS", ("$LSUN_DIR", str(tmp_path / "a"),
                                               str(tmp_path / "b")))
-    with pytest.raises(datasets.MissingDataError) as e:
+    with pytest.raises(errors.MissingDataError) as e:
         datasets.get_source("lsun", "train")
     message = str(e.value)
     assert str(tmp_path / "a") in message and str(tmp_path / "b") in message
@@ -145,13 +145,13 @@ def test_bad_lmdb_inputs_are_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="is not an LMDB database: it has no data.mdb"):
         datasets.get_source("lsun", "train", str(tmp_path / "nodata"))
     (tmp_path / "plain").mkdir()
-    with pytest.raises(datasets.MissingDataError, match="neither an LMDB directory"):
+    with pytest.raises(errors.MissingDataError, match="neither an LMDB directory"):
         datasets.get_source("lsun", "train", str(tmp_path / "plain"))
     make_lsun_lmdb(str(tmp_path / "empty"), num=0)
-    with pytest.raises(datasets.MissingDataError, match="is empty"):
+    with pytest.raises(errors.MissingDataError, match="is empty"):
         datasets.get_source("lsun", "train", str(tmp_path / "empty"))
     make_lsun_lmdb(str(tmp_path / "bad"), num=0, extra=CORRUPT)
-    with pytest.raises(datasets.MissingDataError, match="none of the 3 values"):
+    with pytest.raises(errors.MissingDataError, match="none of the 3 values"):
         datasets.get_source("lsun", "train", str(tmp_path / "bad"))
 
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_keras.data import datasets, order
+from dcgan_keras.data import order, pipeline, source as source_lib
 
 
 def _source(n):
     """n one-pixel images, image i filled with value i (i < 256), label i % 4."""
     images = (np.arange(n) % 256).astype(np.uint8).reshape(n, 1, 1, 1) * np.ones(
         (1, 16, 16, 1), np.uint8)
-    return datasets.array_source("toy", "train", images, np.arange(n) % 4)
+    return source_lib.array_source("toy", "train", images, np.arange(n) % 4)
 
 
 def _streaming(source):
@@ -58,14 +58,14 @@ def test_each_epoch_is_a_permutation_fixed_by_seed_and_epoch(streaming):
 def test_resume_after_more_than_one_epoch_gives_the_unbroken_batches(streaming):
     source = _streaming(_source(40)) if streaming else _source(40)
     kw = dict(seed=3, shuffle_buffer=16)
-    unbroken = [_ids(b) for b in datasets.train_dataset(source, 16, 1, 8, **kw)
+    unbroken = [_ids(b) for b in pipeline.train_dataset(source, 16, 1, 8, **kw)
                 .take(16).as_numpy_iterator()]  # 3.2 epochs
     for step in (5, 7, 11, 13):  # epoch 1 offset 0, epoch 1 offset 16, epoch 2 offset 8, ..
-        resumed = [_ids(b) for b in datasets.train_dataset(
+        resumed = [_ids(b) for b in pipeline.train_dataset(
             source, 16, 1, 8, start_example=8 * step, **kw).take(16 - step).as_numpy_iterator()]
         assert resumed == unbroken[step:], step
     # Two workers resumed after two epochs split the unbroken global batches.
-    parts = [[_ids(b) for b in datasets.train_dataset(
+    parts = [[_ids(b) for b in pipeline.train_dataset(
         source, 16, 1, 8, start_example=8 * 11, num_shards=2, shard_index=i, **kw)
         .take(5).as_numpy_iterator()] for i in (0, 1)]
     assert [a + b for a, b in zip(*parts)] == unbroken[11:16]
@@ -91,7 +91,7 @@ def _counting(source, counter):
 def test_a_streaming_resume_reads_at_most_its_own_epoch():
     n, counter = 200, _Counter()
     source = _counting(_streaming(_source(n)), counter)
-    batch = next(iter(datasets.train_dataset(source, 16, 1, 8, seed=1,
+    batch = next(iter(pipeline.train_dataset(source, 16, 1, 8, seed=1,
                                              start_example=5 * n + 120, shuffle_buffer=20)))
     # The old repeat().skip() read 5 epochs + 120 records first (1120); now whole windows
     # before the offset are skipped unread by the permutation and the rest is < 1 epoch.
@@ -108,7 +108,7 @@ def test_a_random_access_resume_starts_at_its_position_at_once():
         source, record_at=lambda i: record_at(
             tf.ensure_shape(tf.py_function(calls, [i], tf.int64), [])))
     far = 10**9 * 40 + 8  # a billion epochs in
-    batch = next(iter(datasets.train_dataset(source, 16, 1, 8, seed=2, start_example=far)))
+    batch = next(iter(pipeline.train_dataset(source, 16, 1, 8, seed=2, start_example=far)))
     assert calls.count < 40  # the first batch and what the pipeline prefetched
     perm = tf.random.experimental.index_shuffle(
         tf.range(8, 16, dtype=tf.int64), tf.constant([2, 10**9], tf.int64),

@@ -3,7 +3,7 @@ exact colour-rule segmenter, and a Source that trains at any image_size."""
 import numpy as np
 import pytest
 
-from dcgan_keras.data import datasets, shapes
+from dcgan_keras.data import datasets, pipeline, shapes
 
 
 def _background_only(index, size, split="train"):
@@ -75,11 +75,11 @@ def test_source_renders_at_the_training_size_without_resampling():
     source = datasets.get_source("shapes", "train")
     assert source.num_examples == shapes.SPLIT_SIZES["train"] and source.num_classes is None
     for size in (16, 32):
-        images, labels = datasets.load_numpy(source, size, 3, max_examples=5)
+        images, labels = pipeline.load_numpy(source, size, 3, max_examples=5)
         expected = np.stack([shapes.render(i, size)[0] for i in range(5)])
         np.testing.assert_allclose((images + 1.0) * 127.5, expected, atol=1e-3)
         assert (labels == -1).all()
-    gray, _ = datasets.load_numpy(source, 16, 1, max_examples=2)
+    gray, _ = pipeline.load_numpy(source, 16, 1, max_examples=2)
     assert gray.shape == (2, 16, 16, 1)
-    batch = next(iter(datasets.train_dataset(source, 16, 3, 8, seed=1)))
+    batch = next(iter(pipeline.train_dataset(source, 16, 3, 8, seed=1)))
     assert batch.shape == (8, 16, 16, 3)

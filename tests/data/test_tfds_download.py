@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_keras.data import datasets
+from dcgan_keras.data import datasets, pipeline
 
 
 def _cifar_tar_gz(path, per_batch=3, seed=0):
@@ -69,7 +69,7 @@ def test_cifar10_download_and_prepare_runs_on_our_stack(tmp_path, local_server, 
     assert source.num_examples == 15 and source.num_classes == 10
     assert tfds.builder("cifar10", data_dir=data_dir).info.splits["test"].num_examples == 3
     # The prepared images are the downloaded pixels (CHW bytes -> HWC), in some order.
-    images, labels = datasets.load_numpy(source, 32, 3)
+    images, labels = pipeline.load_numpy(source, 32, 3)
     got = sorted(np.rint((images + 1) * 127.5).astype(np.uint8).tobytes()[i * 3072:(i + 1) * 3072]
                  for i in range(15))
     rows = np.concatenate([records[f"data_batch_{i}.bin"] for i in range(1, 6)])
@@ -78,7 +78,7 @@ def test_cifar10_download_and_prepare_runs_on_our_stack(tmp_path, local_server, 
     assert sorted(labels.tolist()) == sorted(rows[:, 0].tolist())
     # And it is read offline afterwards, as a training stream.
     offline = datasets.get_source("cifar10", "train", data_dir, allow_download=False)
-    batch = next(iter(datasets.train_dataset(offline, 16, 3, 5, seed=0, start_example=17)))
+    batch = next(iter(pipeline.train_dataset(offline, 16, 3, 5, seed=0, start_example=17)))
     assert batch.shape == (5, 16, 16, 3) and batch.dtype == tf.float32
 
 

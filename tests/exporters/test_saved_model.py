@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_keras.data.preprocessing import to_uint8
+from dcgan_keras.utils.images import to_uint8
 from dcgan_keras.models import features as features_lib
 from dcgan_keras.exporters import sampling, saved_model
 

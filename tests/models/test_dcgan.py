@@ -103,17 +103,20 @@ def _op_counts(concrete_function):
     return counts
 
 
-def test_fused_adam_matches_keras_adam(monkeypatch):
-    """compile() makes Keras Adam update with ResourceApplyAdam: same weights and slots,
-    and one ResourceApplyAdam op per trained variable in the traced train step (if Keras
-    stopped calling `update_step`, both runs would be Keras' own update and equal)."""
-    from dcgan_keras.models import dcgan
+def test_fused_adam_matches_keras_adam():
+    """Adam's fused update equals Keras' own elementwise update: same weights and slots,
+    and one ResourceApplyAdam op per trained variable in the traced train step when fused
+    (if Keras stopped calling `update_step`, both runs would be Keras' own update and
+    equal)."""
+    from dcgan_keras.models import adam
     results = []
     for fused in (False, True):
-        monkeypatch.setattr(dcgan, "FUSE_ADAM", fused)
         keras.utils.set_random_seed(0)
         gan = build_dcgan(**TINY)
-        gan.compile()
+        gan.compile(*[adam.Adam(2e-4, beta_1=0.5, epsilon=adam.ADAM_EPSILON, epsilon_on="v_hat",
+                                fused=fused) for _ in range(2)])
+        assert gan.d_optimizer.uses_fused_update(gan.discriminator.trainable_variables[0]) \
+            == fused
         step = tf.function(gan.train_step)
         for i in range(3):
             step(_real(seed=i))
@@ -164,17 +167,16 @@ def _numpy_adam(var, grads, lr, b1, b2, eps, epsilon_on):
 def test_adam_epsilon_placement_matches_its_reference(epsilon_on, fused):
     """Gradients near epsilon, where the two placements part: each follows its formula
     (Keras' own update and the fused ResourceApplyAdam alike) and not the other's."""
-    from dcgan_keras.models import dcgan
+    from dcgan_keras.models import adam
     rng = np.random.default_rng(0)
     start = np.zeros(64, np.float32)  # Adam's step does not depend on the weights
     # Magnitudes from 1e-10 to 1e-4: below, near and far above eps (and eps / sqrt(1-b2)).
     scale = (10.0 ** rng.uniform(-10, -4, size=(64,))).astype(np.float32)
     grads = [(rng.normal(size=(64,)) * scale).astype(np.float32) for _ in range(4)]
-    opt = dcgan.Adam(learning_rate=0.01, beta_1=0.5, epsilon=1e-8, epsilon_on=epsilon_on)
+    opt = adam.Adam(learning_rate=0.01, beta_1=0.5, epsilon=1e-8, epsilon_on=epsilon_on,
+                    fused=fused)
     var = keras.Variable(start)
     opt.build([var])
-    if fused:
-        dcgan._fuse_adam(opt)
     apply = tf.function(lambda g: opt.apply([g], [var]))
     for g in grads:
         apply(tf.constant(g))
@@ -195,18 +197,18 @@ def test_adam_epsilon_placement_matches_its_reference(epsilon_on, fused):
 
 def test_adam_epsilon_on_is_validated_serialized_and_configured():
     from dcgan_keras.config import TrainConfig
-    from dcgan_keras.models import dcgan
+    from dcgan_keras.models import adam
     with pytest.raises(ValueError, match="epsilon_on must be one of"):
-        dcgan.Adam(epsilon_on="sqrt")
+        adam.Adam(epsilon_on="sqrt")
     with pytest.raises(ValueError, match="adam_epsilon_on must be one of"):
         TrainConfig(adam_epsilon_on="hat").validate()
-    opt = dcgan.Adam(learning_rate=1e-3, epsilon_on="v_hat")
+    opt = adam.Adam(learning_rate=1e-3, epsilon_on="v_hat")
     again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
-    assert type(again) is dcgan.Adam and again.epsilon_on == "v_hat"
+    assert type(again) is adam.Adam and again.epsilon_on == "v_hat"
     assert again.learning_rate.numpy() == pytest.approx(1e-3)
     d_opt, g_opt = train_lib.make_optimizers(TrainConfig(adam_epsilon_on="v"), "none")
     assert d_opt.epsilon_on == g_opt.epsilon_on == "v"
-    assert dcgan.Adam().epsilon_on == "v"  # the class is a drop-in for Keras' Adam
+    assert adam.Adam().epsilon_on == "v"  # the class is a drop-in for Keras' Adam
 
 
 def test_mismatched_networks_are_refused():

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +15,7 @@ import tensorflow as tf
 from testutil import REPO, make_idx_dataset, run_binary
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.models import build_dcgan
-from dcgan_keras.training import callbacks, checkpoints, train_lib
+from dcgan_keras.training import callbacks, checkpoints, reliability, train_lib
 
 TRAIN = "dcgan_keras.binaries.train"
 TINY = dict(image_size=16, channels=1, z_dim=8, base_width=4)
@@ -92,7 +93,7 @@ def test_resume_from_the_workdir_alone_and_refuse_an_ema_change(tmp_path):
     assert corrupt.returncode != 0 and "config.json is corrupt" in corrupt.stderr
 
 
-class _PoisonOnce(callbacks.keras.callbacks.Callback):
+class _PoisonOnce(keras.callbacks.Callback):
     """Writes NaN into a variable (default: a D kernel) after step `at`, once."""
 
     def __init__(self, at, variable=lambda gan: gan.discriminator.trainable_weights[0]):
@@ -151,7 +152,7 @@ def test_nan_stops_or_rolls_back_and_never_reaches_a_checkpoint(tmp_path):
     result = train_lib.train_and_evaluate(_config(data, on_nan="rollback"), workdir,
                                           extra_callbacks=[_PoisonOnce(3), starts])
     assert result["step"] == 8 and result["rollbacks"] == 1
-    assert train_lib.learning_rate(result["gan"]) == pytest.approx(1e-4)  # halved
+    assert reliability.learning_rate(result["gan"]) == pytest.approx(1e-4)  # halved
     _assert_finite_checkpoints(os.path.join(workdir, "checkpoints"))
     # The fits: from 0 (NaN at step 4), then from the rollback to ckpt-2: the rest of
     # epoch 1, and epoch 2.

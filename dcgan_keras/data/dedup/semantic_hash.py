@@ -37,7 +37,7 @@ import tensorflow as tf
 from absl import logging
 
 from dcgan_keras.data.dedup.match import group, hash_codes, verified_groups
-from dcgan_keras.data import datasets
+from dcgan_keras.data import pipeline
 from dcgan_keras.utils import images as image_utils
 
 SIDE = 32  # the paper's 32x32 downsampled centre crops, RGB: 3072 inputs
@@ -79,7 +79,7 @@ def train_autoencoder(source, epochs, batch_size, steps_per_epoch=0, noise_stdde
     autoencoder, encoder = build_autoencoder(noise_stddev, dropout, seed)
     autoencoder.compile(keras.optimizers.Adam(learning_rate), loss="mse")
     batch_size = min(batch_size, source.num_examples)
-    stream = datasets.train_dataset(source, SIDE, 3, batch_size, seed=seed,
+    stream = pipeline.train_dataset(source, SIDE, 3, batch_size, seed=seed,
                                     preprocess_mode=preprocess)
     stream = stream.map(lambda x: (_flat(x), _flat(x)))
     steps = steps_per_epoch or max(1, source.num_examples // batch_size)
@@ -124,7 +124,7 @@ def code_pass(encoder, source, path, batch_size=512, probes=PROBE_SHIFTS,
     tmp = path + ".tmp.npy"
     codes = np.lib.format.open_memmap(tmp, "w+", np.float16, (n, len(probes), CODE_UNITS))
     done, bits_on, start = 0, 0.0, time.perf_counter()
-    for i, (images, _) in enumerate(datasets.eval_dataset(source, SIDE, 3, batch_size,
+    for i, (images, _) in enumerate(pipeline.eval_dataset(source, SIDE, 3, batch_size,
                                                           preprocess)):
         batch = encode(images).numpy()
         codes[done:done + len(batch)] = batch
@@ -156,7 +156,7 @@ def images_at(source, indices, preprocess="crop_resize"):
                            .map(lambda i, record: record))
         order = np.searchsorted(np.unique(table), table)
     picked = dataclasses.replace(source, num_examples=len(table), records=records)
-    return datasets.load_numpy(picked, SIDE, 3, preprocess)[0][order]
+    return pipeline.load_numpy(picked, SIDE, 3, preprocess)[0][order]
 
 
 def groups_grid(source, groups, max_groups=16, max_members=8, preprocess="crop_resize"):

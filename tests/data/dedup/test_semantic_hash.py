@@ -7,7 +7,7 @@ import pytest
 
 from testutil import encode_image, run_binary, smooth_image
 from dcgan_keras.data.dedup import match as dedup_match, semantic_hash as dedup
-from dcgan_keras.data import datasets
+from dcgan_keras.data import datasets, source as source_lib
 from dcgan_keras.utils.images import read_png
 
 DEDUP = "dcgan_keras.binaries.dedup"
@@ -152,9 +152,9 @@ def test_binary_bad_input_is_one_clear_line(tmp_path, flags, message):
 def test_images_at_by_random_access_and_by_streaming():
     images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * np.full((1, 8, 8, 3), 40,
                                                                         np.uint8)
-    source = datasets.array_source("toy", "train", images)
-    streaming = datasets.Source(name="toy", split="train", num_examples=6,
-                                records=source.records, load=source.load)
+    source = source_lib.array_source("toy", "train", images)
+    streaming = source_lib.Source(name="toy", split="train", num_examples=6,
+                                  records=source.records, load=source.load)
     for s in (source, streaming):
         got = dedup.images_at(s, [4, 1, 4], preprocess="pad")
         assert got.shape == (3, 32, 32, 3)

@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
 from dcgan_keras.analysis.dissect import dissection as dissection_lib
-from dcgan_keras.data.preprocessing import to_uint8
 from dcgan_keras.exporters import sampling
+from dcgan_keras.utils.images import to_uint8
 
 MODES = ("add", "remove")
 MAX_EDITS = 100
