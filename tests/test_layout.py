@@ -76,7 +76,7 @@ def test_the_checker_sees_imports():
     assert {"models", "models.features", "exporters", "exporters.tflite", "workdir"} <= (
         _imports(path))
     assert {"training", "training.checkpoints"} <= _imports(
-        os.path.join(PACKAGE, "training", "callbacks.py"))
+        os.path.join(PACKAGE, "training", "reliability.py"))
     assert list(_modules("workdir")) == [os.path.join(PACKAGE, "workdir.py")]
 
 

@@ -112,7 +112,7 @@ def _state(gan):
     return gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
 
 
-class _StateAtStart(callbacks.keras.callbacks.Callback):
+class _StateAtStart(keras.callbacks.Callback):
     """(step, values of _state) as each `fit` begins."""
 
     def __init__(self):
@@ -234,7 +234,7 @@ def op_determinism():
         tf_config.disable_op_determinism()
 
 
-class _SignalAt(callbacks.keras.callbacks.Callback):
+class _SignalAt(keras.callbacks.Callback):
     """Sends `signum` to this process `times` times as the step that makes the model's
     step `at` begins: the run must stop right after that step."""
 
