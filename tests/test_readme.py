@@ -1,4 +1,5 @@
-"""The README's library example runs as written and does what its comments say."""
+"""The Python API page's examples (docs/python-api.md, linked from the README) run as
+written and do what their comments say."""
 import os
 import re
 
@@ -8,17 +9,20 @@ from testutil import REPO
 from dcgan_keras.utils.images import read_png
 
 
-def _example():
-    text = open(os.path.join(REPO, "README.md")).read()
-    match = re.search(r"<!-- library-example -->\n```python\n(.*?)```", text, re.S)
-    assert match, "README.md lost its library example"
+API_PAGE = os.path.join(REPO, "docs", "python-api.md")
+
+
+def _example(name):
+    text = open(API_PAGE).read()
+    match = re.search(rf"<!-- {name}-example -->\n```python\n(.*?)```", text, re.S)
+    assert match, f"docs/python-api.md lost its {name} example"
     return match.group(1)
 
 
 def test_library_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     scope = {}
-    exec(compile(_example(), "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    exec(compile(_example("library"), API_PAGE, "exec"), scope)  # noqa: S102 (our own docs)
     gan = scope["gan"]
     assert int(gan.step.numpy()) == 12  # 4 steps an epoch, 2 epochs, then 1 more
     assert scope["samples"].shape == (8, 32, 32, 1) and np.abs(scope["samples"]).max() <= 1
@@ -35,12 +39,9 @@ def test_library_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_segmenter_example_runs(tmp_path, monkeypatch):
-    text = open(os.path.join(REPO, "README.md")).read()
-    match = re.search(r"<!-- segmenter-example -->\n```python\n(.*?)```", text, re.S)
-    assert match, "README.md lost its segmenter example"
     monkeypatch.chdir(tmp_path)
     scope = {}
-    exec(compile(match.group(1), "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    exec(compile(_example("segmenter"), API_PAGE, "exec"), scope)  # noqa: S102 (our own docs)
     segmenter = scope["segmenter"]
     assert segmenter.concepts == ("other", "reddish")
     images = np.full([2, 32, 32, 3], -1.0, np.float32)

@@ -72,6 +72,10 @@ def make_home(home):
         make_lsun_lmdb(os.path.join(home, "lsun"), category, split="val", num=16, seed=7)
 
 
+# The pages whose ```python blocks run (the others' show code that needs a real run).
+PYTHON_PAGES = ("README.md", "docs/python-api.md")
+
+
 def python_blocks(path="README.md"):
     """(line, code) of each ```python block; the whole-run example is left out (5 epochs)."""
     text = open(os.path.join(REPO, path), encoding="utf-8").read()
@@ -137,12 +141,14 @@ def main():
     files = docs_commands.doc_files()  # README.md first, then docs/*.md
     steps = [(files.index(c.path), c.line, c) for c in docs_commands.commands(files)
              if c.kind == "binary"]
-    steps += [(0, line, code) for line, code in python_blocks()]
+    steps += [(files.index(path), line, (path, code)) for path in PYTHON_PAGES
+              for line, code in python_blocks(path)]
     failures, parsed = 0, []
     for _, line, step in sorted(steps, key=lambda s: s[:2]):
-        if isinstance(step, str):
-            name, argv, reason, serves = f"python block at README.md:{line}", \
-                [sys.executable, "-c", step], None, False
+        if isinstance(step, tuple):
+            path, code = step
+            name, argv, reason, serves = f"python block at {path}:{line}", \
+                [sys.executable, "-c", code], None, False
         else:
             name = f"{step.path}:{line} {step.target} {' '.join(step.args)}"
             argv, reason, serves = runnable(step)
