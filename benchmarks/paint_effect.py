@@ -125,7 +125,7 @@ def main(_):
     g = workdir_lib.networks_from_workdir(FLAGS.workdir).generator
     seg = segmenters.load("shapes")
     result = launch.dissection_for(g, seg, os.path.join(FLAGS.workdir, "dissection"),
-                                   sampling.latents(1000, 0, g.z_dim).numpy(),
+                                   sampling.latents(1000, 0, g.z_dim, g.z_distribution).numpy(),
                                    list(g.conv_layer_names), num_units=FLAGS.num_units,
                                    num_examples=6)  # the paint verb's dissection
     layers = FLAGS.layers or list(result["layers"])

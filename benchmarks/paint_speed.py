@@ -64,7 +64,7 @@ def main(_):
     seg = segmenters.load("shapes")
     layers = list(g.conv_layer_names)
     result = launch.dissection_for(g, seg, os.path.join(FLAGS.workdir, "dissection"),
-                                   sampling.latents(FLAGS.num_dissect, 0, g.z_dim).numpy(),
+                                   sampling.latents(FLAGS.num_dissect, 0, g.z_dim, g.z_distribution).numpy(),
                                    layers, num_units=20, num_examples=2)
     painter = edits.Painter(g, result, seg, num_units=20)
     httpd = server.bind("127.0.0.1", 0, painter)

@@ -1,7 +1,8 @@
 """The one configuration object of a training run; written to workdir/config.json.
 
-Defaults are the paper's recipe (section 4): Adam lr 2e-4, beta1 0.5, batch 128, z of 100
-dims, weights N(0, 0.02), 64x64 RGB, 128 filters at the highest resolution.
+Defaults are the paper's recipe (sections 3-4): Adam lr 2e-4, beta1 0.5, batch 128, z of
+100 dims from U(-1, 1), weights N(0, 0.02), 64x64 RGB, 128 filters at the highest
+resolution. docs/design.md#the-papers-recipe lists each with its test.
 """
 import dataclasses
 import json
@@ -11,7 +12,7 @@ import re
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
 from dcgan_keras.evolution import mutations as egan_mutations
-from dcgan_keras.models import adam, architecture
+from dcgan_keras.models import adam, architecture, latent
 from dcgan_keras.utils import files
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -22,7 +23,9 @@ ON_NAN = ("stop", "rollback")
 ADAM_EPSILON_ON = adam.ADAM_EPSILON_ON
 # Fields that fix what the checkpoints mean; a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("dataset", "lsun_category", "image_size", "channels", "z_dim", "base_width",
-                       "d_base_width", "preprocess", "generator_loss", "seed")
+                       "d_base_width", "preprocess", "generator_loss", "seed",
+                       "z_distribution")
+Z_DISTRIBUTIONS = latent.Z_DISTRIBUTIONS
 TRAINERS = ("dcgan", "egan")
 # E-GAN: the population's shape is part of what the checkpoints mean.
 EGAN_ARCHITECTURE_FIELDS = ("trainer", "egan_mutations", "egan_parents")
@@ -42,6 +45,7 @@ class TrainConfig:
     epochs: int = 25
     max_steps: int = 0  # 0: epochs decide
     z_dim: int = 100
+    z_distribution: str = latent.PAPER  # U(-1, 1); "normal": N(0, 1) (PyTorch's example)
     base_width: int = architecture.PAPER_BASE_WIDTH
     d_base_width: int = 0  # 0: same as base_width
     learning_rate: float = 2e-4
@@ -93,6 +97,7 @@ class TrainConfig:
             raise ValueError(f"lsun_category must be an LSUN category name such as bedroom "
                              f"or church_outdoor, got {self.lsun_category!r}")
         architecture.validate(self.image_size, self.channels, self.z_dim, self.base_width)
+        latent.check(self.z_distribution)
         if self.preprocess not in preprocessing.PREPROCESS_MODES:
             raise ValueError(f"preprocess must be one of {preprocessing.PREPROCESS_MODES}, "
                              f"got {self.preprocess!r}")
@@ -177,6 +182,8 @@ def load(workdir):
         values = files.read_json(path)
         if not isinstance(values, dict):
             raise ValueError(f"a JSON object was expected, got {type(values).__name__}")
+        # a run from before the prior was a choice drew z from N(0, 1): it resumes so
+        values.setdefault("z_distribution", latent.LEGACY)
         return TrainConfig.from_dict(values).validate()
     except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"{path} is corrupt ({str(e).splitlines()[0]}); restore it from a "

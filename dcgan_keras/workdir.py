@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras import config as config_lib
-from dcgan_keras.models import Discriminator, Generator
+from dcgan_keras.models import Discriminator, Generator, latent
 from dcgan_keras.utils import files
 
 METADATA = "metadata.json"  # an export's; written last, so an export without it is incomplete
@@ -86,7 +86,8 @@ def restore_models(workdir, checkpoint="latest", generator_key="generator"):
     config = config_lib.load(workdir)
     path = resolve_checkpoint(workdir, checkpoint)
     generator = Generator(image_size=config.image_size, channels=config.channels,
-                          z_dim=config.z_dim, base_width=config.base_width)
+                          z_dim=config.z_dim, base_width=config.base_width,
+                          z_distribution=config.z_distribution)
     discriminator = Discriminator(image_size=config.image_size, channels=config.channels,
                                   base_width=config.d_base_width or config.base_width)
     step = tf.Variable(0, dtype=tf.int64)
@@ -109,6 +110,18 @@ def load_metadata(export_dir):
         raise FileNotFoundError(f"{path} does not exist: {export_dir!r} is not an export "
                                 "directory (python -m dcgan_keras.binaries.export --workdir=W)")
     return files.read_json(path)
+
+
+def export_z_distribution(export_dir, meta=None):
+    """The prior of z an export's generator was trained on (its metadata.json's
+    z_distribution; an export from before it was recorded, or one without metadata, was
+    trained on N(0, 1))."""
+    if meta is None:
+        try:
+            meta = load_metadata(export_dir)
+        except FileNotFoundError:
+            return latent.LEGACY
+    return meta.get("z_distribution", latent.LEGACY)
 
 
 def weights_fingerprint(*models):
@@ -179,12 +192,13 @@ def networks_from_export(export_dir):
     meta = load_metadata(export_dir)
     size, _, channels = meta["image_shape"]
     generator = Generator(image_size=size, channels=channels, z_dim=meta["z_dim"],
-                          base_width=meta["generator_base_width"])
+                          base_width=meta["generator_base_width"],
+                          z_distribution=export_z_distribution(export_dir, meta))
     discriminator = Discriminator(image_size=size, channels=channels,
                                   base_width=meta["discriminator_base_width"])
     loaded = _copy_variables(os.path.join(export_dir, "generator"), generator)
     _copy_variables(os.path.join(export_dir, "discriminator"), discriminator)
-    z = tf.random.stateless_normal([4, generator.z_dim], seed=[0, 0])
+    z = latent.stateless([4, generator.z_dim], [0, 0], generator.z_distribution)
     expected = loaded.signatures["serving_default"](z=z)["images"]
     if not np.allclose(generator(z, training=False), expected, atol=1e-4):
         raise ValueError(f"the generator rebuilt from {export_dir} does not reproduce the "

@@ -78,7 +78,7 @@ def main():
     g = workdir_lib.networks_from_workdir(args.workdir).generator
     seg = segmenters.load("shapes")
     result = launch.dissection_for(g, seg, os.path.join(args.workdir, "dissection"),
-                                   sampling.latents(1000, 0, g.z_dim).numpy(),
+                                   sampling.latents(1000, 0, g.z_dim, g.z_distribution).numpy(),
                                    list(g.conv_layer_names), num_examples=6)
     if args.layer:
         result = dict(result, best_layer=args.layer)

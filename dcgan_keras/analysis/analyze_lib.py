@@ -19,11 +19,12 @@ from dcgan_keras.analysis.latent import arithmetic, interpolation
 from dcgan_keras.data import shapes
 from dcgan_keras.evaluation import feature_nets
 from dcgan_keras.exporters import sampling
+from dcgan_keras.models import latent
 
 
-def _latents(num, seed, z_dim):
-    """The sample binary's z of (num, seed)."""
-    return sampling.latents(num, seed, z_dim).numpy()
+def _latents(num, seed, generator):
+    """The sample binary's z of (num, seed), from the generator's prior."""
+    return sampling.latents(num, seed, generator.z_dim, latent.of(generator)).numpy()
 
 
 def _sheet(path, generator):
@@ -98,7 +99,7 @@ def run_forget(networks, o):
     if o.sheet:
         images, z = _sheet(o.sheet, g)
     else:
-        z = _latents(o.num_annotated, seed, g.z_dim)
+        z = _latents(o.num_annotated, seed, g)
         images = outputs.generator_fn(g)(z)
     segmenter = label = None
     if concept:
@@ -114,7 +115,7 @@ def run_forget(networks, o):
         box_map = forget.boxes_from_masks(segmenter(images) == label)
     else:
         raise ValueError("forget needs --boxes (with --sheet), or --concept on shapes")
-    new_z = _latents(o.num_new, seed + 1, g.z_dim)
+    new_z = _latents(o.num_new, seed + 1, g)
     r = forget.run(networks, o.out_dir, layer, z, box_map, new_z, segmenter, label,
                    shapes.CONCEPTS if segmenter is not None else None, max_maps=o.max_maps)
     line = (f"layer {layer}: regression accuracy {r['regression_accuracy']:.3f} on "
@@ -133,7 +134,7 @@ def run_neighbors(networks, o):
     if o.sheet:
         images = _sheet(o.sheet, g)[0].astype(np.float32) / 127.5 - 1.0
     else:
-        images = outputs.generator_fn(g)(_latents(o.num_samples, o.seed, g.z_dim))
+        images = outputs.generator_fn(g)(_latents(o.num_samples, o.seed, g))
     reference = np.concatenate(list(_real_images(networks, o.dataset, o.data_dir, split="test",
                                                  max_examples=len(images))))
     batches = _real_images(networks, o.dataset, o.data_dir, max_examples=o.max_train or None)
@@ -168,10 +169,10 @@ def run_dissect(networks, o):
         nethook.check_layer(g, layer)
     seg = segmenters.load(o.segmenter)
     r = dissection.run(
-        g, seg, o.out_dir, _latents(o.num_dissect, seed, g.z_dim), layers, q=o.quantile,
+        g, seg, o.out_dir, _latents(o.num_dissect, seed, g), layers, q=o.quantile,
         num_units=o.num_units, num_examples=o.top_k, concept=o.concept,
         ignore=tuple(o.ignore_concepts or ()), region=_region(o.region, g.image_size),
-        intervene_z=_latents(o.num_intervene, seed + 1, g.z_dim) if o.num_intervene else None,
+        intervene_z=_latents(o.num_intervene, seed + 1, g) if o.num_intervene else None,
         seed=seed, progress=lambda line: print(f"dissect {line}", file=sys.stderr, flush=True))
     layer = r["layers"][r["best_layer"]]
     line = ("; ".join(f"{name}: {v['matched_units']}/{v['units']} units IoU > {v['cutoff']}"
@@ -207,7 +208,7 @@ def run_paint(networks, o):
             for name in layers:
                 nethook.check_layer(g, name)
             result = launch.dissection_for(
-                g, seg, directory, _latents(o.num_dissect, o.seed, g.z_dim), layers,
+                g, seg, directory, _latents(o.num_dissect, o.seed, g), layers,
                 q=o.quantile, num_units=o.num_units, num_examples=o.top_k,
                 ignore=tuple(o.ignore_concepts or ()))
         if layer:

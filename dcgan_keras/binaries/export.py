@@ -7,7 +7,7 @@ r"""Exports a trained DCGAN as SavedModels, TFLite generators and metadata.json.
 Another service then needs only TensorFlow:
 
     g = tf.saved_model.load("runs/lsun/export/generator")
-    images = g.signatures["serving_default"](z=tf.random.normal([16, 100]))["images"]
+    images = g.signatures["serving_default"](z=tf.random.uniform([16, 100], -1, 1))["images"]
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 

@@ -37,6 +37,10 @@ flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size (over all r
 flags.DEFINE_integer("epochs", _D.epochs, "Passes over the training data.")
 flags.DEFINE_integer("max_steps", _D.max_steps, "Stop after this many steps (0: --epochs).")
 flags.DEFINE_integer("z_dim", _D.z_dim, "Latent size.")
+flags.DEFINE_enum("z_distribution", _D.z_distribution, config_lib.Z_DISTRIBUTIONS,
+                  "The prior of z: uniform, U(-1, 1) in every dimension (the paper's and its "
+                  "code's), or normal, N(0, 1) (PyTorch's example). Samples, exports and "
+                  "analyses of the run draw from it.")
 flags.DEFINE_integer("base_width", _D.base_width, "Filters at the highest resolution (the "
                      "paper: 128; the PyTorch example: 64).")
 flags.DEFINE_integer("d_base_width", _D.d_base_width, "D's base width (0: --base_width).")
@@ -130,7 +134,7 @@ def main(argv):
 HELP_GROUPS = {
     "data": ["dataset", "data_dir", "lsun_category", "exclude_list", "image_size", "channels",
              "preprocess", "cache_images", "allow_download"],
-    "model": ["trainer", "z_dim", "base_width", "d_base_width", "generator_loss",
+    "model": ["trainer", "z_dim", "z_distribution", "base_width", "d_base_width", "generator_loss",
               "sync_batchnorm", "ema_decay"],
     "optimisation": ["batch_size", "epochs", "max_steps", "learning_rate", "beta1", "beta2",
                      "adam_epsilon", "adam_epsilon_on", "mixed_precision", "jit_compile",

@@ -14,6 +14,7 @@ from dcgan_keras import config as config_lib
 from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.data import folder, pipeline
 from dcgan_keras.evaluation import feature_nets, sample_quality
+from dcgan_keras.models import latent
 
 TITLES = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "is_std": "IS std",
           "precision": "precision", "recall": "recall"}
@@ -73,7 +74,8 @@ def _generate_from_export(export_dir, num, seed, batch_size):
     generator = tf.saved_model.load(os.path.join(export_dir, "generator"))
     serve = generator.signatures["serving_default"]
     z_dim = serve.structured_input_signature[1]["z"].shape[-1]
-    z = np.random.default_rng(seed).standard_normal((num, z_dim)).astype(np.float32)
+    z = latent.numpy(np.random.default_rng(seed), (num, z_dim),
+                     workdir_lib.export_z_distribution(export_dir))
     return np.concatenate([serve(z=tf.constant(z[i:i + batch_size]))["images"].numpy()
                            for i in range(0, num, batch_size)])
 

@@ -12,6 +12,7 @@ from absl import logging
 
 from dcgan_keras.data import datasets, pipeline, preprocessing
 from dcgan_keras.evaluation import metrics
+from dcgan_keras.models import latent
 from dcgan_keras.utils import files
 
 METRICS = ("fid", "kid", "is", "pr")
@@ -45,9 +46,10 @@ def reference_features(feature_net, dataset, split="test", image_size=32, channe
 
 
 def generate(generator, num, seed=0, batch_size=500):
-    """`num` images of a Keras generator (inference mode) from z drawn with `seed`."""
+    """`num` images of a Keras generator (inference mode) from z drawn with `seed` from
+    its prior (`latent.of`)."""
     z_dim = generator.input_shape[-1]
-    z = np.random.default_rng(seed).standard_normal((num, z_dim)).astype(np.float32)
+    z = latent.numpy(np.random.default_rng(seed), (num, z_dim), latent.of(generator))
     return np.concatenate([generator(z[i:i + batch_size], training=False).numpy()
                            for i in range(0, num, batch_size)])
 

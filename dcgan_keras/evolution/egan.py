@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from dcgan_keras import losses
 from dcgan_keras.evolution import mutations as mutations_lib
-from dcgan_keras.models import dcgan, keras_compat
+from dcgan_keras.models import dcgan, keras_compat, latent
 from dcgan_keras.models.discriminator import Discriminator
 from dcgan_keras.models.generator import Generator
 
@@ -268,12 +268,14 @@ class EGAN(dcgan.DCGAN):
 
 
 def build_egan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
-               sync_batchnorm=False, seed=0, ema_decay=0.0, **egan_kwargs):
+               sync_batchnorm=False, seed=0, ema_decay=0.0, z_distribution=latent.PAPER,
+               **egan_kwargs):
     """Builds G, D and the E-GAN from flat keyword arguments (call inside a strategy
     scope); `egan_kwargs` are EGAN's (mutations, parents, d_steps, gamma, fd_sign,
     fitness_batch)."""
     generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
-                          base_width=base_width, sync_batchnorm=sync_batchnorm)
+                          base_width=base_width, sync_batchnorm=sync_batchnorm,
+                          z_distribution=z_distribution)
     discriminator = Discriminator(image_size=image_size, channels=channels,
                                   base_width=d_base_width or base_width,
                                   sync_batchnorm=sync_batchnorm)

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 import dcgan_keras
 from dcgan_keras import workdir as workdir_lib
-from dcgan_keras.models import features as features_lib
+from dcgan_keras.models import features as features_lib, latent
 from dcgan_keras.exporters import saved_model, tflite
 from dcgan_keras.utils import files as files_lib
 # An export's metadata.json and default place are read in workdir.py; export_lib names them
@@ -81,6 +81,7 @@ def _metadata(generator, discriminator, step, dataset, preprocess, checkpoint, t
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "z_dim": generator.z_dim,
+        "z_distribution": latent.of(generator),
         "image_shape": [size, size, channels],
         "image_value_range": [-1.0, 1.0],
         "uint8_value_range": [0, 255],

@@ -1,6 +1,6 @@
 """Samples from a training workdir or an export directory, reproducible from a seed.
 
-The noise is `latents(num, seed, z_dim)`, the same stateless draw as the exported
+The noise is `latents(num, seed, z_dim, prior)`, the same stateless draw as the exported
 generator's `sample` signature, so `sample --seed=3` gives the same images from the
 workdir, from the export and from `g.signatures["sample"](num=..., seed=3)` (up to
 float round-off of the two runtimes before the uint8 rounding). The first 16 of 64
@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras import workdir as workdir_lib
+from dcgan_keras.models import latent
 from dcgan_keras.utils.images import to_uint8
 from dcgan_keras.utils import images as images_lib
 from dcgan_keras.utils import files
@@ -19,17 +20,18 @@ from dcgan_keras.utils import files
 OUTPUT_FORMATS = (".png", ".npy", ".npz")
 
 
-def latents(num, seed, z_dim):
-    """z ~ N(0, I) float32 [num, z_dim], a pure function of (num, seed).
+def latents(num, seed, z_dim, distribution):
+    """z float32 [num, z_dim] from the prior `distribution` (models/latent.py), a pure
+    function of (num, seed).
 
-    One `tf.random.stateless_normal` draw seeded by (seed, 0): no random state, so it runs
-    the same eagerly and inside the exported SavedModel. The counter-based (Philox)
-    generator fills the tensor in order, so row i is the same for every num > i (a test
-    checks this on the platform it runs on).
+    One stateless draw seeded by (seed, 0): no random state, so it runs the same eagerly
+    and inside the exported SavedModel. The counter-based (Philox) generator fills the
+    tensor in order, so row i is the same for every num > i (a test checks this on the
+    platform it runs on).
     """
     seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
     shape = tf.stack([tf.cast(num, tf.int32), tf.constant(z_dim, tf.int32)])
-    return tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32)
+    return latent.stateless(shape, seed, distribution)
 
 
 def _generate(generate_uint8, z, batch_size):
@@ -46,7 +48,7 @@ def sample_from_export(export_dir, num, seed, batch_size=256):
     loaded = tf.saved_model.load(path)
     signature = loaded.signatures["generate_uint8"]
     z_dim = signature.structured_input_signature[1]["z"].shape[-1]
-    z = latents(num, seed, z_dim).numpy()
+    z = latents(num, seed, z_dim, workdir_lib.export_z_distribution(export_dir)).numpy()
     images = _generate(lambda x: signature(z=tf.constant(x))["images"], z, batch_size)
     return images[:num], z
 
@@ -55,7 +57,7 @@ def sample_from_workdir(workdir, num, seed, checkpoint="latest", generator_key="
                         batch_size=256):
     """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from a workdir's checkpoint."""
     generator = workdir_lib.restore_models(workdir, checkpoint, generator_key)[0]
-    z = latents(num, seed, generator.z_dim).numpy()
+    z = latents(num, seed, generator.z_dim, generator.z_distribution).numpy()
     call = tf.function(lambda x: to_uint8(generator(x, training=False)),
                        reduce_retracing=True)
     images = _generate(lambda x: call(tf.constant(x)), z, batch_size)

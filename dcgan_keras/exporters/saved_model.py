@@ -1,7 +1,7 @@
 """SavedModels of the generator and the discriminator, loadable with TensorFlow alone.
 
     g = tf.saved_model.load("export/generator")
-    images = g.signatures["serving_default"](z=tf.random.normal([16, 100]))["images"]
+    images = g.signatures["serving_default"](z=tf.random.uniform([16, 100], -1, 1))["images"]
 
 Generator signatures:
     serving_default: z float32 [batch, z_dim] -> images float32 [batch, S, S, C] in [-1, 1]
@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_keras.utils.images import to_uint8
-from dcgan_keras.models import features as features_lib
+from dcgan_keras.models import features as features_lib, latent
 from dcgan_keras.exporters.sampling import latents
 
 GENERATOR_SIGNATURES = ("serving_default", "generate_uint8", "sample")
@@ -59,7 +59,7 @@ def export_generator(generator, path):
     Returns:
         path.
     """
-    z_dim = generator.z_dim
+    z_dim, distribution = generator.z_dim, latent.of(generator)
     z_spec = tf.TensorSpec([None, z_dim], tf.float32, name="z")
 
     def generate(z):
@@ -74,7 +74,7 @@ def export_generator(generator, path):
     def sample(num, seed):
         check = tf.debugging.assert_non_negative(num, message="num must be >= 0")
         with tf.control_dependencies([check]):
-            z = latents(num, seed, z_dim)
+            z = latents(num, seed, z_dim, distribution)
         return {"images": to_uint8(generator(z, training=False)), "z": z}
 
     archive = keras.export.ExportArchive()

@@ -3,7 +3,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_keras import losses
-from dcgan_keras.models import keras_compat
+from dcgan_keras.models import keras_compat, latent
 from dcgan_keras.models.adam import default_optimizer
 from dcgan_keras.models.discriminator import Discriminator
 from dcgan_keras.models.generator import Generator
@@ -61,6 +61,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         self.seed = int(seed)
         self.generator_loss = generator_loss
         self.z_dim = generator.z_dim
+        self.z_distribution = latent.of(generator)
         # Aggregation "none": each replica adds 1 to its own copy (all stay equal); an
         # "only_first_replica" assign needs a merge_call, impossible inside XLA.
         self.step = self.add_weight(name="step", shape=(), dtype="int64",
@@ -165,7 +166,8 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             keras_compat.make_replica_local(optimizer.iterations)
 
     def noise(self, batch_size, stream=0):
-        """z ~ N(0, 1) [batch_size, z_dim] for this replica, a function of (seed, step, stream).
+        """z [batch_size, z_dim] from G's prior (`Generator.z_distribution`) for this
+        replica, a function of (seed, step, stream).
 
         The noise of the whole global batch is drawn from one seed and each replica takes
         its own slice, so replicas draw different z and N replicas see exactly the z that
@@ -174,7 +176,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         seed = tf.stack([tf.constant(self.seed, tf.int64),
                          tf.convert_to_tensor(self.step) * 4 + stream])
-        z = tf.random.stateless_normal([batch_size * replicas, self.z_dim], seed=seed)
+        z = latent.stateless([batch_size * replicas, self.z_dim], seed, self.z_distribution)
         if replicas == 1:
             return z
         start = tf.cast(_replica_id(), tf.int32) * batch_size
@@ -282,10 +284,12 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
 
 
 def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
-                sync_batchnorm=False, seed=0, generator_loss="nonsaturating", ema_decay=0.0):
+                sync_batchnorm=False, seed=0, generator_loss="nonsaturating", ema_decay=0.0,
+                z_distribution=latent.PAPER):
     """Builds G, D and the DCGAN from flat keyword arguments (call inside a strategy scope)."""
     generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
-                          base_width=base_width, sync_batchnorm=sync_batchnorm)
+                          base_width=base_width, sync_batchnorm=sync_batchnorm,
+                          z_distribution=z_distribution)
     discriminator = Discriminator(image_size=image_size, channels=channels,
                                   base_width=d_base_width or base_width,
                                   sync_batchnorm=sync_batchnorm)

@@ -2,7 +2,7 @@
 import keras
 from keras import layers
 
-from dcgan_keras.models import architecture, fast_layers
+from dcgan_keras.models import architecture, fast_layers, latent
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")
@@ -26,11 +26,15 @@ class Generator(keras.Model):
         z_dim: size of the latent vector.
         base_width: filters of the last hidden layer; each lower resolution doubles it.
         sync_batchnorm: synchronize BatchNorm statistics across replicas.
+        z_distribution: the prior of z this G is trained on and sampled from, "uniform"
+            (U(-1, 1), the paper's) or "normal" (N(0, 1)); see models/latent.py.
     """
 
     def __init__(self, image_size=64, channels=3, z_dim=100,
-                 base_width=architecture.PAPER_BASE_WIDTH, sync_batchnorm=False, **kwargs):
+                 base_width=architecture.PAPER_BASE_WIDTH, sync_batchnorm=False,
+                 z_distribution=latent.PAPER, **kwargs):
         architecture.validate(image_size, channels, z_dim, base_width)
+        latent.check(z_distribution)
         widths = architecture.widths(image_size, base_width)[::-1]  # [1024, 512, 256, 128]
 
         # === Functional Model ===
@@ -61,6 +65,7 @@ class Generator(keras.Model):
         self.z_dim = z_dim
         self.base_width = base_width
         self.sync_batchnorm = sync_batchnorm
+        self.z_distribution = z_distribution
 
     @property
     def conv_layer_names(self):
@@ -75,10 +80,12 @@ class Generator(keras.Model):
             "z_dim": self.z_dim,
             "base_width": self.base_width,
             "sync_batchnorm": self.sync_batchnorm,
+            "z_distribution": self.z_distribution,
             "name": self.name,
             "trainable": self.trainable,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # a .keras file saved before the prior was a choice was trained on N(0, 1)
+        return cls(**{"z_distribution": latent.LEGACY, **config})

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from dcgan_keras.models import latent
 from dcgan_keras.training import checkpoints
 from dcgan_keras.training.progress import Progress
 from dcgan_keras.training.steps import StepCallback, crossed, model_step
@@ -80,14 +81,16 @@ class SampleGrid(StepCallback):
         self.last = []  # (name, grid) of the latest write, for tests and notebooks
 
     @staticmethod
-    def fixed_noise(num_images, z_dim, seed):
-        """The fixed z of every sample grid of a run: a function of the seed."""
-        rng = np.random.default_rng(seed + 1)
-        return rng.standard_normal((num_images, z_dim)).astype(np.float32)
+    def fixed_noise(num_images, z_dim, seed, distribution):
+        """The fixed z of every sample grid of a run: a function of the seed, from G's
+        prior (models/latent.py)."""
+        return latent.numpy(np.random.default_rng(seed + 1), (num_images, z_dim),
+                            distribution)
 
     def write(self, name):
         if self.z is None:
-            self.z = self.fixed_noise(self.num_images, self.model.z_dim, self.seed)
+            self.z = self.fixed_noise(self.num_images, self.model.z_dim, self.seed,
+                                      latent.of(self.model.generator))
         step = model_step(self.model)
         nets = [("", "samples", self.model.generator)]
         if self.model.ema_generator is not None:

@@ -109,7 +109,8 @@ def build_model(config):
     """The adversarial model that --trainer names (call inside the strategy scope)."""
     nets = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
                 base_width=config.base_width, d_base_width=config.d_base_width,
-                sync_batchnorm=config.sync_batchnorm, seed=config.seed)
+                sync_batchnorm=config.sync_batchnorm, seed=config.seed,
+                z_distribution=config.z_distribution)
     if config.trainer == "egan":
         return build_egan(**nets, mutations=config.egan_mutations,
                           parents=config.egan_parents, d_steps=config.egan_d_steps,

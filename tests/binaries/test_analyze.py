@@ -221,8 +221,9 @@ def test_dissect(run, lively_checkpoint, tmp_path):
     activations for the binary's z; the IoU, the ablation and the insertion images follow
     from them; --quantile and --region change the result."""
     generator, checkpoint = lively_checkpoint
-    z = tf.random.stateless_normal([20, 8], seed=[0, 0])  # sampling.latents(20, seed 0)
-    z_intervene = tf.random.stateless_normal([6, 8], seed=[1, 0])  # (6, seed + 1)
+    # sampling.latents(20, seed 0) and (6, seed + 1) from the run's prior, U(-1, 1)
+    z = tf.random.stateless_uniform([20, 8], seed=[0, 0], minval=-1.0, maxval=1.0)
+    z_intervene = tf.random.stateless_uniform([6, 8], seed=[1, 0], minval=-1.0, maxval=1.0)
     labels = shapes.segment(generator(z, training=False).numpy())
     results, insertion_tiles = {}, {}
     for q, region in ((0.05, (0, 0, 8, 8)), (0.2, (8, 4, 16, 12))):

@@ -45,7 +45,9 @@ def test_same_seed_same_samples_from_workdir_export_and_signature(run, tmp_path)
     images, z = sampling.load_samples(out)  # a structured array: no pickle
     assert images.shape == (6, 16, 16, 1) and images.dtype == np.uint8
     assert z.shape == (6, 8) and z.dtype == np.float32
-    np.testing.assert_array_equal(z, sampling.latents(6, 3, 8).numpy())
+    # the run's prior, the paper's U(-1, 1), drawn from seed (3, 0)
+    np.testing.assert_array_equal(z, tf.random.stateless_uniform(
+        [6, 8], seed=[3, 0], minval=-1.0, maxval=1.0).numpy())
 
     from_export, z_export = sampling.sample_from_export(export_dir, 6, 3, batch_size=4)
     np.testing.assert_array_equal(z_export, z)
@@ -83,10 +85,14 @@ def test_npz_and_bad_extensions(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["s.npz"]
 
 
-def test_latents_rows_do_not_depend_on_num():
-    np.testing.assert_array_equal(sampling.latents(3, 7, 4), sampling.latents(9, 7, 4)[:3])
-    z = sampling.latents(4000, 0, 10).numpy()
-    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+@pytest.mark.parametrize("distribution", ["uniform", "normal"])
+def test_latents_rows_do_not_depend_on_num(distribution):
+    np.testing.assert_array_equal(sampling.latents(3, 7, 4, distribution),
+                                  sampling.latents(9, 7, 4, distribution)[:3])
+    z = sampling.latents(4000, 0, 10, distribution).numpy()
+    std = 1 / np.sqrt(3) if distribution == "uniform" else 1.0  # U(-1, 1): 1/sqrt(3)
+    assert abs(z.mean()) < 0.02 and abs(z.std() - std) < 0.02
+    assert (np.abs(z).max() <= 1) == (distribution == "uniform")
 
 
 def test_sample_binary_needs_exactly_one_source(tmp_path):

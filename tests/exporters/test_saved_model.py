@@ -36,7 +36,11 @@ def test_sample_signature_is_a_function_of_the_seed(fresh, models):
     np.testing.assert_array_equal(out["s6_3_images"][:4], out["s4_3_images"])
     assert not np.array_equal(out["s4_4_images"], out["s4_3_images"])
     # The noise is sampling.latents, so the sample binary reproduces the signature.
-    np.testing.assert_allclose(out["s4_3_z"], sampling.latents(4, 3, 8).numpy(), atol=0)
+    np.testing.assert_allclose(out["s4_3_z"], sampling.latents(4, 3, 8, "uniform").numpy(),
+                               atol=0)
+    # and it draws from G's prior, the paper's U(-1, 1) (seed (3, 0)), as the metadata says
+    np.testing.assert_array_equal(out["s4_3_z"], tf.random.stateless_uniform(
+        [4, 8], seed=[3, 0], minval=-1.0, maxval=1.0).numpy())
     expected = to_uint8(models[0](out["s4_3_z"], training=False)).numpy().astype(int)
     assert np.abs(out["s4_3_images"].astype(int) - expected).max() <= 1
 

@@ -92,7 +92,8 @@ def test_sample_grid_from_a_fixed_z_at_start_and_every_epoch_end(tmp_path):
     gan = _gan(ema_decay=0.5)
     grid = callbacks.SampleGrid(str(tmp_path / "samples"), num_images=4, seed=3,
                                 summary_writer=str(tmp_path))
-    z = np.random.default_rng(3 + 1).standard_normal((4, 8)).astype(np.float32)
+    # the grid's fixed z: seed + 1, from G's prior (the paper's U(-1, 1))
+    z = np.random.default_rng(3 + 1).uniform(-1, 1, (4, 8)).astype(np.float32)
     samples = _Samples(z)
     gan.fit(_data(), epochs=2, verbose=0, callbacks=[grid, samples])
     assert sorted(os.listdir(tmp_path / "samples")) == [

@@ -7,11 +7,18 @@ two endpoints, linear or spherical (White 2016, "Sampling generative networks": 
 Gaussian z has most mass near a sphere, and slerp stays near it), and its sharpness is
 the largest step's change in D-feature space over the mean step: 1 for an even walk, up to
 the number of steps when one step does all the change.
+
+The endpoints come from G's own prior (models/latent.py). On the paper's uniform prior,
+U(-1, 1)^d, the two modes part ways: a linear walk stays inside the cube, the prior's
+support, but its middle is shorter than a typical draw (by up to 1/sqrt(2) halfway between
+two independent ends, as on a Gaussian); a spherical walk keeps the norm but leaves the
+cube, its middle coordinates reaching up to sqrt(2) for orthogonal ends. walk.json
+reports, per mode, the fraction of walk coordinates outside the prior's support.
 """
 import numpy as np
 
 from dcgan_keras.analysis import outputs
-from dcgan_keras.models import features as features_lib
+from dcgan_keras.models import features as features_lib, latent
 
 MODES = ("linear", "spherical")
 
@@ -59,10 +66,12 @@ def sharpness(features):
     return float(step.max() / max(step.mean(), 1e-12))
 
 
-def random_walks(num_walks, steps, z_dim, seed=0, mode="linear"):
-    """`num_walks` walks between random N(0, I) endpoint pairs: [num_walks, steps, z_dim]."""
+def random_walks(num_walks, steps, z_dim, seed=0, mode="linear",
+                 distribution=latent.PAPER):
+    """`num_walks` walks between endpoint pairs drawn from the prior `distribution`:
+    [num_walks, steps, z_dim]."""
     rng = np.random.default_rng(seed)
-    ends = rng.standard_normal([num_walks, 2, z_dim])
+    ends = latent.numpy(rng, [num_walks, 2, z_dim], distribution)
     return np.stack([walk(a, b, steps, mode) for a, b in ends])
 
 
@@ -99,10 +108,14 @@ def run(networks, out_dir, num_walks=8, steps=10, modes=MODES, seed=0,
     if compare_untrained:
         generators["untrained"] = outputs.untrained_copy(generator, seed)
     result = {"num_walks": num_walks, "steps": steps, "seed": seed, "step": networks.step,
+              "z_distribution": latent.of(generator),
               "feature_space": "D probe features (all conv blocks, 4x4 max-pooled)"}
     for mode in modes:
-        walks = random_walks(num_walks, steps, generator.z_dim, seed, mode)
+        walks = random_walks(num_walks, steps, generator.z_dim, seed, mode,
+                             latent.of(generator))
         result[mode] = {}
+        if latent.of(generator) == latent.UNIFORM:
+            result[f"{mode}_outside_prior_support"] = float(np.mean(np.abs(walks) > 1))
         for name, g in generators.items():
             images, sharp = walk_sharpness(outputs.generator_fn(g), feature_fn, walks)
             suffix = "" if name == "trained" else f"_{name}"

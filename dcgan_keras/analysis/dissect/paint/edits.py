@@ -6,7 +6,7 @@ A record (what the page downloads, and what the server's /api/edit takes) is
      "edits": [{"concept": "circle", "mode": "remove", "units": [4, 17, ...],
                 "values": [...], "region": {"mask": ["0011...", ...]}}, ...]}
 
-z is the sample binary's z of the seed (`sampling.latents(1, seed, z_dim)`). Each edit, in
+z is the sample binary's z of the seed (`sampling.latents(1, seed, z_dim, prior)`). Each edit, in
 order, sets its units inside its region at the layer's resolution: to 0 for "remove", to
 `values` (each unit's top-quantile level from the dissection, the paper's insertion) for
 "add" (Bau et al. 2018, arXiv:1811.10597, section 3.2; GANPaint). The region is a mask of
@@ -26,6 +26,7 @@ import tensorflow as tf
 from dcgan_keras.analysis import nethook
 from dcgan_keras.analysis.dissect import dissection as dissection_lib
 from dcgan_keras.exporters import sampling
+from dcgan_keras.models import latent
 from dcgan_keras.utils.images import to_uint8
 
 MODES = ("add", "remove")
@@ -130,16 +131,17 @@ def render(split, z, checked):
     return to_uint8(split.images_from(np.concatenate(states))).numpy()
 
 
-def latent(seed, z_dim):
-    """z [1, z_dim] of `seed`: the sample binary's (exporters/sampling.py)."""
-    return sampling.latents(1, seed, z_dim).numpy()
+def seed_latent(seed, generator):
+    """z [1, z_dim] of `seed`: the sample binary's (exporters/sampling.py), from the
+    generator's prior."""
+    return sampling.latents(1, seed, generator.input.shape[-1], latent.of(generator)).numpy()
 
 
 def replay(generator, record):
     """The image (uint8 [S, S, C]) that a downloaded record of edits describes."""
     split = nethook.SplitGenerator(generator, record.get("layer", ""))
     seed, checked = check_record(record, split, generator.output.shape[1])
-    return render(split, latent(seed, generator.input.shape[-1]), checked)[-1]
+    return render(split, seed_latent(seed, generator), checked)[-1]
 
 
 def png_base64(image):
@@ -231,7 +233,7 @@ class Painter:
         split = self._split(record["layer"])
         seed, checked = check_record(record, split, self.size)
         with self._lock:
-            images = render(split, latent(seed, self.z_dim), checked)
+            images = render(split, seed_latent(seed, self.generator), checked)
         labels = self.segmenter(images)
         concepts = self.segmenter.concepts
         shares = [{"concept": e["concept"], "mode": e["mode"],
