@@ -67,7 +67,10 @@ def run_peer(peer, seed, epochs, out_dir):
     return round(time.perf_counter() - start)
 
 
-DEFAULT_EPSILON_ON = TrainConfig().adam_epsilon_on  # ours' runs of any other get a suffix
+# Ours' choices whose non-default values get a workdir suffix, with the value a workdir from
+# before the choice existed was trained with.
+VARIANTS = {"adam_epsilon_on": "v", "z_distribution": "normal"}
+DEFAULTS = {name: getattr(TrainConfig(), name) for name in VARIANTS}
 SCORES_FILE = "quality_scores.json"  # in each of our workdirs: {epoch: [G, EMA G] scores}
 SAMPLES_FILE = "quality_samples_epoch"  # + E.npy: the first 64 samples, for the grids
 
@@ -90,16 +93,19 @@ def save_scores(workdir, done, epoch, samples):
     os.replace(tmp, os.path.join(workdir, SCORES_FILE))
 
 
-def check_placement(workdir, epsilon_on):
-    """Refuses a workdir trained with the other Adam epsilon placement (workdirs from before
-    the flag have none in their config.json: they trained with "v")."""
+def check_variants(workdir, chosen):
+    """Refuses a workdir trained with another Adam epsilon placement or prior of z than
+    `chosen` ({name: value}); workdirs from before a flag have none in their config.json
+    and trained with its VARIANTS value."""
     path = config_lib.config_path(workdir)
     if os.path.exists(path):
         with open(path) as f:
-            saved = json.load(f).get("adam_epsilon_on", "v")
-        if saved != epsilon_on:
-            raise SystemExit(f"{workdir} was trained with --adam_epsilon_on={saved}, not "
-                             f"{epsilon_on}: use another --out or delete the workdir")
+            saved = json.load(f)
+        for name, value in chosen.items():
+            if saved.get(name, VARIANTS[name]) != value:
+                raise SystemExit(f"{workdir} was trained with --{name}="
+                                 f"{saved.get(name, VARIANTS[name])}, not {value}: use "
+                                 "another --out or delete the workdir")
 
 
 def mean_sd(runs, epoch, metric):
@@ -138,11 +144,16 @@ def main():
                              "(none = float32); each gets its own workdir OUT/ours_<value>")
     parser.add_argument("--seeds", default="0",
                         help="comma-separated seeds: each model is trained once per seed")
-    parser.add_argument("--adam_epsilon_on", default=DEFAULT_EPSILON_ON,
+    parser.add_argument("--adam_epsilon_on", default=DEFAULTS["adam_epsilon_on"],
                         choices=config_lib.ADAM_EPSILON_ON,
                         help="ours' Adam epsilon placement (v_hat, the default, is the paper's "
                              "code's and the peer's); v runs get their own workdirs "
                              "OUT/ours_<precision>_v")
+    parser.add_argument("--z_distribution", default=DEFAULTS["z_distribution"],
+                        choices=config_lib.Z_DISTRIBUTIONS,
+                        help="ours' prior of z (uniform, the default, is the paper's; the "
+                             "peer draws N(0, 1) as PyTorch's example); normal runs get "
+                             "their own workdirs OUT/ours_<precision>_normal")
     parser.add_argument("--peer", default=PEER)
     parser.add_argument("--skip_peer", action="store_true")
     args = parser.parse_args()
@@ -159,8 +170,9 @@ def main():
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     # OUR[p]: the run key and workdir name of ours at precision p.
-    other = args.adam_epsilon_on != DEFAULT_EPSILON_ON
-    OUR = {p: f"ours_{p}" + (f"_{args.adam_epsilon_on}" if other else "") for p in precisions}
+    chosen = {name: getattr(args, name) for name in VARIANTS}
+    other = [value for name, value in chosen.items() if value != DEFAULTS[name]]
+    OUR = {p: "_".join([f"ours_{p}", *other]) for p in precisions}
     keys = [OUR[p] for p in precisions] + [OUR[p] + "_ema" for p in precisions]
     if not args.skip_peer:
         keys.append("peer")
@@ -196,7 +208,7 @@ def main():
         for seed in seeds:
             workdir = os.path.join(out, key + suffix(seed))
             runs[key][seed], runs[key + "_ema"][seed] = {}, {}
-            check_placement(workdir, args.adam_epsilon_on)
+            check_variants(workdir, chosen)
             done = load_scores(workdir)
             start = time.perf_counter()
             for epoch in range(1, args.epochs + 1):
@@ -211,6 +223,7 @@ def main():
                                      preprocess="pad", base_width=64, epochs=epoch,
                                      mixed_precision=precision, ema_decay=args.ema_decay,
                                      adam_epsilon_on=args.adam_epsilon_on,
+                                     z_distribution=args.z_distribution,
                                      seed=seed, allow_download=False, log_every=100)
                 result = train_lib.train_and_evaluate(config, workdir)
                 step = int(result["gan"].step)
@@ -240,7 +253,7 @@ def main():
                               np.concatenate(sum([[g, gap] for g in row], [])[:-1], axis=1))
     with open(os.path.join(out, "quality.json"), "w") as f:
         json.dump(results, f, indent=2)
-    label = {p: f"ours {p}" + (f" {args.adam_epsilon_on}" if other else "") for p in precisions}
+    label = {p: " ".join([f"ours {p}", *other]) for p in precisions}
     names = {OUR[p]: label[p] for p in precisions}
     names.update({OUR[p] + "_ema": label[p] + " EMA" for p in precisions})
     names["peer"] = "peer"

@@ -3,6 +3,7 @@ to the model's own, and config must not reach into the trainers for them."""
 import ast
 import inspect
 import os
+import re
 
 import pytest
 
@@ -51,3 +52,28 @@ def test_config_imports_no_trainer_and_no_framework_directly():
     assert not imported & {"dcgan_keras.models.dcgan", "dcgan_keras.evolution.egan",
                            "keras", "tensorflow"}
     assert not [name for name in imported if name.startswith(("keras.", "tensorflow."))]
+
+
+def test_the_recipe_defaults_are_the_papers():
+    """The defaults docs/design.md#the-papers-recipe lists, as the paper states them
+    (sections 3-4, figure 1); a change of default is a change of that table."""
+    assert (CONFIG.batch_size, CONFIG.z_dim, CONFIG.z_distribution) == (128, 100, "uniform")
+    assert (CONFIG.learning_rate, CONFIG.beta1) == (2e-4, 0.5)
+    assert (CONFIG.image_size, CONFIG.channels, CONFIG.base_width) == (64, 3, 128)
+    assert (CONFIG.preprocess, CONFIG.generator_loss) == ("crop_resize", "nonsaturating")
+    assert CONFIG.trainer == "dcgan"
+
+
+def test_the_recipe_table_names_tests_that_exist():
+    """Every test the recipe table cites exists: `file.py::test` (a bare file name is found
+    under tests/; a bare `::test` is in the file named before it)."""
+    text = open(os.path.join(REPO, "docs", "design.md")).read()
+    table = text[text.index("## The paper's recipe"):text.index("## One training loop")]
+    by_name = {name: os.path.join(root, name) for root, _, names in os.walk(
+        os.path.join(REPO, "tests")) for name in names if name.endswith(".py")}
+    cited, path = 0, None
+    for file_ref, test in re.findall(r"`(?:tests/)?(?:[\w/]*/)?(test_\w+\.py)?::(\w+)`", table):
+        path = by_name[file_ref] if file_ref else path
+        assert f"def {test}(" in open(path).read(), (path, test)
+        cited += 1
+    assert cited >= 15

@@ -157,4 +157,5 @@ def toy_generator(size=16, grid=4, units=4, planted=True, z_dim=8):
     if planted:
         kernel[0, 0, 0] = [4.0, -2.0, -2.0]  # unit 0: red up, green and blue down
     model.get_layer("paint").set_weights([kernel, np.zeros([3], np.float32)])
+    model.z_distribution = "normal"  # its bias -4 makes unit 0 sparse for z ~ N(0, 1)
     return model

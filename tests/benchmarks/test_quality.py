@@ -82,15 +82,20 @@ def test_scores_round_trip_per_workdir(tmp_path):
     assert not (tmp_path / (quality.SCORES_FILE + ".tmp")).exists()
 
 
-def test_a_workdir_of_the_other_adam_placement_is_refused(tmp_path):
+def test_a_workdir_of_another_adam_placement_or_prior_is_refused(tmp_path):
     import json
     import pytest
-    quality.check_placement(str(tmp_path), "v_hat")  # no workdir yet: fine
+    paper = {"adam_epsilon_on": "v_hat", "z_distribution": "uniform"}
+    quality.check_variants(str(tmp_path), paper)  # no workdir yet: fine
     with open(tmp_path / "config.json", "w") as f:
-        json.dump({"seed": 0}, f)  # from before the flag: trained with "v"
-    quality.check_placement(str(tmp_path), "v")
+        json.dump({"seed": 0}, f)  # from before both flags: trained with "v" and N(0, 1)
+    quality.check_variants(str(tmp_path), {"adam_epsilon_on": "v", "z_distribution": "normal"})
     with pytest.raises(SystemExit, match="--adam_epsilon_on=v, not v_hat"):
-        quality.check_placement(str(tmp_path), "v_hat")
+        quality.check_variants(str(tmp_path), paper)
     with open(tmp_path / "config.json", "w") as f:
-        json.dump({"adam_epsilon_on": "v_hat"}, f)
-    quality.check_placement(str(tmp_path), "v_hat")
+        json.dump({"adam_epsilon_on": "v_hat"}, f)  # from before --z_distribution
+    with pytest.raises(SystemExit, match="--z_distribution=normal, not uniform"):
+        quality.check_variants(str(tmp_path), paper)
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(paper, f)
+    quality.check_variants(str(tmp_path), paper)
