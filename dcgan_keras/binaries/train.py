@@ -16,6 +16,8 @@ from absl import app, flags, logging
 from dcgan_keras import config as config_lib
 from dcgan_keras.binaries import egan_flags  # noqa: F401  (--trainer, --egan_*)
 from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.training import train_lib
+from dcgan_keras.training.reliability import NonFiniteError
 from dcgan_keras.utils import files
 
 _D = config_lib.TrainConfig()
@@ -112,9 +114,7 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from dcgan_keras.training import train_lib  # after flags parse: TensorFlow is slow to load
     logging.set_verbosity(logging.INFO)
-    from dcgan_keras.training.reliability import NonFiniteError
     try:
         config = config_from_flags().validate()
         result = train_lib.train_and_evaluate(config, FLAGS.workdir)
