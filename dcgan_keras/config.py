@@ -83,7 +83,7 @@ class TrainConfig:
     egan_parents: int = 1
     egan_d_steps: int = 2
     egan_gamma: float = 0.004
-    egan_fd_sign: str = "minus"  # the paper; "plus": the authors' PyTorch code
+    egan_fd_sign: str = "minus"  # the paper and both codebases; "plus": a superseded release
     egan_fitness_batch: int = 256
 
     def validate(self):

@@ -23,7 +23,8 @@ flags.DEFINE_float("egan_gamma", _D.egan_gamma,
                    "Weight of the diversity fitness in F = F_q + gamma F_d (the authors' "
                    "CIFAR-10 code: 0.004 on log ||grad||).")
 flags.DEFINE_enum("egan_fd_sign", _D.egan_fd_sign, sorted(mutations.FD_SIGNS),
-                  "F_d = -log ||grad_D L_D|| (minus: the paper and its Theano code) or "
-                  "+log ||grad_D L_D|| (plus: the authors' PyTorch code).")
+                  "F_d = -log ||grad_D L_D|| (minus: the paper, its Theano code and the "
+                  "latest PyTorch code) or +log ||grad_D L_D|| (plus: only a superseded "
+                  "2019 PyTorch release; for comparison).")
 flags.DEFINE_integer("egan_fitness_batch", _D.egan_fitness_batch,
                      "Generated samples per child evaluation (the authors' code: 256).")

@@ -63,7 +63,8 @@ class EGAN(dcgan.DCGAN):
         parents: mu, the survivors of each generation.
         d_steps: n_D, D updates per generation.
         gamma: weight of the diversity fitness.
-        fd_sign: "minus" (the paper) or "plus" (the authors' PyTorch code).
+        fd_sign: "minus" (the paper and both author codebases' latest versions) or
+            "plus" (a superseded 2019 PyTorch release; see mutations.py).
         fitness_batch: generated samples per child evaluation (global, all replicas).
         ema_decay: as for `DCGAN` (an EMA of the selected generator).
     """

@@ -16,12 +16,15 @@ Fitness F = F_q + gamma * F_d on a fitness batch:
     F_q = E_z[D(G(z))]                                   (quality)
     F_d = sign * log || grad_D L_D ||                    (diversity)
 with L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))], D's own loss, and its gradient taken
-with respect to D's parameters. The sign is where the authors' two codebases disagree:
-    "minus" (default): F_d = -log ||grad||, the paper's equation and its Theano code
-        (`fit = fr_score - fd_score`, fd_score = beta log ||grad||^2). A child whose
+with respect to D's parameters.
+    "minus" (default): F_d = -log ||grad||, the paper's equation, its Theano code
+        (`fit = fr_score - fd_score`, fd_score = beta log ||grad||^2) and the latest
+        PyTorch code (WANG-Chaoyue/EvolutionaryGAN-pytorch, models/egan_model.py:
+        `Fd = -torch.log(torch.norm(allgrad))`, `F = Fq + lambda_f * Fd`). A child whose
         samples are spread out leaves D less able to overfit them, so D's gradient is
         small and the fitness high: the paper's stated intent.
-    "plus": F_d = +log ||grad||, the authors' later PyTorch code (`F = Fq + lambda_f * Fd`).
+    "plus": F_d = +log ||grad||, which only a superseded 2019 release of the PyTorch code
+        computed (that release also took F_q from raw logits); kept for comparison.
 """
 import tensorflow as tf
 
