@@ -2,14 +2,18 @@
 
 Each kind of data has its own module, which builds a `source.Source` (records + a
 decoder): `folder` (any image tree), `idx` (MNIST, Fashion-MNIST), `tfds_source`
-(tensorflow-datasets), `lsun` (LMDB) and `shapes` (procedural scenes). What reads a
+(tensorflow-datasets), `lsun` (LMDB) and `shapes` (procedural scenes; `shapes_random`
+with colours independent of kind). What reads a
 Source is `pipeline` (tf.data) and `cache` (--cache_images).
 """
 import os
 
 from dcgan_keras.data import exclusion, folder, idx, lsun, shapes, tfds_source
 
-DATASET_NAMES = ("lsun",) + tuple(tfds_source.TFDS_DATASETS) + ("folder", "shapes")
+# shapes_random: the shapes scenes with every object's colour drawn independently of its
+# kind (data/shapes.py), so only the shape tells the kind.
+SHAPES = {"shapes": "family", "shapes_random": "random"}
+DATASET_NAMES = ("lsun",) + tuple(tfds_source.TFDS_DATASETS) + ("folder",) + tuple(SHAPES)
 SPLITS = ("train", "test")
 
 
@@ -35,8 +39,8 @@ def get_source(name, split="train", data_dir=None, allow_download=True, index_ca
         source = folder.folder_source(data_dir, split, index_cache)
     elif name == "lsun":
         source = lsun.lsun_source(data_dir, split, lsun_category, index_cache)
-    elif name == "shapes":  # procedural scenes with exact masks (data/shapes.py)
-        source = shapes.source(split)
+    elif name in SHAPES:  # procedural scenes with exact masks (data/shapes.py)
+        source = shapes.source(split, colors=SHAPES[name])
     elif name in idx.IDX_DATASETS:
         source = idx.idx_source(name, split, data_dir, allow_download)
     else:

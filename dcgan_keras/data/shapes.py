@@ -1,13 +1,21 @@
 """`--dataset=shapes`: procedural scenes with exact per-pixel masks, and their segmenter.
 
 A scene is a background of low saturation (a random tint with a linear brightness
-gradient) with 1-4 flat-coloured objects drawn over it, later objects on top. Each object
-kind has its own colour family, far apart in HSV:
+gradient) with 1-4 flat-coloured objects drawn over it, later objects on top. The objects'
+colours come in one of two ways (`colors`; `--dataset=shapes` and `--dataset=shapes_random`):
+
+- "family" (the default): each kind has its own colour family, far apart in HSV, so the
+  colour alone tells the kind (and the colour rule below segments exactly):
 
     circle    red    hue   0 +- 20 deg, saturation 0.7-1, value 0.6-1
     square    green  hue 120 +- 20 deg, (rotated)
     triangle  blue   hue 240 +- 20 deg, (equilateral, rotated)
     background       saturation <= 0.2, value 0.25-0.9
+
+- "random": every object's hue is uniform on the whole circle, independent of its kind
+  (saturation and value as above). Only the shape tells the kind, so a dissected unit
+  that matches "square" draws squares, not green; a colour rule cannot segment these
+  scenes, a learned segmenter can (binaries/train_segmenter.py). The masks stay exact.
 
 Geometry is in unit coordinates, and a pixel belongs to a shape when its centre does (no
 antialiasing), so a scene renders at any image_size and its masks are exact: the label
@@ -41,6 +49,7 @@ RADIUS = (0.1, 0.22)  # circumradius of an object, in units of the image side
 MAX_OBJECTS = 4
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 _SPLIT_SEEDS = {"train": 0, "test": 1}
+COLORS = ("family", "random")
 DEFAULT_SIZE = 64  # what `Source.load` renders; training renders at its image_size
 
 
@@ -49,8 +58,19 @@ def _hsv_to_rgb(h, s, v):
     return np.array(colorsys.hsv_to_rgb((h % 360.0) / 360.0, s, v))
 
 
-def scene_params(index, split="train"):
-    """The scene of (split, index): a dict of background and object parameters."""
+def check_colors(colors):
+    """Refuses an unknown --shapes_colors value."""
+    if colors not in COLORS:
+        raise ValueError(f"shapes_colors must be one of {', '.join(COLORS)}, got {colors!r}")
+    return colors
+
+
+def scene_params(index, split="train", colors="family"):
+    """The scene of (split, index): a dict of background and object parameters.
+
+    The geometry of a scene does not depend on `colors` (the same random draws are made
+    either way), so scene i of both datasets has the same shapes in different colours."""
+    check_colors(colors)
     rng = np.random.default_rng([_SPLIT_SEEDS[split], int(index)])
     background = {
         "hue": rng.uniform(0, 360), "saturation": rng.uniform(0, BACKGROUND_SATURATION),
@@ -58,11 +78,15 @@ def scene_params(index, split="train"):
     objects = []
     for _ in range(rng.integers(1, MAX_OBJECTS + 1)):
         kind = int(rng.integers(len(KINDS)))
-        objects.append({
-            "kind": kind, "radius": rng.uniform(*RADIUS),
-            "center": rng.uniform(0.15, 0.85, size=2), "angle": rng.uniform(0, 2 * np.pi),
-            "rgb": _hsv_to_rgb(HUES[kind] + rng.uniform(-HUE_SPREAD, HUE_SPREAD),
-                               rng.uniform(*OBJECT_SATURATION), rng.uniform(*OBJECT_VALUE))})
+        radius, center = rng.uniform(*RADIUS), rng.uniform(0.15, 0.85, size=2)
+        angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-HUE_SPREAD, HUE_SPREAD)
+        saturation, value = rng.uniform(*OBJECT_SATURATION), rng.uniform(*OBJECT_VALUE)
+        # "random": a hue of its own stream (seeded by the scene and the object), so the
+        # draws above, and hence the geometry, are those of the "family" scene.
+        hue = (HUES[kind] + offset if colors == "family" else np.random.default_rng(
+            [_SPLIT_SEEDS[split], int(index), len(objects), 1]).uniform(0, 360))
+        objects.append({"kind": kind, "radius": radius, "center": center, "angle": angle,
+                        "rgb": _hsv_to_rgb(hue, saturation, value)})
     return {"background": background, "objects": objects}
 
 
@@ -85,18 +109,19 @@ def _inside(kind, radius, center, angle, x, y):
     return inside
 
 
-def render(index, size, split="train"):
+def render(index, size, split="train", colors="family"):
     """Renders scene `index` of `split` at size x size.
 
     Args:
         index: the scene's index (any non-negative integer).
         size: image side in pixels.
         split: "train" or "test" (different scenes).
+        colors: "family" or "random" (see the module doc).
     Returns:
         (image uint8 [size, size, 3], labels uint8 [size, size]): labels[i, j] is the
         index in CONCEPTS of what pixel (i, j) shows (0 = background).
     """
-    params = scene_params(index, split)
+    params = scene_params(index, split, colors)
     centres = (np.arange(size) + 0.5) / size
     x, y = np.meshgrid(centres, centres)  # x along columns, y along rows
     bg = params["background"]
@@ -114,6 +139,9 @@ def render(index, size, split="train"):
 
 def segment(images):
     """The colour-rule segmenter: images -> label maps (values index CONCEPTS).
+
+    Exact on the "family" scenes only: on "random" scenes it still separates objects
+    from the background, but names the kind by hue, which there says nothing.
 
     Args:
         images: uint8 [N, H, W, 3] (or [H, W, 3]), or floats in [-1, 1].
@@ -140,7 +168,13 @@ def pixel_share(labels, concept):
     return float(np.mean(np.asarray(labels) == CONCEPTS.index(concept)))
 
 
-def source(split="train", num_examples=None):
+def render_batch(indices, size, split="train", colors="family"):
+    """(images uint8 [N, size, size, 3], labels uint8 [N, size, size]) of scenes `indices`."""
+    pairs = [render(int(i), size, split, colors) for i in indices]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def source(split="train", num_examples=None, colors="family"):
     """The shapes dataset as a `Source` (records: scene indices).
 
     `load` renders at DEFAULT_SIZE; `load_at_least(i, side)` renders at exactly `side`,
@@ -148,13 +182,14 @@ def source(split="train", num_examples=None):
     any image_size sees exact shapes.
     """
     n = num_examples or SPLIT_SIZES[split]
+    check_colors(colors)
 
     def load_at_least(index, side):
-        image = tf.numpy_function(lambda i: render(i, side, split)[0], [index], tf.uint8,
+        image = tf.numpy_function(lambda i: render(i, side, split, colors)[0], [index], tf.uint8,
                                   stateful=False)
         return tf.ensure_shape(image, [side, side, 3])
 
     return Source(
-        name="shapes", split=split, num_examples=n,
+        name="shapes" if colors == "family" else "shapes_random", split=split, num_examples=n,
         records=lambda: tf.data.Dataset.range(n).map(lambda i: (i, tf.constant(-1, tf.int64))),
         load=lambda index: load_at_least(index, DEFAULT_SIZE), load_at_least=load_at_least)

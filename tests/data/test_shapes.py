@@ -11,7 +11,7 @@ def _background_only(index, size, split="train"):
     params = shapes.scene_params(index, split)
     original = shapes.scene_params
     try:
-        shapes.scene_params = lambda i, s="train": dict(params, objects=[])
+        shapes.scene_params = lambda *args: dict(params, objects=[])
         return shapes.render(index, size, split)[0]
     finally:
         shapes.scene_params = original
@@ -83,3 +83,43 @@ def test_source_renders_at_the_training_size_without_resampling():
     assert gray.shape == (2, 16, 16, 1)
     batch = next(iter(pipeline.train_dataset(source, 16, 3, 8, seed=1)))
     assert batch.shape == (8, 16, 16, 3)
+
+
+def _object_hues(images, labels):
+    """Each object pixel's hue in degrees [0, 360) and its kind (1..3)."""
+    rgb = images[labels > 0].astype(np.float64) / 255.0
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    hue = np.degrees(np.arctan2(np.sqrt(3.0) * (g - b), 2 * r - g - b)) % 360.0
+    return hue, labels[labels > 0]
+
+
+def test_random_colours_keep_the_geometry_and_make_colour_say_nothing_of_kind():
+    family = [shapes.render(i, 32) for i in range(300)]
+    random = [shapes.render(i, 32, colors="random") for i in range(300)]
+    for (_, lf), (image, lr) in zip(family, random):
+        np.testing.assert_array_equal(lf, lr)  # the same shapes, other colours
+    images, labels = np.stack([r[0] for r in random]), np.stack([r[1] for r in random])
+    hue, kind = _object_hues(images, labels)
+    for k in (1, 2, 3):
+        # Every kind's hues cover the circle: each 60-degree sextant holds some of them.
+        counts = np.bincount((hue[kind == k] // 60).astype(int), minlength=6)
+        assert (counts > 0.05 * counts.sum()).all(), (k, counts)
+    # The colour rule still separates objects from the background...
+    predicted = shapes.segment(images)
+    np.testing.assert_array_equal(predicted > 0, labels > 0)
+    # ...but its kinds are near chance (1/3) on random colours, exact on the families.
+    accuracy = np.mean(predicted[labels > 0] == labels[labels > 0])
+    assert 0.2 < accuracy < 0.5, accuracy
+    with pytest.raises(ValueError, match="shapes_colors must be one of family, random"):
+        shapes.render(0, 16, colors="rainbow")
+
+
+def test_shapes_random_is_a_dataset_of_its_own():
+    source = datasets.get_source("shapes_random", "test")
+    assert source.name == "shapes_random" and source.num_examples == shapes.SPLIT_SIZES["test"]
+    images, _ = pipeline.load_numpy(source, 16, 3, max_examples=4)
+    expected = np.stack([shapes.render(i, 16, "test", "random")[0] for i in range(4)])
+    np.testing.assert_allclose((images + 1.0) * 127.5, expected, atol=1e-3)
+    batch, labels = shapes.render_batch(range(4), 16, "test", "random")
+    np.testing.assert_array_equal(batch, expected)
+    assert labels.shape == (4, 16, 16)
