@@ -145,50 +145,44 @@ def run_neighbors(networks, o):
             f"{r['pixels']['reference_nearest_median']:.2f})")
 
 
-def _region(region, image_size):
-    if not region:
-        return None
-    try:
-        box = tuple(int(v) for v in region)
-    except ValueError:
-        box = ()
-    if len(box) != 4 or not (0 <= box[0] < box[2] <= image_size
-                             and 0 <= box[1] < box[3] <= image_size):
-        raise ValueError(f"--region must be x0,y0,x1,y1 with 0 <= x0 < x1 <= {image_size} "
-                         f"(pixels), got {','.join(map(str, region))}")
-    return box
+def _check_dissect_options(o):
+    if o.threshold not in dissection.THRESHOLDS:
+        raise ValueError(f"--threshold must be one of {', '.join(dissection.THRESHOLDS)}, "
+                         f"got {o.threshold!r}")
+    if o.threshold == "quantile" and not 0 < o.quantile < 1:
+        raise ValueError(f"--quantile must be in (0, 1), got {o.quantile}")
+    if o.num_dissect < 1 or o.num_units < 1:
+        raise ValueError(f"--num_dissect and --num_units must be >= 1, got {o.num_dissect} "
+                         f"and {o.num_units}")
 
 
 def run_dissect(networks, o):
     g, seed = networks.generator, o.seed
-    if o.num_dissect < 1 or o.num_intervene < 0:
-        raise ValueError(f"--num_dissect must be >= 1 and --num_intervene >= 0, got "
-                         f"{o.num_dissect} and {o.num_intervene}")
+    _check_dissect_options(o)
+    if o.num_intervene < 0 or o.insert_locations < 1 or o.ace_epochs < 1:
+        raise ValueError(f"--num_intervene must be >= 0, --insert_locations and --ace_epochs "
+                         f">= 1, got {o.num_intervene}, {o.insert_locations} and "
+                         f"{o.ace_epochs}")
     layers = list(o.layers or g.conv_layer_names)
     for layer in layers:
         nethook.check_layer(g, layer)
     seg = segmenters.load(o.segmenter)
     r = dissection.run(
-        g, seg, o.out_dir, _latents(o.num_dissect, seed, g), layers, q=o.quantile,
-        num_units=o.num_units, num_examples=o.top_k, concept=o.concept,
-        ignore=tuple(o.ignore_concepts or ()), region=_region(o.region, g.image_size),
+        g, seg, o.out_dir, _latents(o.num_dissect, seed, g), layers, threshold=o.threshold,
+        q=o.quantile, units=o.unit_set, num_units=o.num_units, num_examples=o.top_k,
+        concept=o.concept, ignore=tuple(o.ignore_concepts or ()),
         intervene_z=_latents(o.num_intervene, seed + 1, g) if o.num_intervene else None,
-        seed=seed, progress=lambda line: print(f"dissect {line}", file=sys.stderr, flush=True))
-    layer = r["layers"][r["best_layer"]]
-    line = ("; ".join(f"{name}: {v['matched_units']}/{v['units']} units IoU > {v['cutoff']}"
-                      for name, v in r["layers"].items())
-            + f". Best layer {r['best_layer']}, concept {r['concept']}: top-{o.num_units} IoU "
-            f"{layer['best_units'][r['concept']]['iou'][0]:.3f}..."
-            f"{layer['best_units'][r['concept']]['iou'][-1]:.3f}")
-    if "intervention" in r:
-        i = r["intervention"]
-        a, n = i["ablation"], i["insertion"]
-        line += (f"; ablation: its pixels {-100 * a['units']['removed']:+.1f}% (ACE "
-                 f"{a['units']['ace']:+.4f} +- {a['units']['ci95']:.4f}; random units "
-                 f"{-100 * a['random']['removed']:+.1f}%, ACE {a['random']['ace']:+.4f} +- "
-                 f"{a['random']['ci95']:.4f}); insertion in {tuple(i['region'])}: ACE "
-                 f"{n['units']['ace']:+.4f} +- {n['units']['ci95']:.4f} (random "
-                 f"{n['random']['ace']:+.4f} +- {n['random']['ci95']:.4f})")
+        ace_epochs=o.ace_epochs, per_sample=o.insert_locations, seed=seed,
+        progress=lambda line: print(f"dissect {line}", file=sys.stderr, flush=True))
+    line = "; ".join(
+        f"{name}: {v['interpretable_units']}/{v['units']} units interpretable ("
+        + ", ".join(f"{c} {n}" for c, n in v["interpretable"].items()) + ")"
+        for name, v in r["layers"].items()) + f". Best layer {r['best_layer']}"
+    for concept, i in r.get("intervention", {}).get("concepts", {}).items():
+        parts = [f"{kind} units {100 * i['ablation'][kind]['removed']:.0f}% removed, "
+                 f"insertion takes {100 * i['insertion'][kind]['rate']:.0f}%"
+                 for kind in i["units"]]
+        line += f"; {concept}: " + ", ".join(parts)
     return line
 
 
@@ -207,16 +201,18 @@ def run_paint(networks, o):
             layers = list(o.layers or ([layer] if layer else g.conv_layer_names))
             for name in layers:
                 nethook.check_layer(g, name)
+            _check_dissect_options(o)
             result = launch.dissection_for(
                 g, seg, directory, _latents(o.num_dissect, o.seed, g), layers,
-                q=o.quantile, num_units=o.num_units, num_examples=o.top_k,
+                threshold=o.threshold, q=o.quantile, units=o.unit_set,
+                num_units=o.num_units, num_examples=o.top_k,
                 ignore=tuple(o.ignore_concepts or ()))
         if layer:
             if layer not in result["layers"]:
                 raise ValueError(f"--layer={layer} is not in the dissection (its layers: "
                                  f"{', '.join(result['layers'])})")
             result = dict(result, best_layer=layer)
-        painter = edits.Painter(g, result, seg, o.num_units)
+        painter = edits.Painter(g, result, seg, o.num_units, o.unit_set)
     except BaseException:
         httpd.server_close()
         raise

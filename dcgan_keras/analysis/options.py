@@ -74,11 +74,14 @@ class Neighbors(Common):
 class Dissect(Common):
     layers: Optional[Sequence[str]] = None
     segmenter: str = "shapes"
+    threshold: str = "iqr"
     quantile: float = 0.005
     num_dissect: int = 1000
     num_units: int = 20
+    unit_set: str = "iou"
+    ace_epochs: int = 5
     num_intervene: int = 500
-    region: Optional[Sequence[str]] = None
+    insert_locations: int = 8
     concept: Optional[str] = None
     ignore_concepts: Sequence[str] = ("background",)
     top_k: int = 6
@@ -89,9 +92,11 @@ class Paint(Common):
     layer: Optional[str] = None
     layers: Optional[Sequence[str]] = None
     segmenter: str = "shapes"
+    threshold: str = "iqr"
     quantile: float = 0.005
     num_dissect: int = 1000
     num_units: int = 20
+    unit_set: str = "iou"
     ignore_concepts: Sequence[str] = ("background",)
     top_k: int = 6
     dissection: Optional[str] = None

@@ -10,9 +10,9 @@ r"""What the networks learned: the paper's section 6 as commands.
     python -m dcgan_keras.binaries.analyze neighbors --workdir=W --out_dir=D [--k=5]
     python -m dcgan_keras.binaries.analyze dissect --workdir=W --out_dir=D \
         [--segmenter=shapes|module:function|SAVED_MODEL_DIR] [--layers=block1_relu] \
-        [--num_units=20] [--region=x0,y0,x1,y1] [--concept=circle]
+        [--threshold=iqr|quantile] [--unit_set=iou|ace] [--num_units=20] [--concept=circle]
     python -m dcgan_keras.binaries.analyze paint --workdir=W [--dissection=DIR] \
-        [--port=8000] [--host=127.0.0.1] [--layer=block1_relu]
+        [--unit_set=iou|ace] [--port=8000] [--host=127.0.0.1] [--layer=block1_relu]
 
 Every verb writes PNG grids and a JSON file of its numbers into --out_dir and prints a
 short summary (paint serves a page instead, until Ctrl-C). Layers are named (G:
@@ -31,11 +31,13 @@ VERBS = tuple(options_lib.VERBS)
 FLAGS = flags.FLAGS
 
 
-def _define(kind, name, help_text):
+def _define(kind, name, help_text, **kwargs):
     """flags.DEFINE_<kind>(name, ...) with the default of the verbs' options dataclasses."""
     default = options_lib.defaults()[name]
+    if kind == "enum":  # DEFINE_enum(name, default, enum_values, help)
+        return flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text)
     getattr(flags, f"DEFINE_{kind}")(
-        name, list(default) if isinstance(default, tuple) else default, help_text)
+        name, list(default) if isinstance(default, tuple) else default, help_text, **kwargs)
 
 
 common.define_model_source_flags()
@@ -87,14 +89,24 @@ _define("list", "layers", "dissect, paint: G layers (default: every conv layer, 
 _define("string", "segmenter", "dissect, paint: 'shapes' (the shapes colour rule), "
         "module:function (a Python callable), or a SavedModel directory; see "
         "dcgan_keras/analysis/dissect/segmenters.py for the interface.")
-_define("float", "quantile", "dissect, paint: each unit's top quantile (the paper's 0.5%).")
+_define("enum", "threshold", "dissect, paint: iqr (GAN Dissection's: per unit and concept, "
+        "the level of largest information quality ratio) or quantile (Network Dissection's: "
+        "each unit's top --quantile).", enum_values=["iqr", "quantile"])
+_define("float", "quantile", "dissect, paint: with --threshold=quantile, each unit's top "
+        "quantile (Network Dissection's 0.5%).")
 _define("integer", "num_dissect", "dissect, paint: generated samples dissected.")
-_define("integer", "num_units", "dissect: k, the top units of the concept ablated and "
-        "inserted (and k random units as the baseline); paint: units per concept.")
+_define("integer", "num_units", "dissect: k, the units of each set ablated and inserted "
+        "(IoU-ranked, ACE-optimised, random); paint: units per concept.")
+_define("enum", "unit_set", "dissect: iou (IoU-ranked and random sets) or ace (also sets "
+        "optimised for the average causal effect; needs a segmenter with probabilities, e.g. "
+        "one of binaries.train_segmenter); paint: which set each concept edits.",
+        enum_values=["iou", "ace"])
+_define("integer", "ace_epochs", "dissect --unit_set=ace: passes of the alpha optimisation "
+        "over the --num_dissect samples.")
 _define("integer", "num_intervene", "dissect: samples with and without each intervention "
         "(0: no intervention).")
-_define("list", "region", "dissect: insertion region x0,y0,x1,y1 in image pixels (default: "
-        "the central half).")
+_define("integer", "insert_locations", "dissect: insertion cells tried per sample (cells where "
+        "the concept is absent).")
 _define("list", "ignore_concepts", "dissect, paint: concepts left out of the summary and of "
         "the default choice.")
 # paint
@@ -143,8 +155,9 @@ HELP_GROUPS = {
     "guided_backprop": ["units", "top_k", "num_images"],
     "forget": ["boxes", "concept", "num_annotated", "num_new", "max_maps"],
     "neighbors": ["num_samples", "k", "max_train"],
-    "dissect": ["layers", "segmenter", "quantile", "num_dissect", "num_units", "num_intervene",
-                "region", "ignore_concepts"],
+    "dissect": ["layers", "segmenter", "threshold", "quantile", "num_dissect", "num_units",
+                "unit_set", "ace_epochs", "num_intervene", "insert_locations",
+                "ignore_concepts"],
     "paint": ["dissection", "host", "port"],
 }
 

@@ -22,10 +22,12 @@ EXPECTED = {
     "guided_backprop": ["layer", "units", "top_k", "num_images", "dataset", "data_dir"],
     "forget": ["layer", "sheet", "boxes", "concept", "num_annotated", "num_new", "max_maps"],
     "neighbors": ["sheet", "num_samples", "k", "max_train", "dataset", "data_dir"],
-    "dissect": ["layers", "segmenter", "quantile", "num_dissect", "num_units", "num_intervene",
-                "region", "concept", "ignore_concepts", "top_k"],
-    "paint": ["layer", "layers", "segmenter", "quantile", "num_dissect", "num_units",
-              "ignore_concepts", "top_k", "dissection", "host", "port"],
+    "dissect": ["layers", "segmenter", "threshold", "quantile", "num_dissect", "num_units",
+                "unit_set", "ace_epochs", "num_intervene", "insert_locations", "concept",
+                "ignore_concepts", "top_k"],
+    "paint": ["layer", "layers", "segmenter", "threshold", "quantile", "num_dissect",
+              "num_units", "unit_set", "ignore_concepts", "top_k", "dissection", "host",
+              "port"],
 }
 
 
@@ -33,7 +35,7 @@ def test_each_verb_takes_its_own_flags():
     assert list(options.VERBS) == list(EXPECTED) == list(analyze_lib.VERBS)
     for verb, own in EXPECTED.items():
         assert list(options.taken(verb)) == NETWORKS + COMMON + own, verb
-    assert len(options.all_options()) == 40  # the binary's flags
+    assert len(options.all_options()) == 43  # the binary's flags
     assert set(options.all_options()) == {n for own in EXPECTED.values() for n in own} | set(
         NETWORKS + COMMON)
 

@@ -217,92 +217,90 @@ def _assert_tiles(tiles, want, skip=None):
 
 
 def test_dissect(run, lively_checkpoint, tmp_path):
-    """The thresholds are the quantile rule's value, recomputed here with NumPy from G's
-    activations for the binary's z; the IoU, the ablation and the insertion images follow
-    from them; --quantile and --region change the result."""
+    """--threshold=quantile: each unit's level recomputed here with NumPy from G's
+    activations for the binary's z, the same for every concept; --threshold=iqr (the
+    default): one level per unit and concept, and the IoU at each level recomputed. Each
+    concept's ablation grid shows the samples that show it, before and after its top units
+    are zeroed."""
     generator, checkpoint = lively_checkpoint
     # sampling.latents(20, seed 0) and (6, seed + 1) from the run's prior, U(-1, 1)
     z = tf.random.stateless_uniform([20, 8], seed=[0, 0], minval=-1.0, maxval=1.0)
     z_intervene = tf.random.stateless_uniform([6, 8], seed=[1, 0], minval=-1.0, maxval=1.0)
     labels = shapes.segment(generator(z, training=False).numpy())
-    results, insertion_tiles = {}, {}
-    for q, region in ((0.05, (0, 0, 8, 8)), (0.2, (8, 4, 16, 12))):
-        out = str(tmp_path / f"q{q}")
+    results = {}
+    for rule, extra in (("quantile", ["--threshold=quantile", "--quantile=0.05"]),
+                        ("iqr", [])):
+        out = str(tmp_path / rule)
         stdout = _ok(_analyze(
             "dissect", f"--workdir={run[0]}", f"--checkpoint={checkpoint}", f"--out_dir={out}",
-            "--num_dissect=20", "--num_intervene=6", "--num_units=3", "--top_k=2",
-            "--region=" + ",".join(map(str, region)), f"--quantile={q}"))
-        result = results[q] = json.load(open(os.path.join(out, "dissect.json")))
+            "--num_dissect=20", "--num_intervene=6", "--num_units=3", "--top_k=2", *extra))
+        result = results[rule] = json.load(open(os.path.join(out, "dissect.json")))
         assert sorted(result["layers"]) == ["block1_relu", "project_relu"]  # G's conv layers
-        assert result["samples"] == 20 and result["quantile"] == q
+        assert result["samples"] == 20 and result["threshold"] == rule
         assert result["concepts"][0] == "background"
-        thresholds = {}
         for name, layer in result["layers"].items():
-            assert f"{name}: {layer['matched_units']}/{layer['units']} units IoU > 0.05" in stdout
-            # The rule: each unit's level t with P(a > t) = q over all samples and pixels of
-            # its bilinearly upsampled map.
+            counts = ", ".join(f"{c} {n}" for c, n in layer["interpretable"].items())
+            assert (f"{name}: {layer['interpretable_units']}/{layer['units']} units "
+                    f"interpretable ({counts})") in stdout
             up = _upsample(_split(generator, name)[0](z), SIZE)
-            want = np.quantile(up.reshape(-1, up.shape[-1]), 1 - q, axis=0)
-            np.testing.assert_allclose(layer["thresholds"], want, rtol=1e-5, atol=1e-6,
-                                       err_msg=name)
-            thresholds[name] = want
-            masks = up > want  # [N, S, S, c]
+            levels = np.asarray(layer["thresholds"])  # [c, K]
+            if rule == "quantile":  # each unit's level t with P(a > t) = q, every concept
+                want = np.quantile(up.reshape(-1, up.shape[-1]), 1 - 0.05, axis=0)
+                for k in range(4):
+                    np.testing.assert_allclose(levels[:, k], want, rtol=1e-5, atol=1e-6)
             assert set(layer["best_units"]) == {"circle", "square", "triangle"}
             for concept, best in layer["best_units"].items():
-                is_concept = labels == result["concepts"].index(concept)
+                k = result["concepts"].index(concept)
+                masks = up > levels[:, k]  # [N, S, S, c]
+                is_concept = labels == k
                 inter = (masks & is_concept[..., None]).sum((0, 1, 2))
-                iou = inter / (masks.sum((0, 1, 2)) + is_concept.sum() - inter)
+                iou = inter / np.maximum(masks.sum((0, 1, 2)) + is_concept.sum() - inter, 1)
                 assert len(best["iou"]) == 3 and best["iou"] == sorted(best["iou"], reverse=True)
                 # (within a pixel or two: float32 vs float64 at the threshold)
                 np.testing.assert_allclose(best["iou"], iou[best["units"]], atol=0.01)
                 np.testing.assert_allclose(best["iou"], np.sort(iou)[::-1][:3], atol=0.01)
                 assert images_lib.read_png(os.path.join(out, f"dissect_{name}_{concept}.png")
                                            ).shape == _grid_shape(3, 2)
+        assert os.path.exists(os.path.join(out, "interpretable_units.png"))
         i = result["intervention"]
-        assert i["layer"] == result["best_layer"] and i["region"] == list(region)
-        assert len(i["units"]) == 3 and not set(i["units"]) & set(i["random_units"])
-        assert "ablation: its pixels" in stdout and f"insertion in {region}" in stdout
-        # The edited images: the top units set to 0 everywhere (ablation), or to their
-        # thresholds on the cells whose centre lies in the region (insertion).
+        assert i["layer"] == result["best_layer"]
         head, tail = _split(generator, i["layer"])
         a = head(z_intervene)
-        centres = (np.arange(a.shape[1]) + 0.5) * SIZE / a.shape[1]
-        x0, y0, x1, y1 = region
-        cells = (((centres >= y0) & (centres < y1))[:, None]
-                 & ((centres >= x0) & (centres < x1))[None, :])
-        ablated, inserted = a.copy(), a.copy()
-        for u in i["units"]:
-            ablated[..., u] = 0
-            inserted[..., u] = np.where(cells, thresholds[i["layer"]][u], a[..., u])
-        before = _uint8(tail(a))
-        edge = np.zeros([SIZE, SIZE], bool)  # the region's outline, drawn on insertion.png
-        edge[y0:y1, x0:x1] = True
-        edge[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = False
-        for name, after, skip in (("ablation", tail(ablated), None),
-                                  ("insertion", tail(inserted), edge)):
-            tiles = _tiles(os.path.join(out, f"{name}.png"), 2, 6)  # rows: before, after
-            _assert_tiles(tiles[:6], before, skip)
-            _assert_tiles(tiles[6:], _uint8(after), skip)
-            assert (np.abs(_uint8(after).astype(int) - before) > 2).mean() > 0.01  # visible
-            if skip is not None:
-                assert (tiles[:, edge] == [255, 255, 0]).all()
-                insertion_tiles[q] = tiles[6:]
-    assert results[0.05]["layers"]["block1_relu"]["thresholds"] != (
-        results[0.2]["layers"]["block1_relu"]["thresholds"])
-    assert not np.array_equal(insertion_tiles[0.05], insertion_tiles[0.2])
+        shows_any = False
+        for concept, r in i["concepts"].items():
+            units = r["units"]
+            assert list(units) == ["iou", "random"] and len(units["iou"]) == 3
+            assert not set(units["iou"]) & set(units["random"])
+            shows = (shapes.segment(tail(a)) == result["concepts"].index(concept)).any((1, 2))
+            assert r["samples_with_concept"] == shows.sum()
+            assert r["ablation"]["iou"]["samples"] == shows.sum()
+            assert r["insertion"]["iou"]["tries"] <= 6 * 8
+            if not shows.any():
+                continue
+            shows_any = True
+            ablated = a[shows].copy()
+            ablated[..., units["iou"]] = 0
+            n = int(shows.sum())
+            tiles = _tiles(os.path.join(out, f"ablation_{concept}_iou.png"), 2, n)
+            _assert_tiles(tiles[:n], _uint8(tail(a[shows])))
+            _assert_tiles(tiles[n:], _uint8(tail(ablated)))
+        assert shows_any
+    quantile, iqr = (results[r]["layers"]["block1_relu"] for r in ("quantile", "iqr"))
+    assert quantile["thresholds"] != iqr["thresholds"]
+    assert np.ptp(np.asarray(iqr["thresholds"]), axis=1).max() > 0  # per concept
 
 
 def test_dissect_bad_input_is_one_clear_line(run, tmp_path):
     for flag, message in [
             ("--segmenter=nope", "error: unknown segmenter 'nope'"),
-            ("--region=0,0,99,8", "error: --region must be x0,y0,x1,y1 with 0 <= x0 < x1 <= 16")]:
+            ("--unit_set=ace", "error: --unit_set=ace needs a differentiable segmenter")]:
         proc = _analyze("dissect", f"--workdir={run[0]}", f"--out_dir={tmp_path}",
                         "--num_dissect=4", "--num_intervene=2", flag)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert proc.stderr.strip().splitlines()[-1].startswith(message)
     options = dict(out_dir=str(tmp_path), workdir=run[0], seed=0, layers=None,
                    segmenter="shapes", quantile=0.05, num_dissect=4, num_units=2,
-                   num_intervene=2, region=None, concept=None, ignore_concepts=["background"],
+                   num_intervene=2, concept=None, ignore_concepts=["background"],
                    top_k=1)
     with pytest.raises(ValueError, match="unknown concept 'tree'; the segmenter's: "
                        "background, circle, square, triangle"):

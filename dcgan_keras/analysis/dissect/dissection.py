@@ -2,29 +2,38 @@
 G layer draw which concept, and what happens when they are removed or inserted.
 
 Dissection: each unit's activation map is upsampled (bilinear) to the image size and
-thresholded at the unit's own top quantile over all samples (t_u: P(a_u > t_u) = q, the
-paper's q = 0.5%); the region a_u > t_u is compared with the segmenter's mask of each
-concept c over N generated samples:
+thresholded; the region a_u > t is compared with the segmenter's mask of each concept c
+over N generated samples:
 
-    IoU(u, c) = sum |{a_u > t_u} & {s = c}| / sum |{a_u > t_u} | {s = c}|  (over all samples)
+    IoU(u, c) = sum |{a_u > t} & {s = c}| / sum |{a_u > t} | {s = c}|  (over all samples)
 
-The threshold is exact (NumPy's linear-interpolated quantile) yet streamed: only the
-largest ceil((n - 1) q) + 1 values of each unit are kept, never all maps.
+The threshold t is chosen one of two ways (`threshold`):
+- "iqr" (the default, GAN Dissection's for generators): per unit AND concept, the level
+  that maximises the information quality ratio I(unit; concept) / H(unit, concept); a
+  unit is interpretable for a concept when IoU > 0.05 and IQR > 0.01 (`iqr.py`);
+- "quantile" (Network Dissection's, 2017): per unit, its top quantile q over all samples
+  (P(a_u > t_u) = q; the classic q = 0.5%), the same for every concept. It is exact
+  (NumPy's linear-interpolated quantile) yet streamed: only the largest
+  ceil((n - 1) q) + 1 values of each unit are kept. With it IoU <= q / a for a concept
+  on a share a of the pixels, so a large concept can never pass.
 
-Intervention (section 3.2): the top-k units of a concept are ablated (set to 0 at every
-position) or inserted (set to their threshold t_u inside a region); the average causal
-effect is the mean over samples of the change in the concept's pixel share, with and
-without the edit on the same z, with a 95% normal confidence interval; k random units of
-the same layer are the baseline. The edits go between nethook.SplitGenerator's halves.
+Alongside, each concept's conditional mean activation of every unit is taken (the mean
+over layer cells weighted by the share of the cell the concept covers): what insertion
+writes. The interventions (`intervention.py`, `ace.py`) then remove and insert unit sets
+ranked by IoU, optimised for the causal effect, or drawn at random.
 """
 import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
 from dcgan_keras.analysis import nethook, outputs
+from dcgan_keras.analysis.dissect import ace, intervention, iqr as iqr_lib
+from dcgan_keras.utils import charts
 from dcgan_keras.workdir import weights_fingerprint
 
-Z_95 = 1.959964  # two-sided 95% normal quantile
+THRESHOLDS = ("iqr", "quantile")
+UNIT_SETS = ("iou", "ace")
+FORMAT = 2  # dissect.json's layout: 2 = per-(unit, concept) thresholds, conditional means
 
 
 class TopQuantile:
@@ -85,41 +94,85 @@ def iou(intersection, unit_area, concept_area):
     return np.where(union > 0, intersection / np.maximum(union, 1), 0.0)
 
 
-def dissect_layer(split, z, labels, num_concepts, q=0.005, batch_size=100, progress=None):
-    """Dissects one layer: thresholds, IoU with each concept, per-sample peak activations.
+def _iqr_at(inter, unit_area, concept_area, total):
+    """IQR [c, K] of fixed per-unit thresholds, from the summed counts."""
+    tp = inter / total
+    fp = unit_area[:, None] / total - tp
+    fn = concept_area[None, :] / total - tp
+    tn = np.clip(1.0 - tp - fp - fn, 0.0, 1.0)
+    mi, je = iqr_lib.information(tp, np.clip(fp, 0, 1), np.clip(fn, 0, 1), tn)
+    return np.where(je > 0, mi / np.where(je > 0, je, 1.0), 0.0)
+
+
+def dissect_layer(split, z, labels, num_concepts, threshold="iqr", q=0.005, batch_size=50,
+                  progress=None, seed=0):
+    """Dissects one layer.
 
     Args:
         split: a nethook.SplitGenerator at the layer.
         z: [N, z_dim] latent vectors.
         labels: the segmenter's label maps [N, S, S] of G(z).
         num_concepts: K (labels are < K).
-        q: the top quantile.
+        threshold: "iqr" or "quantile" (see the module doc).
+        q: the top quantile of threshold="quantile".
         batch_size: samples per batch.
         progress: optional callable(str).
+        seed: seed of the sample the IQR's candidate levels come from.
     Returns:
-        {"thresholds": [c], "iou": [c, K], "peaks": [N, c] (each sample's max activation)}.
+        {"thresholds": [c, K], "iou": [c, K], "iqr": [c, K], "fraction": [c, K] (the top
+        fraction of each chosen level), "interpretable": bool [c, K], "conditional_mean":
+        [K, c], "peaks": [N, c] (each sample's max activation)}.
     """
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, got {threshold!r}")
     n, size = len(z), labels.shape[1]
-    channels = split.activation_shape[-1]
-    quantile = TopQuantile(q, n * size * size, channels)
-    for i in range(0, n, batch_size):  # pass 1: the thresholds
+    grid, _, channels = split.activation_shape
+    total = n * size * size
+    stream = (iqr_lib.LevelSample(total, channels, seed=seed) if threshold == "iqr"
+              else TopQuantile(q, total, channels))
+    for i in range(0, n, batch_size):  # pass 1: the levels
         up = upsample(split.activations(z[i:i + batch_size]), size)
-        quantile.update(up.reshape(-1, channels))
-    thresholds = quantile.result()
-    inter = np.zeros([channels, num_concepts])
-    unit_area, concept_area = np.zeros([channels]), np.zeros([num_concepts])
-    peaks = []
-    for i in range(0, n, batch_size):  # pass 2: the IoU
-        acts = split.activations(z[i:i + batch_size])
-        peaks.append(acts.max(axis=(1, 2)))
-        counts = iou_counts(upsample(acts, size) > thresholds, labels[i:i + batch_size],
-                            num_concepts)
-        inter, unit_area, concept_area = inter + counts[0], unit_area + counts[1], (
-            concept_area + counts[2])
+        stream.update(up.reshape(-1, channels))
         if progress:
-            progress(f"{split.layer}: {min(i + batch_size, n)}/{n} samples")
-    return {"thresholds": thresholds, "iou": iou(inter, unit_area, concept_area),
-            "peaks": np.concatenate(peaks)}
+            progress(f"{split.layer}: levels {min(i + batch_size, n)}/{n} samples")
+    if threshold == "iqr":
+        levels = stream.levels()
+        counts = iqr_lib.LevelCounts(levels, num_concepts)
+    else:
+        levels = stream.result()
+        inter = np.zeros([channels, num_concepts])
+        unit_area, concept_area = np.zeros([channels]), np.zeros([num_concepts])
+    weighted, weights, peaks = np.zeros([num_concepts, channels]), np.zeros([num_concepts]), []
+    for i in range(0, n, batch_size):  # pass 2: the counts and conditional means
+        acts = split.activations(z[i:i + batch_size])
+        batch_labels = labels[i:i + batch_size]
+        peaks.append(acts.max(axis=(1, 2)))
+        presence = np.stack([intervention.cell_presence(batch_labels, k, grid)
+                             for k in range(num_concepts)], -1)  # [B, h, w, K]
+        weighted += np.einsum("bhwk,bhwc->kc", presence, acts)
+        weights += presence.sum(axis=(0, 1, 2))
+        up = upsample(acts, size)
+        if threshold == "iqr":
+            counts.update(up.reshape(-1, channels), batch_labels)
+        else:
+            c = iou_counts(up > levels, batch_labels, num_concepts)
+            inter, unit_area, concept_area = inter + c[0], unit_area + c[1], concept_area + c[2]
+        if progress:
+            progress(f"{split.layer}: counts {min(i + batch_size, n)}/{n} samples")
+    result = {"peaks": np.concatenate(peaks),
+              "conditional_mean": weighted / np.maximum(weights, 1e-12)[:, None]}
+    if threshold == "iqr":
+        chosen = iqr_lib.choose(levels, *counts.tables())
+        result.update(thresholds=chosen["level"], iou=chosen["iou"], iqr=chosen["iqr"],
+                      fraction=chosen["fraction"], interpretable=chosen["interpretable"])
+    else:
+        table = iou(inter, unit_area, concept_area)
+        iqr = _iqr_at(inter, unit_area, concept_area, total)
+        fraction = np.full(table.shape, q)
+        result.update(thresholds=np.repeat(levels[:, None], num_concepts, 1), iou=table,
+                      iqr=iqr, fraction=fraction,
+                      interpretable=iqr_lib.interpretable(table, iqr, fraction))
+    return result
 
 
 def outline(images, masks, colour=(1.0, 1.0, -1.0)):
@@ -143,145 +196,23 @@ def unit_examples(split, z, peaks, units, thresholds, num_examples):
     return np.concatenate(rows)
 
 
-def box_mask(box, size):
-    """bool [size, size]: True on the pixels of the box (x0, y0, x1, y1), x1 and y1
-    excluded."""
-    x0, y0, x1, y1 = box
-    mask = np.zeros([size, size], bool)
-    mask[y0:y1, x0:x1] = True
-    return mask
-
-
-def region_cells(region, grid, image_size=None):
-    """[grid, grid] float32 weights: 1 on the layer cells at least half covered by the
-    region, 0 elsewhere. The one rule by which an image region becomes a layer's cells
-    (dissection's insertion, and every edit of the paint page).
-
-    Why half covered (and not "the cell's centre is in the region"): a region may be any
-    painted mask, and a cell of an even number of pixels has no centre pixel; the share
-    of the cell's pixels that the region covers is defined for any mask and any cell
-    size, and treats a cell the same whichever of its pixels are covered. For a box on
-    cell boundaries (dissect's default, the central half) the two rules agree.
-
-    Args:
-        region: a bool [S, S] mask of image pixels, or a box (x0, y0, x1, y1) of an
-            image_size x image_size image.
-        grid: the layer's side (it must divide the image side).
-        image_size: the image side, for a box.
-    Raises:
-        ValueError: the grid does not tile the image, or no cell is half covered.
-    """
-    name = "the region" if image_size is None else f"the region {list(region)}"
-    if image_size is not None:
-        region = box_mask(region, image_size)
-    mask = np.asarray(region, bool)
-    size = mask.shape[0]
-    if size % grid:
-        raise ValueError(f"a {grid}x{grid} layer does not tile a {size}x{size} image")
-    side = size // grid
-    cells = (mask.reshape(grid, side, grid, side).mean(axis=(1, 3)) >= 0.5).astype(np.float32)
-    if not cells.any():
-        raise ValueError(f"{name} covers no cell of the {grid}x{grid} layer (a cell is "
-                         f"{side}x{side} pixels and counts when at least half of it is "
-                         "covered); make the region larger")
-    return cells
-
-
-def ablation(units):
-    """The edit that sets `units` to 0 at every position."""
-    return nethook.ChannelEdit(units, 0.0)
-
-
-def insertion(units, thresholds, cells):
-    """The edit that sets each unit to its threshold inside `cells` ([h, w] weights)."""
-    units = sorted(int(u) for u in units)  # ChannelEdit orders values by channel
-    return nethook.ChannelEdit(units, [float(thresholds[u]) for u in units], where=cells)
-
-
-class ReusableEdit:
-    """One edit object whose content changes: x' = (1 - m) * x + m * v with m [h, w, c] and
-    v [c] held in variables, so every intervention runs through one traced function of
-    SplitGenerator (a new edit object per intervention would trace a new one each time).
-
-    Args:
-        activation_shape: [h, w, c] of the layer.
-    """
-
-    def __init__(self, activation_shape):
-        self.mask = tf.Variable(tf.zeros(activation_shape), trainable=False)
-        self.value = tf.Variable(tf.zeros(activation_shape[-1:]), trainable=False)
-
-    def load(self, edit):
-        """Makes this edit do what nethook.ChannelEdit `edit` does; returns self."""
-        h, w, c = self.mask.shape
-        onehot = np.zeros([c], np.float32)
-        onehot[edit.channels] = 1.0
-        value = np.zeros([c], np.float32)
-        value[edit.channels] = edit.value
-        where = np.ones([h, w], np.float32) if edit.where is None else edit.where
-        self.mask.assign(np.asarray(where, np.float32)[..., None] * onehot)
-        self.value.assign(value)
-        return self
-
-    def __call__(self, x):
-        return (1.0 - self.mask) * x + self.mask * self.value
-
-
-def causal_effect(split, segmenter, z, edit, concept, within=None, batch_size=100):
-    """Average causal effect of `edit` on the share of `concept`'s pixels.
-
-    Args:
-        split: nethook.SplitGenerator.
-        segmenter: images -> label maps, with `concepts` (segmenters.Segmenter).
-        z: [N, z_dim].
-        edit: the edit of the split layer.
-        concept: the concept's label.
-        within: optional bool [S, S]: the share is measured inside it only.
-        batch_size: samples per batch.
-    Returns:
-        A dict: ace, ci95 (half-width), share_before, share_after, removed (the fraction of
-        the concept's pixels that the edit removes: 1 - after / before), all_shares
-        ({concept: [share before, share after]}, the control: what else changes), per-sample
-        effects, and the first images before and after (for grids).
-    """
-    before, after, shown = [], [], None
-    num_concepts = len(segmenter.concepts)
-    counts = np.zeros([2, num_concepts])  # every concept's pixels, before and after
-    for i in range(0, len(z), batch_size):
-        acts = split.activations(z[i:i + batch_size])
-        plain, edited = split.images_from(acts), split.images_from(acts, edit)
-        if shown is None:
-            shown = (plain, edited)
-        for j, (images, shares) in enumerate(((plain, before), (edited, after))):
-            labels = segmenter(images)
-            labels = labels[:, within] if within is not None else labels.reshape(len(labels), -1)
-            shares.append((labels == concept).mean(-1))
-            counts[j] += np.bincount(labels.reshape(-1), minlength=num_concepts)
-    before, after = np.concatenate(before), np.concatenate(after)
-    counts /= counts.sum(axis=1, keepdims=True)
-    effect = after - before
-    ci = Z_95 * effect.std(ddof=1) / np.sqrt(len(effect)) if len(effect) > 1 else 0.0
-    return {"ace": float(effect.mean()), "ci95": float(ci),
-            "share_before": float(before.mean()), "share_after": float(after.mean()),
-            "removed": float(1.0 - after.mean() / before.mean()) if before.mean() > 0 else 0.0,
-            "all_shares": {name: [float(counts[0, k]), float(counts[1, k])]
-                           for k, name in enumerate(segmenter.concepts)},
-            "effects": effect, "images": shown}
-
-
 def _top_units(iou_table, concept, k):
     return [int(u) for u in np.argsort(-iou_table[:, concept], kind="stable")[:k]]
 
 
-def layer_summary(iou_table, concepts, ignore=(), cutoff=0.05):
-    """Per layer: units whose best concept (not in `ignore`) has IoU > cutoff, by concept."""
+def layer_summary(d, concepts, ignore=()):
+    """Per layer: how many units are interpretable (IoU > 0.05 and IQR > 0.01) for each
+    concept not in `ignore` (a unit may count for several), how many for any, and each
+    unit's best concept by IoU."""
     keep = [i for i, c in enumerate(concepts) if c not in ignore]
-    best = np.asarray(keep)[np.argmax(iou_table[:, keep], axis=1)]
-    best_iou = iou_table[np.arange(len(best)), best]
-    matched = best_iou > cutoff
-    return {"units": len(best), "matched_units": int(matched.sum()), "cutoff": cutoff,
-            "by_concept": {concepts[c]: int((matched & (best == c)).sum()) for c in keep},
-            "best_concept": [concepts[c] for c in best], "best_iou": best_iou.tolist()}
+    good = d["interpretable"][:, keep]
+    best = np.asarray(keep)[np.argmax(np.where(good, d["iou"][:, keep], -1.0), axis=1)]
+    rows = np.arange(len(best))
+    return {"units": len(best), "interpretable_units": int(good.any(axis=1).sum()),
+            "interpretable": {concepts[c]: int(good[:, j].sum()) for j, c in enumerate(keep)},
+            "best_concept": [concepts[c] if good[u].any() else None
+                             for u, c in enumerate(best)],
+            "best_iou": d["iou"][rows, best].tolist()}
 
 
 def _pairs_grid(out_dir, name, before, after, per_row=8, rows=4):
@@ -292,47 +223,67 @@ def _pairs_grid(out_dir, name, before, after, per_row=8, rows=4):
     return outputs.write_grid(out_dir, name, np.concatenate(parts), cols=per_row)
 
 
-def _effect_json(effect):
+def _json(effect):
     return {k: v for k, v in effect.items() if k not in ("effects", "images")}
 
 
-def intervene(split, segmenter, z, concept, units, thresholds, region, seed=0):
-    """Ablation and insertion of `units` and of as many random units (the baseline).
+def interpretable_chart(out_dir, result, ignore):
+    """interpretable_units.png: per layer, the units interpretable for each concept."""
+    concepts = [c for c in result["concepts"] if c not in ignore]
+    layers = list(result["layers"])
+    values = [[result["layers"][n]["interpretable"][c] for c in concepts] for n in layers]
+    image = charts.grouped_bars(layers, concepts, values, title=(
+        f"units interpretable for each concept ({result['threshold']} thresholds; "
+        "IoU > 0.05, IQR > 0.01)"))
+    return outputs.write_grid(out_dir, "interpretable_units.png", image[None], cols=1)
 
-    Returns:
-        {"ablation": {...}, "insertion": {...}} each with "units" and "random" effects
-        (see causal_effect; insertion's share is measured inside the region), plus the
-        random units and the images for the grids.
+
+def intervene(split, segmenter, z, concept, unit_sets, values, out_dir, per_sample=8,
+              seed=0, progress=None):
+    """Ablation and insertion of each named unit set for one concept.
+
+    Ablation is measured on the samples of z that show the concept; insertion writes the
+    concept-conditional means `values` [c] at cells where it is absent. Writes
+    ablation_<concept>_<set>.png, insertion_<concept>_<set>.png (rows alternate before /
+    after; the insertion's cell is outlined) and insertion_rate_<concept>_<set>.png (the
+    rate at which insertion takes, by location).
     """
-    h, _, channels = split.activation_shape
-    others = [u for u in range(channels) if u not in set(units)]
-    rng = np.random.default_rng(seed)
-    random_units = sorted(int(u) for u in rng.choice(others, min(len(units), len(others)),
-                                                     replace=False))
-    image_size = split.tail.output.shape[1]
-    inside = box_mask(region, image_size)
-    cells = region_cells(inside, h)
-    result = {"random_units": random_units}
-    edit = ReusableEdit(split.activation_shape)
-    for name, make, within in (("ablation", ablation, None),
-                               ("insertion", lambda us: insertion(us, thresholds, cells),
-                                inside)):
-        result[name] = {kind: causal_effect(split, segmenter, z, edit.load(make(us)), concept,
-                                            within)
-                        for kind, us in (("units", units), ("random", random_units))}
-    result["inside"] = inside
+    name = segmenter.concepts[concept]
+    shown = intervention.containing(split, segmenter, z, concept)
+    result = {"samples_with_concept": len(shown), "samples": len(z), "ablation": {},
+              "insertion": {}}
+    edit = intervention.ReusableEdit(split.activation_shape)
+    for set_name, units in unit_sets.items():
+        if progress:
+            progress(f"{split.layer}: ablating and inserting {len(units)} {set_name} units of "
+                     f"{name} ({len(shown)} of {len(z)} samples show it)")
+        a = intervention.causal_effect(split, segmenter, shown,
+                                       edit.load(intervention.ablation(units)), concept)
+        if a["images"] is not None:
+            _pairs_grid(out_dir, f"ablation_{name}_{set_name}.png", *a["images"])
+        result["ablation"][set_name] = _json(a)
+        n = intervention.insert_at_locations(split, segmenter, z, concept, units, values,
+                                             per_sample, seed)
+        if n["images"] is not None:
+            before, after, cells = n["images"]
+            edges = [outline(x, cells) for x in (before, after)]
+            _pairs_grid(out_dir, f"insertion_{name}_{set_name}.png", *edges)
+        tries, takes = np.asarray(n["tries_at"], float), np.asarray(n["takes_at"], float)
+        rate = np.where(tries > 0, takes / np.maximum(tries, 1), np.nan)
+        outputs.write_grid(out_dir, f"insertion_rate_{name}_{set_name}.png", charts.heatmap(
+            rate, title=f"{name}, {set_name} units: % taken")[None], cols=1)
+        result["insertion"][set_name] = _json(n)
     return result
 
 
-def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_examples=6,
-        show_units=4, concept=None, ignore=("background",), cutoff=0.05, region=None,
-        intervene_z=None, seed=0, progress=None):
-    """The `dissect` verb: dissect `layers`, then intervene on the best concept's top units.
+def run(generator, segmenter, out_dir, z, layers, threshold="iqr", q=0.005, units="iou",
+        num_units=20, num_examples=6, show_units=4, concept=None, ignore=("background",),
+        intervene_z=None, ace_z=None, ace_epochs=5, per_sample=8, seed=0, progress=None):
+    """The `dissect` verb: dissect `layers`, then intervene on the best layer's concepts.
 
     Writes dissect.json, dissect_<layer>_<concept>.png (rows: a concept's best units, each
-    with its top samples and the unit's region outlined), and, when intervene_z is given,
-    ablation.png and insertion.png (rows alternate before / after the edit; the insertion's
-    region is outlined).
+    with its top samples and the unit's region outlined), interpretable_units.png, and,
+    when intervene_z is given, the intervention grids of `intervene` for each concept.
 
     Args:
         generator: the G (a functional model z -> images in [-1, 1]).
@@ -340,17 +291,21 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
         out_dir: output directory.
         z: [N, z_dim] samples to dissect.
         layers: G layer names.
-        q: top quantile of the thresholds.
-        num_units: k, the units intervened on (and the random baseline's size).
+        threshold: "iqr" (GAN Dissection's) or "quantile" (Network Dissection's q).
+        q: the top quantile of threshold="quantile".
+        units: "iou" (the interventions use IoU-ranked and random sets) or "ace" (also
+            sets optimised for the causal effect, `ace.py`; needs a differentiable
+            segmenter). The paint page offers the sets computed here.
+        num_units: k, the units of each set.
         num_examples: example images per unit.
         show_units: best units shown per concept.
-        concept: the concept intervened on (default: the best non-ignored concept of the
-            layer with the most matched units: the highest mean IoU of its top-k units).
-        ignore: concept names left out of the summary and of the default choice.
-        cutoff: IoU above which a unit matches a concept (the paper's 0.05).
-        region: insertion region (x0, y0, x1, y1) in pixels (default: the central half).
-        intervene_z: [M, z_dim] samples for the intervention (None: no intervention).
-        seed: seed of the random units.
+        concept: intervene on this concept only (default: every concept not ignored).
+        ignore: concept names left out of the summary and of the interventions.
+        intervene_z: [M, z_dim] samples for the interventions (None: none).
+        ace_z: [M, z_dim] samples alpha is optimised on (default: z).
+        ace_epochs: passes of the alpha optimisation.
+        per_sample: insertion locations tried per sample.
+        seed: seed of the random units, of the insertion cells and of the IQR levels.
         progress: optional callable(str).
     Returns:
         The JSON dict.
@@ -363,59 +318,74 @@ def run(generator, segmenter, out_dir, z, layers, q=0.005, num_units=20, num_exa
     if len(z) < 1 or num_units < 1:
         raise ValueError(f"dissection needs at least one sample and one unit, got {len(z)} "
                          f"samples and {num_units} units")
+    if units not in UNIT_SETS:
+        raise ValueError(f"units must be one of {', '.join(UNIT_SETS)}, got {units!r}")
+    if units == "ace" and getattr(segmenter, "probabilities", None) is None:
+        raise ValueError(f"--unit_set=ace needs a differentiable segmenter (class probabilities)"
+                         f"; {segmenter.name!r} has none. Train one with python -m "
+                         "dcgan_keras.binaries.train_segmenter, or use --unit_set=iou")
     labels = np.concatenate([segmenter(outputs.generator_fn(generator)(z[i:i + 256]))
                              for i in range(0, len(z), 256)])
     if labels.max() >= len(concepts) or labels.min() < 0:
         raise ValueError(f"segmenter labels span {labels.min()}..{labels.max()}, but it names "
                          f"{len(concepts)} concepts")
-    result = {"samples": len(z), "quantile": q, "concepts": list(concepts),
+    result = {"format": FORMAT, "samples": len(z), "threshold": threshold, "quantile": q,
+              "concepts": list(concepts),
               "generator_fingerprint": weights_fingerprint(generator),  # paint checks it
               "concept_share": {c: float(np.mean(labels == i)) for i, c in enumerate(concepts)},
               "layers": {}}
     splits, tables = {}, {}
     for layer in layers:
         split = splits[layer] = nethook.SplitGenerator(generator, layer)
-        d = tables[layer] = dissect_layer(split, z, labels, len(concepts), q, progress=progress)
-        summary = layer_summary(d["iou"], concepts, ignore, cutoff)
+        d = tables[layer] = dissect_layer(split, z, labels, len(concepts), threshold, q,
+                                          progress=progress, seed=seed)
         best_units = {}
         for k, name in enumerate(concepts):
             if name in ignore and name != concept:
                 continue
-            units = _top_units(d["iou"], k, num_units)
-            best_units[name] = {"units": units, "iou": d["iou"][units, k].tolist()}
-            shown = units[:show_units]
+            top = _top_units(d["iou"], k, num_units)
+            best_units[name] = {"units": top, "iou": d["iou"][top, k].tolist(),
+                                "iqr": d["iqr"][top, k].tolist()}
+            shown = top[:show_units]
             outputs.write_grid(out_dir, f"dissect_{layer}_{name}.png", unit_examples(
-                split, z, d["peaks"], shown, d["thresholds"], num_examples), cols=num_examples)
-        result["layers"][layer] = dict(summary, activation_shape=split.activation_shape,
-                                       thresholds=d["thresholds"].tolist(),
-                                       best_units=best_units)
-    best_layer = max(layers, key=lambda n: (result["layers"][n]["matched_units"],
-                                            layers.index(n)))
-    if concept is None:
-        candidates = [c for c in concepts if c not in ignore]
-        concept = max(candidates, key=lambda c: np.mean(
-            result["layers"][best_layer]["best_units"][c]["iou"]))
-    result.update(best_layer=best_layer, concept=concept)
+                split, z, d["peaks"], shown, d["thresholds"][:, k], num_examples),
+                cols=num_examples)
+        result["layers"][layer] = dict(
+            layer_summary(d, concepts, ignore), activation_shape=split.activation_shape,
+            thresholds=d["thresholds"].tolist(), iou=d["iou"].tolist(), iqr=d["iqr"].tolist(),
+            fraction=d["fraction"].tolist(),
+            conditional_mean={c: d["conditional_mean"][k].tolist()
+                              for k, c in enumerate(concepts)},
+            best_units=best_units)
+    best_layer = max(layers, key=lambda n: (result["layers"][n]["interpretable_units"],
+                                            -layers.index(n)))
+    result["best_layer"] = best_layer
+    interpretable_chart(out_dir, result, ignore)
+    targets = [concept] if concept else [c for c in concepts if c not in ignore]
+    split, d = splits[best_layer], tables[best_layer]
+    if units == "ace":
+        layer = result["layers"][best_layer]
+        layer["ace_units"] = {}
+        for name in targets:
+            k = concepts.index(name)
+            alpha = ace.optimise(split, segmenter, z if ace_z is None else ace_z, k,
+                                 d["iou"][:, k], d["conditional_mean"][k], ace_epochs,
+                                 seed=seed, progress=progress)
+            top = ace.top_units(alpha["alpha"], num_units)
+            layer["ace_units"][name] = {"units": top, "alpha": alpha["alpha"].tolist(),
+                                        "loss": alpha["loss"]}
     if intervene_z is not None:
-        split, k = splits[best_layer], concepts.index(concept)
-        size = generator.output.shape[1]
-        region = tuple(region or (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
-        units = _top_units(tables[best_layer]["iou"], k, num_units)
-        if progress:
-            progress(f"{best_layer}: ablating and inserting the top {len(units)} {concept} "
-                     f"units and {len(units)} random units on {len(intervene_z)} samples")
-        r = intervene(split, segmenter, intervene_z, k, units, tables[best_layer]["thresholds"],
-                      region, seed)
-        for name in ("ablation", "insertion"):
-            before, after = r[name]["units"]["images"]
-            if name == "insertion":
-                mask = np.broadcast_to(r["inside"], before.shape[:3])
-                before, after = outline(before, mask), outline(after, mask)
-            _pairs_grid(out_dir, f"{name}.png", before, after)
-        result["intervention"] = {
-            "layer": best_layer, "concept": concept, "units": units, "region": list(region),
-            "random_units": r["random_units"], "samples": len(intervene_z),
-            **{name: {kind: _effect_json(r[name][kind]) for kind in ("units", "random")}
-               for name in ("ablation", "insertion")}}
+        result["intervention"] = {"layer": best_layer, "concepts": {}}
+        for name in targets:
+            k = concepts.index(name)
+            sets = {"iou": _top_units(d["iou"], k, num_units)}
+            if units == "ace":
+                sets["ace"] = result["layers"][best_layer]["ace_units"][name]["units"]
+            sets["random"] = intervention.random_units(
+                split.activation_shape[-1], num_units,
+                exclude=set().union(*map(set, sets.values())), seed=seed)
+            r = intervene(split, segmenter, intervene_z, k, sets, d["conditional_mean"][k],
+                          out_dir, per_sample, seed, progress)
+            result["intervention"]["concepts"][name] = dict(r, units=sets)
     outputs.write_json(out_dir, "dissect.json", result)
     return result

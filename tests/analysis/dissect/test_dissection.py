@@ -1,10 +1,11 @@
-"""Dissection and intervention: IoU and quantiles against hand/NumPy values, edits touch
-only what they name, and a planted unit is found, ablated and inserted."""
+"""Dissection and intervention: IoU, IQR and quantiles against hand/NumPy values, edits
+touch only what they name, and a planted unit is found, ablated, inserted where the concept
+is absent and picked by the ACE optimisation."""
 import numpy as np
 import pytest
 
 from dcgan_keras.analysis import nethook
-from dcgan_keras.analysis.dissect import dissection, segmenters
+from dcgan_keras.analysis.dissect import ace, dissection, intervention, iqr, segmenters
 from dcgan_keras.data import shapes
 from testutil import toy_generator
 
@@ -54,76 +55,97 @@ def test_streaming_quantile_equals_numpys(q, batch):
 
 def test_ablation_zeroes_exactly_the_chosen_units():
     acts = np.random.default_rng(2).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
-    edited = np.asarray(dissection.ablation([4, 1])(acts))
+    edited = np.asarray(intervention.ablation([4, 1])(acts))
     np.testing.assert_array_equal(edited[..., [1, 4]], 0.0)
     np.testing.assert_array_equal(edited[..., [0, 2, 3, 5]], acts[..., [0, 2, 3, 5]])
 
 
 def test_insertion_changes_only_the_region():
     acts = np.random.default_rng(3).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
-    cells = dissection.region_cells((4, 0, 12, 8), GRID, SIZE)  # columns 1-2, rows 0-1
+    cells = intervention.region_cells((4, 0, 12, 8), GRID, SIZE)  # columns 1-2, rows 0-1
     expected = np.zeros([GRID, GRID], np.float32)
     expected[0:2, 1:3] = 1.0
     np.testing.assert_array_equal(cells, expected)
-    thresholds = np.arange(6, dtype=np.float32) * 10
-    edited = np.asarray(dissection.insertion([5, 2], thresholds, cells)(acts))
+    values = np.arange(6, dtype=np.float32) * 10
+    edited = np.asarray(intervention.insertion([5, 2], values, cells)(acts))
     changed = edited != acts
     assert not changed[:, ~expected.astype(bool)].any()  # nothing outside the region
     assert not changed[..., [0, 1, 3, 4]].any()  # nor in another unit
     np.testing.assert_array_equal(edited[:, 0:2, 1:3, 2], 20.0)  # each at its own level
     np.testing.assert_array_equal(edited[:, 0:2, 1:3, 5], 50.0)
     with pytest.raises(ValueError, match="covers no cell of the 4x4 layer"):
-        dissection.region_cells((0, 0, 1, 1), GRID, SIZE)
+        intervention.region_cells((0, 0, 1, 1), GRID, SIZE)
 
 
 def test_reusable_edit_does_what_the_channel_edit_does():
     acts = np.random.default_rng(4).uniform(0.1, 2.0, [3, GRID, GRID, 6]).astype(np.float32)
-    edit = dissection.ReusableEdit([GRID, GRID, 6])
-    cells = dissection.region_cells((4, 0, 12, 8), GRID, SIZE)
-    for channel_edit in (dissection.ablation([4, 1]),
-                         dissection.insertion([5, 2], np.arange(6) * 10.0, cells)):
+    edit = intervention.ReusableEdit([GRID, GRID, 6])
+    cells = intervention.region_cells((4, 0, 12, 8), GRID, SIZE)
+    for channel_edit in (intervention.ablation([4, 1]),
+                         intervention.insertion([5, 2], np.arange(6) * 10.0, cells)):
         np.testing.assert_allclose(np.asarray(edit.load(channel_edit)(acts)),
                                    np.asarray(channel_edit(acts)), rtol=1e-6)
 
 
 def test_causal_effect_is_zero_when_the_output_cannot_change():
     split = nethook.SplitGenerator(_toy_generator(planted=False), "feat")
-    for edit in (dissection.ablation([0, 1, 2, 3]),
-                 dissection.insertion([0], np.full([UNITS], 9.0), np.ones([GRID, GRID]))):
-        effect = dissection.causal_effect(split, SEGMENTER, _z(20), edit, CIRCLE)
+    for edit in (intervention.ablation([0, 1, 2, 3]),
+                 intervention.insertion([0], np.full([UNITS], 9.0), np.ones([GRID, GRID]))):
+        effect = intervention.causal_effect(split, SEGMENTER, _z(20), edit, CIRCLE)
         assert effect["ace"] == 0.0 and effect["ci95"] == 0.0
         np.testing.assert_array_equal(effect["effects"], 0.0)
 
 
 def test_planted_unit_is_found_ablated_and_inserted(tmp_path):
     g = _toy_generator()
-    result = dissection.run(g, SEGMENTER, str(tmp_path), _z(60), ["feat"], q=0.1,
-                            num_units=1, num_examples=3, intervene_z=_z(40, seed=1),
-                            region=(0, 0, 8, 8))
+    result = dissection.run(g, SEGMENTER, str(tmp_path), _z(60), ["feat"], num_units=1,
+                            num_examples=3, intervene_z=_z(40, seed=1), concept="circle")
     layer = result["layers"]["feat"]
-    assert result["concept"] == "circle" and result["best_layer"] == "feat"
+    assert result["threshold"] == "iqr" and result["best_layer"] == "feat"
     assert layer["best_units"]["circle"]["units"] == [0]
-    # Its top-10% region lies inside the red it paints: IoU ~ 0.1 / red share ~ 0.7.
-    assert layer["best_units"]["circle"]["iou"][0] > 0.5
-    # Units that draw nothing overlap it only by chance (~0.1 * 0.14 / 0.24 = 0.06).
-    assert max(layer["best_iou"][1:]) < 0.15
-    assert layer["matched_units"] == sum(v > 0.05 for v in layer["best_iou"])
-    i = result["intervention"]
-    assert i["units"] == [0] and len(i["random_units"]) == 1 and i["random_units"] != [0]
+    # Unit 0 alone paints red: its IQR threshold draws the circles almost exactly...
+    assert layer["best_units"]["circle"]["iou"][0] > 0.9
+    assert layer["best_units"]["circle"]["iqr"][0] > 0.5
+    # ...and units that draw nothing are interpretable for nothing.
+    assert layer["interpretable"] == {"circle": 1, "square": 0, "triangle": 0}
+    assert layer["best_concept"] == ["circle", None, None, None]
+    assert layer["interpretable_units"] == 1
+    # The conditional mean: unit 0's mean over the cells, weighted by circle coverage.
+    split = nethook.SplitGenerator(g, "feat")
+    acts = split.activations(_z(60))
+    labels = SEGMENTER(g(_z(60)).numpy())
+    weight = intervention.cell_presence(labels, CIRCLE, GRID)
+    expected = (acts * weight[..., None]).sum((0, 1, 2)) / weight.sum()
+    np.testing.assert_allclose(layer["conditional_mean"]["circle"], expected, rtol=1e-4)
+    i = result["intervention"]["concepts"]["circle"]
+    assert i["units"]["iou"] == [0] and len(i["units"]["random"]) == 1
+    assert i["units"]["random"] != [0] and "ace" not in i["units"]
+    # Ablation is measured on the samples that show circles, and only there.
+    shows = (SEGMENTER(g(_z(40, seed=1)).numpy()) == CIRCLE).any(axis=(1, 2))
+    assert i["samples_with_concept"] == shows.sum() < 40
     ablation = i["ablation"]
-    assert ablation["units"]["share_before"] > 0.01
+    assert ablation["iou"]["samples"] == shows.sum()
     # Unit 0 is the only painter: zeroing it removes every circle pixel, a random unit none.
-    assert ablation["units"]["share_after"] == 0.0 and ablation["units"]["removed"] == 1.0
-    assert ablation["units"]["ace"] == pytest.approx(-ablation["units"]["share_before"])
+    assert ablation["iou"]["share_after"] == 0.0 and ablation["iou"]["removed"] == 1.0
+    assert ablation["iou"]["ace"] == pytest.approx(-ablation["iou"]["share_before"])
     assert ablation["random"]["ace"] == 0.0 and ablation["random"]["removed"] == 0.0
-    shares = ablation["units"]["all_shares"]  # the circle's pixels became background
-    assert shares["circle"] == [pytest.approx(ablation["units"]["share_before"]), 0.0]
+    shares = ablation["iou"]["all_shares"]  # the circle's pixels became background
+    assert shares["circle"] == [pytest.approx(ablation["iou"]["share_before"]), 0.0]
     assert shares["background"][1] == 1.0 and shares["square"] == [0.0, 0.0]
-    insertion = i["insertion"]["units"]
-    assert insertion["ace"] > 0.3 and insertion["ace"] - insertion["ci95"] > 0
-    assert i["insertion"]["random"]["ace"] == 0.0
-    for name in ("dissect_feat_circle.png", "ablation.png", "insertion.png", "dissect.json"):
-        assert (tmp_path / name).exists()
+    # The colour control: the toy's circles are all red, so red (and only red) goes.
+    assert ablation["iou"]["hue_removed"][0] == 1.0
+    assert ablation["iou"]["hue_removed"][1:] == [0.0] * 5
+    # Insertion at one cell where there was no circle makes one there, every time.
+    insertion = i["insertion"]
+    assert insertion["iou"]["tries"] > 100 and insertion["iou"]["rate"] == 1.0
+    assert insertion["iou"]["gain"] > 0.1
+    assert insertion["random"]["rate"] == 0.0 and insertion["random"]["gain"] == 0.0
+    tries_at = np.asarray(insertion["iou"]["tries_at"])
+    assert tries_at.shape == (GRID, GRID) and tries_at.sum() == insertion["iou"]["tries"]
+    for name in ("dissect_feat_circle.png", "ablation_circle_iou.png",
+                 "insertion_circle_iou.png", "insertion_rate_circle_iou.png",
+                 "interpretable_units.png", "dissect.json"):
+        assert (tmp_path / name).exists(), name
 
 
 def test_unit_examples_outline_the_units_region():
@@ -159,9 +181,9 @@ def test_a_cell_is_in_a_region_when_half_of_it_is():
     # 2x2 = 4/16 covered, cells (0, 1) and (1, 0) 2x3 = 6/16, cell (1, 1) 3x3 = 9/16.
     expected = np.zeros([GRID, GRID], np.float32)
     expected[1, 1] = 1.0
-    np.testing.assert_array_equal(dissection.region_cells((2, 2, 7, 7), GRID, SIZE), expected)
-    mask = dissection.box_mask((2, 2, 7, 7), SIZE)
+    np.testing.assert_array_equal(intervention.region_cells((2, 2, 7, 7), GRID, SIZE), expected)
+    mask = intervention.box_mask((2, 2, 7, 7), SIZE)
     assert mask.sum() == 25 and mask[2:7, 2:7].all()
-    np.testing.assert_array_equal(dissection.region_cells(mask, GRID), expected)
+    np.testing.assert_array_equal(intervention.region_cells(mask, GRID), expected)
     with pytest.raises(ValueError, match="does not tile"):
-        dissection.region_cells(mask, 3)
+        intervention.region_cells(mask, 3)

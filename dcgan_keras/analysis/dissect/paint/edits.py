@@ -8,11 +8,13 @@ A record (what the page downloads, and what the server's /api/edit takes) is
 
 z is the sample binary's z of the seed (`sampling.latents(1, seed, z_dim, prior)`). Each edit, in
 order, sets its units inside its region at the layer's resolution: to 0 for "remove", to
-`values` (each unit's top-quantile level from the dissection, the paper's insertion) for
-"add" (Bau et al. 2018, arXiv:1811.10597, section 3.2; GANPaint). The region is a mask of
+`values` (each unit's mean activation where the concept is, from the dissection: the
+paper's insertion) for "add" (Bau et al. 2018, arXiv:1811.10597, section 3.2; GANPaint).
+The units of a concept are its IoU-ranked set or its ACE-optimised set (`analyze paint
+--unit_set=iou|ace`). The region is a mask of
 image pixels (`mask`: one string of '0'/'1' per image row) or a box (`box`: x0, y0, x1,
 y1); a layer cell is in it when at least half of the cell's pixels are (the rule of
-`dissection.region_cells`, shared with dissection's insertion).
+`intervention.region_cells`).
 
 `replay(generator, record)` needs nothing but the generator and the record.
 """
@@ -24,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
-from dcgan_keras.analysis.dissect import dissection as dissection_lib
+from dcgan_keras.analysis.dissect import intervention
 from dcgan_keras.exporters import sampling
 from dcgan_keras.models import latent
 from dcgan_keras.utils.images import to_uint8
@@ -56,7 +58,7 @@ def parse_region(region, size):
                 or not (0 <= box[0] < box[2] <= size and 0 <= box[1] < box[3] <= size)):
             raise PaintError(f"region box must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= {size} "
                              f"and 0 <= y0 < y1 <= {size} (image pixels), got {box!r}")
-        return dissection_lib.box_mask(box, size)
+        return intervention.box_mask(box, size)
     rows = region["mask"]
     if (not isinstance(rows, list) or len(rows) != size
             or not all(isinstance(r, str) and len(r) == size and set(r) <= {"0", "1"}
@@ -76,9 +78,9 @@ def mask_rows(mask):
 
 def region_cells(mask, grid):
     """[grid, grid] float32: 1 on the layer cells at least half covered by `mask`
-    (`dissection.region_cells`, raising PaintError for the page)."""
+    (`intervention.region_cells`, raising PaintError for the page)."""
     try:
-        return dissection_lib.region_cells(mask, grid)
+        return intervention.region_cells(mask, grid)
     except ValueError as e:
         raise PaintError(str(e)) from None
 
@@ -149,14 +151,28 @@ def png_base64(image):
     return base64.b64encode(tf.io.encode_png(image).numpy()).decode("ascii")
 
 
-def layer_concepts(layer_result, num_units):
-    """A dissect.json layer entry -> [{"name", "units", "iou", "values"}], best IoU first."""
-    thresholds = layer_result["thresholds"]
+UNIT_SETS = ("iou", "ace")
+
+
+def layer_concepts(layer_result, num_units, units="iou"):
+    """A dissect.json layer entry -> [{"name", "units", "iou", "values"}]: each concept's
+    IoU-ranked units (best first) or its ACE-optimised ones (largest alpha first), with
+    their IoU and their concept-conditional means (what "add" writes)."""
+    if units not in UNIT_SETS:
+        raise PaintError(f"units must be one of {', '.join(UNIT_SETS)}, got {units!r}")
+    if units == "ace" and not layer_result.get("ace_units"):
+        raise PaintError("this dissection has no ACE-optimised unit sets for the layer: run "
+                         "`analyze dissect --unit_set=ace` (with a differentiable segmenter)")
+    sets = layer_result["best_units"] if units == "iou" else layer_result["ace_units"]
+    table = np.asarray(layer_result["iou"])
+    names = list(layer_result["conditional_mean"])
     concepts = []
-    for name, best in layer_result["best_units"].items():
-        units, ious = best["units"][:num_units], best["iou"][:num_units]
-        concepts.append({"name": name, "units": units, "iou": ious,
-                         "values": [thresholds[u] for u in units]})
+    for name, best in sets.items():
+        chosen = best["units"][:num_units]
+        means = layer_result["conditional_mean"][name]
+        concepts.append({"name": name, "units": chosen,
+                         "iou": [float(table[u, names.index(name)]) for u in chosen],
+                         "values": [means[u] for u in chosen]})
     return concepts
 
 
@@ -170,21 +186,25 @@ class Painter:
         generator: a functional Keras model z -> images in [-1, 1].
         dissection: the dict of a dissect.json of this generator.
         segmenter: segmenters.Segmenter naming the same concepts.
-        num_units: units per concept (its best by IoU).
+        num_units: units per concept.
+        units: "iou" (each concept's IoU-ranked units) or "ace" (its ACE-optimised ones).
     """
 
-    def __init__(self, generator, dissection, segmenter, num_units=20):
+    def __init__(self, generator, dissection, segmenter, num_units=20, units="iou"):
         self.generator, self.segmenter = generator, segmenter
         self.size = generator.output.shape[1]
         self.z_dim = generator.input.shape[-1]
-        self.layers = {name: layer_concepts(result, num_units)
-                       for name, result in dissection["layers"].items()}
+        self.units = units
+        self.layers = {name: layer_concepts(result, num_units, units)
+                       for name, result in dissection["layers"].items()
+                       if units == "iou" or result.get("ace_units")}
         self.default_layer = dissection.get("best_layer") or next(iter(self.layers))
         self._splits, self._lock = {}, threading.Lock()
 
     def info(self):
         """What the page needs: sizes, layers and each layer's concepts with units and IoU."""
         return {"image_size": self.size, "z_dim": self.z_dim, "modes": list(MODES),
+                "units": self.units,
                 "default_layer": self.default_layer, "max_seed": MAX_SEED,
                 "layers": {name: {"grid": self._split(name).activation_shape[0],
                                   "concepts": [{k: c[k] for k in ("name", "units", "iou")}

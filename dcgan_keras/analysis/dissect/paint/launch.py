@@ -26,6 +26,9 @@ def fingerprint(generator):
 def check_dissection(result, generator, segmenter, where):
     """Raises ValueError unless `result` (a dissect.json dict) is of this generator and
     names the segmenter's concepts."""
+    if result.get("format") != dissection.FORMAT:
+        raise ValueError(f"{where} was written by an older version of analyze dissect (one "
+                         "threshold per unit, no conditional means); dissect the model again")
     theirs, mine = result.get("generator_fingerprint"), fingerprint(generator)
     if theirs is not None and theirs != mine:
         raise ValueError(f"{where} is the dissection of another model (generator weights "
@@ -66,7 +69,11 @@ def dissection_for(generator, segmenter, directory, z, layers, reuse=True, **kwa
         result = files.read_json(path)
         try:
             check_dissection(result, generator, segmenter, directory)
-            if set(layers) <= set(result["layers"]):
+            wanted = (kwargs.get("threshold", "iqr"), kwargs.get("units", "iou"))
+            has = (result.get("threshold"), "ace" if any(
+                layer.get("ace_units") for layer in result["layers"].values()) else "iou")
+            if set(layers) <= set(result["layers"]) and (wanted == has or wanted[1] == "iou"
+                                                         and wanted[0] == has[0]):
                 _say(f"using the dissection in {directory}")
                 return result
         except ValueError as e:

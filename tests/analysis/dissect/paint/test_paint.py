@@ -196,7 +196,7 @@ def test_concurrent_requests_get_what_they_would_alone(paint_server):
 def test_dissection_of_another_model_is_refused(paint_server, tmp_path):
     painter = paint_server.painter
     g, segmenter = painter.generator, painter.segmenter
-    result = {"concepts": list(segmenter.concepts), "generator_fingerprint":
+    result = {"format": 2, "concepts": list(segmenter.concepts), "generator_fingerprint":
               launch.fingerprint(g), "layers": {"feat": {
                   "activation_shape": [PAINT_GRID, PAINT_GRID, 4], "thresholds": [1.0] * 4}}}
     launch.check_dissection(result, g, segmenter, "d")  # this model's: accepted
@@ -206,7 +206,8 @@ def test_dissection_of_another_model_is_refused(paint_server, tmp_path):
             ({"concepts": ["sky"]}, "names the concepts"),
             ({"layers": {"feat": {"activation_shape": [4, 4, 4], "thresholds": [1.0] * 4}}},
              "its layer feat is"),
-            ({"layers": {"block3_relu": {}}}, "its layer block3_relu is None")):
+            ({"layers": {"block3_relu": {}}}, "its layer block3_relu is None"),
+            ({"format": None}, "d was written by an older version of analyze dissect")):
         with pytest.raises(ValueError, match=message):
             launch.check_dissection(dict(result, **change), g, segmenter, "d")
     with pytest.raises(FileNotFoundError, match="has no dissect.json"):
