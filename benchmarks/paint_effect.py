@@ -80,7 +80,7 @@ def empty_square(labels, grid, side_px, rng):
 def summarise(before, after, mode):
     """Mean shares, the mean change with its 95% normal interval, and how often the share
     moved the intended way (down for remove, up for add)."""
-    from dcgan_keras.analysis.dissect.dissection import Z_95  # noqa: PLC0415
+    from dcgan_keras.analysis.dissect.intervention import Z_95  # noqa: PLC0415
     before, after = np.asarray(before), np.asarray(after)
     change = after - before
     ci = Z_95 * change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else 0.0
@@ -92,15 +92,15 @@ def summarise(before, after, mode):
 
 def random_concepts(dissection, layer, rng, k):
     """The layer's concepts for the page, each with k random units instead of its top ones
-    (the same values rule: each unit's own top-quantile level)."""
+    (the same values rule: each unit's mean activation where the concept is)."""
     from dcgan_keras.analysis.dissect.paint import edits  # noqa: PLC0415
-    thresholds = dissection["layers"][layer]["thresholds"]
+    means = dissection["layers"][layer]["conditional_mean"]
     concepts = []
     for c in edits.layer_concepts(dissection["layers"][layer], k):
-        others = sorted(set(range(len(thresholds))) - set(c["units"]))
+        others = sorted(set(range(len(means[c["name"]]))) - set(c["units"]))
         units = [int(u) for u in rng.choice(others, min(k, len(others)), replace=False)]
         concepts.append({"name": c["name"], "units": units, "iou": [0.0] * len(units),
-                         "values": [thresholds[u] for u in units]})
+                         "values": [means[c["name"]][u] for u in units]})
     return concepts
 
 

@@ -18,9 +18,10 @@ def paint_server(tmp_path_factory):
     segmenter = segmenters.load("shapes")
     z = np.random.default_rng(0).standard_normal([200, 8]).astype(np.float32)
     result = dissection.run(generator, segmenter, str(tmp_path_factory.mktemp("toy_dissect")),
-                            z, ["feat"], q=0.1, num_units=1, num_examples=2)
+                            z, ["feat"], num_units=1, num_examples=2)
     httpd = server.bind("127.0.0.1", 0, edits.Painter(generator, result, segmenter,
                                                      num_units=1))
+    httpd.dissection = result
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd

@@ -141,8 +141,10 @@ def test_the_record_replays_to_the_same_image(paint_server):
     assert record["seed"] == 5 and record["layer"] == "feat"
     assert [(e["mode"], e["units"]) for e in record["edits"]] == [("add", [0]),
                                                                   ("remove", [0])]
-    assert record["edits"][0]["values"] == [pytest.approx(
-        painter.layers["feat"][0]["values"][0])]  # unit 0's top-quantile level
+    # "add" writes unit 0's mean activation where circles are (the paper's insertion).
+    means = paint_server.dissection["layers"]["feat"]["conditional_mean"]["circle"]
+    assert record["edits"][0]["values"] == [pytest.approx(means[0])]
+    assert means[0] > 0.1
     image = edits.replay(painter.generator, record)
     np.testing.assert_array_equal(image, _png(answer["image"]))
     assert not np.array_equal(image, _png(answer["original"]))
