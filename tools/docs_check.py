@@ -41,7 +41,8 @@ TINY = {
     "analyze guided_backprop": ["--num_images=64", "--top_k=2", "--units=0,1"],
     "analyze neighbors": ["--num_samples=2", "--max_train=500"],
     "analyze forget": ["--num_annotated=20", "--num_new=4"],
-    "analyze dissect": ["--num_dissect=32", "--num_intervene=8"],
+    "train_segmenter": ["--train_scenes=64", "--test_scenes=16", "--epochs=1"],
+    "analyze dissect": ["--num_dissect=32", "--num_intervene=8", "--ace_epochs=1"],
     "analyze paint": ["--port=0", "--num_dissect=32"],
 }
 SERVERS = ("analyze paint",)  # run until they serve their page, which is fetched, then Ctrl-C
