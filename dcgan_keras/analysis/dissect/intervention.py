@@ -173,7 +173,8 @@ def causal_effect(split, segmenter, z, edit, concept, batch_size=100):
             counts[j] += np.bincount(labels.reshape(-1), minlength=num_concepts)
             if images.shape[-1] == 3:
                 colours[j] += hue_histogram(images) * len(images)
-    before, after = np.concatenate(before), np.concatenate(after)
+    before = np.concatenate(before) if before else np.zeros([0])
+    after = np.concatenate(after) if after else np.zeros([0])
     counts /= np.maximum(counts.sum(axis=1, keepdims=True), 1)
     colours /= max(len(z), 1)
     effect = after - before

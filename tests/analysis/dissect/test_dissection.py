@@ -187,3 +187,11 @@ def test_a_cell_is_in_a_region_when_half_of_it_is():
     np.testing.assert_array_equal(intervention.region_cells(mask, GRID), expected)
     with pytest.raises(ValueError, match="does not tile"):
         intervention.region_cells(mask, 3)
+
+
+def test_an_effect_over_no_samples_is_zero_not_an_error():
+    split = nethook.SplitGenerator(_toy_generator(), "feat")
+    effect = intervention.causal_effect(split, SEGMENTER, _z(0), intervention.ablation([0]),
+                                        CIRCLE)
+    assert effect["samples"] == 0 and effect["ace"] == 0.0 and effect["removed"] == 0.0
+    assert effect["images"] is None
