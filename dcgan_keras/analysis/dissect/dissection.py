@@ -206,7 +206,8 @@ def layer_summary(d, concepts, ignore=()):
     unit's best concept by IoU."""
     keep = [i for i, c in enumerate(concepts) if c not in ignore]
     good = d["interpretable"][:, keep]
-    best = np.asarray(keep)[np.argmax(np.where(good, d["iou"][:, keep], -1.0), axis=1)]
+    # A unit's best concept: its interpretable concept of largest IoU, else its largest IoU.
+    best = np.asarray(keep)[np.argmax(d["iou"][:, keep] + 2.0 * good, axis=1)]
     rows = np.arange(len(best))
     return {"units": len(best), "interpretable_units": int(good.any(axis=1).sum()),
             "interpretable": {concepts[c]: int(good[:, j].sum()) for j, c in enumerate(keep)},
