@@ -71,6 +71,10 @@ def run_one(name, config, workdir, steps, net, real, args, seconds_before=0.0):
     if os.path.exists(path):
         with open(path) as f:
             record = json.load(f)
+        made_with = record.get("egan_d_steps", 2)  # not stored before the default was 3
+        if config.trainer == "egan" and made_with != config.egan_d_steps:
+            raise SystemExit(f"{path} was measured with --egan_d_steps={made_with}, not "
+                             f"{config.egan_d_steps}: pass that, or another --out")
         if record["steps"] == steps:
             print(f"{name}: reused {record}", flush=True)
             return record, np.load(os.path.join(workdir, f"{name}_samples.npy"))
@@ -80,6 +84,8 @@ def run_one(name, config, workdir, steps, net, real, args, seconds_before=0.0):
                   images_per_sec=round(ips, 1), scores=scores)
     if hasattr(gan, "wins"):
         record["wins"] = dict(zip(gan.mutations, gan.wins.numpy().tolist()))
+        record["egan_d_steps"] = config.egan_d_steps
+        record["diversity_decided"] = int(gan.diversity_decided.numpy())
     np.save(os.path.join(workdir, f"{name}_samples.npy"), samples)
     with open(path, "w") as f:
         json.dump(record, f, indent=2)

@@ -11,6 +11,7 @@ import re
 
 from dcgan_keras import losses
 from dcgan_keras.data import datasets, preprocessing
+from dcgan_keras.evolution import batching as egan_batching
 from dcgan_keras.evolution import mutations as egan_mutations
 from dcgan_keras.models import adam, architecture, latent
 from dcgan_keras.utils import files
@@ -77,11 +78,11 @@ class TrainConfig:
     max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
     trainer: str = "dcgan"  # or "egan": Evolutionary GAN (dcgan_keras.evolution)
     # E-GAN's own defaults (evolution/egan.py; tests/test_config_defaults.py keeps them
-    # equal): n_D = 2 (Algorithm 1), mu = 1 parent, gamma and the fitness batch from the
-    # authors' CIFAR-10 code.
+    # equal): n_D = 3 and the fitness batch from both author codebases' image runs, mu = 1
+    # parent (the paper), gamma from the authors' CIFAR-10 code.
     egan_mutations: str = ",".join(egan_mutations.DEFAULT_MUTATIONS)
     egan_parents: int = 1
-    egan_d_steps: int = 2
+    egan_d_steps: int = 3
     egan_gamma: float = 0.004
     egan_fd_sign: str = "minus"  # the paper and both codebases; "plus": a superseded release
     egan_fitness_batch: int = 256
@@ -149,11 +150,9 @@ class TrainConfig:
         if self.egan_fd_sign not in egan_mutations.FD_SIGNS:
             raise ValueError(f"egan_fd_sign must be one of {sorted(egan_mutations.FD_SIGNS)}, "
                              f"got {self.egan_fd_sign!r}")
-        per_step = self.egan_d_steps * self.egan_parents
-        if self.trainer == "egan" and self.batch_size % per_step:
-            raise ValueError(f"with --trainer=egan, batch_size (images per generation) must "
-                             f"be a multiple of egan_d_steps x egan_parents = {per_step}, got "
-                             f"{self.batch_size}")
+        if self.trainer == "egan":
+            egan_batching.check_batch_size(self.batch_size, self.egan_d_steps,
+                                           self.egan_parents)
         return self
 
     def to_json(self):

@@ -123,6 +123,16 @@ def make_lsun_lmdb(directory, category="bedroom", split="train", num=24, side=(4
     return path, sorted(images), images
 
 
+def egan_state(gan):
+    """Every variable an E-GAN generation reads or writes, in a fixed order: D with its
+    optimizer, the run's counters and step, and each parent with its optimizer."""
+    state = list(gan.discriminator.weights) + gan.d_optimizer.variables + [
+        gan.wins, gan.diversity_decided, gan.step]
+    for parent, optimizer in zip(gan.parents, gan.parent_optimizers):
+        state += gan._state(parent, optimizer)
+    return state
+
+
 def lively(model, scale=10.0):
     """Scales every kernel of an untrained model so that its outputs are O(1): with
     N(0, 0.02) kernels and BatchNorm's initial moving statistics a tiny G's images are

@@ -17,8 +17,11 @@ flags.DEFINE_string("egan_mutations", _D.egan_mutations,
 flags.DEFINE_integer("egan_parents", _D.egan_parents,
                      "mu: the fittest children kept each generation (the paper: 1).")
 flags.DEFINE_integer("egan_d_steps", _D.egan_d_steps,
-                     "n_D: D updates per generation, each on batch_size / egan_d_steps real "
-                     "images (the paper's Algorithm 1: 2).")
+                     "n_D: D updates per generation, each on its own batch_size / "
+                     "egan_d_steps real images, so --batch_size must be a multiple of "
+                     "egan_d_steps x egan_parents. 3: both author codebases' image runs "
+                     "(Theano kD = 3, PyTorch --D_iters 3), with 32 real images per D step, "
+                     "i.e. --batch_size=96 (the paper's Algorithm 1 lists 2).")
 flags.DEFINE_float("egan_gamma", _D.egan_gamma,
                    "Weight of the diversity fitness in F = F_q + gamma F_d (the authors' "
                    "CIFAR-10 code: 0.004 on log ||grad||).")

@@ -3,22 +3,28 @@
 Wang et al. 2018 (arXiv:1803.00657), Algorithm 1. `EGAN` is a `DCGAN` with its own
 `train_step`, so Keras' `fit`, the callbacks of `training.callbacks`, checkpoints, the
 EMA generator and the exporters work unchanged: `generator` is the selected parent (the
-fittest of the last generation), `g_optimizer` its Adam, `step` counts generations.
+fittest of the last generation), `g_optimizer` its Adam, `step` counts generations. Any
+Keras generator and discriminator play (the package's DCGAN nets, or e.g. small MLPs on
+2-D toy data); the other parents and the scratch child are `clone_network` copies.
 """
 import keras
 import tensorflow as tf
 
 from dcgan_keras import losses
+from dcgan_keras.evolution import batching
 from dcgan_keras.evolution import mutations as mutations_lib
 from dcgan_keras.models import dcgan, keras_compat, latent
 from dcgan_keras.models.discriminator import Discriminator
 from dcgan_keras.models.generator import Generator
 
-# Paper-era defaults (see README "Evolutionary GAN"): n_D from Algorithm 1, the fitness
-# batch and gamma from the authors' CIFAR-10 Theano code (beta 0.002 on log ||g||^2 is
-# gamma 0.004 on log ||g||), one parent (mu = 1) as in the paper's experiments. config.py
-# repeats them as the --egan_* defaults (tests/test_config_defaults.py keeps them equal).
-D_STEPS = 2
+# Defaults, repeated by config.py as the --egan_* defaults (tests/test_config_defaults.py
+# keeps them equal). n_D = 3: what both author codebases run on images (Theano kD = 3 in
+# cifar10/, bedroom/ and faces/; PyTorch scripts/train_egan_cifar10.sh --D_iters 3), each D
+# step on its own 32 real images (see batching.py); the paper's Algorithm 1 lists n_D = 2,
+# and the Theano 2-D toys use kD = 1. The fitness batch and gamma from the authors'
+# CIFAR-10 Theano code (ntf = 256; beta 0.002 on log ||g||^2 is gamma 0.004 on log ||g||),
+# one parent (mu = 1) as in the paper's experiments.
+D_STEPS = 3
 FITNESS_BATCH = 256
 GAMMA = 0.004
 PARENTS = 1
@@ -38,9 +44,11 @@ def _assign(variables, values):
 class EGAN(dcgan.DCGAN):
     """Evolutionary GAN (see the module doc and `evolution.mutations`).
 
-    One `train_step` is one generation, on a global batch of B real images:
-      1. D: `d_steps` updates, each on B / d_steps real images and as many fakes, drawn
-         evenly from the parents (Algorithm 1), with the DCGAN's D loss.
+    One `train_step` is one generation, on a global batch of B real images (B a multiple
+    of d_steps x parents x replicas: `batching.check_batch_size`):
+      1. D: `d_steps` updates, each on its own B / d_steps real images (as the authors'
+         code gives each D step its own batch) and as many fakes, drawn evenly from the
+         parents (Algorithm 1), with the DCGAN's D loss.
       2. variation: every parent makes one child per mutation: a copy of the parent and
          of its Adam state, updated once with that mutation's loss through the updated D
          on B / d_steps samples. The children of one parent share that batch of z, so
@@ -51,31 +59,44 @@ class EGAN(dcgan.DCGAN):
       4. selection: the `parents` fittest children, with their weights, BatchNorm
          statistics and Adam state, become the parents, fittest first: `generator`.
 
+    Logged (fit's logs, and TensorBoard through `callbacks.TrainLogger`), per child (names
+    from `child_names`): `F_<child>`, `Fq_<child>` and `Fd_<child>` (Keras metrics,
+    averaged over the steps since the last reset); `selected`, the index in
+    `child_names` of the fittest child of the last generation; `wins_<mutation>`, the
+    survivors per mutation, and `diversity_decided`, the generations whose survivors
+    under F differ from those F_q alone would keep (gamma F_d changed the choice), both
+    counted from the start of the run (checkpointed, so a resumed run continues them).
+
     Under a tf.distribute strategy every replica makes the same children: gradients,
     F_q and F_d are reduced over all replicas (the global batch), so F and the selection
     are identical on every replica.
 
     Args:
-        generator, discriminator: as for `DCGAN`; `generator` is parent 0, the other
-            parents start as copies of it.
+        generator, discriminator: as for `DCGAN` (any Keras models: z -> sample and
+            sample -> one logit); `generator` is parent 0, the other parents start as
+            copies of it.
         seed: the noise seed.
         mutations: names from `mutations.MUTATIONS` (a sequence or "a,b,c").
         parents: mu, the survivors of each generation.
-        d_steps: n_D, D updates per generation.
+        d_steps: n_D, D updates per generation (default 3, the authors' code; see
+            D_STEPS). Each takes B / d_steps of the batch: for the authors' 32 real images
+            per D step, batch 96.
         gamma: weight of the diversity fitness.
         fd_sign: "minus" (the paper and both author codebases' latest versions) or
             "plus" (a superseded 2019 PyTorch release; see mutations.py).
         fitness_batch: generated samples per child evaluation (global, all replicas).
         ema_decay: as for `DCGAN` (an EMA of the selected generator).
+        z_distribution: as for `DCGAN` (default: the generator's, else uniform).
     """
 
     def __init__(self, generator, discriminator, seed=0,
                  mutations=mutations_lib.DEFAULT_MUTATIONS, parents=PARENTS,
                  d_steps=D_STEPS, gamma=GAMMA, fd_sign="minus",
-                 fitness_batch=FITNESS_BATCH, ema_decay=0.0, **kwargs):
+                 fitness_batch=FITNESS_BATCH, ema_decay=0.0, z_distribution=None, **kwargs):
         kwargs.setdefault("name", "egan")
         kwargs.pop("generator_loss", None)  # DCGAN's; the mutations replace it
-        super().__init__(generator, discriminator, seed=seed, ema_decay=ema_decay, **kwargs)
+        super().__init__(generator, discriminator, seed=seed, ema_decay=ema_decay,
+                         z_distribution=z_distribution, **kwargs)
         self.mutations = mutations_lib.parse_mutations(mutations)
         for name, value in (("parents", parents), ("d_steps", d_steps),
                             ("fitness_batch", fitness_batch)):
@@ -89,13 +110,18 @@ class EGAN(dcgan.DCGAN):
         self.num_parents, self.d_steps = int(parents), int(d_steps)
         self.gamma, self.fd_sign, self.fitness_batch = float(gamma), fd_sign, int(fitness_batch)
         with self.distribute_strategy.scope():
-            self.parents = [self.generator] + [self._copy_of_generator(f"parent_{i}")
-                                               for i in range(1, self.num_parents)]
-            self.child = self._copy_of_generator("child")  # scratch: one child at a time
+            self.parents = [self.generator] + [keras_compat.clone_network(self.generator)
+                                               for _ in range(1, self.num_parents)]
+            self.child = keras_compat.clone_network(self.generator)  # scratch: one at a time
+        # Counters of the whole run; aggregation "none" as `step` (XLA-safe, see DCGAN).
         self.wins = self.add_weight(name="wins", shape=(len(self.mutations),), dtype="int64",
                                     initializer="zeros", trainable=False, aggregation="none")
-        self.fitness_trackers = [keras.metrics.Mean(name=f"F_{name}")
-                                 for name in self.child_names]
+        self.diversity_decided = self.add_weight(name="diversity_decided", shape=(),
+                                                 dtype="int64", initializer="zeros",
+                                                 trainable=False, aggregation="none")
+        self.fitness_trackers, self.quality_trackers, self.diversity_trackers = (
+            [keras.metrics.Mean(name=f"{prefix}_{name}") for name in self.child_names]
+            for prefix in ("F", "Fq", "Fd"))
         self.parent_optimizers = []
         self.child_optimizer = None
 
@@ -106,14 +132,10 @@ class EGAN(dcgan.DCGAN):
             return list(self.mutations)
         return [f"p{j}_{name}" for j in range(self.num_parents) for name in self.mutations]
 
-    def _copy_of_generator(self, name):
-        copy = Generator.from_config({**self.generator.get_config(), "name": name})
-        copy.set_weights(self.generator.get_weights())
-        return copy
-
     @property
     def metrics(self):
-        return super().metrics + self.fitness_trackers
+        return (super().metrics + self.fitness_trackers + self.quality_trackers
+                + self.diversity_trackers)
 
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile="auto", **kwargs):
         """As `DCGAN.compile`; `g_optimizer` becomes parent 0's Adam, and every other
@@ -141,20 +163,18 @@ class EGAN(dcgan.DCGAN):
             if v is optimizer.iterations or v.aggregation != "only_first_replica"]
 
     def checkpoint_extras(self):
-        """The population beyond `generator`/`g_optimizer` and the win counts, by name,
-        for `training.callbacks.Checkpoint` (exact resume of the whole population)."""
-        extras = {"egan_wins": self.wins}
+        """The population beyond `generator`/`g_optimizer` and the run's counters, by
+        name, for `training.callbacks.Checkpoint` (exact resume of the whole population)."""
+        extras = {"egan_wins": self.wins, "egan_diversity_decided": self.diversity_decided}
         for i in range(1, self.num_parents):
             extras[f"egan_parent_{i}"] = self.parents[i]
             extras[f"egan_parent_{i}_optimizer"] = self.parent_optimizers[i]
         return extras
 
     def _check_batch(self, batch, replicas):
-        per_step = self.d_steps * self.num_parents
-        if batch is not None and batch % per_step:
-            raise ValueError(f"E-GAN needs a per-replica batch divisible by egan_d_steps x "
-                             f"egan_parents = {per_step}, got {batch} ({replicas} replica(s));"
-                             f" pick --batch_size as a multiple of {per_step * replicas}")
+        if batch is not None:  # the per-replica batch: check the global one it came from
+            batching.check_batch_size(batch * replicas, self.d_steps, self.num_parents,
+                                      replicas)
         if self.fitness_batch % replicas:
             raise ValueError(f"egan fitness_batch {self.fitness_batch} must be divisible by "
                              f"the {replicas} replicas")
@@ -167,8 +187,13 @@ class EGAN(dcgan.DCGAN):
         self._check_batch(real.shape[0], replicas)
         m = tf.shape(real)[0] // self.d_steps  # per-replica D batch and child update batch
         self._d_steps(tf.split(real, self.d_steps), m, replicas)
-        fitness, g_losses, children = self._variation_and_evaluation(real, m, replicas)
+        quality, diversity, g_losses, children = self._variation_and_evaluation(
+            real, m, replicas)
+        fitness = mutations_lib.fitness(quality, diversity, self.gamma)
         order = mutations_lib.select(fitness, self.num_parents)
+        by_quality = mutations_lib.select(quality, self.num_parents)
+        self.diversity_decided.assign_add(tf.cast(
+            tf.logical_not(mutations_lib.same_survivors(order, by_quality)), tf.int64))
         # Per state variable, that variable of every child: [children, *shape].
         stacked = [tf.stack(values) for values in zip(*children)]
         for i, parent in enumerate(self.parents):
@@ -181,11 +206,16 @@ class EGAN(dcgan.DCGAN):
         if self.ema_generator is not None:
             self._update_ema()
         self.g_loss_tracker.update_state(tf.gather(g_losses, order[0]))
-        for tracker, value in zip(self.fitness_trackers, tf.unstack(fitness)):
-            tracker.update_state(value)
+        for trackers, values in ((self.fitness_trackers, fitness),
+                                 (self.quality_trackers, quality),
+                                 (self.diversity_trackers, diversity)):
+            for tracker, value in zip(trackers, tf.unstack(values)):
+                tracker.update_state(value)
         logs = {metric.name: metric.result() for metric in self.metrics}
         logs.update({f"wins_{name}": self.wins[h] for h, name in enumerate(self.mutations)})
-        return logs
+        logs.update(selected=tf.cast(order[0], tf.int64),
+                    diversity_decided=tf.convert_to_tensor(self.diversity_decided))
+        return keras_compat.reducible_logs(logs)
 
     def _d_steps(self, real_chunks, m, replicas):
         """n_D updates of D, each on m real images and m fakes from all parents."""
@@ -212,8 +242,9 @@ class EGAN(dcgan.DCGAN):
             tf.distribute.ReduceOp.SUM, values)
 
     def _variation_and_evaluation(self, real, m, replicas):
-        """Makes and scores every child; returns (fitness [children], the children's own
-        mutation losses [children], each child's state as a list of tensors)."""
+        """Makes and scores every child; returns (F_q [children], F_d [children], the
+        children's own mutation losses [children], each child's state as a list of
+        tensors)."""
         D = self.discriminator
         d_vars = D.trainable_variables
         d_statistics = _values(D.non_trainable_variables)
@@ -229,7 +260,7 @@ class EGAN(dcgan.DCGAN):
             scaled = real_loss * scale
         real_grads = self._all_reduce(tape.gradient(scaled, d_vars), replicas)
         child_state = self._state(self.child, self.child_optimizer)
-        fitness, g_losses, children = [], [], []
+        quality, diversity, g_losses, children = [], [], [], []
         for parent, optimizer, z in zip(self.parents, self.parent_optimizers, z_children):
             parent_state = _values(self._state(parent, optimizer))
             for name in self.mutations:
@@ -242,13 +273,15 @@ class EGAN(dcgan.DCGAN):
                 g_vars = self.child.trainable_variables
                 self.child_optimizer.apply(tape.gradient(g_scaled, g_vars), g_vars)
                 children.append(_values(child_state))  # before the evaluation pass
-                fitness.append(self._fitness(z_fitness, real_grads, scale, replicas))
+                f_q, f_d = self._fitness(z_fitness, real_grads, scale, replicas)
+                quality.append(f_q)
+                diversity.append(f_d)
                 g_losses.append(self._all_reduce(g_loss, replicas))
         _assign(D.non_trainable_variables, d_statistics)
-        return tf.stack(fitness), tf.stack(g_losses), children
+        return tf.stack(quality), tf.stack(diversity), tf.stack(g_losses), children
 
     def _fitness(self, z, real_grads, scale, replicas):
-        """F of the scratch child: F_q + gamma F_d over the global fitness batch."""
+        """(F_q, F_d) of the scratch child over the global fitness batch."""
         fake = self.child(z, training=True)
         n = float(self.fitness_batch)
         with tf.GradientTape() as tape:
@@ -258,7 +291,7 @@ class EGAN(dcgan.DCGAN):
         quality = tf.reduce_sum(tf.sigmoid(logits)) / n
         quality, grads = self._all_reduce((quality, grads), replicas)
         norm = mutations_lib.gradient_norm([g + r for g, r in zip(grads, real_grads)]) / scale
-        return mutations_lib.fitness(quality, norm, self.gamma, self.fd_sign)
+        return quality, mutations_lib.diversity(norm, self.fd_sign)
 
     def get_config(self):
         config = super().get_config()

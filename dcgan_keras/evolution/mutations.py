@@ -69,11 +69,22 @@ def gradient_norm(gradients):
                              for g in gradients]))
 
 
-def fitness(quality, grad_norm, gamma, fd_sign="minus"):
-    """F = F_q + gamma * F_d with F_d = sign * log ||grad_D L_D|| (see the module doc)."""
-    return quality + gamma * FD_SIGNS[fd_sign] * tf.math.log(grad_norm)
+def diversity(grad_norm, fd_sign="minus"):
+    """F_d = sign * log ||grad_D L_D|| (see the module doc)."""
+    return FD_SIGNS[fd_sign] * tf.math.log(grad_norm)
+
+
+def fitness(quality, diversity_value, gamma):
+    """F = F_q + gamma * F_d, the fitness a child is selected by."""
+    return quality + gamma * diversity_value
 
 
 def select(fitness_values, num_parents):
     """Indices of the `num_parents` fittest children, fittest first (ties: lower index)."""
     return tf.math.top_k(fitness_values, k=num_parents, sorted=True).indices
+
+
+def same_survivors(selected, other):
+    """Whether two selections (index vectors of equal length) keep the same children, in
+    any order: False when F_d changed who survives compared with F_q alone."""
+    return tf.reduce_all(tf.equal(tf.sort(selected), tf.sort(other)))

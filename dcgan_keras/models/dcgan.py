@@ -14,6 +14,41 @@ def _replica_id():
     return 0 if ctx is None else ctx.replica_id_in_sync_group
 
 
+def _shape(model, role, which):
+    """A built model's one input or output shape, e.g. (None, 100); ValueError otherwise."""
+    try:
+        shape = getattr(model, f"{which}_shape")
+    except (AttributeError, ValueError) as e:
+        raise ValueError(f"the {role} has no known {which} shape ({str(e).splitlines()[0]}): "
+                         f"give it a keras.Input, or build it, e.g. "
+                         f"model.build((None, input_size)), before the GAN") from None
+    if not isinstance(shape, tuple):  # a list: several inputs or outputs
+        raise ValueError(f"the {role} must have one {which}, got shapes {shape}")
+    return shape
+
+
+def _check_networks(generator, discriminator):
+    """z_dim of a generator z [B, z_dim] -> sample, after checking that its samples fit
+    the discriminator and that the discriminator gives one logit per sample; any built
+    Keras models (not only the package's Generator and Discriminator)."""
+    z_shape = _shape(generator, "generator", "input")
+    if len(z_shape) != 2 or z_shape[1] is None:
+        raise ValueError(f"the generator must take z of shape (batch, z_dim), got input "
+                         f"shape {z_shape}")
+    sample, taken = (_shape(generator, "generator", "output")[1:],
+                     _shape(discriminator, "discriminator", "input")[1:])
+    if len(sample) != len(taken) or any(a is not None and b is not None and a != b
+                                        for a, b in zip(sample, taken)):
+        raise ValueError(f"the generator makes samples of shape {sample} but the "
+                         f"discriminator takes {taken}; build both for the same sample "
+                         f"shape (the package's nets: the same image_size and channels)")
+    logit = _shape(discriminator, "discriminator", "output")
+    if logit[1:] not in ((), (1,)):
+        raise ValueError(f"the discriminator must return one logit per sample, shape "
+                         f"(batch, 1) or (batch,), got {logit}")
+    return int(z_shape[1])
+
+
 @keras.saving.register_keras_serializable(package="dcgan_keras")
 class DCGAN(keras_compat.OpensDataOnce, keras.Model):
     """Generator + discriminator trained by `train_step`.
@@ -32,27 +67,34 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
     counters that every replica advances alike).
 
     Args:
-        generator: a `Generator` (or its serialized config).
-        discriminator: a `Discriminator` (or its serialized config).
+        generator: a `Generator`, or any built Keras model z [B, z_dim] -> samples (a
+            functional or Sequential model, e.g. an MLP to 2-D points), or its serialized
+            config.
+        discriminator: a `Discriminator`, or any built Keras model samples -> one logit
+            per sample ([B, 1] or [B]), or its serialized config.
         seed: integer seed of the training noise.
         generator_loss: one of `losses.GENERATOR_LOSSES`.
+        ema_decay: > 0 keeps an EMA copy of G (`enable_ema`).
+        z_distribution: the prior z is drawn from (`latent.Z_DISTRIBUTIONS`). None: the
+            generator's own `z_distribution` (the package's Generator carries it), else
+            the paper's uniform. A generator with its own prior must be given that one.
     """
 
     def __init__(self, generator, discriminator, seed=0, generator_loss="nonsaturating",
-                 ema_decay=0.0, **kwargs):
+                 ema_decay=0.0, z_distribution=None, **kwargs):
         kwargs.setdefault("name", "dcgan")
         super().__init__(**kwargs)
         if isinstance(generator, dict):
             generator = keras.saving.deserialize_keras_object(generator)
         if isinstance(discriminator, dict):
             discriminator = keras.saving.deserialize_keras_object(discriminator)
-        if (generator.image_size, generator.channels) != (discriminator.image_size,
-                                                          discriminator.channels):
-            raise ValueError(
-                f"generator makes {generator.image_size}x{generator.image_size}x"
-                f"{generator.channels} images but the discriminator takes "
-                f"{discriminator.image_size}x{discriminator.image_size}x"
-                f"{discriminator.channels}; build both with the same image_size/channels")
+        z_dim = _check_networks(generator, discriminator)
+        own = latent.of(generator)
+        if z_distribution is None:
+            z_distribution = own
+        elif hasattr(generator, "z_distribution") and z_distribution != own:
+            raise ValueError(f"the generator was built for z ~ {own}, but z_distribution="
+                             f"{z_distribution!r}; pass z_distribution={own!r} or None")
         if generator_loss not in losses.GENERATOR_LOSSES:
             raise ValueError(f"generator_loss must be one of "
                              f"{sorted(losses.GENERATOR_LOSSES)}, got {generator_loss!r}")
@@ -60,8 +102,8 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         self.discriminator = discriminator
         self.seed = int(seed)
         self.generator_loss = generator_loss
-        self.z_dim = generator.z_dim
-        self.z_distribution = latent.of(generator)
+        self.z_dim = z_dim
+        self.z_distribution = latent.check(z_distribution)
         # Aggregation "none": each replica adds 1 to its own copy (all stay equal); an
         # "only_first_replica" assign needs a merge_call, impossible inside XLA.
         self.step = self.add_weight(name="step", shape=(), dtype="int64",
@@ -95,9 +137,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
         if self.ema_generator is None:
             with self.distribute_strategy.scope():
-                ema = Generator.from_config({**self.generator.get_config(),
-                                             "name": "ema_generator"})
-                ema.set_weights(self.generator.get_weights())
+                ema = keras_compat.clone_network(self.generator)
                 ema.trainable = False
             self.ema_generator = ema
         self.ema_decay = float(decay)
@@ -166,7 +206,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             keras_compat.make_replica_local(optimizer.iterations)
 
     def noise(self, batch_size, stream=0):
-        """z [batch_size, z_dim] from G's prior (`Generator.z_distribution`) for this
+        """z [batch_size, z_dim] from the prior (`z_distribution`) for this
         replica, a function of (seed, step, stream).
 
         The noise of the whole global batch is drawn from one seed and each replica takes
@@ -257,6 +297,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             "seed": self.seed,
             "generator_loss": self.generator_loss,
             "ema_decay": self.ema_decay,
+            "z_distribution": self.z_distribution,
             "name": self.name,
             "trainable": self.trainable,
         }

@@ -12,7 +12,11 @@ changes what it relies on (then the workaround may be obsolete, or need a new fo
   strategy, the shape Keras' cross-worker mean expects.
 - `OpensDataOnce`: a model mixin that skips Keras' symbolic build in `fit`, which opens a
   second iterator over the data under a tf.distribute strategy.
+- `clone_network`: `keras.models.clone_model` with the weights, keeping the class of a
+  Functional subclass (the package's Generator), which clone_model turns into a plain
+  Functional model.
 """
+import keras
 import tensorflow as tf
 
 
@@ -84,3 +88,22 @@ class OpensDataOnce:
         if not self.built or not self.compiled:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         return None
+
+
+def clone_network(model):
+    """A new model of `model`'s architecture holding a copy of its weights (all of them:
+    BatchNorm statistics too): `keras.models.clone_model` + `set_weights`, for any
+    Functional or Sequential model or a serializable subclass. Call inside the strategy
+    scope the copy's variables belong to.
+
+    clone_model rebuilds a subclass of Functional (the package's `Generator`) as a plain
+    `Functional` model even when the subclass has its own `get_config` (keras 3.15,
+    models/cloning.py: it always passes a wrapped `clone_function`), which drops the
+    subclass's attributes (`Generator.z_distribution`, read by `latent.of`); a subclass
+    with a `get_config` of its own is rebuilt from that config instead.
+    """
+    copy = keras.models.clone_model(model)
+    if type(copy) is not type(model) and type(model).get_config is not type(copy).get_config:
+        copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy

@@ -65,7 +65,9 @@ def test_fd_matches_a_hand_computed_gradient_norm_on_a_tiny_discriminator():
     assert float(got) == pytest.approx(norm, rel=1e-5)
     quality = _sigmoid(fake @ w + b).mean()
     for sign, s in (("minus", -1.0), ("plus", 1.0)):
-        f = mutations.fitness(tf.constant(quality, tf.float32), got, 0.5, sign)
+        f_d = mutations.diversity(got, sign)
+        assert float(f_d) == pytest.approx(s * np.log(norm), rel=1e-5)
+        f = mutations.fitness(tf.constant(quality, tf.float32), f_d, 0.5)
         assert float(f) == pytest.approx(quality + 0.5 * s * np.log(norm), rel=1e-5)
 
 
@@ -73,3 +75,10 @@ def test_select_keeps_the_fittest_fittest_first():
     f = tf.constant([0.2, 0.9, -1.0, 0.5, 0.9])
     assert mutations.select(f, 1).numpy().tolist() == [1]
     assert mutations.select(f, 3).numpy().tolist() == [1, 4, 3]  # tie: lower index first
+
+
+def test_same_survivors_compares_the_kept_children_in_any_order():
+    assert bool(mutations.same_survivors(tf.constant([2]), tf.constant([2])))
+    assert not bool(mutations.same_survivors(tf.constant([2]), tf.constant([0])))
+    assert bool(mutations.same_survivors(tf.constant([3, 1]), tf.constant([1, 3])))
+    assert not bool(mutations.same_survivors(tf.constant([3, 1]), tf.constant([3, 0])))

@@ -17,7 +17,7 @@ TRAIN = "dcgan_keras.binaries.train"
 
 def _flags(workdir, data_dir, **overrides):
     flags = dict(workdir=workdir, dataset="fashion_mnist", data_dir=data_dir, image_size=16,
-                 channels=1, base_width=4, z_dim=8, batch_size=16, max_steps=3, log_every=1,
+                 channels=1, base_width=4, z_dim=8, batch_size=12, max_steps=3, log_every=1,
                  checkpoint_every=100, num_sample_images=4, allow_download="false",
                  mixed_precision="none", trainer="egan", egan_parents=2,
                  egan_fitness_batch=16)
@@ -39,7 +39,8 @@ def _scalars(workdir):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("egan")
-    data = make_idx_dataset(str(root / "data"))  # 64 images: 4 generations an epoch
+    # 64 images: 5 generations of 12 (= 2 x egan_d_steps 3 x egan_parents 2) an epoch
+    data = make_idx_dataset(str(root / "data"))
     workdir = str(root / "run")
     result = run_binary(TRAIN, *_flags(workdir, data))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -49,11 +50,19 @@ def trained(tmp_path_factory):
     return workdir
 
 
-def test_tensorboard_has_each_childs_fitness_and_running_win_counts(trained):
+def test_tensorboard_has_each_childs_fitness_its_parts_and_running_counts(trained):
     tags = _scalars(trained)
     children = [f"p{j}_{m}" for j in (0, 1) for m in ("minimax", "heuristic", "least_squares")]
     for child in children:
-        assert [s for s, _ in tags[f"train/F_{child}"]] == [1, 2, 3, 4, 5]
+        for prefix in ("F", "Fq", "Fd"):
+            assert [s for s, _ in tags[f"train/{prefix}_{child}"]] == [1, 2, 3, 4, 5]
+        # Logged every step (log_every=1), so each value is that generation's own.
+        for (_, f), (_, q), (_, d) in zip(*(tags[f"train/{prefix}_{child}"]
+                                            for prefix in ("F", "Fq", "Fd"))):
+            assert f == pytest.approx(q + config_lib.TrainConfig().egan_gamma * d, abs=1e-5)
+    assert {v for _, v in tags["train/selected"]} <= set(range(len(children)))
+    decided = [v for _, v in tags["train/diversity_decided"]]
+    assert len(decided) == 5 and np.all(np.diff(decided) >= 0) and decided[-1] <= 5
     wins = np.array([[v for _, v in tags[f"train/wins_{m}"]]
                      for m in ("minimax", "heuristic", "least_squares")])
     # Two survivors a generation, counted from the start across the resume.
@@ -85,6 +94,7 @@ def test_bad_egan_flags_exit_with_a_clear_message(tmp_path):
                                        egan_d_steps=2, egan_parents=2))
     assert result.returncode != 0
     assert "multiple of egan_d_steps x egan_parents = 4" in result.stderr
+    assert "Use 16 or 20, or 36 to give each D step 18 real images" in result.stderr
     for field, value, message in (("egan_mutations", "sgd", "distinct names"),
                                   ("egan_fd_sign", "up", "egan_fd_sign must be"),
                                   ("trainer", "wgan", "trainer must be"),

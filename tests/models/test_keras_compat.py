@@ -189,3 +189,33 @@ def test_fit_under_a_strategy_opens_a_built_models_data_once(model_class, opened
         lambda ctx: tf.data.Dataset.from_generator(examples, output_signature=spec).batch(2))
     model.fit(data, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     assert len(counts) == opened
+
+
+# --- clone_network ---
+
+def test_keras_clone_model_still_drops_a_functional_subclass():
+    """What clone_network works around: clone_model of the package's Generator (its own
+    get_config) returns a plain Functional model without the Generator's attributes."""
+    from dcgan_keras.models import Generator
+    clone = keras.models.clone_model(Generator(image_size=16, channels=1, z_dim=8,
+                                               base_width=4))
+    assert type(clone) is not Generator and not hasattr(clone, "z_distribution")
+
+
+def test_clone_network_keeps_the_class_the_prior_and_every_weight():
+    from dcgan_keras.models import Generator
+    keras.utils.set_random_seed(0)
+    generator = Generator(image_size=16, channels=1, z_dim=8, base_width=4,
+                          z_distribution="normal")
+    for variable in generator.non_trainable_variables:  # BatchNorm statistics count too
+        variable.assign(np.full(variable.shape, 0.5, np.float32))
+    x = keras.Input((3,))
+    functional = keras.Model(x, keras.layers.Dense(2)(keras.layers.Dense(4)(x)))
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    for model in (generator, functional, sequential):
+        copy = keras_compat.clone_network(model)
+        assert type(copy) is type(model) and copy is not model
+        for a, b in zip(model.weights, copy.weights):
+            assert a is not b
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert keras_compat.clone_network(generator).z_distribution == "normal"
