@@ -15,8 +15,13 @@ images -> softmax, differentiable), concepts.txt, segmenter.json (settings, seco
 held-out IoU per concept, pixel accuracy, per-epoch history) and segmenter_test.png
 (held-out scenes, their true and predicted label maps).
 
-Measured with the defaults (the first command above; 2-core AMD EPYC shared with other
-jobs): MEASUREMENT
+Measured once with the defaults (the first command above, 2026-12-06, on a 2-core AMD EPYC
+shared with other jobs: load average 4-5, this process got 0.84 of a core on average):
+9 min 34 s in all (rendering 11 s, `fit` with the per-epoch held-out scoring 552 s), 2.0 GB
+peak memory; held-out IoU on 1000 test scenes: background 1.000, circle 0.974, square
+0.942, triangle 0.917; pixel accuracy 0.9968 (after epoch 1: 0.946, 0.889, 0.856 for the
+kinds). In an earlier run of the same length almost all the wrong pixels were one kind
+taken for another, mostly where objects overlap; the background was near exact.
 """
 from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
