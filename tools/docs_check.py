@@ -35,6 +35,7 @@ TINY = {
                  "--max_train_examples=2000", "--max_test_examples=200",
                  "--baselines=raw_pixels", "--trials=1", "--num_samples=128"],
     "train_classifier": ["--epochs=1", "--max_examples=512"],
+    "train_segmenter": ["--epochs=1", "--train_scenes=64", "--test_scenes=16"],
     "dedup": ["--epochs=1", "--steps_per_epoch=2", "--batch_size=32"],
     "analyze walk": ["--num_walks=2", "--steps=3"],
     "analyze arithmetic": [],

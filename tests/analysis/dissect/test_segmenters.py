@@ -54,6 +54,30 @@ def test_saved_model_gives_the_same_dissection_as_its_callable(plugin, tmp_path)
     assert json.dumps(results[0]) == json.dumps(results[1])
 
 
+def test_a_callable_brings_its_probabilities(tmp_path, monkeypatch, plugin):
+    (tmp_path / "soft_segmenter.py").write_text(textwrap.dedent('''
+        import tensorflow as tf
+        CONCEPTS = ("dark", "bright")
+
+        def probabilities(images):
+            bright = tf.sigmoid(10.0 * tf.reduce_mean(images, -1))
+            return tf.stack([1.0 - bright, bright], -1)
+
+        def segment(images):
+            return tf.argmax(probabilities(images), -1)
+
+        segment.probabilities = probabilities
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seg = segmenters.load("soft_segmenter:segment")
+    images = np.stack([np.full([4, 4, 3], -0.5, np.float32), np.full([4, 4, 3], 0.5)])
+    np.testing.assert_array_equal(seg(images)[:, 0, 0], [0, 1])
+    np.testing.assert_allclose(seg.probabilities(images)[:, 0, 0, 1],
+                               1 / (1 + np.exp([5.0, -5.0])), rtol=1e-5)
+    assert plugin.probabilities is None  # it has none
+    assert segmenters.load("shapes").probabilities is None
+
+
 def test_uint8_saved_model_gets_uint8(tmp_path):
     path = segmenters.save(lambda images: tf.cast(images[..., 0] > 127, tf.int32), ["lo", "hi"],
                            str(tmp_path / "u8"), [4, 4, 1], tf.uint8)
