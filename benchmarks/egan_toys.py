@@ -52,7 +52,7 @@ OUT/egan_toys.json, OUT/egan_toys.md (mean +- sd over seeds) and OUT/egan_toys_<
 is reused when started again with the same settings.
 
 Measured (docs/benchmarks.md, "E-GAN on the paper's toy mixtures (issue 27)"): on 2 shared
-cores an E-GAN generation takes about 120 ms (a plain GAN step about 15 ms), so the
+cores an E-GAN generation takes about 120 ms (a plain GAN step about 20 ms), so the
 default budget gives about 2,500 updates per run; the run there (ring: 3 seeds x 2,000
 updates, grid: 1 seed x 1,000, 22 minutes) does not reproduce the claim: on the ring the
 heuristic GAN alone covers 8.0 +- 0 modes, E-GAN 5.0 +- 2.6; no method reaches a grid mode.
