@@ -72,6 +72,18 @@ def bed_check(g, seg, dataset, num_real, num_fake):
             "real_scenes": num_real, "generated": num_fake}
 
 
+def cpu_model():
+    """The CPU's model name (lscpu's), or the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def _table(rows, header):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
@@ -79,7 +91,7 @@ def _table(rows, header):
 
 
 def summary(bed, results, seconds):
-    parts = [f"Machine: {platform.processor() or platform.machine()}, "
+    parts = [f"Machine: {cpu_model()}, "
              f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; "
              f"{seconds['iqr']:.0f} s for the IQR dissection with interventions, "
              f"{seconds['quantile']:.0f} s for the quantile one.", "",
