@@ -164,3 +164,28 @@ def refusal(verb, names):
     return (f"analyze {verb} does not take {', '.join('--' + n for n in refused)} (it takes "
             f"{', '.join('--' + n for n in own)}; and, as every verb, "
             f"{', '.join('--' + n for n in common)})")
+
+
+# (verbs, option, when it would be ignored (given every option's value), why): an option
+# the user set that the run would ignore is refused, as `refusal` refuses another verb's.
+_IGNORED = (
+    (("dissect", "paint"), "quantile", lambda v: v["threshold"] != "quantile",
+     "it is the --threshold=quantile rule's fraction, and --threshold is not quantile"),
+    (("dissect",), "ace_epochs", lambda v: v["unit_set"] != "ace",
+     "it sets the ACE optimisation of --unit_set=ace, and --unit_set is not ace"),
+    (("dissect",), "insert_locations", lambda v: v["num_intervene"] == 0,
+     "insertion runs on the --num_intervene samples, and --num_intervene=0"),
+) + tuple(
+    (("paint",), name, lambda v: bool(v["dissection"]),
+     "--dissection names a finished dissection, whose own settings are used")
+    for name in ("layers", "threshold", "quantile", "num_dissect", "ignore_concepts",
+                 "top_k"))
+
+
+def ignored(verb, names, values):
+    """The one-line error for an option the user set (`names`) that this run would ignore
+    because of another option's value (`values`: every option's value), or None."""
+    for verbs, name, when, why in _IGNORED:
+        if verb in verbs and name in names and when(values):
+            return f"analyze {verb} would ignore --{name}: {why}; leave it out"
+    return None

@@ -129,7 +129,9 @@ def main(argv):
     if len(argv) != 2 or argv[1] not in VERBS:
         common.fail(f"give one verb: {', '.join(VERBS)}; got {argv[1:] or 'none'}")
     verb = argv[1]
-    refused = options_lib.refusal(verb, given_flags())
+    given = given_flags()
+    refused = options_lib.refusal(verb, given) or options_lib.ignored(
+        verb, given, {name: FLAGS[name].value for name in options_lib.all_options()})
     if refused:
         common.fail(refused)
     if FLAGS.out_dir is None and verb != "paint":

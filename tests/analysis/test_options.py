@@ -104,3 +104,38 @@ def test_the_binary_refuses_a_flag_it_was_given_for_another_verb(capsys):
         "error: analyze walk does not take --layer, --port (it takes --num_walks, --steps, "
         "--modes, --compare_untrained; and, as every verb, --workdir, --export_dir, "
         "--checkpoint, --generator_weights, --out_dir, --seed)\n")
+
+
+def test_an_option_the_run_would_ignore_is_refused():
+    values = options.defaults()
+    assert options.ignored("dissect", ["quantile"], values) == (
+        "analyze dissect would ignore --quantile: it is the --threshold=quantile rule's "
+        "fraction, and --threshold is not quantile; leave it out")
+    assert options.ignored("dissect", ["quantile"], dict(values, threshold="quantile")) is None
+    assert options.ignored("paint", ["quantile"], values).startswith(
+        "analyze paint would ignore --quantile")
+    assert "--unit_set is not ace" in options.ignored("dissect", ["ace_epochs"], values)
+    assert options.ignored("dissect", ["ace_epochs"], dict(values, unit_set="ace")) is None
+    assert options.ignored("dissect", ["insert_locations"], values) is None
+    assert "--num_intervene=0" in options.ignored("dissect", ["insert_locations"],
+                                                  dict(values, num_intervene=0))
+    finished = dict(values, dissection="/some/dissection")
+    for name in ("layers", "threshold", "num_dissect", "ignore_concepts", "top_k"):
+        assert options.ignored("paint", [name], values) is None
+        assert options.ignored("paint", [name], finished) == (
+            f"analyze paint would ignore --{name}: --dissection names a finished dissection, "
+            "whose own settings are used; leave it out")
+    # What paint takes from the finished dissection's user is still taken.
+    assert options.ignored("paint", ["num_units", "unit_set", "layer"], finished) is None
+
+
+def test_the_binary_refuses_an_option_it_would_ignore(capsys):
+    from dcgan_keras.binaries import common
+    args = ["--workdir=/no/such/run", "--out_dir=/tmp/out", "--ace_epochs=3"]
+    with common.binary_flags("analyze", args) as analyze:
+        with pytest.raises(SystemExit) as exit_:
+            analyze.main(["analyze", "dissect"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: analyze dissect would ignore --ace_epochs: it sets the ACE optimisation of "
+        "--unit_set=ace, and --unit_set is not ace; leave it out\n")
