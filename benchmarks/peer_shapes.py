@@ -73,6 +73,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
+    parser.add_argument("--instance_noise", type=float, default=0.0,
+                        help="sigma of Gaussian noise added to D's inputs (real and fake), "
+                             "annealed linearly to 0 over the run (Sonderby et al. 2016)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -89,6 +92,11 @@ def main():
     fixed = torch.randn(10000, 100, 1, 1, generator=torch.Generator().manual_seed(1))
     batch = 128
     ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    total, step = args.epochs * (len(data) // batch), 0
+
+    def noisy(x):
+        sigma = args.instance_noise * max(0.0, 1.0 - step / total)
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
     for epoch in range(1, args.epochs + 1):
         perm, start, seen = torch.randperm(len(data)), time.perf_counter(), 0
         g.train()
@@ -98,14 +106,15 @@ def main():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 od.zero_grad()
                 fake = g(torch.randn(batch, 100, 1, 1))
-                d_loss = bce(d(real).float(), ones) + bce(d(fake.detach()).float(), zeros)
+                d_loss = (bce(d(noisy(real)).float(), ones)
+                          + bce(d(noisy(fake.detach())).float(), zeros))
                 d_loss.backward()
                 od.step()
                 og.zero_grad()
-                g_loss = bce(d(fake).float(), ones)
+                g_loss = bce(d(noisy(fake)).float(), ones)
                 g_loss.backward()
                 og.step()
-            seen += batch
+            seen, step = seen + batch, step + 1
             if (i // batch) % 50 == 0:
                 print(f"epoch {epoch} step {i // batch} d={d_loss.item():.3f} "
                       f"g={g_loss.item():.3f}", flush=True)

@@ -77,6 +77,7 @@ class TrainConfig:
     on_nan: str = "stop"  # a non-finite loss: "stop", or "rollback" to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
     trainer: str = "dcgan"  # or "egan": Evolutionary GAN (dcgan_keras.evolution)
+    d_steps: int = 1  # dcgan: D updates per G update, each on batch_size / d_steps images
     # E-GAN's own defaults (evolution/egan.py; tests/test_config_defaults.py keeps them
     # equal): n_D = 3 and the fitness batch from both author codebases' image runs, mu = 1
     # parent (the paper), gamma from the authors' CIFAR-10 code.
@@ -150,9 +151,19 @@ class TrainConfig:
         if self.egan_fd_sign not in egan_mutations.FD_SIGNS:
             raise ValueError(f"egan_fd_sign must be one of {sorted(egan_mutations.FD_SIGNS)}, "
                              f"got {self.egan_fd_sign!r}")
+        if self.d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {self.d_steps}")
         if self.trainer == "egan":
+            if self.d_steps != 1:
+                raise ValueError(f"d_steps={self.d_steps} is the DCGAN trainer's; an E-GAN "
+                                 "generation's D steps are egan_d_steps")
             egan_batching.check_batch_size(self.batch_size, self.egan_d_steps,
                                            self.egan_parents)
+        elif self.batch_size % self.d_steps:
+            nearby = self.batch_size // self.d_steps * self.d_steps or self.d_steps
+            raise ValueError(f"batch_size={self.batch_size} does not split into d_steps="
+                             f"{self.d_steps} D steps of equal size; use a multiple of "
+                             f"{self.d_steps}, e.g. {nearby}")
         return self
 
     def to_json(self):

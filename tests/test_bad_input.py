@@ -3,6 +3,7 @@ exit (never a traceback), and odd but valid images are read, not refused."""
 import io
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -111,14 +112,19 @@ def test_folders_without_usable_images(tmp_path, case):
     ("--dataset=imagenet", "value should be one of"),
     ("--strategy=horovod", "value should be one of"),
     ("--mixed_precision=fp8", "value should be one of"),
+    ("--d_steps=0", "d_steps must be >= 1"),
+    ("--d_steps=3", "batch_size=64 does not split into d_steps=3 D steps of equal size; "
+                    "use a multiple of 3, e.g. 63"),
+    ("--trainer=egan --d_steps=2", "d_steps=2 is the DCGAN trainer's; an E-GAN "
+                                   "generation's D steps are egan_d_steps"),
 ])
 def test_invalid_flag_values(tmp_path, flag, message):
-    argv = [f"--workdir={tmp_path}/run", "--dataset=fashion_mnist", "--image_size=16",
-            "--channels=1", "--base_width=4", flag]
-    with pytest.raises((flags.Error, ValueError), match=message):
-        with common.binary_flags("train", argv) as train:
+    base = [f"--workdir={tmp_path}/run", "--dataset=fashion_mnist", "--image_size=16",
+            "--channels=1", "--base_width=4", "--batch_size=64"]
+    with pytest.raises((flags.Error, ValueError), match=re.escape(message)):
+        with common.binary_flags("train", base + flag.split()) as train:
             train.config_from_flags().validate()
-    with common.binary_flags("train", argv[:-1]) as train:  # and without it: a valid run
+    with common.binary_flags("train", base) as train:  # and without it: a valid run
         config = train.config_from_flags().validate()
     assert (config.image_size, config.channels, config.base_width) == (16, 1, 4)
 

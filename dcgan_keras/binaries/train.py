@@ -91,6 +91,11 @@ flags.DEFINE_enum("eval_reference_split", _D.eval_reference_split, datasets.SPLI
                   "Real images the samples are compared with.")
 flags.DEFINE_float("ema_decay", _D.ema_decay, "Keep an exponential moving average of G's "
                    "weights with this decay, e.g. 0.999 (0: off).")
+flags.DEFINE_integer("d_steps", _D.d_steps, "D updates per G update (--trainer=dcgan), "
+                     "each on batch_size / d_steps real images and as many fakes, then one "
+                     "G update on batch_size / d_steps fresh z: the D/G schedule of an "
+                     "E-GAN generation with --egan_d_steps=d_steps, for a fair baseline. "
+                     "1: the paper's.")
 flags.DEFINE_enum("on_nan", _D.on_nan, config_lib.ON_NAN, "A NaN/Inf loss: stop with an "
                   "error, or rollback to the last checkpoint with half the learning rate.")
 flags.DEFINE_integer("max_rollbacks", _D.max_rollbacks, "Rollbacks allowed with "
@@ -136,9 +141,9 @@ HELP_GROUPS = {
              "preprocess", "cache_images", "allow_download"],
     "model": ["trainer", "z_dim", "z_distribution", "base_width", "d_base_width", "generator_loss",
               "sync_batchnorm", "ema_decay"],
-    "optimisation": ["batch_size", "epochs", "max_steps", "learning_rate", "beta1", "beta2",
-                     "adam_epsilon", "adam_epsilon_on", "mixed_precision", "jit_compile",
-                     "steps_per_execution"],
+    "optimisation": ["batch_size", "epochs", "max_steps", "d_steps", "learning_rate", "beta1",
+                     "beta2", "adam_epsilon", "adam_epsilon_on", "mixed_precision",
+                     "jit_compile", "steps_per_execution"],
     "run": ["workdir", "seed", "strategy", "tpu", "deterministic", "log_every",
             "checkpoint_every", "keep_checkpoints", "num_sample_images", "on_nan",
             "max_rollbacks"],

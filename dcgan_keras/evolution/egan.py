@@ -10,7 +10,6 @@ Keras generator and discriminator play (the package's DCGAN nets, or e.g. small 
 import keras
 import tensorflow as tf
 
-from dcgan_keras import losses
 from dcgan_keras.evolution import batching
 from dcgan_keras.evolution import mutations as mutations_lib
 from dcgan_keras.models import dcgan, keras_compat, latent
@@ -186,7 +185,7 @@ class EGAN(dcgan.DCGAN):
         replicas = strategy.num_replicas_in_sync
         self._check_batch(real.shape[0], replicas)
         m = tf.shape(real)[0] // self.d_steps  # per-replica D batch and child update batch
-        self._d_steps(tf.split(real, self.d_steps), m, replicas)
+        self.d_updates(tf.split(real, self.d_steps), m, replicas, self.parents)
         quality, diversity, g_losses, children = self._variation_and_evaluation(
             real, m, replicas)
         fitness = mutations_lib.fitness(quality, diversity, self.gamma)
@@ -216,24 +215,6 @@ class EGAN(dcgan.DCGAN):
         logs.update(selected=tf.cast(order[0], tf.int64),
                     diversity_decided=tf.convert_to_tensor(self.diversity_decided))
         return keras_compat.reducible_logs(logs)
-
-    def _d_steps(self, real_chunks, m, replicas):
-        """n_D updates of D, each on m real images and m fakes from all parents."""
-        d_vars = self.discriminator.trainable_variables
-        z_all = tf.split(self.noise(m * self.d_steps, stream=0), self.d_steps)
-        for real, z in zip(real_chunks, z_all):
-            fake = tf.concat([parent(zp, training=True) for parent, zp in
-                              zip(self.parents, tf.split(z, self.num_parents))], axis=0)
-            with tf.GradientTape() as tape:
-                real_logits = self.discriminator(real, training=True)
-                fake_logits = self.discriminator(fake, training=True)
-                per_example = losses.discriminator_loss(real_logits, fake_logits)
-                loss = tf.reduce_sum(per_example) / tf.cast(m * replicas, tf.float32)
-                scaled = self.d_optimizer.scale_loss(loss)
-            self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
-            self.d_loss_tracker.update_state(tf.reduce_mean(per_example))
-            self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-            self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
 
     def _all_reduce(self, values, replicas):
         if replicas == 1:

@@ -55,7 +55,10 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
 
     Per batch: one D update on a real and a fake batch (BatchNorm sees them separately, as
     in the paper's code), then one G update through the updated D with the same fake
-    batch and `generator_loss` (non-saturating by default). Under a tf.distribute strategy
+    batch and `generator_loss` (non-saturating by default). With `d_steps` = k > 1 (the
+    k of Goodfellow et al.'s Algorithm 1): k D updates, each on its own B / k real images
+    and as many fakes, then one G update on B / k fresh z: the D/G schedule of an E-GAN
+    generation with n_D = k, without the evolution (`evolution.EGAN`). Under a tf.distribute strategy
     each replica draws its own slice of the global batch's noise, losses
     are averaged over the global batch, and the optimizers sum the replicas' gradients.
 
@@ -78,10 +81,11 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         z_distribution: the prior z is drawn from (`latent.Z_DISTRIBUTIONS`). None: the
             generator's own `z_distribution` (the package's Generator carries it), else
             the paper's uniform. A generator with its own prior must be given that one.
+        d_steps: D updates per G update (1: the paper's); the batch must divide by it.
     """
 
     def __init__(self, generator, discriminator, seed=0, generator_loss="nonsaturating",
-                 ema_decay=0.0, z_distribution=None, **kwargs):
+                 ema_decay=0.0, z_distribution=None, d_steps=1, **kwargs):
         kwargs.setdefault("name", "dcgan")
         super().__init__(**kwargs)
         if isinstance(generator, dict):
@@ -102,6 +106,9 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         self.discriminator = discriminator
         self.seed = int(seed)
         self.generator_loss = generator_loss
+        if int(d_steps) != d_steps or d_steps < 1:
+            raise ValueError(f"d_steps must be an integer >= 1, got {d_steps!r}")
+        self.d_steps = int(d_steps)
         self.z_dim = z_dim
         self.z_distribution = latent.check(z_distribution)
         # Aggregation "none": each replica adds 1 to its own copy (all stay equal); an
@@ -222,6 +229,19 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         start = tf.cast(_replica_id(), tf.int32) * batch_size
         return z[start:start + batch_size]
 
+    def noise_chunks(self, batch_size, chunks, stream=0):
+        """`chunks` z batches of [batch_size, z_dim] for this replica, from one draw on
+        `stream`: chunk j is, over the replicas, the j-th global chunk of that draw (as
+        `noise` slices one global batch), so a run's k-th D step sees the same z on any
+        number of replicas."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        seed = tf.stack([tf.constant(self.seed, tf.int64),
+                         tf.convert_to_tensor(self.step) * 4 + stream])
+        z = latent.stateless([chunks * batch_size * replicas, self.z_dim], seed,
+                             self.z_distribution)
+        z = tf.reshape(z, [chunks, replicas, batch_size, self.z_dim])
+        return tf.unstack(z[:, tf.cast(_replica_id(), tf.int32)] if replicas > 1 else z[:, 0])
+
     @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python flow
     def train_step(self, data):
         """One D update and one G update on a batch of real images (see the class doc)."""
@@ -258,6 +278,8 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         if isinstance(data, (tuple, list)):
             data = data[0]
         real = data
+        if self.d_steps > 1:
+            return self._train_step_k(real)
         batch = tf.shape(real)[0]
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(batch * num_replicas, tf.float32)
@@ -290,6 +312,48 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         self._track(d_per_example, g_per_example, real_logits, fake_logits)
         return keras_compat.reducible_logs({m.name: m.result() for m in self.metrics})
 
+    def _train_step_k(self, real):
+        """`d_steps` D updates, then one G update on fresh z (see the class doc)."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if real.shape[0] is not None and real.shape[0] % self.d_steps:
+            raise ValueError(f"a batch of {real.shape[0] * replicas} does not split into "
+                             f"d_steps = {self.d_steps} D steps; use a multiple of "
+                             f"{self.d_steps * replicas}")
+        m = tf.shape(real)[0] // self.d_steps
+        self.d_updates(tf.split(real, self.d_steps), m, replicas, [self.generator])
+        g_vars = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.discriminator(self.generator(self.noise(m, stream=1), training=True),
+                                        training=True)
+            g_per_example = losses.GENERATOR_LOSSES[self.generator_loss](logits)
+            g_loss = tf.reduce_sum(g_per_example) / tf.cast(m * replicas, tf.float32)
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
+        self.g_optimizer.apply(tape.gradient(g_scaled, g_vars), g_vars)
+        self.step.assign_add(1)
+        if self.ema_generator is not None:
+            self._update_ema()
+        self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
+        return keras_compat.reducible_logs({m.name: m.result() for m in self.metrics})
+
+    def d_updates(self, real_chunks, m, replicas, generators):
+        """One D update per chunk of real images (m each, per replica), each against m
+        fakes drawn evenly from `generators` (noise stream 0, one draw for all steps)."""
+        d_vars = self.discriminator.trainable_variables
+        z_all = self.noise_chunks(m, len(real_chunks), stream=0)
+        for real, z in zip(real_chunks, z_all):
+            fake = tf.concat([g(zg, training=True) for g, zg in
+                              zip(generators, tf.split(z, len(generators)))], axis=0)
+            with tf.GradientTape() as tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(fake, training=True)
+                per_example = losses.discriminator_loss(real_logits, fake_logits)
+                loss = tf.reduce_sum(per_example) / tf.cast(m * replicas, tf.float32)
+                scaled = self.d_optimizer.scale_loss(loss)
+            self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
+            self.d_loss_tracker.update_state(tf.reduce_mean(per_example))
+            self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+            self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+
     def get_config(self):
         return {
             "generator": keras.saving.serialize_keras_object(self.generator),
@@ -298,6 +362,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             "generator_loss": self.generator_loss,
             "ema_decay": self.ema_decay,
             "z_distribution": self.z_distribution,
+            "d_steps": self.d_steps,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -326,7 +391,7 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
 
 def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
                 sync_batchnorm=False, seed=0, generator_loss="nonsaturating", ema_decay=0.0,
-                z_distribution=latent.PAPER):
+                z_distribution=latent.PAPER, d_steps=1):
     """Builds G, D and the DCGAN from flat keyword arguments (call inside a strategy scope)."""
     generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
                           base_width=base_width, sync_batchnorm=sync_batchnorm,
@@ -335,4 +400,4 @@ def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_wid
                                   base_width=d_base_width or base_width,
                                   sync_batchnorm=sync_batchnorm)
     return DCGAN(generator, discriminator, seed=seed, generator_loss=generator_loss,
-                 ema_decay=ema_decay)
+                 ema_decay=ema_decay, d_steps=d_steps)

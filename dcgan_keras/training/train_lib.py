@@ -116,7 +116,7 @@ def build_model(config):
                           parents=config.egan_parents, d_steps=config.egan_d_steps,
                           gamma=config.egan_gamma, fd_sign=config.egan_fd_sign,
                           fitness_batch=config.egan_fitness_batch)
-    return build_dcgan(**nets, generator_loss=config.generator_loss)
+    return build_dcgan(**nets, generator_loss=config.generator_loss, d_steps=config.d_steps)
 
 
 def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, writer):

@@ -69,3 +69,58 @@ def heatmap(values, cell=24, title=""):
             draw.text((box[0] + 2, box[1] + 6), f"{100 * v:.0f}",
                       fill="black" if v < 0.6 else "white", font=font)
     return np.asarray(image)
+
+
+def lines(series, title="", xlabel="", ylabel="", width=520, height=300, log_y=False):
+    """A line chart of several series on shared axes, with a legend and the axis ranges.
+
+    Args:
+        series: {name: (xs, ys)}, each a sequence of numbers (NaN ys are skipped).
+        title, xlabel, ylabel: text drawn at the top, under the x axis, over the y axis.
+        log_y: a logarithmic y axis (positive ys only).
+    Returns:
+        uint8 [H, W, 3] image.
+    """
+    font = ImageFont.load_default()
+    left, right, top, bottom = 56, 16, 44, 34
+    image = Image.new("RGB", (width + left + right, height + top + bottom), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((left, 4), title, fill="black", font=font)
+    points = {name: [(float(x), float(y)) for x, y in zip(*xy) if np.isfinite(float(y))
+                     and (not log_y or float(y) > 0)] for name, xy in series.items()}
+    every = [p for ps in points.values() for p in ps]
+    if not every:
+        raise ValueError("lines needs at least one finite point")
+
+    def axis(values):
+        low, high = min(values), max(values)
+        return (low, high) if high > low else (low - 1.0, high + 1.0)
+
+    x0, x1 = axis([x for x, _ in every])
+    ys = [np.log10(y) if log_y else y for _, y in every]
+    y0, y1 = axis(ys)
+
+    def at(x, y):
+        y = np.log10(y) if log_y else y
+        return (left + (x - x0) / (x1 - x0) * width, top + height - (y - y0) / (y1 - y0) * height)
+
+    draw.rectangle([left, top, left + width, top + height], outline="black")
+    for value, anchor in ((x0, left), (x1, left + width)):
+        draw.text((anchor - 10, top + height + 4), f"{value:g}", fill="black", font=font)
+    for value, anchor in ((y0, top + height), (y1, top)):
+        shown = 10 ** value if log_y else value
+        draw.text((2, anchor - 6), f"{shown:.4g}", fill="black", font=font)
+    draw.text((left + width // 2 - 3 * len(xlabel), top + height + 18), xlabel, fill="black",
+              font=font)
+    draw.text((2, top - 14), ylabel, fill="black", font=font)
+    for s, (name, ps) in enumerate(points.items()):
+        colour = PALETTE[s % len(PALETTE)]
+        x = left + 110 * s
+        draw.rectangle([x, 20, x + 10, 30], fill=colour)
+        draw.text((x + 14, 19), str(name), fill="black", font=font)
+        xy = [at(px, py) for px, py in sorted(ps)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for cx, cy in xy:
+            draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=colour)
+    return np.asarray(image)

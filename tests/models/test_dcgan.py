@@ -219,10 +219,10 @@ def test_mismatched_networks_are_refused():
         build_dcgan(**TINY, generator_loss="wasserstein")
 
 
-def _fit(strategy, real, init_weights, steps=1, optimizers=None):
+def _fit(strategy, real, init_weights, steps=1, optimizers=None, d_steps=1):
     """`steps` fit steps on the global batch `real` (each replica takes its slice)."""
     with strategy.scope():
-        gan = build_dcgan(**TINY, sync_batchnorm=True)
+        gan = build_dcgan(**TINY, sync_batchnorm=True, d_steps=d_steps)
         gan.generator.set_weights(init_weights[0])
         gan.discriminator.set_weights(init_weights[1])
         gan.compile(*(optimizers() if optimizers else ()))
@@ -440,3 +440,61 @@ def test_fit_trains_in_mixed_precision(precision):
     assert all(np.isfinite(v[-1]) for v in history.history.values())
     assert gan.generator(np.zeros((2, 8), "float32")).dtype == "float32"
     assert not np.allclose(before, gan.generator.get_weights()[0])
+
+
+def test_d_steps_make_k_d_updates_on_their_chunks_then_one_g_update_on_fresh_z():
+    """d_steps=2, written out by hand with SGD (update = lr * gradient): each D step on its
+    half of the batch and G of its own slice of one z draw (stream 0), then the G update
+    on fresh z (stream 1) through the twice-updated D."""
+    gan = build_dcgan(**TINY, d_steps=2)
+    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    ref = build_dcgan(**TINY)
+    ref.generator.set_weights(gan.generator.get_weights())
+    ref.discriminator.set_weights(gan.discriminator.get_weights())
+    G, D = ref.generator, ref.discriminator
+    real = _real(8)
+    z_d = np.split(gan.noise(8, stream=0).numpy(), 2)  # what step 0 draws
+    z_g = gan.noise(4, stream=1).numpy()
+    assert not np.allclose(z_d[0], z_g)
+
+    def sgd(loss_fn, variables):
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        for v, g in zip(variables, tape.gradient(loss, variables)):
+            v.assign(v - 0.1 * g)
+
+    for chunk, z in zip(np.split(real, 2), z_d):
+        fake = G(z, training=True)
+        sgd(lambda: tf.reduce_mean(losses.discriminator_loss(D(chunk, training=True),
+                                                             D(fake, training=True))),
+            D.trainable_variables)
+    sgd(lambda: tf.reduce_mean(losses.generator_loss_nonsaturating(
+        D(G(z_g, training=True), training=True))), G.trainable_variables)
+
+    gan.train_step(real)
+    assert int(gan.d_optimizer.iterations.numpy()) == 2
+    assert int(gan.g_optimizer.iterations.numpy()) == 1
+    for a, b in zip(gan.generator.weights + gan.discriminator.weights, G.weights + D.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6, err_msg=a.path)
+    assert DCGAN.from_config(gan.get_config()).d_steps == 2
+    with pytest.raises(ValueError, match="does not split into d_steps = 2"):
+        gan.train_step(_real(7))
+    with pytest.raises(ValueError, match="d_steps must be an integer >= 1"):
+        build_dcgan(**TINY, d_steps=0)
+
+
+def test_d_steps_on_two_replicas_equal_one_replica():
+    """D step j takes the j-th chunk of each replica's share of the batch, and the j-th
+    global chunk of the noise: one replica fed the batch in that order makes the same run."""
+    weights = _init_weights()
+    real = _real(16)
+    # Two replicas: replica r holds real[8r:8r+8], its chunk j real[8r+4j:8r+4j+4].
+    as_chunked = np.concatenate([real[0:4], real[8:12], real[4:8], real[12:16]])
+    one, logs1 = _fit(tf.distribute.get_strategy(), as_chunked, weights, d_steps=2)
+    two, logs2 = _fit(_mirrored(), real, weights, d_steps=2)
+    for a, b in zip(one.generator.weights + one.discriminator.weights,
+                    two.generator.weights + two.discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, err_msg=a.path)
+    for name in logs1:
+        assert logs2[name] == pytest.approx(logs1[name], rel=1e-4), name
+    assert int(two.d_optimizer.iterations.numpy()) == 2

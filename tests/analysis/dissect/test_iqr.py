@@ -229,3 +229,17 @@ def test_dissect_with_ace_sets_reports_all_three(tmp_path):
     assert removed["ace"]["removed"] == 1.0 and removed["random"]["removed"] == 0.0
     with pytest.raises(ValueError, match="--unit_set=ace needs a differentiable segmenter"):
         dissection.run(g, segmenters.load("shapes"), str(tmp_path), z, ["feat"], units="ace")
+
+
+def test_lines_puts_each_point_where_its_values_say():
+    image = charts.lines({"a": ([0, 10], [1, 100]), "b": ([5], [float("nan")])},
+                         title="t", xlabel="x", ylabel="y", width=200, height=100, log_y=True)
+    assert image.shape == (100 + 44 + 34, 200 + 56 + 16, 3) and image.dtype == np.uint8
+    colour = np.all(image == charts.PALETTE[0], axis=-1)
+    colour[:34] = False  # the legend's swatch
+    # (0, 1) at the bottom-left corner, (10, 100) at the top-right; log10 is linear between.
+    assert colour[144, 56] and colour[44, 256]
+    assert colour[94, 156]  # (5, 10): half way up in log scale
+    assert not np.all(image == charts.PALETTE[1], axis=-1)[34:].any()  # b had no finite point
+    with pytest.raises(ValueError, match="at least one finite point"):
+        charts.lines({"a": ([1], [float("nan")])})
