@@ -78,6 +78,8 @@ class TrainConfig:
     max_rollbacks: int = 3  # with on_nan=rollback, each halving the learning rate
     trainer: str = "dcgan"  # or "egan": Evolutionary GAN (dcgan_keras.evolution)
     d_steps: int = 1  # dcgan: D updates per G update, each on batch_size / d_steps images
+    instance_noise: float = 0.0  # dcgan: sigma of noise on D's inputs, annealed to 0
+    instance_noise_steps: int = 0  # the step it reaches 0 (0: the run's last step)
     # E-GAN's own defaults (evolution/egan.py; tests/test_config_defaults.py keeps them
     # equal): n_D = 3 and the fitness batch from both author codebases' image runs, mu = 1
     # parent (the paper), gamma from the authors' CIFAR-10 code.
@@ -153,6 +155,11 @@ class TrainConfig:
                              f"got {self.egan_fd_sign!r}")
         if self.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {self.d_steps}")
+        if not self.instance_noise >= 0 or self.instance_noise_steps < 0:
+            raise ValueError(f"instance_noise and instance_noise_steps must be >= 0, got "
+                             f"{self.instance_noise} and {self.instance_noise_steps}")
+        if self.trainer == "egan" and self.instance_noise:
+            raise ValueError("instance_noise is the DCGAN trainer's (--trainer=dcgan)")
         if self.trainer == "egan":
             if self.d_steps != 1:
                 raise ValueError(f"d_steps={self.d_steps} is the DCGAN trainer's; an E-GAN "

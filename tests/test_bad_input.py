@@ -115,6 +115,8 @@ def test_folders_without_usable_images(tmp_path, case):
     ("--d_steps=0", "d_steps must be >= 1"),
     ("--d_steps=3", "batch_size=64 does not split into d_steps=3 D steps of equal size; "
                     "use a multiple of 3, e.g. 63"),
+    ("--instance_noise=-0.1", "instance_noise and instance_noise_steps must be >= 0"),
+    ("--trainer=egan --instance_noise=0.1", "instance_noise is the DCGAN trainer's"),
     ("--trainer=egan --d_steps=2", "d_steps=2 is the DCGAN trainer's; an E-GAN "
                                    "generation's D steps are egan_d_steps"),
 ])

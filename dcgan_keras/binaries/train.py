@@ -96,6 +96,14 @@ flags.DEFINE_integer("d_steps", _D.d_steps, "D updates per G update (--trainer=d
                      "G update on batch_size / d_steps fresh z: the D/G schedule of an "
                      "E-GAN generation with --egan_d_steps=d_steps, for a fair baseline. "
                      "1: the paper's.")
+flags.DEFINE_float("instance_noise", _D.instance_noise, "sigma of Gaussian noise added to "
+                   "every image D sees, real and fake (pixels in [-1, 1]), annealed "
+                   "linearly to 0 by --instance_noise_steps (Sonderby et al. 2016), so that "
+                   "D cannot win early on details G cannot draw yet, e.g. flat colours and "
+                   "hard edges (--dataset=shapes_random). 0: off, the paper's recipe.")
+flags.DEFINE_integer("instance_noise_steps", _D.instance_noise_steps, "The step at which the "
+                     "instance noise reaches 0 (0: the run's last step, from --epochs or "
+                     "--max_steps).")
 flags.DEFINE_enum("on_nan", _D.on_nan, config_lib.ON_NAN, "A NaN/Inf loss: stop with an "
                   "error, or rollback to the last checkpoint with half the learning rate.")
 flags.DEFINE_integer("max_rollbacks", _D.max_rollbacks, "Rollbacks allowed with "
@@ -141,9 +149,10 @@ HELP_GROUPS = {
              "preprocess", "cache_images", "allow_download"],
     "model": ["trainer", "z_dim", "z_distribution", "base_width", "d_base_width", "generator_loss",
               "sync_batchnorm", "ema_decay"],
-    "optimisation": ["batch_size", "epochs", "max_steps", "d_steps", "learning_rate", "beta1",
-                     "beta2", "adam_epsilon", "adam_epsilon_on", "mixed_precision",
-                     "jit_compile", "steps_per_execution"],
+    "optimisation": ["batch_size", "epochs", "max_steps", "d_steps", "instance_noise",
+                     "instance_noise_steps", "learning_rate", "beta1", "beta2", "adam_epsilon",
+                     "adam_epsilon_on", "mixed_precision", "jit_compile",
+                     "steps_per_execution"],
     "run": ["workdir", "seed", "strategy", "tpu", "deterministic", "log_every",
             "checkpoint_every", "keep_checkpoints", "num_sample_images", "on_nan",
             "max_rollbacks"],

@@ -82,10 +82,18 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             generator's own `z_distribution` (the package's Generator carries it), else
             the paper's uniform. A generator with its own prior must be given that one.
         d_steps: D updates per G update (1: the paper's); the batch must divide by it.
+        instance_noise: sigma of the Gaussian noise added to every image D sees, real and
+            fake, in D's and G's steps (pixels in [-1, 1]), annealed linearly from this
+            value at step 0 to 0 at `instance_noise_steps` (Sonderby et al. 2016, "Amortised
+            MAP inference for image super-resolution", section 3.3; Arjovsky & Bottou
+            2017): it makes the real and fake distributions overlap, so that D cannot win on
+            details G cannot draw yet (flat colours, hard edges). 0: off, the paper's.
+        instance_noise_steps: the step at which the noise reaches 0.
     """
 
     def __init__(self, generator, discriminator, seed=0, generator_loss="nonsaturating",
-                 ema_decay=0.0, z_distribution=None, d_steps=1, **kwargs):
+                 ema_decay=0.0, z_distribution=None, d_steps=1, instance_noise=0.0,
+                 instance_noise_steps=0, **kwargs):
         kwargs.setdefault("name", "dcgan")
         super().__init__(**kwargs)
         if isinstance(generator, dict):
@@ -109,6 +117,11 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         if int(d_steps) != d_steps or d_steps < 1:
             raise ValueError(f"d_steps must be an integer >= 1, got {d_steps!r}")
         self.d_steps = int(d_steps)
+        if not instance_noise >= 0 or (instance_noise and not instance_noise_steps >= 1):
+            raise ValueError(f"instance_noise must be >= 0 and, when on, instance_noise_steps "
+                             f">= 1; got {instance_noise!r} and {instance_noise_steps!r}")
+        self.instance_noise = float(instance_noise)
+        self.instance_noise_steps = int(instance_noise_steps)
         self.z_dim = z_dim
         self.z_distribution = latent.check(z_distribution)
         # Aggregation "none": each replica adds 1 to its own copy (all stay equal); an
@@ -242,6 +255,28 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         z = tf.reshape(z, [chunks, replicas, batch_size, self.z_dim])
         return tf.unstack(z[:, tf.cast(_replica_id(), tf.int32)] if replicas > 1 else z[:, 0])
 
+    def instance_noise_sigma(self):
+        """sigma of the instance noise at the current step (see the class doc)."""
+        done = tf.cast(tf.convert_to_tensor(self.step), tf.float32) / self.instance_noise_steps
+        return self.instance_noise * tf.maximum(0.0, 1.0 - done)
+
+    def noisy(self, images, stream):
+        """`images` (this replica's) plus the step's instance noise on `stream`, drawn
+        for the global batch and sliced per replica as `noise`; unchanged when it is off."""
+        if not self.instance_noise:
+            return images
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # Its own seeds: the z streams' [seed, 4 step + stream] would repeat their numbers.
+        seed = tf.stack([tf.constant(self.seed * 64 + stream + 0x1F1F1F1F, tf.int64),
+                         tf.convert_to_tensor(self.step)])
+        shape = tf.shape(images)
+        eps = tf.random.stateless_normal(
+            tf.concat([[shape[0] * replicas], shape[1:]], 0), seed, dtype=tf.float32)
+        if replicas > 1:
+            start = tf.cast(_replica_id(), tf.int32) * shape[0]
+            eps = eps[start:start + shape[0]]
+        return images + tf.cast(self.instance_noise_sigma() * eps, images.dtype)
+
     @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python flow
     def train_step(self, data):
         """One D update and one G update on a batch of real images (see the class doc)."""
@@ -290,6 +325,10 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         with tf.GradientTape() as g_tape:
             fake = self.generator(z, training=True)
 
+        real = self.noisy(real, stream=0)
+        with g_tape:
+            fake = self.noisy(fake, stream=1)  # D sees it so in both steps
+
         # D step: maximise log D(x) + log(1 - D(G(z))).
         with tf.GradientTape() as d_tape:
             real_logits = self.discriminator(real, training=True)
@@ -323,8 +362,8 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         self.d_updates(tf.split(real, self.d_steps), m, replicas, [self.generator])
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.discriminator(self.generator(self.noise(m, stream=1), training=True),
-                                        training=True)
+            fake = self.generator(self.noise(m, stream=1), training=True)
+            logits = self.discriminator(self.noisy(fake, stream=2), training=True)
             g_per_example = losses.GENERATOR_LOSSES[self.generator_loss](logits)
             g_loss = tf.reduce_sum(g_per_example) / tf.cast(m * replicas, tf.float32)
             g_scaled = self.g_optimizer.scale_loss(g_loss)
@@ -340,9 +379,11 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
         fakes drawn evenly from `generators` (noise stream 0, one draw for all steps)."""
         d_vars = self.discriminator.trainable_variables
         z_all = self.noise_chunks(m, len(real_chunks), stream=0)
-        for real, z in zip(real_chunks, z_all):
+        for j, (real, z) in enumerate(zip(real_chunks, z_all)):
             fake = tf.concat([g(zg, training=True) for g, zg in
                               zip(generators, tf.split(z, len(generators)))], axis=0)
+            # Instance noise (off for E-GAN): streams 0, 1 | 3, 4 | ...; 2 is the G step's.
+            real, fake = self.noisy(real, 3 * j), self.noisy(fake, 3 * j + 1)
             with tf.GradientTape() as tape:
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(fake, training=True)
@@ -363,6 +404,8 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
             "ema_decay": self.ema_decay,
             "z_distribution": self.z_distribution,
             "d_steps": self.d_steps,
+            "instance_noise": self.instance_noise,
+            "instance_noise_steps": self.instance_noise_steps,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -391,7 +434,8 @@ class DCGAN(keras_compat.OpensDataOnce, keras.Model):
 
 def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_width=None,
                 sync_batchnorm=False, seed=0, generator_loss="nonsaturating", ema_decay=0.0,
-                z_distribution=latent.PAPER, d_steps=1):
+                z_distribution=latent.PAPER, d_steps=1, instance_noise=0.0,
+                instance_noise_steps=0):
     """Builds G, D and the DCGAN from flat keyword arguments (call inside a strategy scope)."""
     generator = Generator(image_size=image_size, channels=channels, z_dim=z_dim,
                           base_width=base_width, sync_batchnorm=sync_batchnorm,
@@ -400,4 +444,5 @@ def build_dcgan(image_size=64, channels=3, z_dim=100, base_width=128, d_base_wid
                                   base_width=d_base_width or base_width,
                                   sync_batchnorm=sync_batchnorm)
     return DCGAN(generator, discriminator, seed=seed, generator_loss=generator_loss,
-                 ema_decay=ema_decay, d_steps=d_steps)
+                 ema_decay=ema_decay, d_steps=d_steps, instance_noise=instance_noise,
+                 instance_noise_steps=instance_noise_steps)

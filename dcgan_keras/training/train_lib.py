@@ -105,8 +105,9 @@ def plan_fits(step, total_steps, steps_per_epoch):
     return calls
 
 
-def build_model(config):
-    """The adversarial model that --trainer names (call inside the strategy scope)."""
+def build_model(config, total_steps=1):
+    """The adversarial model that --trainer names (call inside the strategy scope);
+    `total_steps`: the run's last step, where instance noise ends unless the config says."""
     nets = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
                 base_width=config.base_width, d_base_width=config.d_base_width,
                 sync_batchnorm=config.sync_batchnorm, seed=config.seed,
@@ -116,7 +117,9 @@ def build_model(config):
                           parents=config.egan_parents, d_steps=config.egan_d_steps,
                           gamma=config.egan_gamma, fd_sign=config.egan_fd_sign,
                           fitness_batch=config.egan_fitness_batch)
-    return build_dcgan(**nets, generator_loss=config.generator_loss, d_steps=config.d_steps)
+    return build_dcgan(**nets, generator_loss=config.generator_loss, d_steps=config.d_steps,
+                       instance_noise=config.instance_noise,
+                       instance_noise_steps=config.instance_noise_steps or total_steps)
 
 
 def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, writer):
@@ -203,7 +206,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     writer = (tf.summary.create_file_writer(workdir) if cluster.is_chief
               else tf.summary.create_noop_writer())
     with dtype_policy(POLICIES[choice.mixed_precision]), strategy.scope():
-        gan = build_model(config)
+        gan = build_model(config, total_steps)
         gan.compile(*make_optimizers(config, choice.mixed_precision),
                     jit_compile=choice.jit_compile,
                     steps_per_execution=config.steps_per_execution)

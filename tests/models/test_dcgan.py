@@ -498,3 +498,49 @@ def test_d_steps_on_two_replicas_equal_one_replica():
     for name in logs1:
         assert logs2[name] == pytest.approx(logs1[name], rel=1e-4), name
     assert int(two.d_optimizer.iterations.numpy()) == 2
+
+
+def test_instance_noise_is_added_to_every_image_d_sees_and_annealed_to_zero():
+    """One step written out by hand with SGD: D sees real + sigma eps_0 and
+    G(z) + sigma eps_1 (the same noisy fakes in the G step); sigma falls linearly."""
+    gan = build_dcgan(**TINY, instance_noise=0.5, instance_noise_steps=4)
+    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    ref = build_dcgan(**TINY)
+    ref.generator.set_weights(gan.generator.get_weights())
+    ref.discriminator.set_weights(gan.discriminator.get_weights())
+    G, D = ref.generator, ref.discriminator
+    real = _real(8)
+    z = gan.noise(8).numpy()
+    noisy_real = gan.noisy(tf.constant(real), stream=0).numpy()
+    eps_real = (noisy_real - real) / 0.5
+    assert abs(eps_real.std() - 1) < 0.1 and abs(eps_real.mean()) < 0.1
+    with tf.GradientTape() as g_tape:
+        fake = G(z, training=True)
+        noisy_fake = gan.noisy(fake, stream=1)
+    eps_fake = (noisy_fake - fake).numpy() / 0.5
+    assert abs(eps_fake.std() - 1) < 0.1 and not np.allclose(eps_fake, eps_real)
+    with tf.GradientTape() as tape:
+        d_loss = tf.reduce_mean(losses.discriminator_loss(
+            D(noisy_real, training=True), D(tf.stop_gradient(noisy_fake), training=True)))
+    for v, g in zip(D.trainable_variables, tape.gradient(d_loss, D.trainable_variables)):
+        v.assign(v - 0.1 * g)
+    with g_tape:
+        g_loss = tf.reduce_mean(losses.generator_loss_nonsaturating(
+            D(noisy_fake, training=True)))
+    for v, g in zip(G.trainable_variables, g_tape.gradient(g_loss, G.trainable_variables)):
+        v.assign(v - 0.1 * g)
+    gan.train_step(real)
+    for a, b in zip(gan.generator.weights + gan.discriminator.weights, G.weights + D.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6, err_msg=a.path)
+    # sigma: 0.5 at step 0, then 0.375 at step 1, ..., 0 from step 4 on.
+    for step, sigma in ((1, 0.375), (2, 0.25), (4, 0.0), (9, 0.0)):
+        gan.step.assign(step)
+        assert float(gan.instance_noise_sigma()) == pytest.approx(sigma)
+    np.testing.assert_array_equal(gan.noisy(tf.constant(real), 0).numpy(), real)
+    # Off: no noise at all; the config round-trips; bad values are refused.
+    x = tf.constant(real)
+    assert build_dcgan(**TINY).noisy(x, 0) is x
+    again = DCGAN.from_config(gan.get_config())
+    assert (again.instance_noise, again.instance_noise_steps) == (0.5, 4)
+    with pytest.raises(ValueError, match="instance_noise must be >= 0"):
+        build_dcgan(**TINY, instance_noise=0.1)
