@@ -94,6 +94,7 @@ def load_curve(workdir, config):
 
 
 def save_curve(workdir, curve):
+    os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CURVE)
     with open(path + ".tmp", "w") as f:
         json.dump(curve, f, indent=2)
