@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from dcgan_keras import workdir as workdir_lib
-from dcgan_keras.analysis import guided_backprop, neighbors, nethook, outputs
+from dcgan_keras.analysis import guided_backprop, invert, neighbors, nethook, outputs
 from dcgan_keras.analysis import options as options_lib
 from dcgan_keras.analysis.dissect import dissection, forget, segmenters
 from dcgan_keras.analysis.dissect.paint import edits, launch, server
@@ -219,10 +219,22 @@ def run_paint(networks, o):
     return launch.serve(httpd, painter, o.seed)
 
 
+def run_invert(networks, o):
+    g = networks.generator
+    if not o.images:
+        raise ValueError("invert needs --images: a folder of images, or a .npz/.npy of them")
+    images, note = invert.load_images(o.images, g.image_size, g.channels,
+                                      networks.preprocess, o.max_images)
+    r = invert.run(g, networks.discriminator, images, o.out_dir, o.starts, o.inversion_steps,
+                   o.learning_rate, o.feature_weight, o.seed, note)
+    return (f"inverted {r['num_images']} images: mean PSNR {r['mean_psnr']:.2f} dB; "
+            f"z and reconstructions in {o.out_dir}/inverted.npz, pairs in inversion.png")
+
+
 # verb -> run_<verb>(networks, the verb's options dataclass) -> a summary line
 VERBS = {"walk": run_walk, "arithmetic": run_arithmetic, "guided_backprop": run_guided_backprop,
          "forget": run_forget, "neighbors": run_neighbors, "dissect": run_dissect,
-         "paint": run_paint}
+         "paint": run_paint, "invert": run_invert}
 
 
 def run(verb, out_dir, workdir=None, export_dir=None, checkpoint="latest",

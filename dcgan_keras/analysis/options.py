@@ -104,9 +104,20 @@ class Paint(Common):
     port: int = 8000
 
 
+@dataclasses.dataclass(frozen=True)
+class Invert(Common):
+    images: Optional[str] = None
+    max_images: int = 0
+    starts: int = 4
+    inversion_steps: int = 300
+    learning_rate: float = 0.05
+    feature_weight: float = 1.0
+
+
 # verb -> its options, in the order the binary's docstring shows the verbs.
 VERBS = {"walk": Walk, "arithmetic": Arithmetic, "guided_backprop": GuidedBackprop,
-         "forget": Forget, "neighbors": Neighbors, "dissect": Dissect, "paint": Paint}
+         "forget": Forget, "neighbors": Neighbors, "dissect": Dissect, "paint": Paint,
+         "invert": Invert}
 
 
 def _fields(options_class):

@@ -13,6 +13,8 @@ r"""What the networks learned: the paper's section 6 as commands.
         [--threshold=iqr|quantile] [--unit_set=iou|ace] [--num_units=20] [--concept=circle]
     python -m dcgan_keras.binaries.analyze paint --workdir=W [--dissection=DIR] \
         [--unit_set=iou|ace] [--port=8000] [--host=127.0.0.1] [--layer=block1_relu]
+    python -m dcgan_keras.binaries.analyze invert --workdir=W --images=DIR_OR_NPZ \
+        --out_dir=D [--starts=4] [--inversion_steps=300] [--feature_weight=1]
 
 Every verb writes PNG grids and a JSON file of its numbers into --out_dir and prints a
 short summary (paint serves a page instead, until Ctrl-C). Layers are named (G:
@@ -116,6 +118,15 @@ _define("string", "dissection", "paint: the --out_dir of an `analyze dissect` ru
 _define("string", "host", "paint: the address served. The default answers this machine "
         "only; 0.0.0.0 lets anyone who can reach it use the model.")
 _define("integer", "port", "paint: the port served (0: any free port).")
+# invert
+_define("string", "images", "invert: a folder of image files, or a .npz/.npy of images (a "
+        "sample sheet, or an array [N, H, W, C]); the run's preprocessing applies.")
+_define("integer", "max_images", "invert: the first N images only (0: all).")
+_define("integer", "starts", "invert: random starts of z per image; the best is kept.")
+_define("integer", "inversion_steps", "invert: Adam steps on z from each start.")
+_define("float", "learning_rate", "invert: Adam's step size on z.")
+_define("float", "feature_weight", "invert: weight of the loss on D's features beside the "
+        "pixels (0: pixels alone).")
 
 
 def given_flags(flag_values=None):
@@ -161,6 +172,8 @@ HELP_GROUPS = {
                 "unit_set", "ace_epochs", "num_intervene", "insert_locations",
                 "ignore_concepts"],
     "paint": ["dissection", "host", "port"],
+    "invert": ["images", "max_images", "starts", "inversion_steps", "learning_rate",
+               "feature_weight"],
 }
 
 if __name__ == "__main__":

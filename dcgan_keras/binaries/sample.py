@@ -11,6 +11,7 @@ from dcgan_keras.binaries import common  # noqa: F401  (sets TF logging first)
 
 from absl import app, flags, logging
 
+from dcgan_keras.analysis import outputs
 from dcgan_keras.exporters import sampling
 
 FLAGS = flags.FLAGS
@@ -18,6 +19,9 @@ common.define_model_source_flags()
 flags.DEFINE_integer("num", 64, "Number of samples.")
 flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.")
 flags.DEFINE_string("out", None, "Output file: .png (a grid), .npy or .npz (images + z).")
+flags.DEFINE_string("z_file", None, "Draw G(z) of these z instead of --num and --seed: a .npy "
+                    "of z [N, z_dim] or a .npz/.npy sample sheet, e.g. the inverted.npz of "
+                    "analyze invert.")
 flags.mark_flag_as_required("out")
 
 
@@ -32,22 +36,28 @@ def main(argv):
     if not FLAGS.out.lower().endswith(sampling.OUTPUT_FORMATS):
         common.fail(f"--out must end in one of {', '.join(sampling.OUTPUT_FORMATS)}, "
                     f"got {FLAGS.out!r}")
+    if FLAGS.z_file and (FLAGS["num"].present or FLAGS["seed"].present):
+        common.fail("--z_file gives the z to draw: leave out --num and --seed")
     try:
+        given = outputs.load_z_file(FLAGS.z_file) if FLAGS.z_file else None
         if FLAGS.workdir:
             images, z = sampling.sample_from_workdir(FLAGS.workdir, FLAGS.num, FLAGS.seed,
-                                                     FLAGS.checkpoint, FLAGS.generator_weights)
+                                                     FLAGS.checkpoint, FLAGS.generator_weights,
+                                                     z=given)
         else:
-            images, z = sampling.sample_from_export(FLAGS.export_dir, FLAGS.num, FLAGS.seed)
+            images, z = sampling.sample_from_export(FLAGS.export_dir, FLAGS.num, FLAGS.seed,
+                                                    z=given)
         path = sampling.save_samples(FLAGS.out, images, z)
     except (ValueError, FileNotFoundError) as e:
         common.fail(str(e))
-    print(f"wrote {len(images)} samples (seed {FLAGS.seed}) to {path}")
+    origin = f"z of {FLAGS.z_file}" if FLAGS.z_file else f"seed {FLAGS.seed}"
+    print(f"wrote {len(images)} samples ({origin}) to {path}")
 
 
 # --help lists the flags under these headings (the README's order).
 HELP_GROUPS = {
     "networks": ["workdir", "export_dir", "checkpoint", "generator_weights"],
-    "sampling": ["num", "seed", "out"],
+    "sampling": ["num", "seed", "z_file", "out"],
 }
 
 if __name__ == "__main__":

@@ -39,8 +39,17 @@ def _generate(generate_uint8, z, batch_size):
                            for i in range(0, max(len(z), 1), batch_size)])
 
 
-def sample_from_export(export_dir, num, seed, batch_size=256):
-    """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from export_dir/generator."""
+def _given_z(z, z_dim):
+    z = np.atleast_2d(np.asarray(z, np.float32))
+    if z.ndim != 2 or z.shape[1] != z_dim or not len(z):
+        raise ValueError(f"the generator takes z of {z_dim} dimensions; the z given have "
+                         f"shape {z.shape} (another model's?)")
+    return z
+
+
+def sample_from_export(export_dir, num, seed, batch_size=256, z=None):
+    """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from export_dir/generator;
+    with `z` given (e.g. an inversion's), G(z) of those instead of (num, seed)'s."""
     path = os.path.join(export_dir, "generator")
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise FileNotFoundError(f"no generator SavedModel at {path}; export one with "
@@ -48,16 +57,23 @@ def sample_from_export(export_dir, num, seed, batch_size=256):
     loaded = tf.saved_model.load(path)
     signature = loaded.signatures["generate_uint8"]
     z_dim = signature.structured_input_signature[1]["z"].shape[-1]
-    z = latents(num, seed, z_dim, workdir_lib.export_z_distribution(export_dir)).numpy()
+    if z is None:
+        z = latents(num, seed, z_dim, workdir_lib.export_z_distribution(export_dir)).numpy()
+    else:
+        z, num = _given_z(z, z_dim), len(z)
     images = _generate(lambda x: signature(z=tf.constant(x))["images"], z, batch_size)
     return images[:num], z
 
 
 def sample_from_workdir(workdir, num, seed, checkpoint="latest", generator_key="generator",
-                        batch_size=256):
-    """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from a workdir's checkpoint."""
+                        batch_size=256, z=None):
+    """(images uint8 [num, S, S, C], z float32 [num, z_dim]) from a workdir's checkpoint;
+    with `z` given, G(z) of those instead."""
     generator = workdir_lib.restore_models(workdir, checkpoint, generator_key)[0]
-    z = latents(num, seed, generator.z_dim, generator.z_distribution).numpy()
+    if z is None:
+        z = latents(num, seed, generator.z_dim, generator.z_distribution).numpy()
+    else:
+        z, num = _given_z(z, generator.z_dim), len(z)
     call = tf.function(lambda x: to_uint8(generator(x, training=False)),
                        reduce_retracing=True)
     images = _generate(lambda x: call(tf.constant(x)), z, batch_size)

@@ -28,6 +28,8 @@ EXPECTED = {
     "paint": ["layer", "layers", "segmenter", "threshold", "quantile", "num_dissect",
               "num_units", "unit_set", "ignore_concepts", "top_k", "dissection", "host",
               "port"],
+    "invert": ["images", "max_images", "starts", "inversion_steps", "learning_rate",
+               "feature_weight"],
 }
 
 
@@ -35,7 +37,7 @@ def test_each_verb_takes_its_own_flags():
     assert list(options.VERBS) == list(EXPECTED) == list(analyze_lib.VERBS)
     for verb, own in EXPECTED.items():
         assert list(options.taken(verb)) == NETWORKS + COMMON + own, verb
-    assert len(options.all_options()) == 43  # the binary's flags
+    assert len(options.all_options()) == 49  # the binary's flags
     assert set(options.all_options()) == {n for own in EXPECTED.values() for n in own} | set(
         NETWORKS + COMMON)
 

@@ -308,3 +308,38 @@ def test_dissect_bad_input_is_one_clear_line(run, tmp_path):
     with pytest.raises(nethook.UnknownLayerError, match="unknown layer 'block7_relu' of the "
                        "generator"):
         analyze_lib.run("dissect", **dict(options, layers=["block7_relu"]))
+
+
+def test_invert_a_sheet_then_draw_its_z_again(run, tmp_path):
+    """invert on G's own samples (their z known), its progress and outputs, and the
+    inverted.npz read back by `sample --z_file`."""
+    out = str(tmp_path / "invert")
+    proc = _analyze("invert", f"--workdir={run[0]}", f"--images={run[2]}", f"--out_dir={out}",
+                    "--max_images=4", "--starts=2", "--inversion_steps=100")
+    stdout = _ok(proc)
+    assert "inverted 4/4 images" in proc.stderr and "s per image" in proc.stderr
+    assert stdout.startswith("inverted 4 images: mean PSNR ")
+    summary = json.load(open(os.path.join(out, "inversion.json")))
+    assert [i["index"] for i in summary["images"]] == [0, 1, 2, 3]
+    assert summary["mean_psnr"] > 20  # G's own samples: a z that draws them exists
+    assert images_lib.read_png(os.path.join(out, "inversion.png")).shape == _grid_shape(1, 8)
+    again = tmp_path / "again.npz"
+    proc = run_binary("dcgan_keras.binaries.sample", f"--workdir={run[0]}",
+                      f"--z_file={out}/inverted.npz", f"--out={again}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote 4 samples (z of " in proc.stdout
+    inverted, drawn = np.load(os.path.join(out, "inverted.npz")), np.load(again)
+    np.testing.assert_array_equal(drawn["z"], inverted["z"])
+    assert np.abs(drawn["images"].astype(int) - inverted["images"]).max() <= 1
+    proc = run_binary("dcgan_keras.binaries.sample", f"--workdir={run[0]}", "--num=3",
+                      f"--z_file={out}/inverted.npz", f"--out={again}", timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: --z_file gives the z to draw: leave out --num and --seed")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.png").write_bytes(b"no")
+    proc = _analyze("invert", f"--workdir={run[0]}", f"--images={tmp_path / 'junk'}",
+                    f"--out_dir={out}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "x.png is not an image that decodes (JPEG, PNG, GIF, BMP or WebP); remove it or "
+        "convert it")
