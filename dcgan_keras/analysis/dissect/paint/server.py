@@ -7,6 +7,14 @@
                         -> the images, the complete record and the shares (edits.Painter.edit)
 
 Bad requests get a 4xx status with {"error": message}; the server keeps serving.
+
+Other pages in the same browser cannot use it: a request whose Host header is not the
+address served is refused (421; against DNS rebinding, where a hostile name resolves to
+127.0.0.1), a POST from another origin is refused (403; the Origin header, which browsers
+send with every cross-origin POST, must be this server's), and a POST must be
+application/json (415), which a plain HTML form cannot send. No CORS header is ever sent.
+A server bound to every address (--host=0.0.0.0) takes any Host: its user chose to be
+reached by any name.
 """
 import http.server
 import json
@@ -45,7 +53,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _error(self, status, message):
         self._send(status, {"error": message})
 
+    def _refused(self, post=False):
+        """Sends the refusal of a request from elsewhere (see the module doc); True if sent."""
+        hosts = self.server.allowed_hosts()
+        if hosts is not None and self.headers.get("Host", "") not in hosts:
+            self._error(421, f"Host {self.headers.get('Host', '')!r} is not this server's "
+                             f"address; open {self.server.url}")
+            return True
+        if not post:
+            return False
+        origin = self.headers.get("Origin")
+        if origin is not None and (hosts is None and not origin.startswith("http://") or
+                                   hosts is not None and origin not in
+                                   {f"http://{h}" for h in hosts}):
+            self._error(403, f"a POST from {origin} is refused: only this server's own page "
+                             "may edit")
+            return True
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            self._error(415, f"a POST must be application/json, got {content_type or 'none'}")
+            return True
+        return False
+
     def do_GET(self):  # noqa: N802 (http.server's name)
+        if self._refused():
+            return None
         path = self.path.split("?", 1)[0]
         if path == "/api/info":
             return self._send(200, self.server.painter.info())
@@ -56,6 +88,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, f.read(), content_type)
 
     def do_POST(self):  # noqa: N802
+        if self._refused(post=True):
+            return None
         if self.path != "/api/edit":
             return self._error(404, f"no API {self.path}; POST /api/edit")
         try:
@@ -90,6 +124,17 @@ class PaintServer(http.server.ThreadingHTTPServer):
     def url(self):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
+
+    def allowed_hosts(self):
+        """The Host headers that name this server (None: any, when bound to every
+        address): host:port, and localhost:port on the loopback address."""
+        host, port = self.server_address[:2]
+        if host in ("0.0.0.0", "::"):
+            return None
+        hosts = {f"{host}:{port}"}
+        if host.startswith("127.") or host == "::1":
+            hosts.add(f"localhost:{port}")
+        return hosts
 
 
 def bind(host="127.0.0.1", port=8000, painter=None, quiet=True):

@@ -214,3 +214,65 @@ def test_dissection_of_another_model_is_refused(paint_server, tmp_path):
             launch.check_dissection(dict(result, **change), g, segmenter, "d")
     with pytest.raises(FileNotFoundError, match="has no dissect.json"):
         launch.load_dissection(str(tmp_path), g, segmenter)
+
+
+def _raw(url, method="GET", path="api/info", headers=(), body=None):
+    """(status, JSON answer) with the exact headers given (http.client sets Host itself
+    unless told; urllib would add its own)."""
+    import http.client
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.putrequest(method, "/" + path, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers:
+        connection.putheader(name, value)
+    data = json.dumps(body).encode() if body is not None else b""
+    if method == "POST":
+        connection.putheader("Content-Length", str(len(data)))
+    connection.endheaders(data)
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    return response.status, json.loads(answer) if answer.startswith(b"{") else answer
+
+
+def test_requests_from_elsewhere_are_refused_over_http(paint_server):
+    url = paint_server.url
+    own = url.split("//")[1].rstrip("/")  # 127.0.0.1:PORT
+    port = own.split(":")[1]
+    good = {"seed": 1, "edits": [{"concept": "circle", "mode": "add", "region": {"box": BOX}}]}
+    json_type = ("Content-Type", "application/json")
+    # The page's own requests, by either loopback name.
+    for host in (own, f"localhost:{port}"):
+        assert _raw(url, headers=[("Host", host)])[0] == 200
+        status, _ = _raw(url, "POST", "api/edit", [("Host", host), json_type,
+                                                   ("Origin", f"http://{host}")], good)
+        assert status == 200
+    # DNS rebinding: a hostile name that resolves here.
+    status, answer = _raw(url, headers=[("Host", f"evil.example:{port}")])
+    assert status == 421 and "is not this server's address" in answer["error"]
+    assert _raw(url, headers=[])[0] == 421  # no Host at all
+    # Another origin's page posting here.
+    status, answer = _raw(url, "POST", "api/edit", [("Host", own), json_type,
+                                                    ("Origin", "http://evil.example")], good)
+    assert status == 403 and "only this server's own page" in answer["error"]
+    # A plain form's content type.
+    status, answer = _raw(url, "POST", "api/edit", [("Host", own),
+                                                    ("Content-Type", "text/plain")], good)
+    assert status == 415 and "must be application/json, got text/plain" in answer["error"]
+    # A non-browser client (no Origin) with JSON still works, and the server kept serving.
+    assert _raw(url, "POST", "api/edit", [("Host", own), json_type], good)[0] == 200
+
+
+def test_a_server_on_every_address_takes_any_host():
+    from dcgan_keras.analysis.dissect.paint import server
+    httpd = server.bind("0.0.0.0", 0)
+    try:
+        assert httpd.allowed_hosts() is None
+    finally:
+        httpd.server_close()
+    httpd = server.bind("127.0.0.1", 0)
+    try:
+        port = httpd.server_address[1]
+        assert httpd.allowed_hosts() == {f"127.0.0.1:{port}", f"localhost:{port}"}
+    finally:
+        httpd.server_close()
