@@ -101,6 +101,11 @@ class Browser:
     def click(self, css):
         self._session_call("POST", f"/element/{self.find(css)[ELEMENT]}/click", {})
 
+    def upload(self, css, path):
+        """Chooses the local file `path` in the file input `css` (as a user would)."""
+        self._session_call("POST", f"/element/{self.find(css)[ELEMENT]}/value",
+                           {"text": str(path)})
+
     def run(self, script, *args):
         """Runs JavaScript (a function body; `arguments` are args) and returns its value."""
         return self._session_call("POST", "/execute/sync", {"script": script,
@@ -114,7 +119,10 @@ class Browser:
             if value:
                 return value
             if time.time() > deadline:
-                raise WebDriverError(f"timed out after {timeout} s waiting for: {script}")
+                status = self.run("const s = document.getElementById('status');"
+                                  "return s ? s.textContent : '';")
+                raise WebDriverError(f"timed out after {timeout} s waiting for: {script} "
+                                     f"(the page's status: {status!r})")
             time.sleep(0.05)
 
     def drag(self, css, points):

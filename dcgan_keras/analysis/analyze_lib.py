@@ -212,7 +212,8 @@ def run_paint(networks, o):
                 raise ValueError(f"--layer={layer} is not in the dissection (its layers: "
                                  f"{', '.join(result['layers'])})")
             result = dict(result, best_layer=layer)
-        painter = edits.Painter(g, result, seg, o.num_units, o.unit_set)
+        painter = edits.Painter(g, result, seg, o.num_units, o.unit_set,
+                                networks.discriminator, networks.preprocess)
     except BaseException:
         httpd.server_close()
         raise

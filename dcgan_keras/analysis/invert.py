@@ -82,7 +82,8 @@ def invert(generator, discriminator, images, starts=4, steps=300, learning_rate=
         an `Inversion`.
     """
     images = np.asarray(images, np.float32)
-    shape = (generator.image_size, generator.image_size, generator.channels)
+    shape = tuple(generator.output.shape[1:])
+    z_dim = int(generator.input.shape[-1])
     if images.ndim != 4 or images.shape[1:] != shape:
         raise ValueError(f"the generator makes {shape} images; got images of shape "
                          f"{images.shape[1:]}")
@@ -97,7 +98,7 @@ def invert(generator, discriminator, images, starts=4, steps=300, learning_rate=
     for first in range(0, len(images), batch_size):
         target = tf.repeat(tf.constant(images[first:first + batch_size]), starts, axis=0)
         n = int(target.shape[0])
-        z0 = latent.stateless([n, generator.z_dim], [seed, first], prior)
+        z0 = latent.stateless([n, z_dim], [seed, first], prior)
         z = tf.Variable(z0)
         optimizer = keras.optimizers.Adam(learning_rate)
         optimizer.build([z])

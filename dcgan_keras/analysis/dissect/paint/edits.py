@@ -6,7 +6,9 @@ A record (what the page downloads, and what the server's /api/edit takes) is
      "edits": [{"concept": "circle", "mode": "remove", "units": [4, 17, ...],
                 "values": [...], "region": {"mask": ["0011...", ...]}}, ...]}
 
-z is the sample binary's z of the seed (`sampling.latents(1, seed, z_dim, prior)`). Each edit, in
+z is the sample binary's z of the seed (`sampling.latents(1, seed, z_dim, prior)`), or,
+for a real image the page inverted (`Painter.invert`), the record holds that z itself:
+{"z": [z_dim numbers], "layer": ..., "edits": [...]} in place of the seed. Each edit, in
 order, sets its units inside its region at the layer's resolution: to 0 for "remove", to
 `values` (each unit's mean activation where the concept is, from the dissection: the
 paper's insertion) for "add" (Bau et al. 2018, arXiv:1811.10597, section 3.2; GANPaint).
@@ -19,10 +21,13 @@ y1); a layer cell is in it when at least half of the cell's pixels are (the rule
 `replay(generator, record)` needs nothing but the generator and the record.
 """
 import base64
+import binascii
+import io
 import threading
 import time
 
 import numpy as np
+import PIL.Image
 import tensorflow as tf
 
 from dcgan_keras.analysis import nethook
@@ -34,6 +39,8 @@ from dcgan_keras.utils.images import to_uint8
 MODES = ("add", "remove")
 MAX_EDITS = 100
 MAX_SEED = 2**31 - 1
+MAX_UPLOAD_PIXELS = 4096 * 4096  # decoded pixels of an uploaded image
+INVERT_STARTS, INVERT_STEPS = 4, 200  # the page's inversion (analysis/invert.py)
 
 
 class PaintError(ValueError):
@@ -95,11 +102,14 @@ def check_record(record, split, image_size):
     """Checks a complete record (units and values given) against the split generator.
 
     Returns:
-        (seed, [(edit, pixel mask [S, S], cells [h, w])]).
+        (seed or z [z_dim] (a real image's), [(edit, pixel mask [S, S], cells [h, w])]).
     """
     if not isinstance(record, dict):
         raise PaintError(f"the record must be a JSON object, got {type(record).__name__}")
-    seed = _int(record.get("seed"), "seed", 0, MAX_SEED)
+    if record.get("z") is not None:
+        seed = check_z(record["z"], split.head.input.shape[-1])
+    else:
+        seed = _int(record.get("seed"), "seed", 0, MAX_SEED)
     edits = record.get("edits", [])
     if not isinstance(edits, list) or len(edits) > MAX_EDITS:
         raise PaintError(f"edits must be a list of at most {MAX_EDITS} edits")
@@ -133,9 +143,19 @@ def render(split, z, checked):
     return to_uint8(split.images_from(np.concatenate(states))).numpy()
 
 
+def check_z(z, z_dim):
+    """A record's z: a list of z_dim finite numbers -> float32 [z_dim]."""
+    if (not isinstance(z, list) or len(z) != z_dim
+            or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in z)):
+        raise PaintError(f"z must be a list of {z_dim} finite numbers")
+    return np.asarray(z, np.float32)
+
+
 def seed_latent(seed, generator):
     """z [1, z_dim] of `seed`: the sample binary's (exporters/sampling.py), from the
-    generator's prior."""
+    generator's prior; a z given (an array, a real image's) is that z."""
+    if isinstance(seed, np.ndarray):
+        return seed.reshape(1, -1)
     return sampling.latents(1, seed, generator.input.shape[-1], latent.of(generator)).numpy()
 
 
@@ -190,8 +210,10 @@ class Painter:
         units: "iou" (each concept's IoU-ranked units) or "ace" (its ACE-optimised ones).
     """
 
-    def __init__(self, generator, dissection, segmenter, num_units=20, units="iou"):
+    def __init__(self, generator, dissection, segmenter, num_units=20, units="iou",
+                 discriminator=None, preprocess="crop_resize"):
         self.generator, self.segmenter = generator, segmenter
+        self.discriminator, self.preprocess = discriminator, preprocess
         self.size = generator.output.shape[1]
         self.z_dim = generator.input.shape[-1]
         self.units = units
@@ -243,7 +265,45 @@ class Painter:
                              "region": edit.get("region")})
             if edit.get("mode") == "remove":
                 del complete[-1]["values"]
-        return {"seed": request.get("seed"), "layer": layer, "edits": complete}
+        origin = ({"z": request["z"]} if request.get("z") is not None
+                  else {"seed": request.get("seed")})
+        return {**origin, "layer": layer, "edits": complete}
+
+    def invert(self, request):
+        """Answers /api/invert: {"image": base64 of an image file} -> its z (what the page's
+        edits then carry in place of a seed), the PSNR of G(z) against it, and both images
+        (PNG, base64): the upload after the run's preprocessing, and G(z)."""
+        from dcgan_keras.analysis import invert as invert_lib
+        from dcgan_keras.data import preprocessing
+        start = time.perf_counter()
+        if not isinstance(request, dict) or not isinstance(request.get("image"), str):
+            raise PaintError('the request must be {"image": the base64 of an image file}')
+        try:
+            data = base64.b64decode(request["image"].split(",")[-1], validate=True)
+        except (ValueError, binascii.Error):
+            raise PaintError("image is not base64 text") from None
+        try:
+            with PIL.Image.open(io.BytesIO(data)) as header:  # reads the size only
+                width, height = header.size
+        except (OSError, PIL.Image.DecompressionBombError):
+            raise PaintError("the upload is not an image (JPEG, PNG, GIF, BMP or WebP)") from None
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise PaintError(f"the image is {width}x{height}: at most {MAX_UPLOAD_PIXELS} "
+                             "pixels; scale it down first")
+        try:
+            pixels = preprocessing.decode(tf.constant(data), 3)
+        except tf.errors.InvalidArgumentError:
+            raise PaintError("the upload does not decode as an image") from None
+        image = preprocessing.preprocess(pixels, self.size, self.generator.output.shape[-1],
+                                         self.preprocess).numpy()[None]
+        with self._lock:
+            result = invert_lib.invert(self.generator, self.discriminator, image,
+                                       INVERT_STARTS, INVERT_STEPS,
+                                       feature_weight=1.0 if self.discriminator else 0.0)
+        return {"z": [float(v) for v in result.z[0]], "psnr": float(result.psnr[0]),
+                "original": png_base64(to_uint8(image)[0].numpy()),
+                "image": png_base64(to_uint8(result.reconstructions)[0].numpy()),
+                "ms": round(1000 * (time.perf_counter() - start), 1)}
 
     def edit(self, request):
         """Answers /api/edit: the original and the edited image (PNG, base64), the record,
@@ -260,7 +320,8 @@ class Painter:
                    "before": float(np.mean(labels[i][mask] == concepts.index(e["concept"]))),
                    "after": float(np.mean(labels[i + 1][mask] == concepts.index(e["concept"])))}
                   for i, (e, mask, _) in enumerate(checked)]
-        return {"seed": seed, "layer": record["layer"], "record": record, "shares": shares,
+        return {"seed": record.get("seed"), "layer": record["layer"], "record": record,
+                "shares": shares,
                 "original": png_base64(images[0]), "image": png_base64(images[-1]),
                 "cells": checked[-1][2].astype(int).tolist() if checked else None,
                 "ms": round(1000 * (time.perf_counter() - start), 1)}

@@ -3,8 +3,12 @@
     GET  /              the page (static/index.html)
     GET  /paint.js      its script
     GET  /api/info      sizes, dissected layers, their concepts with units and IoU
-    POST /api/edit      a request {"seed", "layer", "edits": [{"concept", "mode", "region"}]}
-                        -> the images, the complete record and the shares (edits.Painter.edit)
+    POST /api/edit      a request {"seed" or "z", "layer", "edits": [{"concept", "mode",
+                        "region"}]} -> the images, the complete record and the shares
+                        (edits.Painter.edit)
+    POST /api/invert    {"image": base64 of an image file} -> its z and reconstruction
+                        (edits.Painter.invert); at most MAX_UPLOAD bytes, and
+                        edits.MAX_UPLOAD_PIXELS decoded pixels
 
 Bad requests get a 4xx status with {"error": message}; the server keeps serving.
 
@@ -28,6 +32,8 @@ FILES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/index.html": ("index.html", "text/html; charset=utf-8"),
          "/paint.js": ("paint.js", "text/javascript; charset=utf-8")}
 MAX_BODY = 1 << 20  # bytes; a 256x256 mask is 66 kB
+MAX_UPLOAD = 16 << 20  # bytes of an /api/invert request (the image's base64)
+ROUTES = {"/api/edit": ("edit", MAX_BODY), "/api/invert": ("invert", MAX_UPLOAD)}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -90,20 +96,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         if self._refused(post=True):
             return None
-        if self.path != "/api/edit":
-            return self._error(404, f"no API {self.path}; POST /api/edit")
+        if self.path not in ROUTES:
+            return self._error(404, f"no API {self.path}; POST {' or '.join(ROUTES)}")
+        method, limit = ROUTES[self.path]
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             return self._error(411, "a POST needs a Content-Length")
-        if not 0 <= length <= MAX_BODY:
-            return self._error(413, f"the body is {length} bytes; at most {MAX_BODY}")
+        if not 0 <= length <= limit:
+            return self._error(413, f"the body is {length} bytes; at most {limit}")
         try:
             request = json.loads(self.rfile.read(length))
         except (ValueError, UnicodeDecodeError) as e:
             return self._error(400, f"the body is not JSON: {e}")
         try:
-            return self._send(200, self.server.painter.edit(request))
+            return self._send(200, getattr(self.server.painter, method)(request))
         except edits.PaintError as e:
             return self._error(400, str(e))
         except Exception as e:  # noqa: BLE001 (one broken request must not stop the page)

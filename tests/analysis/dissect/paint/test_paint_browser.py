@@ -1,7 +1,8 @@
 """The paint page in a real browser (headless Chromium through chromedriver): it loads, a
 concept is picked, strokes are painted with pointer events, the shown image changes and the
-measured share moves the right way; undo and reset work. (The README's screenshot is of a
-trained model: tools/paint_screenshot.py.)"""
+measured share moves the right way; undo and reset work; an image of the user's is opened,
+inverted and painted on. (The README's screenshot is of a trained model:
+tools/paint_screenshot.py.)"""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -104,3 +105,32 @@ def test_paint_in_a_browser(browser, paint_server, tmp_path):
     # The downloads: the PNG is the shown image; the JSON link is a blob of the record.
     assert b.run("return document.getElementById('download-png').href;") == reset["edited"]
     assert b.run("return document.getElementById('download-json').href;").startswith("blob:")
+
+
+def test_open_an_image_and_paint_on_it(browser, paint_server, tmp_path):
+    painter, size = paint_server.painter, paint_server.painter.size
+    z = np.random.default_rng(5).standard_normal([1, 8]).astype(np.float32)
+    picture = tf.cast(tf.round((painter.generator(z) + 1) * 127.5), tf.uint8)[0]
+    path = tmp_path / "my_picture.png"
+    path.write_bytes(tf.io.encode_png(picture).numpy())
+    b = browser
+    b.get(paint_server.url)
+    b.wait_for("return document.body.dataset.ready === '1';")
+    b.upload("#upload", path)
+    b.wait_for("return document.getElementById('status').textContent.startsWith("
+               "'your image my_picture, 0 edit(s)');", timeout=120)
+    opened = _state(b)
+    shown = tf.io.decode_png(tf.io.decode_base64(opened["original"].split(",")[1].replace(
+        "+", "-").replace("/", "_"))).numpy()
+    assert shown.shape == (size, size, 3)  # G(z) of the inverted z, as the page edits it
+    assert float(b.run("return document.body.dataset.psnr;")) > 10
+    b.click('input[name="concept"][value="circle"]')
+    b.click("#mode-add")
+    b.drag("#paint", _stroke(size * 0.5, size * 0.5, size, length=3))
+    b.wait_for("return document.body.dataset.edits === '1';")
+    added = _state(b)
+    assert added["edited"] != added["original"] and added["original"] == opened["original"]
+    assert float(added["after"]) >= float(added["before"]), added
+    assert b.run("return document.getElementById('download-json').download;") == (
+        "paint_my_picture.json")
+    assert b.run("return document.getElementById('seed').value;") == "0"  # untouched

@@ -1,10 +1,12 @@
 // Paint with units: the page's logic. Plain JavaScript, no libraries.
-// State: the seed, the layer and the list of edits so far. Every request sends them all
-// (the server keeps no state); `history` keeps each answer so that Undo needs no request.
+// State: the seed (or, for an image the user opened, its inverted z), the layer and the
+// list of edits so far. Every request sends them all (the server keeps no state);
+// `history` keeps each answer so that Undo needs no request.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { info: null, seed: 0, layer: null, edits: [], history: [], busy: false };
+const state = { info: null, seed: 0, z: null, name: null, layer: null, edits: [],
+                history: [], busy: false };
 const paint = $("paint");
 const ctx = paint.getContext("2d");
 let mask = null;  // a canvas at the image's resolution: the stroke being painted
@@ -51,10 +53,11 @@ function show(answer) {
   $("original").src = "data:image/png;base64," + answer.original;
   $("edited").src = "data:image/png;base64," + answer.image;
   $("download-png").href = $("edited").src;
-  $("download-png").download = `paint_seed${answer.seed}.png`;
+  const stem = state.z ? `paint_${state.name}` : `paint_seed${answer.seed}`;
+  $("download-png").download = `${stem}.png`;
   const blob = new Blob([JSON.stringify(answer.record, null, 1)], { type: "application/json" });
   $("download-json").href = URL.createObjectURL(blob);
-  $("download-json").download = `paint_seed${answer.seed}.json`;
+  $("download-json").download = `${stem}.json`;
   const last = answer.shares[answer.shares.length - 1];
   for (const [id, value] of [["share-before", last && last.before],
                              ["share-after", last && last.after]]) {
@@ -63,19 +66,21 @@ function show(answer) {
   }
   $("edit-log").innerHTML = answer.shares.map((s) =>
     `<li>${s.mode} ${s.concept}: ${percent(s.before)} &rarr; ${percent(s.after)}</li>`).join("");
-  $("seed").value = answer.seed;
+  if (!state.z) $("seed").value = answer.seed;
   document.body.dataset.edits = answer.shares.length;
 }
 
 async function refresh() {
   state.busy = true;
   try {
-    const answer = await api("/api/edit", { seed: state.seed, layer: state.layer,
+    const origin = state.z ? { z: state.z } : { seed: state.seed };
+    const answer = await api("/api/edit", { ...origin, layer: state.layer,
                                             edits: state.edits });
     state.history = state.history.slice(0, state.edits.length);
     state.history[state.edits.length] = answer;
     show(answer);
-    setStatus(`seed ${answer.seed}, ${state.edits.length} edit(s); answered in ${answer.ms} ms`);
+    const what = state.z ? `your image ${state.name}` : `seed ${answer.seed}`;
+    setStatus(`${what}, ${state.edits.length} edit(s); answered in ${answer.ms} ms`);
     return true;
   } catch (e) {
     setStatus(e.message, true);
@@ -178,12 +183,36 @@ $("undo").addEventListener("click", () => {
   if (answer) { state.history.length = state.edits.length + 1; show(answer); } else refresh();
 });
 $("reset").addEventListener("click", restart);
-$("prev").addEventListener("click", () => { state.seed = Math.max(0, state.seed - 1); restart(); });
+$("prev").addEventListener("click", () => {
+  state.z = null; state.seed = Math.max(0, state.seed - 1); restart(); });
 $("next").addEventListener("click", () => {
-  state.seed = Math.min(state.info.max_seed, state.seed + 1); restart(); });
+  state.z = null; state.seed = Math.min(state.info.max_seed, state.seed + 1); restart(); });
 $("seed").addEventListener("change", () => {
   const seed = parseInt($("seed").value, 10);
-  if (Number.isInteger(seed) && seed >= 0) { state.seed = seed; restart(); }
+  if (Number.isInteger(seed) && seed >= 0) { state.z = null; state.seed = seed; restart(); }
+});
+$("upload").addEventListener("change", async () => {
+  const file = $("upload").files[0];
+  if (!file || state.busy) return;
+  state.busy = true;
+  setStatus(`inverting ${file.name} (a few seconds)...`);
+  try {
+    const text = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(new Error(`cannot read ${file.name}`));
+      reader.readAsDataURL(file);
+    });
+    const answer = await api("/api/invert", { image: text.split(",")[1] });
+    state.z = answer.z;
+    state.name = file.name.replace(/\.[^.]*$/, "");
+    document.body.dataset.psnr = answer.psnr;
+    state.busy = false;
+    restart();
+  } catch (e) {
+    setStatus(e.message, true);
+    state.busy = false;
+  }
 });
 $("layer").addEventListener("change", () => {
   state.layer = $("layer").value; showConcepts(); restart(); });
