@@ -80,6 +80,7 @@ class TrainConfig:
     d_steps: int = 1  # dcgan: D updates per G update, each on batch_size / d_steps images
     instance_noise: float = 0.0  # dcgan: sigma of noise on D's inputs, annealed to 0
     instance_noise_steps: int = 0  # the step it reaches 0 (0: the run's last step)
+    profile_steps: str = ""  # "A,B": a TensorBoard profile of global steps A..B
     # E-GAN's own defaults (evolution/egan.py; tests/test_config_defaults.py keeps them
     # equal): n_D = 3 and the fitness batch from both author codebases' image runs, mu = 1
     # parent (the paper), gamma from the authors' CIFAR-10 code.
@@ -155,6 +156,7 @@ class TrainConfig:
                              f"got {self.egan_fd_sign!r}")
         if self.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {self.d_steps}")
+        parse_profile_steps(self.profile_steps)
         if not self.instance_noise >= 0 or self.instance_noise_steps < 0:
             raise ValueError(f"instance_noise and instance_noise_steps must be >= 0, got "
                              f"{self.instance_noise} and {self.instance_noise_steps}")
@@ -183,6 +185,20 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config fields {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+
+def parse_profile_steps(text):
+    """"A,B" -> (A, B), the first and last global step to profile (1 <= A <= B); "" -> None."""
+    if not text:
+        return None
+    try:
+        first, last = (int(v) for v in text.split(","))
+    except ValueError:
+        first = last = 0
+    if not 1 <= first <= last:
+        raise ValueError(f"profile_steps must be 'A,B' with 1 <= A <= B (global steps), got "
+                         f"{text!r}")
+    return first, last
 
 
 def config_path(workdir):

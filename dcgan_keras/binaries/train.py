@@ -104,6 +104,9 @@ flags.DEFINE_float("instance_noise", _D.instance_noise, "sigma of Gaussian noise
 flags.DEFINE_integer("instance_noise_steps", _D.instance_noise_steps, "The step at which the "
                      "instance noise reaches 0 (0: the run's last step, from --epochs or "
                      "--max_steps).")
+flags.DEFINE_string("profile_steps", _D.profile_steps, "'A,B': write a TensorBoard profile "
+                    "of global steps A to B (tf.profiler; TensorBoard's Profile tab shows "
+                    "each op's time), e.g. 20,25 to skip tracing and warm-up.")
 flags.DEFINE_enum("on_nan", _D.on_nan, config_lib.ON_NAN, "A NaN/Inf loss: stop with an "
                   "error, or rollback to the last checkpoint with half the learning rate.")
 flags.DEFINE_integer("max_rollbacks", _D.max_rollbacks, "Rollbacks allowed with "
@@ -155,7 +158,7 @@ HELP_GROUPS = {
                      "steps_per_execution"],
     "run": ["workdir", "seed", "strategy", "tpu", "deterministic", "log_every",
             "checkpoint_every", "keep_checkpoints", "num_sample_images", "on_nan",
-            "max_rollbacks"],
+            "max_rollbacks", "profile_steps"],
     "evaluation": ["eval_every_epochs", "eval_num_samples", "eval_feature_net",
                    "eval_reference_split"],
     "E-GAN (--trainer=egan)": ["egan_mutations", "egan_parents", "egan_d_steps", "egan_gamma",

@@ -236,3 +236,40 @@ class TrainLogger(StepCallback):
         self.writer.flush()
         if self.total_steps is None or self._step == self.total_steps:
             self.progress.close()
+
+
+class ProfileSteps(StepCallback):
+    """Writes a TensorBoard profile (its Profile tab) of global steps `first`..`last`.
+
+    `tf.profiler.experimental` runs from the start of step `first` (when the model's step
+    is first - 1) to the end of step `last`, into logdir/plugins/profile/<run>/: the time
+    of every op on every thread, the input pipeline and the step breakdown. Steps before
+    `first` are left out, so start after the first few (tracing, warm-up). A run resumed
+    past `last` profiles nothing.
+    """
+
+    def __init__(self, logdir, first, last, is_chief=True):
+        super().__init__()
+        self.logdir, self.first, self.last = os.fspath(logdir), int(first), int(last)
+        self.is_chief, self.active, self.done = is_chief, False, False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.is_chief and not (self.active or self.done) and (
+                self.first - 1 <= model_step(self.model) < self.last):
+            tf.profiler.experimental.start(self.logdir)
+            self.active = True
+            logging.info("profiling steps %d to %d into %s/plugins/profile", self.first,
+                         self.last, self.logdir)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.active and model_step(self.model) >= self.last:
+            self._stop()
+
+    def on_train_end(self, logs=None):
+        if self.active:
+            self._stop()
+
+    def _stop(self):
+        tf.profiler.experimental.stop()
+        self.active, self.done = False, True
+        logging.info("profile written: tensorboard --logdir=%s, tab Profile", self.logdir)

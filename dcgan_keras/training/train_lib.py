@@ -145,6 +145,9 @@ def make_callbacks(config, workdir, cluster, steps_per_epoch, total_steps, write
         run.append(monitoring.SampleQuality(
             make_evaluator(config), config.eval_every_epochs, steps_per_epoch, total_steps,
             checkpoint, workdir, writer, chief))
+    profile = config_lib.parse_profile_steps(config.profile_steps)
+    if profile:
+        run.append(monitoring.ProfileSteps(workdir, *profile, is_chief=chief))
     run.append(reliability.GracefulStop(checkpoint))
     return run, checkpoint
 
