@@ -48,6 +48,8 @@ LANES = {
     "training/test_reliability.py::test_killed_at_random_moments": {"slow"},
     "training/test_reliability.py::test_train_resume_and_export_with_a_workdir": {"slow"},
     "training/test_reliability.py::test_an_unwritable_workdir": {"slow"},
+    # two in-process trainings with the profiler (~40 s): not for the 3-minute lane
+    "training/test_profile.py::test_profile_steps_write": {"slow"},
     # parse every documented command with each program's own flags, in one process
     "test_docs.py::test_every_documented": {"slow"},
     "test_docs.py::test_help_": {"slow"},
