@@ -40,6 +40,8 @@ flags.DEFINE_integer("num_intervene", 500, "Samples of each intervention.")
 flags.DEFINE_integer("num_units", 20, "Units of each set.")
 flags.DEFINE_integer("ace_epochs", 5, "Passes of the alpha optimisation.")
 flags.DEFINE_integer("num_real", 1000, "Real test scenes of the bed check.")
+flags.DEFINE_list("intervene_layers", [], "Also intervene on each of these layers (each "
+                  "dissected alone into OUT/iqr_<layer>), beside the best layer's.")
 
 KINDS = ("circle", "square", "triangle")
 
@@ -106,11 +108,21 @@ def summary(bed, results, seconds):
     parts += ["", "Units interpretable (IoU > 0.05 and IQR > 0.01), per layer and concept:", ""]
     rows = []
     for rule, r in results.items():
+        if rule not in ("iqr", "quantile"):  # the other runs dissect one layer again
+            continue
         for name, layer in r["layers"].items():
             rows.append([rule, name, f"{layer['interpretable_units']}/{layer['units']}"]
                         + [layer["interpretable"][k] for k in KINDS])
     parts.append(_table(rows, ["threshold", "layer", "any", *KINDS]))
-    i = results["iqr"].get("intervention")
+    for key, r in results.items():
+        if key != "quantile" and r.get("intervention"):
+            parts += intervention_table(r["intervention"])
+    return "\n".join(parts) + "\n"
+
+
+def intervention_table(i):
+    """The markdown lines of one layer's interventions."""
+    parts = []
     if i:
         parts += ["", f"Interventions on {i['layer']} ({FLAGS.num_units} units per set):", ""]
         rows = []
@@ -128,7 +140,7 @@ def summary(bed, results, seconds):
         parts.append(_table(rows, ["kind", "units", "its pixels removed", "ACE",
                                    "other kinds' shares", "hue bins removed (min..max)",
                                    "insertion takes"]))
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def main(_):
@@ -143,19 +155,21 @@ def main(_):
     outputs.write_json(FLAGS.out, "bed.json", bed)
     _say("bed: " + json.dumps(bed))
     results, seconds = {}, {}
-    for rule in ("quantile", "iqr"):
+    runs = [("quantile", "quantile", None), ("iqr", "iqr", None)] + [
+        (f"iqr_{layer}", "iqr", [layer]) for layer in FLAGS.intervene_layers]
+    for key, rule, layers in runs:
         start = time.perf_counter()
         extra = dict(unit_set="ace", num_intervene=FLAGS.num_intervene,
                      ace_epochs=FLAGS.ace_epochs) if rule == "iqr" else dict(num_intervene=0)
-        line = analyze_lib.run("dissect", os.path.join(FLAGS.out, rule),
+        line = analyze_lib.run("dissect", os.path.join(FLAGS.out, key),
                                workdir=FLAGS.workdir, segmenter=FLAGS.segmenter,
                                threshold=rule, num_dissect=FLAGS.num_dissect,
-                               num_units=FLAGS.num_units, **extra)
-        seconds[rule] = time.perf_counter() - start
-        _say(f"{rule}: {line}")
-        with open(os.path.join(FLAGS.out, rule, "dissect.json")) as f:
-            results[rule] = json.load(f)
-    text = summary(bed, {"iqr": results["iqr"], "quantile": results["quantile"]}, seconds)
+                               num_units=FLAGS.num_units, layers=layers, **extra)
+        seconds[key] = time.perf_counter() - start
+        _say(f"{key}: {line}")
+        with open(os.path.join(FLAGS.out, key, "dissect.json")) as f:
+            results[key] = json.load(f)
+    text = summary(bed, results, seconds)
     with open(os.path.join(FLAGS.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
