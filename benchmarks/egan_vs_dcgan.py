@@ -13,7 +13,8 @@ fakes (the authors' image runs: 32):
   * egan: n_D D updates, then one child per mutation from the parent, the fittest kept
     (`--trainer=egan`, batch --d_batch x n_D).
 So dcgan_nd and egan make the same D updates on the same images per G update, and
-differ only by the evolution.
+differ only by the evolution. `--methods=egan_q` adds E-GAN with gamma = 0 (the survivor
+chosen by quality alone), to see what the diversity term does.
 
 Length: each run trains to --epochs epochs or --minutes minutes of training, whichever
 comes first (the table says which), in pieces of 1 / --points_per_epoch epoch. After each
@@ -50,8 +51,10 @@ from dcgan_keras.utils import charts  # noqa: E402
 from dcgan_keras.utils import images as image_utils  # noqa: E402
 from quality import domain_classifier  # noqa: E402  (benchmarks/quality.py)
 
-METHODS = ("dcgan", "dcgan_nd", "egan")
-LABELS = {"dcgan": "DCGAN (1 D step)", "dcgan_nd": "DCGAN (n_D D steps)", "egan": "E-GAN"}
+METHODS = ("dcgan", "dcgan_nd", "egan", "egan_q")
+LABELS = {"dcgan": "DCGAN (1 D step)", "dcgan_nd": "DCGAN (n_D D steps)", "egan": "E-GAN",
+          "egan_q": "E-GAN, F_q only"}
+DEFAULT_METHODS = ("dcgan", "dcgan_nd", "egan")
 TRAIN_EXAMPLES = 60_000
 CURVE = "curve.json"
 
@@ -75,7 +78,8 @@ def method_config(method, seed, args):
     if method == "dcgan_nd":
         return TrainConfig(**common, batch_size=args.d_batch * n_d, d_steps=n_d)
     return TrainConfig(**common, trainer="egan", batch_size=args.d_batch * n_d,
-                       egan_d_steps=n_d, egan_gamma=args.egan_gamma,
+                       egan_d_steps=n_d,
+                       egan_gamma=0.0 if method == "egan_q" else args.egan_gamma,
                        egan_fitness_batch=args.egan_fitness_batch)
 
 
@@ -131,11 +135,12 @@ def run_method(method, seed, args, net, real, out):
         scores = sample_quality.score(features, real, probs, which=("fid", "kid", "is"))
         point = dict(step=stop, epochs=round(stop / steps_per_epoch, 3),
                      d_updates=stop * (config.d_steps if method == "dcgan_nd" else
-                                       config.egan_d_steps if method == "egan" else 1),
+                                       config.egan_d_steps if method.startswith("egan")
+                                       else 1),
                      train_seconds=round(last["train_seconds"] + steady, 1),
                      wall_seconds=round(wall, 1), images_per_sec=round(result["images_per_sec"], 1),
                      scores={k: float(v) for k, v in scores.items()})
-        if method == "egan":
+        if method.startswith("egan"):
             point["logs"] = {k: float(v) for k, v in result.items()
                              if k.split("_")[0] in ("F", "Fq", "Fd", "wins")
                              or k in ("selected", "diversity_decided", "d_loss", "g_loss")}
@@ -190,13 +195,16 @@ def report(runs, args, accuracy, floor, out):
             f"{cell['kid'][1]:.1f} | {cell['is'][0]:.3f} +- {cell['is'][1]:.3f} |")
     lines.append(f"| real data (train vs test) | | | | | | | {floor['fid']:.2f} | "
                  f"{1000 * floor['kid']:.2f} | {floor['is']:.3f} |")
-    egan = [c["points"][-1].get("logs", {}) for c in runs["egan"].values()]
-    if egan:
-        wins = {k[5:]: sum(int(e.get(k, 0)) for e in egan) for k in egan[0] if k.startswith("wins_")}
+    for method in ("egan", "egan_q"):
+        egan = [c["points"][-1].get("logs", {}) for c in runs[method].values()]
+        if not egan:
+            continue
+        wins = {k[5:]: sum(int(e.get(k, 0)) for e in egan) for k in egan[0]
+                if k.startswith("wins_")}
         decided = sum(int(e.get("diversity_decided", 0)) for e in egan)
-        gens = sum(c["points"][-1]["step"] for c in runs["egan"].values())
-        lines += ["", f"E-GAN survivors by mutation over all seeds: {wins}; generations where "
-                  f"gamma F_d changed the survivor: {decided} of {gens}."]
+        gens = sum(c["points"][-1]["step"] for c in runs[method].values())
+        lines += ["", f"{LABELS[method]}: survivors by mutation over all seeds: {wins}; "
+                  f"generations where gamma F_d changed the survivor: {decided} of {gens}."]
     for key, name, label in (("step", "fid_vs_updates.png", "generator updates"),
                              ("train_seconds", "fid_vs_seconds.png", "training seconds")):
         series = {LABELS[m]: averaged(list(runs[m].values()), key) for m in METHODS
@@ -215,7 +223,9 @@ def main():
                         help="training minutes per run (steady rate), whichever comes first")
     parser.add_argument("--points_per_epoch", type=int, default=2)
     parser.add_argument("--out", default="runs/egan_vs_dcgan")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"of {','.join(METHODS)}: egan_q is E-GAN with gamma = 0 "
+                             "(quality alone), to see what the diversity term does")
     parser.add_argument("--d_batch", type=int, default=32,
                         help="real images per D step (the authors' image runs: 32)")
     parser.add_argument("--n_d", type=int, default=TrainConfig().egan_d_steps,

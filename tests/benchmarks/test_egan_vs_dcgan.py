@@ -34,7 +34,10 @@ def _args(**kw):
 
 def test_dcgan_nd_and_egan_make_the_same_d_updates_on_the_same_images():
     args = _args()
-    plain, nd, egan = (bench.method_config(m, 0, args) for m in bench.METHODS)
+    plain, nd, egan, egan_q = (bench.method_config(m, 0, args) for m in bench.METHODS)
+    assert bench.DEFAULT_METHODS == bench.METHODS[:3]
+    assert (egan.egan_gamma, egan_q.egan_gamma) == (0.004, 0.0)
+    assert egan_q.batch_size == egan.batch_size and egan_q.egan_d_steps == 3
     assert (plain.batch_size, plain.d_steps, plain.trainer) == (32, 1, "dcgan")
     assert (nd.batch_size, nd.d_steps, nd.trainer) == (96, 3, "dcgan")
     assert (egan.batch_size, egan.egan_d_steps, egan.trainer) == (96, 3, "egan")
