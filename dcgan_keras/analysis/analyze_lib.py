@@ -45,8 +45,14 @@ def _real_images(networks, dataset, data_dir, **kwargs):
 
 
 def run_walk(networks, o):
+    ends = None
+    if o.sheet:  # walks between samples 0-1, 2-3, ... of the sheet (e.g. inverted images)
+        z = _sheet(o.sheet, networks.generator)[1]
+        if len(z) < 2:
+            raise ValueError(f"walk --sheet needs at least two samples; {o.sheet} has {len(z)}")
+        ends = z[:2 * min(len(z) // 2, o.num_walks)].reshape(-1, 2, z.shape[1])
     result = interpolation.run(networks, o.out_dir, o.num_walks, o.steps, o.modes, o.seed,
-                               o.compare_untrained)
+                               o.compare_untrained, ends)
     return "; ".join(f"{mode} walks: mean sharpness " + ", ".join(
         f"{name} {r['mean_sharpness']:.2f}" for name, r in result[mode].items())
         for mode in o.modes) + f" (max step / mean step, {o.num_walks} walks of {o.steps})"

@@ -24,6 +24,7 @@ class Common:
 
 @dataclasses.dataclass(frozen=True)
 class Walk(Common):
+    sheet: Optional[str] = None
     num_walks: int = 8
     steps: int = 10
     modes: Sequence[str] = ("linear", "spherical")

@@ -49,8 +49,9 @@ _define("integer", "seed", "Seed of random z, noise and the untrained baselines.
 _define("string", "layer", "Layer by name (default: the paper's: D's last conv block for "
         "guided_backprop, G's second-highest conv layer for forget; paint: the dissection's "
         "best layer).")
-_define("string", "sheet", "A sample sheet (.npz/.npy of the sample binary) whose samples "
-        "are picked by index (arithmetic, forget; neighbors: its samples).")
+_define("string", "sheet", "A sample sheet (.npz/.npy of the sample binary, or invert's "
+        "inverted.npz) whose samples are picked by index (arithmetic, forget; neighbors: "
+        "its samples; walk: walks between samples 0-1, 2-3, ...).")
 _define("string", "dataset", "Real images (guided_backprop, neighbors); default: the run's.")
 _define("string", "data_dir", "Its data directory; default: the run's.")
 # walk

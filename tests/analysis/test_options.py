@@ -17,7 +17,7 @@ NETWORKS = ["workdir", "export_dir", "checkpoint", "generator_weights"]
 COMMON = ["out_dir", "seed"]
 # Written out by hand from each run_<verb> of analyze_lib (what it reads), not from options.
 EXPECTED = {
-    "walk": ["num_walks", "steps", "modes", "compare_untrained"],
+    "walk": ["sheet", "num_walks", "steps", "modes", "compare_untrained"],
     "arithmetic": ["sheet", "groups", "z_files", "scales", "classifier"],
     "guided_backprop": ["layer", "units", "top_k", "num_images", "dataset", "data_dir"],
     "forget": ["layer", "sheet", "boxes", "concept", "num_annotated", "num_new", "max_maps"],
@@ -55,8 +55,8 @@ def test_a_name_has_one_default_in_every_verb():
 
 def test_the_refusal_names_the_flags_and_what_the_verb_takes():
     line = options.refusal("walk", ["workdir", "out_dir", "layer"])
-    assert line == ("analyze walk does not take --layer (it takes --num_walks, --steps, "
-                    "--modes, --compare_untrained; and, as every verb, --workdir, "
+    assert line == ("analyze walk does not take --layer (it takes --sheet, --num_walks, "
+                    "--steps, --modes, --compare_untrained; and, as every verb, --workdir, "
                     "--export_dir, --checkpoint, --generator_weights, --out_dir, --seed)")
     assert "\n" not in line
     assert options.refusal("neighbors", ["port", "sheet", "layers"]).startswith(
@@ -70,7 +70,7 @@ def test_the_refusal_names_the_flags_and_what_the_verb_takes():
 
 def test_options_for_a_verb():
     walk = options.for_verb("walk", {"out_dir": "o", "num_walks": 3, "layer": "x",
-                                     "sheet": "s"})  # other verbs' options: left out
+                                     "port": 1})  # other verbs' options: left out
     assert walk == options.Walk(out_dir="o", num_walks=3)
     assert (walk.steps, walk.seed, walk.compare_untrained) == (10, 0, True)
     with pytest.raises(TypeError, match=r"no analyze verb takes the options \['num_walk'\]"):
@@ -103,8 +103,8 @@ def test_the_binary_refuses_a_flag_it_was_given_for_another_verb(capsys):
             analyze.main(["analyze", "walk"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err == (
-        "error: analyze walk does not take --layer, --port (it takes --num_walks, --steps, "
-        "--modes, --compare_untrained; and, as every verb, --workdir, --export_dir, "
+        "error: analyze walk does not take --layer, --port (it takes --sheet, --num_walks, "
+        "--steps, --modes, --compare_untrained; and, as every verb, --workdir, --export_dir, "
         "--checkpoint, --generator_weights, --out_dir, --seed)\n")
 
 

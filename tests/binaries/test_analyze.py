@@ -331,6 +331,19 @@ def test_invert_a_sheet_then_draw_its_z_again(run, tmp_path):
     inverted, drawn = np.load(os.path.join(out, "inverted.npz")), np.load(again)
     np.testing.assert_array_equal(drawn["z"], inverted["z"])
     assert np.abs(drawn["images"].astype(int) - inverted["images"]).max() <= 1
+    # A walk between the inverted images: samples 0-1 and 2-3 of the sheet.
+    walk_dir = str(tmp_path / "walk")
+    _ok(_analyze("walk", f"--workdir={run[0]}", f"--sheet={out}/inverted.npz",
+                 f"--out_dir={walk_dir}", "--steps=5", "--modes=linear"))
+    walked = json.load(open(os.path.join(walk_dir, "walk.json")))
+    assert (walked["num_walks"], walked["endpoints"]) == (2, "given")
+    grid = images_lib.read_png(os.path.join(walk_dir, "walk_linear.png"))
+    assert grid.shape == _grid_shape(2, 5)
+    for row, index in ((0, 0), (0, 1), (1, 2), (1, 3)):  # each walk's first and last image
+        col = 0 if index % 2 == 0 else 4
+        top, left = PAD + row * (SIZE + PAD), PAD + col * (SIZE + PAD)
+        tile = grid[top:top + SIZE, left:left + SIZE].astype(int)
+        assert np.abs(tile - inverted["images"][index]).max() <= 1, index
     proc = run_binary("dcgan_keras.binaries.sample", f"--workdir={run[0]}", "--num=3",
                       f"--z_file={out}/inverted.npz", f"--out={again}", timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (

@@ -9,7 +9,7 @@ def test_a_flag_the_verb_does_not_take_is_one_line(tmp_path):
                       timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: analyze walk does not take --layer (it takes --num_walks, --steps, --modes, "
-        "--compare_untrained; and, as every verb, --workdir, --export_dir, --checkpoint, "
-        "--generator_weights, --out_dir, --seed)"]
+        "error: analyze walk does not take --layer (it takes --sheet, --num_walks, --steps, "
+        "--modes, --compare_untrained; and, as every verb, --workdir, --export_dir, "
+        "--checkpoint, --generator_weights, --out_dir, --seed)"]
     assert proc.stdout == ""

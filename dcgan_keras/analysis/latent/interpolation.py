@@ -93,8 +93,11 @@ def walk_sharpness(generator_fn, feature_fn, walks):
 
 
 def run(networks, out_dir, num_walks=8, steps=10, modes=MODES, seed=0,
-        compare_untrained=True):
+        compare_untrained=True, ends=None):
     """The `walk` verb: grids of walks per mode and their sharpness, trained vs untrained G.
+
+    `ends` [W, 2, z_dim] (e.g. pairs of inverted images' z) replaces the random endpoint
+    pairs: then W walks, whatever num_walks says.
 
     Sharpness is measured in the trained D's probe features (every conv block, max-pooled
     to 4x4) for both generators. Writes walk_<mode>.png (one walk per row) and walk.json.
@@ -107,12 +110,15 @@ def run(networks, out_dir, num_walks=8, steps=10, modes=MODES, seed=0,
     generators = {"trained": generator}
     if compare_untrained:
         generators["untrained"] = outputs.untrained_copy(generator, seed)
+    num_walks = num_walks if ends is None else len(ends)
     result = {"num_walks": num_walks, "steps": steps, "seed": seed, "step": networks.step,
+              "endpoints": "random" if ends is None else "given",
               "z_distribution": latent.of(generator),
               "feature_space": "D probe features (all conv blocks, 4x4 max-pooled)"}
     for mode in modes:
-        walks = random_walks(num_walks, steps, generator.z_dim, seed, mode,
-                             latent.of(generator))
+        walks = (random_walks(num_walks, steps, generator.z_dim, seed, mode,
+                              latent.of(generator)) if ends is None else
+                 np.stack([walk(a, b, steps, mode) for a, b in np.asarray(ends)]))
         result[mode] = {}
         if latent.of(generator) == latent.UNIFORM:
             result[f"{mode}_outside_prior_support"] = float(np.mean(np.abs(walks) > 1))
