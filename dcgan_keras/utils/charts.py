@@ -113,11 +113,12 @@ def lines(series, title="", xlabel="", ylabel="", width=520, height=300, log_y=F
     draw.text((left + width // 2 - 3 * len(xlabel), top + height + 18), xlabel, fill="black",
               font=font)
     draw.text((2, top - 14), ylabel, fill="black", font=font)
+    x = left
     for s, (name, ps) in enumerate(points.items()):
         colour = PALETTE[s % len(PALETTE)]
-        x = left + 110 * s
         draw.rectangle([x, 20, x + 10, 30], fill=colour)
         draw.text((x + 14, 19), str(name), fill="black", font=font)
+        x += 30 + int(draw.textlength(str(name), font=font))
         xy = [at(px, py) for px, py in sorted(ps)]
         if len(xy) > 1:
             draw.line(xy, fill=colour, width=2)
