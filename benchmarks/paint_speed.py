@@ -34,7 +34,9 @@ FLAGS = flags.FLAGS
 def _post(url, body):
     data = json.dumps(body).encode()
     start = time.perf_counter()
-    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=60) as r:
+    request = urllib.request.Request(url, data=data,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
         answer = json.loads(r.read())
     return 1000 * (time.perf_counter() - start), answer
 
