@@ -89,9 +89,11 @@ def load_curve(workdir, config):
         return {"config": dataclasses.asdict(config), "points": []}
     with open(path) as f:
         curve = json.load(f)
-    if curve["config"] != dataclasses.asdict(config):
-        changed = sorted(k for k, v in dataclasses.asdict(config).items()
-                         if curve["config"].get(k) != v)
+    # A field added to TrainConfig since the curve was begun counts at its default.
+    defaults = dataclasses.asdict(TrainConfig())
+    changed = sorted(k for k, v in dataclasses.asdict(config).items()
+                     if curve["config"].get(k, defaults[k]) != v)
+    if changed:
         raise SystemExit(f"{path} was made with other settings ({', '.join(changed)}): "
                          "pass those, or another --out")
     return curve

@@ -69,6 +69,8 @@ def fake(monkeypatch):
                         lambda g, n, seed: np.zeros([n, 32, 32, 1], np.float32))
     monkeypatch.setattr(bench.sample_quality, "score",
                         lambda *a, **k: {"fid": 50.0, "kid": 0.01, "is": 4.0})
+    from dcgan_keras import workdir as workdir_lib  # a finished run's last samples
+    monkeypatch.setattr(workdir_lib, "restore_models", lambda w: (None, None, 0, None))
     return training
 
 
@@ -94,7 +96,15 @@ def test_a_run_is_scored_in_pieces_and_a_longer_run_continues_it(tmp_path, fake)
     curve, _ = bench.run_method("egan", 0, _args(epochs=2.0), _net, None, out)
     assert fake.calls == [625 + 312, 625 + 624, 2 * steps_per_epoch]
     assert [p["step"] for p in curve["points"]][:3] == [312, 624, 625]
-    # Another setting is refused rather than mixed into the curve.
+    # A config field the curve predates counts at its default; another setting is
+    # refused rather than mixed into the curve.
+    path = os.path.join(out, "egan_seed0", bench.CURVE)
+    saved = json.load(open(path))
+    del saved["config"]["profile_steps"]
+    json.dump(saved, open(path, "w"))
+    fake.calls.clear()
+    bench.run_method("egan", 0, _args(epochs=2.0), _net, None, out)
+    assert fake.calls == []
     with pytest.raises(SystemExit, match="other settings .*egan_gamma"):
         bench.run_method("egan", 0, _args(egan_gamma=0.1), _net, None, out)
 
