@@ -442,16 +442,22 @@ def test_fit_trains_in_mixed_precision(precision):
     assert not np.allclose(before, gan.generator.get_weights()[0])
 
 
-def test_d_steps_make_k_d_updates_on_their_chunks_then_one_g_update_on_fresh_z():
-    """d_steps=2, written out by hand with SGD (update = lr * gradient): each D step on its
-    half of the batch and G of its own slice of one z draw (stream 0), then the G update
-    on fresh z (stream 1) through the twice-updated D."""
-    gan = build_dcgan(**TINY, d_steps=2)
+def _sgd_gan_and_plain_copy(**options):
+    """A DCGAN with `options` compiled with SGD(0.1) for both nets (update = lr * gradient),
+    and (G, D): plain copies of its nets with the same weights, to step by hand."""
+    gan = build_dcgan(**TINY, **options)
     gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
     ref = build_dcgan(**TINY)
     ref.generator.set_weights(gan.generator.get_weights())
     ref.discriminator.set_weights(gan.discriminator.get_weights())
-    G, D = ref.generator, ref.discriminator
+    return gan, ref.generator, ref.discriminator
+
+
+def test_d_steps_make_k_d_updates_on_their_chunks_then_one_g_update_on_fresh_z():
+    """d_steps=2, written out by hand with SGD (update = lr * gradient): each D step on its
+    half of the batch and G of its own slice of one z draw (stream 0), then the G update
+    on fresh z (stream 1) through the twice-updated D."""
+    gan, G, D = _sgd_gan_and_plain_copy(d_steps=2)
     real = _real(8)
     z_d = np.split(gan.noise(8, stream=0).numpy(), 2)  # what step 0 draws
     z_g = gan.noise(4, stream=1).numpy()
@@ -503,12 +509,7 @@ def test_d_steps_on_two_replicas_equal_one_replica():
 def test_instance_noise_is_added_to_every_image_d_sees_and_annealed_to_zero():
     """One step written out by hand with SGD: D sees real + sigma eps_0 and
     G(z) + sigma eps_1 (the same noisy fakes in the G step); sigma falls linearly."""
-    gan = build_dcgan(**TINY, instance_noise=0.5, instance_noise_steps=4)
-    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
-    ref = build_dcgan(**TINY)
-    ref.generator.set_weights(gan.generator.get_weights())
-    ref.discriminator.set_weights(gan.discriminator.get_weights())
-    G, D = ref.generator, ref.discriminator
+    gan, G, D = _sgd_gan_and_plain_copy(instance_noise=0.5, instance_noise_steps=4)
     real = _real(8)
     z = gan.noise(8).numpy()
     noisy_real = gan.noisy(tf.constant(real), stream=0).numpy()
