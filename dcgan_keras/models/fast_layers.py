@@ -38,6 +38,21 @@ MAX_MATMUL_SIDE = 4  # low-resolution side up to which the matmul products win
 MAX_MATMUL_KERNEL_GRAD_SIDE = 8
 
 
+def _in_forward_scope(grad):
+    """`grad` run in the name scope its forward op was built in, under "gradient_tape/" as
+    TensorFlow's own gradients are: a custom gradient otherwise lands at the top of the
+    graph, and a profile (`--profile_steps`) could not say which layer its products are."""
+    scope = tf.get_current_name_scope()
+    if not scope:
+        return grad
+
+    def scoped(*dy):
+        with tf.name_scope(f"gradient_tape/{scope}/"):
+            return grad(*dy)
+
+    return scoped
+
+
 def _patches(x):
     """im2col of a 4x4 / stride-2 / "same" convolution, as one gather.
 
@@ -105,7 +120,7 @@ def conv_down(x, kernel):
     def grad(dy):
         return conv_transpose(dy, kernel), kernel_gradient(x, dy)
 
-    return conv(x, kernel), grad
+    return conv(x, kernel), _in_forward_scope(grad)
 
 
 @tf.custom_gradient
@@ -115,7 +130,7 @@ def conv_up(x, kernel):
     def grad(dy):
         return conv(dy, kernel), kernel_gradient(dy, x)
 
-    return conv_transpose(x, kernel), grad
+    return conv_transpose(x, kernel), _in_forward_scope(grad)
 
 
 @tf.custom_gradient
@@ -125,7 +140,7 @@ def conv_down_kernel_grad(x, kernel):
         dx = tf.nn.conv2d_transpose(dy, kernel, tf.shape(x), 2, "SAME")
         return dx, kernel_gradient(x, dy)
 
-    return tf.nn.conv2d(x, kernel, 2, "SAME"), grad
+    return tf.nn.conv2d(x, kernel, 2, "SAME"), _in_forward_scope(grad)
 
 
 @tf.custom_gradient
@@ -138,7 +153,7 @@ def conv_up_kernel_grad(x, kernel):
     def grad(dy):
         return tf.nn.conv2d(dy, kernel, 2, "SAME"), kernel_gradient(dy, x)
 
-    return tf.nn.conv2d_transpose(x, kernel, out_shape, 2, "SAME"), grad
+    return tf.nn.conv2d_transpose(x, kernel, out_shape, 2, "SAME"), _in_forward_scope(grad)
 
 
 def _on_cpu():
@@ -241,7 +256,7 @@ def leaky_relu(x, alpha):
         def grad(dy):
             return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
 
-        return y, grad
+        return y, _in_forward_scope(grad)
 
     return fn(x)
 

@@ -1,4 +1,6 @@
 """fast_layers compute what Keras' layers compute: outputs, gradients, moving statistics."""
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -147,3 +149,42 @@ def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, sh
     for a, b in zip(*results):
         a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
+
+
+def test_custom_gradients_are_named_after_their_layer(policy):
+    """The matmul paths' gradient ops sit under gradient_tape/<the layer's scope>, as
+    TensorFlow's own gradients do, so a profile can say which layer each product is."""
+    policy("mixed_bfloat16")
+    layers = [fast_layers.Conv2D(8, 4, strides=2, padding="same", name="down"),
+              fast_layers.LeakyReLU(negative_slope=0.2, name="lrelu"),
+              fast_layers.Conv2DTranspose(4, 4, strides=2, padding="same", name="up")]
+    x = tf.random.stateless_normal([2, 8, 8, 4], seed=[1, 2])
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = x
+            for layer in layers:
+                y = layer(y)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32))
+        return tape.gradient(loss, [x] + [layer.kernel for layer in layers[::2]])
+
+    ops = step.get_concrete_function(x).graph.get_operations()
+
+    def layer_of(op):  # "gradient_tape/down_1/MatMul" -> "down" (scopes take a counter)
+        parts = op.name.split("/")
+        scope = parts[1] if parts[0] == "gradient_tape" and len(parts) > 2 else parts[0]
+        return re.sub(r"_\d+$", "", scope)
+
+    grads = [op for op in ops if op.name.startswith("gradient_tape/")]
+    by_layer = {layer.name: sorted(op.type for op in grads if layer_of(op) == layer.name)
+                for layer in layers}
+    # down: dx (matmul + col2im) and dkernel (gather + matmul); up: dx as a conv (gather
+    # + matmul) and dkernel (gather + matmul); lrelu: its gradient from the output.
+    assert by_layer["down"].count("MatMul") == 2 and "DepthToSpace" in by_layer["down"]
+    assert by_layer["up"].count("MatMul") == 2 and by_layer["up"].count("GatherV2") == 2
+    assert by_layer["lrelu"] == ["LeakyReluGrad"]
+    products = [op for op in ops if op.type in ("MatMul", "GatherV2", "DepthToSpace")]
+    assert products and all(layer_of(op) in by_layer for op in products), [
+        op.name for op in products if layer_of(op) not in by_layer]
