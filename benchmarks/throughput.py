@@ -13,6 +13,14 @@ images/s of --windows windows (fit epochs) of --window_steps steps after warm-up
 A name ending in @Nt (bf16@1t, torch_bf16@1t) runs with N CPU threads: on a machine that
 others load, a 2-thread OpenMP peer can lose 3x to spin-waiting.
 
+Each training row is also set against the bound of its step: the products of one
+training image (counted from our step's graph, `step_profile.train_step_products`: 2.27
+GFLOP at 64x64 for this architecture; the peers compute the same products) times its
+images/s, over the peak of one large matmul in its dtype (bfloat16 for the bf16 rows,
+float32 otherwise) measured by `step_profile.matmul_peak` in a process with the same
+threads right after it ("of the peak"). Where the rest of a step's time goes:
+benchmarks/step_profile.py.
+
 On a shared machine other processes take a varying share of the cores. Each row says how
 many cores the rest of the machine kept busy while it ran ("other cores busy") and the
 1-minute load; with --rounds=R ours and the peers are measured R times, in alternating
@@ -108,6 +116,22 @@ def add_ratios(rows):
     return rows
 
 
+def peak_dtype(name):
+    """The matmul dtype whose peak bounds a training row: bfloat16 for our bf16 variants
+    and the bf16 peers, float32 otherwise ('ours bf16@1t', 'peer torch_bf16' -> bfloat16)."""
+    base = split_threads(name.split()[-1])[0]
+    return "bfloat16" if base.startswith("bf16") or base.endswith("bf16") else "float32"
+
+
+def add_peak_fraction(row, flops_per_image, peak_flops):
+    """row["of_peak"]: the share of the in-run matmul peak the row's images/s reach, at
+    flops_per_image (our step's products, counted from its graph) per image."""
+    row["peak_gflops"] = peak_flops / 1e9 if peak_flops else None
+    row["of_peak"] = (row["rate"] * flops_per_image / peak_flops
+                      if row.get("rate") and flops_per_image and peak_flops else None)
+    return row
+
+
 def combine_rounds(rows):
     """One row per (kind, name, size, batch): the round with the highest rate (the one
     least slowed by other processes; both sides get the same treatment), with
@@ -199,6 +223,20 @@ def time_ours(size, batch, variant, windows, window_steps, steps_per_execution):
     # CPU time per image (all threads): steadier than img/s when others share the cores.
     cpu_us = 1e6 * sum(cpu_seconds[2:]) / (batch * steps * len(rates))
     result_line(dict(summarize(rates), first_call_s=seconds[0], cpu_us=cpu_us))
+
+
+def time_peak(dtype):
+    """Child: FLOP/s of a large matmul in `dtype` with this process's threads."""
+    import step_profile
+    result_line({"peak": step_profile.matmul_peak(dtype)})
+
+
+def count_flops(size, batch):
+    """Child: FLOPs per image of our training step (the products that run)."""
+    import step_profile
+    gan = step_profile.build(size, batch, "none")
+    flops = sum(f for f, _ in step_profile.train_step_products(gan, batch, size).values())
+    result_line({"flops_per_image": flops / batch})
 
 
 def make_image_folder(directory, count, side):
@@ -374,6 +412,7 @@ COLUMNS = [("what", "name", "{}"), ("size", "size", "{}"), ("batch", "batch", "{
            ("img/s", "rate", "{:.1f}"), ("window min", "min", "{:.1f}"),
            ("window max", "max", "{:.1f}"), ("median of rounds", "round_median", "{:.1f}"),
            ("vs best peer", "vs_best_peer", "{:.2f}x"),
+           ("peak GFLOP/s", "peak_gflops", "{:.0f}"), ("of the peak", "of_peak", "{:.2f}"),
            ("x training", "x_training", "{:.1f}x"), ("peak RSS MiB", "rss_mib", "{:.0f}"),
            ("load 1m", "load", "{:.1f}"), ("other cores busy", "others_cores", "{:.2f}"),
            ("CPU us/img", "cpu_us", "{:.0f}")]
@@ -397,6 +436,8 @@ def run_grid(args):
         print(f"no peers at {args.peers_dir}: skipping them (--peers_dir)")
         peers = []
     rows = []
+    flops = {(size, batch): measure(child_cmd(args, "flops", size, batch)).get(
+        "flops_per_image") for size in sizes for batch in batches}
     for round_ in range(args.rounds):
         for size in sizes:
             for batch in batches:
@@ -406,11 +447,16 @@ def run_grid(args):
                 for kind, name in jobs:
                     row = (measure_ours(args, size, batch, name) if kind == "ours"
                            else measure_peer(args, size, batch, name))
-                    rows.append(dict(row, kind=kind, name=f"{kind} {name}", size=size,
-                                     batch=batch, round=round_))
+                    row = dict(row, kind=kind, name=f"{kind} {name}", size=size,
+                               batch=batch, round=round_)
+                    # The bound of this row: the matmul peak right after it, same threads.
+                    peak = measure(child_cmd(args, "peak", peak_dtype(row["name"])),
+                                   thread_env(split_threads(name)[1])).get("peak")
+                    rows.append(add_peak_fraction(row, flops[(size, batch)], peak))
                     print(f"round {round_}: {kind} {name} {size}x{size} batch {batch}: "
-                          f"{row.get('rate')} (others busy {row['others_cores']:.2f} cores)",
-                          flush=True)
+                          f"{row.get('rate')} img/s, {row['of_peak'] or 0:.2f} of the "
+                          f"{peak_dtype(row['name'])} peak (others busy "
+                          f"{row['others_cores']:.2f} cores)", flush=True)
     rows = combine_rounds(rows)
     for size in sizes:
         for batch in batches:
@@ -495,6 +541,10 @@ def main():
         if kind == "ours":
             return time_ours(int(rest[0]), int(rest[1]), rest[2], args.windows,
                              args.window_steps, args.steps_per_execution)
+        if kind == "peak":
+            return time_peak(rest[0])
+        if kind == "flops":
+            return count_flops(int(rest[0]), int(rest[1]))
         if kind == "pipeline":
             return time_pipeline(rest[0], int(rest[1]), int(rest[2]), args.windows,
                                  max(4, args.window_steps * 4), args.pipeline_files,

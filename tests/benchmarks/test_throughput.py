@@ -69,3 +69,21 @@ def test_variant_precision():
     assert throughput.variant_precision("bf16+xla") == "bfloat16"
     assert throughput.variant_precision("f16") == "float16"
     assert throughput.variant_precision("f32+xla") == "none"
+
+
+def test_each_row_is_set_against_the_peak_of_its_own_dtype():
+    assert throughput.peak_dtype("ours bf16") == "bfloat16"
+    assert throughput.peak_dtype("ours bf16@1t") == "bfloat16"
+    assert throughput.peak_dtype("ours bf16+xla") == "bfloat16"
+    assert throughput.peak_dtype("peer torch_bf16@1t") == "bfloat16"
+    assert throughput.peak_dtype("peer keras_jit_bf16") == "bfloat16"
+    assert throughput.peak_dtype("ours f32+xla") == "float32"
+    assert throughput.peak_dtype("peer torch") == "float32"
+
+
+def test_the_fraction_of_the_peak_is_flops_per_second_over_the_peak():
+    row = throughput.add_peak_fraction(dict(rate=300.0), 2.27e9, 900e9)
+    assert row["of_peak"] == pytest.approx(300 * 2.27 / 900)
+    assert row["peak_gflops"] == pytest.approx(900.0)
+    assert throughput.add_peak_fraction(dict(rate=None), 2.27e9, 900e9)["of_peak"] is None
+    assert throughput.add_peak_fraction(dict(rate=3.0), 2.27e9, None)["of_peak"] is None

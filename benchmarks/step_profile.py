@@ -1,0 +1,421 @@
+r"""Where the time of one training step goes: op classes and products against the peak.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/step_profile.py --image_size=64 --batch=128 \
+        --out=runs/step_profile64
+
+Trains the peers' architecture (ngf = ndf = 64, z = 100, RGB, the train binary's
+defaults: mixed bfloat16 on a CPU with bfloat16 support) with `DCGAN.fit` on one random
+batch held in memory, profiles --profile_steps steps with the train binary's
+`--profile_steps` callback (`monitoring.ProfileSteps`, a TensorBoard profile in
+OUT/plugins/profile/), and reads the trace back (tf.profiler's XSpace protobuf):
+
+  * every op the executor ran in those steps, its time and its type, summed into classes:
+    the products (matmuls and convolutions), BatchNorm, activations, im2col gathers and
+    layout copies (gather, pad, slice, transpose, depth-to-space), adds (col2im's block
+    sums and gradient sums), casts, Adam, the input pipeline (the step's wait for the
+    next batch) and the rest (losses, metrics, random numbers);
+  * the step's wall time (the train function's run on the Python thread) and how much of
+    it no op was running (executor gaps);
+  * per layer and per product (forward, input gradient, kernel gradient): its time, its
+    FLOPs (from the static shapes of the same step traced as a graph; 2 FLOPs per
+    multiply-add) and the time it would take at the peak below.
+
+The peak is that of one large bfloat16 (or float32) matmul in the same process with the
+same threads (`matmul_peak`): what the CPU's matmul kernels reach on the best shape, the
+bound of a step made of products. Writes OUT/step_profile.json and OUT/step_profile.md.
+Measured results: docs/benchmarks.md, "Where the time of a step goes (issue 29)".
+"""
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
+                 "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul")
+KINDS = ("forward", "input gradient", "kernel gradient")
+CLASSES = ("products", "BatchNorm", "activations", "gathers and layout copies", "adds",
+           "casts", "Adam", "input pipeline", "other ops")
+
+
+# --- Pure helpers (tested in tests/benchmarks/test_step_profile.py) ---
+
+def split_event(name):
+    """'StatefulPartitionedCall/gen_1/MatMul:_MklMatMul' -> ('gen_1/MatMul', 'MatMul'):
+    the op's graph name (without the function-call prefixes) and its type (without
+    oneDNN's _Mkl / _MklNative prefixes); None for events that are not ops."""
+    if "::" in name or ":" not in name:
+        return None
+    op, kind = name.rsplit(":", 1)
+    while op.startswith("StatefulPartitionedCall/") or op.startswith("PartitionedCall/"):
+        op = op.split("/", 1)[1]
+    return op, re.sub(r"^_Mkl(Native)?", "", kind)
+
+
+def is_product(op_type):
+    return op_type in PRODUCT_TYPES or op_type.startswith("FusedConv2D")
+
+
+def op_class(op_name, op_type):
+    """One of CLASSES for an op of the training step."""
+    if is_product(op_type):
+        return "products"
+    if "BatchNorm" in op_type:
+        return "BatchNorm"
+    if op_type.startswith("IteratorGetNext") or op_type in ("OptionalGetValue",
+                                                            "OptionalHasValue"):
+        return "input pipeline"
+    if op_type.startswith("ResourceApply") or re.search(r"(^|/)adam(_\d+)?/", op_name):
+        return "Adam"
+    if re.match(r"(Leaky)?Relu|Relu6|Elu|Selu|Tanh|Sigmoid|Softplus", op_type):
+        return "activations"
+    if op_type in ("GatherV2", "Pad", "PadV2", "Transpose", "DepthToSpace",
+                   "SpaceToDepth", "StridedSlice", "Slice", "ConcatV2", "Reshape",
+                   "Squeeze", "ExpandDims", "Tile", "StridedSliceGrad", "Identity"):
+        return "gathers and layout copies"
+    if op_type in ("AddN", "AddV2", "Add"):
+        return "adds"
+    if op_type == "Cast":
+        return "casts"
+    return "other ops"
+
+
+def layer_of(op_name):
+    """'gradient_tape/discriminator_3/block2_conv_1/Conv2D' -> 'discriminator/block2_conv'
+    (the network and layer, without the call counters TensorFlow adds to name scopes);
+    None for an op outside both networks."""
+    parts = [re.sub(r"_\d+$", "", p) for p in op_name.split("/")]
+    if parts and parts[0] == "gradient_tape":
+        parts = parts[1:]
+    if len(parts) < 3 or parts[0] not in ("generator", "discriminator"):
+        return None
+    return f"{parts[0]}/{parts[1]}"
+
+
+def product_kind(op_name, op_type, transpose_a=False):
+    """forward, input gradient or kernel gradient for a product op of the step: under
+    gradient_tape/ a kernel (weight) gradient contracts over the batch (a MatMul with
+    transpose_a, a Conv2DBackpropFilter); other gradient products are input gradients."""
+    if not op_name.startswith("gradient_tape/"):
+        return "forward"
+    if op_type == "Conv2DBackpropFilter" or transpose_a:
+        return "kernel gradient"
+    return "input gradient"
+
+
+def op_flops(op):
+    """FLOPs (2 per multiply-add) of a product op of a traced graph from its static
+    shapes; None when they are unknown."""
+    def shape(tensor):
+        dims = tensor.shape.as_list() if tensor.shape.rank is not None else None
+        return None if dims is None or None in dims else dims
+
+    if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMul", "BatchMatMulV3"):
+        a, out = shape(op.inputs[0]), shape(op.outputs[0])
+        if a is None or out is None:
+            return None
+        adjoint = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
+        contraction = a[-2] if adjoint else a[-1]
+        count = 1
+        for d in out:
+            count *= d
+        return 2 * count * contraction
+    if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"):
+        # All three products of y = conv(x, k): 2 x (N H' W' of the strided side) x |k|.
+        strided = op.outputs[0] if op.type == "Conv2D" else op.inputs[2]
+        kernel = op.inputs[1] if op.type != "Conv2DBackpropFilter" else op.outputs[0]
+        s, k = shape(strided), shape(kernel)
+        if s is None or k is None:
+            return None
+        return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
+    return None
+
+
+def needed_ops(graph):
+    """The ops of a traced function graph that run: ancestors of its outputs and of its
+    stateful ops (variable updates). A gradient function builds every input's gradient
+    (a Conv2D's gives the input and the kernel gradient), and Grappler prunes those that
+    nothing uses, such as D's kernel gradients in the G step."""
+    roots = [t.op for t in graph.outputs] + [op for op in graph.get_operations()
+                                             if op.op_def.is_stateful]
+    seen, stack = set(), list(roots)
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return seen
+
+
+def graph_products(graph):
+    """{op name: (FLOPs, transpose_a)} for the product ops of a traced graph that run."""
+    found, needed = {}, needed_ops(graph)
+    for op in graph.get_operations():
+        flops = op_flops(op) if op.name in needed else None
+        if flops is not None:
+            transpose_a = op.type == "MatMul" and op.get_attr("transpose_a")
+            found[op.name] = (flops, bool(transpose_a))
+    return found
+
+
+def interval_union(intervals):
+    """Total length covered by [start, end) intervals (they may overlap)."""
+    total, end = 0, None
+    for a, b in sorted(intervals):
+        if end is None or a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total
+
+
+def summarize_trace(events, steps, step_seconds, products, peak_flops):
+    """The tables of one profile.
+
+    Args:
+        events: (op name, op type, start ps, duration ps) of every op run in the
+            profiled steps (names as `split_event` gives them).
+        steps: how many steps they cover.
+        step_seconds: wall time of each profiled step.
+        products: `graph_products` of the step's graph (FLOPs by op name).
+        peak_flops: FLOP/s of the reference matmul.
+    Returns:
+        dict with "classes" (class -> ms per step), "step_ms", "busy_ms" (time some op
+        ran), "products" (rows per layer and kind), "unmatched" (product ops of the trace
+        with no FLOPs) and the totals.
+    """
+    per_class = collections.Counter()
+    rows = {}
+    unmatched = collections.Counter()
+    for name, op_type, _, duration in events:
+        ms = duration / 1e9 / steps
+        per_class[op_class(name, op_type)] += ms
+        if not is_product(op_type):
+            continue
+        flops, transpose_a = products.get(name, (None, False))
+        if flops is None:
+            unmatched[name] += ms
+            continue
+        key = (layer_of(name) or "(outside the nets)", product_kind(name, op_type, transpose_a))
+        row = rows.setdefault(key, dict(layer=key[0], kind=key[1], ms=0.0, flops=0))
+        row["ms"] += ms
+        row["flops"] += flops  # per step: every run of the op in the steps, / steps below
+    for row in rows.values():
+        row["flops"] = row["flops"] / steps
+        row["bound_ms"] = 1e3 * row["flops"] / peak_flops
+        row["of_peak"] = row["bound_ms"] / row["ms"] if row["ms"] else None
+    step_ms = 1e3 * sum(step_seconds) / len(step_seconds)
+    busy_ms = interval_union([(s, s + d) for _, _, s, d in events]) / 1e9 / steps
+    flops = sum(r["flops"] for r in rows.values())
+    return dict(
+        step_ms=step_ms, busy_ms=busy_ms, gaps_ms=max(step_ms - busy_ms, 0.0),
+        op_ms=sum(per_class.values()),
+        classes={c: per_class.get(c, 0.0) for c in CLASSES},  # op time, all threads
+        products=sorted(rows.values(), key=lambda r: (r["layer"], KINDS.index(r["kind"]))),
+        unmatched=dict(unmatched.most_common()),
+        flops=flops, bound_ms=1e3 * flops / peak_flops,
+        of_peak=1e3 * flops / peak_flops / step_ms)
+
+
+def markdown(summary, header):
+    """The two tables of a summary as markdown."""
+    step, ops = summary["step_ms"], summary["op_ms"]
+    lines = [header, "", "| op class | ms per step (op time, all threads) | share of op time |",
+             "|---|---|---|"]
+    for name, ms in summary["classes"].items():
+        lines.append(f"| {name} | {ms:.1f} | {100 * ms / ops:.1f}% |")
+    lines += [f"| **all ops** | **{ops:.1f}** | 100% |", "",
+              f"The step took {step:.1f} ms of wall time; some op ran during "
+              f"{summary['busy_ms']:.1f} ms of it (ops overlapped {ops / summary['busy_ms']:.2f}x"
+              f" on the executor's threads) and none during {summary['gaps_ms']:.1f} ms "
+              f"(executor gaps, the loop and its callbacks).", "",
+              "| layer | product | ms per step | GFLOP | ms at the peak | of the peak |",
+              "|---|---|---|---|---|---|"]
+    for r in summary["products"]:
+        lines.append(f"| {r['layer']} | {r['kind']} | {r['ms']:.2f} | {r['flops'] / 1e9:.2f} "
+                     f"| {r['bound_ms']:.2f} | {r['of_peak']:.2f} |")
+    lines.append(f"| **all products** | | **{summary['classes']['products']:.1f}** | "
+                 f"**{summary['flops'] / 1e9:.1f}** | **{summary['bound_ms']:.1f}** | "
+                 f"step at {summary['of_peak']:.2f} of the peak |")
+    if summary["unmatched"]:
+        lines += ["", "Products without FLOPs (not matched to the traced graph): "
+                  + ", ".join(f"{k} {v:.2f} ms" for k, v in summary["unmatched"].items())]
+    return "\n".join(lines)
+
+
+# --- Measurements ---
+
+def matmul_peak(dtype="bfloat16", n=2048, seconds=3.0):
+    """FLOP/s of an n x n x n matmul in `dtype` with this process's threads: the best of
+    windows of about 0.3 s over `seconds` (the least disturbed)."""
+    import tensorflow as tf
+    a = tf.cast(tf.random.stateless_normal([n, n], seed=[1, 2]), dtype)
+    b = tf.cast(tf.random.stateless_normal([n, n], seed=[3, 4]), dtype)
+
+    @tf.function
+    def run(a, b, repeats):
+        out = tf.zeros([], tf.float32)
+        for _ in tf.range(repeats):
+            out += tf.cast(tf.matmul(a, b)[0, 0], tf.float32)
+            a = a + tf.cast(out * 0, dtype)  # a new product each time (no hoisting)
+        return out
+
+    run(a, b, 1).numpy()
+    start = time.perf_counter()
+    run(a, b, 2).numpy()
+    repeats = max(1, int(0.3 / max((time.perf_counter() - start) / 2, 1e-6)))
+    best, stop = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        start = time.perf_counter()
+        run(a, b, repeats).numpy()
+        best = max(best, 2.0 * n ** 3 * repeats / (time.perf_counter() - start))
+    return best
+
+
+def build(image_size, batch, precision):
+    """The peers' architecture, compiled as the train binary compiles it."""
+    import keras
+    from dcgan_keras.config import TrainConfig
+    from dcgan_keras.models import build_dcgan
+    from dcgan_keras.training import train_lib
+    keras.utils.set_random_seed(0)
+    with train_lib.dtype_policy(train_lib.POLICIES[precision]):
+        gan = build_dcgan(image_size=image_size, channels=3, z_dim=100, base_width=64)
+        gan.compile(*train_lib.make_optimizers(TrainConfig(), precision), jit_compile=False)
+    return gan
+
+
+def train_step_products(gan, batch, image_size):
+    """graph_products of one train step on a batch of `batch` images (traced, not run)."""
+    import tensorflow as tf
+    spec = tf.TensorSpec([batch, image_size, image_size, 3], tf.float32)
+    graph = tf.function(gan.train_step).get_concrete_function(spec).graph
+    return graph_products(graph)
+
+
+def read_trace(logdir):
+    """Op events (name, type, start ps, duration ps) of the newest profile in logdir."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    paths = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
+    if not paths:
+        raise RuntimeError(f"no profile was written under {logdir}/plugins/profile")
+    space = xplane_pb2.XSpace()
+    with open(paths[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    plane = next(p for p in space.planes if p.name == "/host:CPU")
+    events = []
+    for line in plane.lines:  # the executor's threads; tf_data threads run ahead, apart
+        if not line.name.startswith("tf_") or line.name.startswith("tf_data"):
+            continue
+        for event in line.events:
+            op = split_event(plane.event_metadata[event.metadata_id].name)
+            if op:
+                events.append((op[0], op[1], line.timestamp_ns * 1000 + event.offset_ps,
+                               event.duration_ps))
+    return events
+
+
+class StepTimes:
+    """Keras callback: the wall time from the start of each step to the next one's (the
+    whole loop: the train function and the callbacks)."""
+
+    def __new__(cls):
+        import keras
+
+        class _StepTimes(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.starts = []
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self.starts.append(time.perf_counter())
+
+            def on_train_end(self, logs=None):
+                self.starts.append(time.perf_counter())
+
+            def seconds(self, first, last):
+                """Wall seconds of steps first..last (1-based)."""
+                return [b - a for a, b in zip(self.starts[first - 1:last],
+                                              self.starts[first:last + 1])]
+
+        return _StepTimes()
+
+
+def profile(args):
+    import keras
+    import tensorflow as tf
+    from dcgan_keras.training import hardware, monitoring
+    precision = hardware.resolve(args.precision).mixed_precision
+    peak_dtype = "bfloat16" if precision == "bfloat16" else "float32"
+    print(f"measuring the {peak_dtype} matmul peak ...", flush=True)
+    peak = matmul_peak(peak_dtype)
+    print(f"peak {peak / 1e9:.0f} GFLOP/s; tracing the step ...", flush=True)
+    gan = build(args.image_size, args.batch, precision)
+    products = train_step_products(gan, args.batch, args.image_size)
+    real = tf.random.uniform([args.batch, args.image_size, args.image_size, 3], -1.0, 1.0)
+    data = tf.data.Dataset.from_tensors(real).repeat().prefetch(2)
+    first = args.warmup_steps + 1
+    last = args.warmup_steps + args.profile_steps
+    os.makedirs(args.out, exist_ok=True)
+    print(f"training {last} steps, profiling steps {first} to {last} ...", flush=True)
+    times = StepTimes()
+    # The step timer runs first, so the profiler's start and stop fall inside its steps.
+    gan.fit(data, epochs=1, steps_per_epoch=last, verbose=0,
+            callbacks=[times, monitoring.ProfileSteps(args.out, first, last)])
+    summary = summarize_trace(read_trace(args.out), args.profile_steps,
+                              times.seconds(first, last), products, peak)
+    summary.update(peak_flops=peak, peak_dtype=peak_dtype, image_size=args.image_size,
+                   batch=args.batch, precision=precision,
+                   images_per_sec=1e3 * args.batch / summary["step_ms"],
+                   flops_per_image=summary["flops"] / args.batch,
+                   machine=machine(), date=time.strftime("%Y-%m-%d"),
+                   keras=keras.__version__, tensorflow=tf.__version__)
+    return summary
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "none"))
+    parser.add_argument("--warmup_steps", type=int, default=5)
+    parser.add_argument("--profile_steps", type=int, default=5)
+    parser.add_argument("--out", default="runs/step_profile")
+    args = parser.parse_args()
+    summary = profile(args)
+    header = (f"{args.image_size}x{args.image_size}, batch {args.batch}, {summary['precision']}"
+              f"; {summary['machine']}; {summary['date']}; peak "
+              f"{summary['peak_flops'] / 1e9:.0f} GFLOP/s ({summary['peak_dtype']} matmul); "
+              f"{summary['images_per_sec']:.0f} img/s, "
+              f"{summary['flops_per_image'] / 1e9:.2f} GFLOP per image")
+    text = markdown(summary, header)
+    with open(os.path.join(args.out, "step_profile.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(os.path.join(args.out, "step_profile.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""benchmarks/step_profile.py: reading a profile into op classes and products with FLOPs."""
+import importlib.util
+import os
+
+import keras
+import pytest
+import tensorflow as tf
+
+from testutil import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "step_profile", os.path.join(REPO, "benchmarks", "step_profile.py"))
+step_profile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(step_profile)
+
+
+def test_events_are_split_into_graph_name_and_type():
+    split = step_profile.split_event
+    assert split("StatefulPartitionedCall/gradient_tape/d_1/MatMul_1:_MklMatMul") == (
+        "gradient_tape/d_1/MatMul_1", "MatMul")
+    assert split("g_1/block1_bn_1/FusedBatchNormV3:_MklNativeFusedBatchNormEx") == (
+        "g_1/block1_bn_1/FusedBatchNormV3", "FusedBatchNormEx")
+    assert split("ExecutorState::Process") is None
+    assert split("MemoryAllocation") is None
+
+
+@pytest.mark.parametrize("name,op_type,expected", [
+    ("discriminator_1/block2_conv_1/Conv2D", "Conv2D", "products"),
+    ("gradient_tape/generator_1/block1_deconv_1/MatMul_1", "MatMul", "products"),
+    ("discriminator_1/block2_bn_1/FusedBatchNormV3", "FusedBatchNormV3", "BatchNorm"),
+    ("gradient_tape/d/lrelu/LeakyReluGrad", "LeakyReluGrad", "activations"),
+    ("generator_1/output_tanh_1/Tanh", "Tanh", "activations"),
+    ("gradient_tape/d/block3_conv_1/GatherV2", "GatherV2", "gathers and layout copies"),
+    ("generator_1/block1_deconv_1/DepthToSpace", "DepthToSpace", "gathers and layout copies"),
+    ("gradient_tape/d/block3_conv_1/ArithmeticOptimizer/AddOpsRewrite_add", "AddN", "adds"),
+    ("generator_1/project_1/Cast/Cast", "Cast", "casts"),
+    ("adam_1/ResourceApplyAdam_3", "ResourceApplyAdam", "Adam"),
+    ("adam_1/Pow", "Pow", "Adam"),
+    ("IteratorGetNext", "IteratorGetNext", "input pipeline"),
+    ("stateless_random_uniform/StatelessRandomUniformV2", "StatelessRandomUniformV2",
+     "other ops"),
+])
+def test_op_classes(name, op_type, expected):
+    assert step_profile.op_class(name, op_type) == expected
+
+
+def test_layers_and_product_kinds_come_from_the_scopes():
+    layer_of, kind = step_profile.layer_of, step_profile.product_kind
+    assert layer_of("gradient_tape/discriminator_5/block2_conv_1/Conv2D") == (
+        "discriminator/block2_conv")
+    assert layer_of("generator_1/project_1/MatMul") == "generator/project"
+    assert layer_of("MatMul_5") is None
+    assert kind("discriminator_3/block2_conv_1/MatMul", "MatMul") == "forward"
+    assert kind("generator_1/output_deconv_1/conv_transpose", "Conv2DBackpropInput") == (
+        "forward")
+    assert kind("gradient_tape/d_1/c_1/Conv2DBackpropInput", "Conv2DBackpropInput") == (
+        "input gradient")
+    assert kind("gradient_tape/d_1/c_1/Conv2DBackpropFilter", "Conv2DBackpropFilter") == (
+        "kernel gradient")
+    assert kind("gradient_tape/d_1/c_1/MatMul_1", "MatMul", transpose_a=True) == (
+        "kernel gradient")
+    assert kind("gradient_tape/d_1/c_1/MatMul", "MatMul") == "input gradient"
+
+
+def test_flops_of_matmuls_and_convolutions_from_static_shapes():
+    @tf.function
+    def f(a, b, x, k):
+        y = tf.nn.conv2d(x, k, 2, "SAME")  # [2, 4, 4, 5]
+        dx = tf.nn.conv2d_transpose(y, k, tf.shape(x), 2, "SAME")
+        dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(k),
+                                             out_backprop=y, strides=[1, 2, 2, 1],
+                                             padding="SAME")
+        return tf.matmul(a, b), tf.matmul(a, a, transpose_a=True), dx, dk
+
+    graph = f.get_concrete_function(
+        tf.TensorSpec([3, 7]), tf.TensorSpec([7, 11]), tf.TensorSpec([2, 8, 8, 6]),
+        tf.TensorSpec([4, 4, 6, 5])).graph
+    found = step_profile.graph_products(graph)
+    by_type = {}
+    for op in graph.get_operations():
+        if op.name in found:
+            by_type.setdefault(op.type, []).append(found[op.name])
+    conv = 2 * 2 * 4 * 4 * (4 * 4 * 6 * 5)
+    assert sorted(by_type["MatMul"]) == [(2 * 7 * 7 * 3, True), (2 * 3 * 11 * 7, False)]
+    assert by_type["Conv2D"] == [(conv, False)]
+    assert by_type["Conv2DBackpropInput"] == [(conv, False)]
+    assert by_type["Conv2DBackpropFilter"] == [(conv, False)]
+
+
+def test_interval_union_counts_overlaps_once():
+    assert step_profile.interval_union([(0, 10), (5, 15), (20, 25)]) == 20
+    assert step_profile.interval_union([(0, 10), (2, 3)]) == 10
+    assert step_profile.interval_union([]) == 0
+
+
+def test_summary_of_a_synthetic_trace():
+    products = {"discriminator_1/c_1/Conv2D": (4e9, False),
+                "gradient_tape/discriminator_1/c_1/MatMul_1": (2e9, True)}
+    ms = 1e9  # picoseconds per millisecond
+    events = [  # 2 steps
+        ("discriminator_1/c_1/Conv2D", "Conv2D", 0, 40 * ms),
+        ("gradient_tape/discriminator_1/c_1/MatMul_1", "MatMul", 40 * ms, 20 * ms),
+        ("discriminator_1/bn_1/FusedBatchNormV3", "FusedBatchNormV3", 30 * ms, 10 * ms),
+        ("discriminator_1/c_1/Conv2D", "Conv2D", 100 * ms, 40 * ms),
+        ("gradient_tape/discriminator_1/c_1/MatMul_1", "MatMul", 140 * ms, 20 * ms),
+        ("Unknown/MatMul", "MatMul", 160 * ms, 2 * ms),
+    ]
+    summary = step_profile.summarize_trace(events, 2, [0.1, 0.1], products, 100e9)
+    assert summary["classes"]["products"] == pytest.approx(61.0)
+    assert summary["classes"]["BatchNorm"] == pytest.approx(5.0)
+    assert summary["op_ms"] == pytest.approx(66.0)
+    assert summary["busy_ms"] == pytest.approx(61.0)  # the BatchNorm overlapped a conv
+    assert summary["step_ms"] == pytest.approx(100.0)
+    assert summary["gaps_ms"] == pytest.approx(39.0)
+    rows = {(r["layer"], r["kind"]): r for r in summary["products"]}
+    forward = rows[("discriminator/c", "forward")]
+    assert forward["ms"] == pytest.approx(40.0) and forward["flops"] == pytest.approx(4e9)
+    assert forward["bound_ms"] == pytest.approx(40.0) and forward["of_peak"] == 1.0
+    assert rows[("discriminator/c", "kernel gradient")]["of_peak"] == pytest.approx(1.0)
+    assert summary["unmatched"] == {"Unknown/MatMul": pytest.approx(1.0)}
+    assert summary["of_peak"] == pytest.approx(0.6)
+    text = step_profile.markdown(summary, "header")
+    assert "| products | 61.0 |" in text and "Unknown/MatMul" in text
+
+
+def _conv_layers(model):
+    """(layer, FLOPs of one product per image) of a net's 4x4 convolutions and denses."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            out.append((layer.name, 2 * layer.kernel.shape[0] * layer.kernel.shape[1]))
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            low = (layer.output.shape if isinstance(layer, keras.layers.Conv2D)
+                   else layer.input.shape)
+            k = layer.kernel.shape
+            out.append((layer.name, 2 * low[1] * low[2] * k[0] * k[1] * k[2] * k[3]))
+    return out
+
+
+@pytest.mark.parametrize("precision", ["none", "bfloat16"])  # Keras' convs; the matmul paths
+def test_a_train_step_counts_every_product_the_game_needs(precision):
+    """The step's FLOPs from the traced graph equal the game's count: D forward on real,
+    fake and (for G) fake again, its kernel gradients twice, its input gradients three
+    times except the first layer's (needed only to reach G); G forward, kernel and input
+    gradients once, no input gradient of z."""
+    gan = step_profile.build(32, 8, precision)
+    found = step_profile.train_step_products(gan, 8, 32)
+    total = sum(flops for flops, _ in found.values())
+    d, g = _conv_layers(gan.discriminator), _conv_layers(gan.generator)
+    expected = (sum(3 * f + 2 * f + 3 * f for _, f in d) - 2 * d[0][1]
+                + sum(3 * f for _, f in g) - g[0][1])
+    assert total == 8 * expected
