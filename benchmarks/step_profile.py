@@ -358,7 +358,7 @@ def profile(args):
     precision = hardware.resolve(args.precision).mixed_precision
     peak_dtype = "bfloat16" if precision == "bfloat16" else "float32"
     print(f"measuring the {peak_dtype} matmul peak ...", flush=True)
-    peak = matmul_peak(peak_dtype)
+    peak = matmul_peak(peak_dtype, seconds=args.peak_seconds)
     print(f"peak {peak / 1e9:.0f} GFLOP/s; tracing the step ...", flush=True)
     gan = build(args.image_size, args.batch, precision)
     products = train_step_products(gan, args.batch, args.image_size)
@@ -401,6 +401,7 @@ def main():
     parser.add_argument("--precision", default="auto", choices=("auto", "bfloat16", "none"))
     parser.add_argument("--warmup_steps", type=int, default=5)
     parser.add_argument("--profile_steps", type=int, default=5)
+    parser.add_argument("--peak_seconds", type=float, default=3.0)
     parser.add_argument("--out", default="runs/step_profile")
     args = parser.parse_args()
     summary = profile(args)

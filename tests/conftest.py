@@ -52,6 +52,7 @@ LANES = {
     # two trainings with the profiler, XLA on two replicas, E-GAN's GPU-path traces and
     # resumes, the Newton SVM against liblinear on four C values
     "training/test_profile.py::test_profile_steps_write": {"slow"},
+    "benchmarks/test_step_profile.py::test_a_real_profile": {"slow"},
     "training/test_xla_mirrored.py::test_mirrored_jit_on_two_cpus_falls_back": {"slow"},
     "evolution/test_egan.py::test_gpu_path_compiles_each_replica_generation": {"slow"},
     "evolution/test_toy_networks.py::test_resume_from_a_checkpoint_is_exact": {"slow"},

@@ -150,3 +150,25 @@ def test_a_train_step_counts_every_product_the_game_needs(precision):
     expected = (sum(3 * f + 2 * f + 3 * f for _, f in d) - 2 * d[0][1]
                 + sum(3 * f for _, f in g) - g[0][1])
     assert total == 8 * expected
+
+
+def test_a_real_profile_is_read_back_whole(tmp_path):
+    """Profiling real steps (bfloat16, the matmul paths) through --profile_steps' callback:
+    every product op the trace shows is found in the traced graph, and together they are
+    exactly the game's products (slow lane: tracing and two profiled steps)."""
+    args = step_profile.argparse.Namespace(
+        image_size=32, batch=8, precision="bfloat16", warmup_steps=1, profile_steps=2,
+        peak_seconds=0.2, out=str(tmp_path))
+    summary = step_profile.profile(args)
+    assert summary["unmatched"] == {}
+    gan = step_profile.build(32, 8, "bfloat16")
+    graph_flops = sum(f for f, _ in step_profile.train_step_products(gan, 8, 32).values())
+    assert summary["flops"] == pytest.approx(graph_flops)  # every product ran once a step
+    layers = {r["layer"] for r in summary["products"]}
+    assert {"discriminator/block3_conv", "generator/block1_deconv"} <= layers
+    assert all(ms >= 0 for ms in summary["classes"].values())
+    for name in ("products", "BatchNorm", "activations", "gathers and layout copies",
+                 "casts", "Adam"):
+        assert summary["classes"][name] > 0, name
+    assert 0 < summary["busy_ms"] <= summary["step_ms"] * 1.05
+    assert summary["peak_flops"] > 0 and summary["of_peak"] > 0
