@@ -2,6 +2,12 @@ r"""Where the time of one training step goes: op classes and products against th
 
     PYTHONPATH=. .venv/bin/python benchmarks/step_profile.py --image_size=64 --batch=128 \
         --out=runs/step_profile64
+    PYTHONPATH=. .venv/bin/python benchmarks/step_profile.py --workdir=W   # your own run
+
+The second reads the profile that `train --profile_steps=A,B` wrote into a workdir and
+prints the same tables for that run (its nets and batch from W/config.json, no training;
+the step's wall time then comes from the span of its ops in the trace, the peak from a
+matmul timed now).
 
 Trains the peers' architecture (ngf = ndf = 64, z = 100, RGB, the train binary's
 defaults: mixed bfloat16 on a CPU with bfloat16 support) with `DCGAN.fit` on one random
@@ -383,6 +389,39 @@ def profile(args):
     return summary
 
 
+def from_workdir(args):
+    """The tables of the newest profile in a training workdir (see the module doc)."""
+    import keras
+    import tensorflow as tf
+    from dcgan_keras import config as config_lib
+    from dcgan_keras.training import hardware, train_lib
+    config = config_lib.load(args.workdir)
+    steps = config_lib.parse_profile_steps(config.profile_steps)
+    if steps is None:
+        raise ValueError(f"{args.workdir} was not trained with --profile_steps=A,B; train "
+                         f"on with it, e.g. --profile_steps=20,25")
+    events = read_trace(args.workdir)
+    count = steps[1] - steps[0] + 1
+    precision = hardware.resolve(config.mixed_precision).mixed_precision
+    with train_lib.dtype_policy(train_lib.POLICIES[precision]):
+        gan = train_lib.build_model(config)
+        gan.compile(*train_lib.make_optimizers(config, precision), jit_compile=False)
+    spec = tf.TensorSpec([config.batch_size, config.image_size, config.image_size,
+                          config.channels], tf.float32)
+    products = graph_products(tf.function(gan.train_step).get_concrete_function(spec).graph)
+    peak_dtype = "bfloat16" if precision == "bfloat16" else "float32"
+    peak = matmul_peak(peak_dtype, seconds=args.peak_seconds)
+    span = (max(s + d for _, _, s, d in events) - min(s for _, _, s, _ in events)) / 1e12
+    summary = summarize_trace(events, count, [span / count] * count, products, peak)
+    summary.update(peak_flops=peak, peak_dtype=peak_dtype, image_size=config.image_size,
+                   batch=config.batch_size, precision=precision,
+                   images_per_sec=1e3 * config.batch_size / summary["step_ms"],
+                   flops_per_image=summary["flops"] / config.batch_size, machine=machine(),
+                   date=time.strftime("%Y-%m-%d"), keras=keras.__version__,
+                   tensorflow=tf.__version__, workdir=args.workdir, steps=list(steps))
+    return summary
+
+
 def machine():
     model = "unknown CPU"
     try:
@@ -403,8 +442,19 @@ def main():
     parser.add_argument("--profile_steps", type=int, default=5)
     parser.add_argument("--peak_seconds", type=float, default=3.0)
     parser.add_argument("--out", default="runs/step_profile")
+    parser.add_argument("--workdir", default="",
+                        help="read this training workdir's --profile_steps profile instead "
+                        "(its nets and batch; writes the tables into it)")
     args = parser.parse_args()
-    summary = profile(args)
+    if args.workdir:
+        try:
+            summary = from_workdir(args)
+        except (OSError, ValueError, RuntimeError) as e:
+            sys.exit(f"step_profile: {str(e).splitlines()[0]}")
+        args.out, args.image_size, args.batch = (args.workdir, summary["image_size"],
+                                                 summary["batch"])
+    else:
+        summary = profile(args)
     header = (f"{args.image_size}x{args.image_size}, batch {args.batch}, {summary['precision']}"
               f"; {summary['machine']}; {summary['date']}; peak "
               f"{summary['peak_flops'] / 1e9:.0f} GFLOP/s ({summary['peak_dtype']} matmul); "

@@ -1,5 +1,7 @@
 """--profile_steps: a TensorBoard profile of the chosen global steps, and only when asked."""
+import argparse
 import glob
+import importlib.util
 import os
 
 import numpy as np
@@ -9,6 +11,12 @@ from testutil import write_idx
 from dcgan_keras import config as config_lib
 from dcgan_keras.config import TrainConfig
 from dcgan_keras.training import train_lib
+from testutil import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "step_profile", os.path.join(REPO, "benchmarks", "step_profile.py"))
+step_profile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(step_profile)
 
 
 def _data(root):
@@ -34,6 +42,14 @@ def test_profile_steps_write_a_profile_tensorboard_opens(tmp_path):
     assert result["step"] == 4
     traces = glob.glob(os.path.join(workdir, "plugins", "profile", "*", "*.xplane.pb"))
     assert len(traces) == 1 and os.path.getsize(traces[0]) > 1000
+    # benchmarks/step_profile.py --workdir reads it back into op classes and products.
+    summary = step_profile.from_workdir(argparse.Namespace(workdir=workdir, peak_seconds=0.1))
+    assert summary["steps"] == [2, 3] and summary["unmatched"] == {}
+    assert summary["classes"]["products"] > 0 and summary["classes"]["BatchNorm"] > 0
+    layers = {row["layer"] for row in summary["products"]}
+    assert {"generator/project", "discriminator/logit"} <= layers, layers
+    kinds = {row["kind"] for row in summary["products"]}
+    assert kinds == {"forward", "input gradient", "kernel gradient"}
     # Without the flag, none.
     plain = str(tmp_path / "plain")
     train_lib.train_and_evaluate(_config(data), plain)
