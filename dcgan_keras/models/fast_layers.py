@@ -36,6 +36,11 @@ MAX_MATMUL_SIDE = 4  # low-resolution side up to which the matmul products win
 # Low-resolution side up to which only the kernel gradient is a matmul (the forward
 # product and the input gradient stay oneDNN convolutions).
 MAX_MATMUL_KERNEL_GRAD_SIDE = 8
+# Channels on the image side (D's input, G's output) up to which the transposed product
+# (D's first input gradient, G's output layer) is a matmul + col2im: oneDNN's bfloat16
+# conv2d_transpose to 3 channels ran at ~32 GFLOP/s on one Zen 4 core, the matmul path at
+# ~45-60 (benchmarks/step_profile.py shows both layers).
+MAX_FEW_CHANNELS = 4
 
 
 def _in_forward_scope(grad):
@@ -156,13 +161,40 @@ def conv_up_kernel_grad(x, kernel):
     return tf.nn.conv2d_transpose(x, kernel, out_shape, 2, "SAME"), _in_forward_scope(grad)
 
 
+@tf.custom_gradient
+def conv_down_few_channels(x, kernel):
+    """tf.nn.conv2d(x, kernel, 2, "SAME") for an x of few channels: the forward product
+    and the kernel gradient stay oneDNN's, the input gradient is `conv_transpose`."""
+    def grad(dy):
+        dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel),
+                                             out_backprop=dy, strides=[1, 2, 2, 1],
+                                             padding="SAME")
+        return conv_transpose(dy, kernel), dk
+
+    return tf.nn.conv2d(x, kernel, 2, "SAME"), _in_forward_scope(grad)
+
+
+@tf.custom_gradient
+def conv_up_few_channels(x, kernel):
+    """tf.nn.conv2d_transpose(x, kernel, 2, "SAME") to few channels as `conv_transpose`;
+    its input and kernel gradients stay oneDNN's."""
+    def grad(dy):
+        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel),
+                                             out_backprop=x, strides=[1, 2, 2, 1],
+                                             padding="SAME")
+        return tf.nn.conv2d(dy, kernel, 2, "SAME"), dk
+
+    return conv_transpose(x, kernel), _in_forward_scope(grad)
+
+
 def _on_cpu():
     return not tf.config.list_logical_devices("GPU")  # measured on CPUs only
 
 
-def _fast_path(layer, low_res_side, x):
+def _fast_path(layer, low_res_side, x, image_channels):
     """conv_* (all products as matmuls), conv_*_kernel_grad (the kernel gradient only),
-    or None (Keras' layer) for this layer and input."""
+    conv_*_few_channels (the transposed product only), or None (Keras' layer) for this
+    layer and input; `image_channels`: the channels on its high-resolution side."""
     if not (keras.backend.backend() == "tensorflow" and layer.compute_dtype == "bfloat16"
             and _on_cpu()
             and tuple(layer.kernel_size) == (4, 4) and tuple(layer.strides) == (2, 2)
@@ -174,6 +206,8 @@ def _fast_path(layer, low_res_side, x):
         return "matmul"
     if low_res_side <= MAX_MATMUL_KERNEL_GRAD_SIDE:
         return "kernel_grad"
+    if image_channels <= MAX_FEW_CHANNELS:
+        return "few_channels"
     return None
 
 
@@ -219,10 +253,12 @@ class Conv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         x = tf.convert_to_tensor(inputs)
-        path = _fast_path(self, x.shape[1] // 2, x) if x.shape.rank == 4 and x.shape[1] else None
+        path = (_fast_path(self, x.shape[1] // 2, x, x.shape[-1])
+                if x.shape.rank == 4 and x.shape[1] else None)
         if path is None:
             return super().convolution_op(inputs, kernel)
-        fn = conv_down if path == "matmul" else conv_down_kernel_grad
+        fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
+              "few_channels": conv_down_few_channels}[path]
         return fn(x, tf.cast(kernel, x.dtype))
 
 
@@ -232,11 +268,12 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
-        path = (_fast_path(self, x.shape[1], x) if x.shape.rank == 4 and x.shape[1]
-                and self.output_padding is None else None)
+        path = (_fast_path(self, x.shape[1], x, self.filters) if x.shape.rank == 4
+                and x.shape[1] and self.output_padding is None else None)
         if path is None:
             return super().call(inputs)
-        fn = conv_up if path == "matmul" else conv_up_kernel_grad
+        fn = {"matmul": conv_up, "kernel_grad": conv_up_kernel_grad,
+              "few_channels": conv_up_few_channels}[path]
         outputs = fn(x, tf.cast(self.kernel, x.dtype))
         if self.use_bias:
             outputs = outputs + tf.cast(self.bias, outputs.dtype)

@@ -188,3 +188,39 @@ def test_custom_gradients_are_named_after_their_layer(policy):
     products = [op for op in ops if op.type in ("MatMul", "GatherV2", "DepthToSpace")]
     assert products and all(layer_of(op) in by_layer for op in products), [
         op.name for op in products if layer_of(op) not in by_layer]
+
+
+@pytest.mark.parametrize("cls,fast_cls,shape,filters", [
+    (keras.layers.Conv2D, fast_layers.Conv2D, (4, 32, 32, 3), 8),  # D's first layer
+    (keras.layers.Conv2DTranspose, fast_layers.Conv2DTranspose, (4, 16, 16, 8), 3),  # G's last
+    (keras.layers.Conv2D, fast_layers.Conv2D, (4, 32, 32, 1), 8),  # one channel
+])
+def test_few_channel_layers_match_keras(policy, monkeypatch, cls, fast_cls, shape, filters):
+    """A layer with 1-4 channels on its image side (low side above 8) computes its
+    transposed product (D's input gradient, G's forward) as a matmul + col2im, once,
+    and its output, input and kernel gradients agree with Keras' layer."""
+    policy("mixed_bfloat16")
+    calls = []
+    original = fast_layers.conv_transpose
+    monkeypatch.setattr(fast_layers, "conv_transpose",
+                        lambda *args: calls.append(1) or original(*args))
+    kwargs = dict(filters=filters, kernel_size=4, strides=2, padding="same", use_bias=False)
+    reference, fast = cls(**kwargs), fast_cls(**kwargs)
+    x = tf.random.stateless_normal(shape, seed=[7, 6])
+    weights = tf.random.stateless_normal([1] + [s for s in fast.compute_output_shape(shape)[1:]],
+                                         seed=[1, 1])
+    reference.build(shape)
+    fast.build(shape)
+    fast.set_weights(reference.get_weights())
+    results = []
+    for layer in (reference, fast):
+        xc = tf.cast(x, "bfloat16")
+        with tf.GradientTape() as tape:
+            tape.watch(xc)
+            y = layer(xc)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        results.append([y, *tape.gradient(loss, [xc, layer.kernel])])
+    assert calls == [1]
+    for a, b in zip(*results):
+        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
+        np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
