@@ -15,6 +15,12 @@
   and input gradients were as fast or faster, and are kept). Up to
   `MAX_MATMUL_KERNEL_GRAD_SIDE` (8) the kernel gradient alone is a matmul: at 16x16 ->
   8x8 (128 -> 256 channels) oneDNN's ran at ~180 GFLOP/s per core, the matmul at ~250.
+  Where the image side has at most `MAX_FEW_CHANNELS` channels (D's first layer, G's
+  output layer), the transposed product (D's input gradient, G's forward) is the matmul
+  + col2im of `conv_transpose`: oneDNN's bfloat16 conv2d_transpose to 3 channels ran at
+  ~32 GFLOP/s on one Zen 4 core, the matmul path at ~45-60 (64x64, batch 128).
+- Each custom gradient runs in its forward op's name scope under gradient_tape/, so a
+  profile (`--profile_steps`, benchmarks/step_profile.py) names its layer.
 - `LeakyReLU`: its gradient reads the activation's output instead of its input (same
   signs), so the pre-activation tensor is not kept for the backward pass and Grappler
   fuses the activation into the Conv2D + BiasAdd before it (oneDNN), which the stock
