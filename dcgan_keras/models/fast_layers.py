@@ -10,7 +10,8 @@
   -> 4x4x512) it ran at ~40 GFLOP/s, against ~200 GFLOP/s for the same product written as
   space-to-depth + one matmul; the forward product and the input gradient there ran at
   ~180 and ~250 GFLOP/s as oneDNN convolutions, ~240 and ~350 as matmuls. For bfloat16
-  layers on CPU whose low-resolution side is at most `MAX_MATMUL_SIDE`, these layers
+  layers on CPU whose low-resolution side is at most `MAX_MATMUL_SIDE` (4 on CPUs with
+  AMX; 0 without, where oneDNN's were faster: `max_matmul_side`), these layers
   compute all three products as matmuls (at 8x8 and above oneDNN's forward convolutions
   and input gradients were as fast or faster, and are kept). Up to
   `MAX_MATMUL_KERNEL_GRAD_SIDE` (8) the kernel gradient alone is a matmul: at 16x16 ->
@@ -38,7 +39,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-MAX_MATMUL_SIDE = 4  # low-resolution side up to which the matmul products win
+from dcgan_keras.training import hardware
+
+
+
+def max_matmul_side(flags):
+    """The low-resolution side up to which all three products are matmuls, for a CPU with
+    these /proc/cpuinfo flags. With AMX (a 2-core Xeon, batch 128 at 4x4): oneDNN's
+    forward convolution and input gradient ran at ~180 and ~250 GFLOP/s, matmuls at ~240
+    and ~350, so 4. Without AMX (a 2-core Zen 4 with AVX512-BF16, 8x8x256 -> 4x4x512):
+    oneDNN's ran at ~450 and ~370 GFLOP/s, the matmul paths at ~340 and ~300 with their
+    im2col and col2im, so 0: only the kernel gradient is a matmul there (~340 against
+    oneDNN's ~80)."""
+    return 4 if "amx_bf16" in flags else 0
+
+
+MAX_MATMUL_SIDE = max_matmul_side(hardware.cpu_flags())
 # Low-resolution side up to which only the kernel gradient is a matmul (the forward
 # product and the input gradient stay oneDNN convolutions).
 MAX_MATMUL_KERNEL_GRAD_SIDE = 8

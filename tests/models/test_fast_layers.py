@@ -126,9 +126,12 @@ def test_leaky_relu_matches_keras(policy, name):
     (keras.layers.Conv2D, fast_layers.Conv2D, (4, 16, 16, 16)),  # kernel gradient only
     (keras.layers.Conv2DTranspose, fast_layers.Conv2DTranspose, (4, 8, 8, 16)),
 ])
-def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, shape):
+@pytest.mark.parametrize("matmul_side", [0, 4])  # without AMX; with AMX
+def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, shape,
+                                          matmul_side):
     """The layers that take a matmul path (bfloat16, low side <= 8) agree with Keras'."""
     policy("mixed_bfloat16")
+    monkeypatch.setattr(fast_layers, "MAX_MATMUL_SIDE", matmul_side)
     calls = []
     original = fast_layers.kernel_gradient
     monkeypatch.setattr(fast_layers, "kernel_gradient",
@@ -151,10 +154,11 @@ def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, sh
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
 
 
-def test_custom_gradients_are_named_after_their_layer(policy):
+def test_custom_gradients_are_named_after_their_layer(policy, monkeypatch):
     """The matmul paths' gradient ops sit under gradient_tape/<the layer's scope>, as
     TensorFlow's own gradients do, so a profile can say which layer each product is."""
     policy("mixed_bfloat16")
+    monkeypatch.setattr(fast_layers, "MAX_MATMUL_SIDE", 4)  # every product a matmul
     layers = [fast_layers.Conv2D(8, 4, strides=2, padding="same", name="down"),
               fast_layers.LeakyReLU(negative_slope=0.2, name="lrelu"),
               fast_layers.Conv2DTranspose(4, 4, strides=2, padding="same", name="up")]
@@ -224,3 +228,26 @@ def test_few_channel_layers_match_keras(policy, monkeypatch, cls, fast_cls, shap
     for a, b in zip(*results):
         a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
+
+
+def test_all_products_are_matmuls_at_4x4_only_with_amx():
+    """On an AMX Xeon the three products at 4x4 were faster as matmuls; on a Zen 4 without
+    AMX oneDNN's forward and input gradient were, and only the kernel gradient is a matmul."""
+    assert fast_layers.max_matmul_side({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}) == 4
+    assert fast_layers.max_matmul_side({"avx512f", "avx512_bf16"}) == 0
+    assert fast_layers.max_matmul_side(set()) == 0
+    assert fast_layers.MAX_MATMUL_SIDE < fast_layers.MAX_MATMUL_KERNEL_GRAD_SIDE
+
+
+@pytest.mark.parametrize("matmul_side,expected", [(4, "matmul"), (0, "kernel_grad")])
+def test_the_path_of_a_4x4_layer_follows_the_cpu_rule(policy, monkeypatch, matmul_side,
+                                                       expected):
+    policy("mixed_bfloat16")
+    monkeypatch.setattr(fast_layers, "MAX_MATMUL_SIDE", matmul_side)
+    layer = fast_layers.Conv2D(8, 4, strides=2, padding="same")
+    x = tf.zeros([2, 8, 8, 16], "bfloat16")
+    layer.build(x.shape)
+    assert fast_layers._fast_path(layer, 4, x, 16) == expected
+    assert fast_layers._fast_path(layer, 8, x, 16) == "kernel_grad"
+    assert fast_layers._fast_path(layer, 16, x, 16) is None
+    assert fast_layers._fast_path(layer, 16, x, 3) == "few_channels"
