@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_keras.training import hardware
+from dcgan_keras.utils.cpu import cpu_flags
 
 
 
@@ -54,7 +54,7 @@ def max_matmul_side(flags):
     return 4 if "amx_bf16" in flags else 0
 
 
-MAX_MATMUL_SIDE = max_matmul_side(hardware.cpu_flags())
+MAX_MATMUL_SIDE = max_matmul_side(cpu_flags())
 # Low-resolution side up to which only the kernel gradient is a matmul (the forward
 # product and the input gradient stay oneDNN convolutions).
 MAX_MATMUL_KERNEL_GRAD_SIDE = 8

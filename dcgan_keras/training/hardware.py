@@ -3,24 +3,14 @@ import dataclasses
 
 import tensorflow as tf
 
+from dcgan_keras.utils.cpu import cpu_flags
+
 
 @dataclasses.dataclass
 class Choice:
     mixed_precision: str  # "none", "bfloat16" or "float16"
     jit_compile: bool
     reason: str
-
-
-def cpu_flags():
-    """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def resolve(mixed_precision="auto", jit_compile="auto"):
