@@ -51,11 +51,11 @@ OUT/egan_toys.json, OUT/egan_toys.md (mean +- sd over seeds) and OUT/egan_toys_<
 (one row per method, one column per checkpoint, the first seed). A finished run (OUT/runs/)
 is reused when started again with the same settings.
 
-Measured (docs/benchmarks.md, "E-GAN on the paper's toy mixtures (issue 27)"): on 2 shared
-cores an E-GAN generation takes about 120 ms (a plain GAN step about 20 ms), so the
-default budget gives about 2,500 updates per run; the run there (ring: 3 seeds x 2,000
-updates, grid: 1 seed x 1,000, 22 minutes) does not reproduce the claim: on the ring the
-heuristic GAN alone covers 8.0 +- 0 modes, E-GAN 5.0 +- 2.6; no method reaches a grid mode.
+Measured (docs/benchmarks.md, "E-GAN on the paper's toy mixtures (issue 27)"): on one
+core an E-GAN generation takes about 103 ms, so the default budget gives 2,905 updates per
+run; at that budget (both mixtures, 3 seeds) the claim is not reproduced: on the ring the
+heuristic GAN alone covers 8.0 +- 0 modes, E-GAN 7.7 +- 0.6, least-squares 7.3, minimax
+4.3; no method reaches a grid mode.
 """
 import argparse
 import dataclasses
