@@ -301,10 +301,10 @@ def build(image_size, batch, precision):
     return gan
 
 
-def train_step_products(gan, batch, image_size):
+def train_step_products(gan, batch, image_size, channels=3):
     """graph_products of one train step on a batch of `batch` images (traced, not run)."""
     import tensorflow as tf
-    spec = tf.TensorSpec([batch, image_size, image_size, 3], tf.float32)
+    spec = tf.TensorSpec([batch, image_size, image_size, channels], tf.float32)
     graph = tf.function(gan.train_step).get_concrete_function(spec).graph
     return graph_products(graph)
 
@@ -331,41 +331,56 @@ def read_trace(logdir):
     return events
 
 
-class StepTimes:
-    """Keras callback: the wall time from the start of each step to the next one's (the
-    whole loop: the train function and the callbacks)."""
+def step_timer():
+    """A Keras callback that records the wall time from the start of each step to the next
+    one's (the whole loop: the train function and the callbacks); `.seconds(first, last)`
+    gives those of steps first..last (1-based)."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class StepTimes(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.starts = []
 
-        class _StepTimes(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.starts = []
+        def on_train_batch_begin(self, batch, logs=None):
+            self.starts.append(time.perf_counter())
 
-            def on_train_batch_begin(self, batch, logs=None):
-                self.starts.append(time.perf_counter())
+        def on_train_end(self, logs=None):
+            self.starts.append(time.perf_counter())
 
-            def on_train_end(self, logs=None):
-                self.starts.append(time.perf_counter())
+        def seconds(self, first, last):
+            return [b - a for a, b in zip(self.starts[first - 1:last],
+                                          self.starts[first:last + 1])]
 
-            def seconds(self, first, last):
-                """Wall seconds of steps first..last (1-based)."""
-                return [b - a for a, b in zip(self.starts[first - 1:last],
-                                              self.starts[first:last + 1])]
+    return StepTimes()
 
-        return _StepTimes()
+
+def peak_of(precision, seconds):
+    """(dtype, FLOP/s) of the matmul peak that bounds a step in `precision`."""
+    dtype = "bfloat16" if precision == "bfloat16" else "float32"
+    return dtype, matmul_peak(dtype, seconds=seconds)
+
+
+def described(summary, peak, image_size, batch, precision, **extra):
+    """A summary with its setting, rate, machine and versions (the JSON's fields)."""
+    import keras
+    import tensorflow as tf
+    summary.update(peak_flops=peak[1], peak_dtype=peak[0], image_size=image_size,
+                   batch=batch, precision=precision,
+                   images_per_sec=1e3 * batch / summary["step_ms"],
+                   flops_per_image=summary["flops"] / batch, machine=machine(),
+                   date=time.strftime("%Y-%m-%d"), keras=keras.__version__,
+                   tensorflow=tf.__version__, **extra)
+    return summary
 
 
 def profile(args):
-    import keras
     import tensorflow as tf
     from dcgan_keras.training import hardware, monitoring
     precision = hardware.resolve(args.precision).mixed_precision
-    peak_dtype = "bfloat16" if precision == "bfloat16" else "float32"
-    print(f"measuring the {peak_dtype} matmul peak ...", flush=True)
-    peak = matmul_peak(peak_dtype, seconds=args.peak_seconds)
-    print(f"peak {peak / 1e9:.0f} GFLOP/s; tracing the step ...", flush=True)
+    print("measuring the matmul peak ...", flush=True)
+    peak = peak_of(precision, args.peak_seconds)
+    print(f"{peak[0]} peak {peak[1] / 1e9:.0f} GFLOP/s; tracing the step ...", flush=True)
     gan = build(args.image_size, args.batch, precision)
     products = train_step_products(gan, args.batch, args.image_size)
     real = tf.random.uniform([args.batch, args.image_size, args.image_size, 3], -1.0, 1.0)
@@ -374,25 +389,17 @@ def profile(args):
     last = args.warmup_steps + args.profile_steps
     os.makedirs(args.out, exist_ok=True)
     print(f"training {last} steps, profiling steps {first} to {last} ...", flush=True)
-    times = StepTimes()
+    times = step_timer()
     # The step timer runs first, so the profiler's start and stop fall inside its steps.
     gan.fit(data, epochs=1, steps_per_epoch=last, verbose=0,
             callbacks=[times, monitoring.ProfileSteps(args.out, first, last)])
     summary = summarize_trace(read_trace(args.out), args.profile_steps,
-                              times.seconds(first, last), products, peak)
-    summary.update(peak_flops=peak, peak_dtype=peak_dtype, image_size=args.image_size,
-                   batch=args.batch, precision=precision,
-                   images_per_sec=1e3 * args.batch / summary["step_ms"],
-                   flops_per_image=summary["flops"] / args.batch,
-                   machine=machine(), date=time.strftime("%Y-%m-%d"),
-                   keras=keras.__version__, tensorflow=tf.__version__)
-    return summary
+                              times.seconds(first, last), products, peak[1])
+    return described(summary, peak, args.image_size, args.batch, precision)
 
 
 def from_workdir(args):
     """The tables of the newest profile in a training workdir (see the module doc)."""
-    import keras
-    import tensorflow as tf
     from dcgan_keras import config as config_lib
     from dcgan_keras.training import hardware, train_lib
     config = config_lib.load(args.workdir)
@@ -406,31 +413,18 @@ def from_workdir(args):
     with train_lib.dtype_policy(train_lib.POLICIES[precision]):
         gan = train_lib.build_model(config)
         gan.compile(*train_lib.make_optimizers(config, precision), jit_compile=False)
-    spec = tf.TensorSpec([config.batch_size, config.image_size, config.image_size,
-                          config.channels], tf.float32)
-    products = graph_products(tf.function(gan.train_step).get_concrete_function(spec).graph)
-    peak_dtype = "bfloat16" if precision == "bfloat16" else "float32"
-    peak = matmul_peak(peak_dtype, seconds=args.peak_seconds)
+    products = train_step_products(gan, config.batch_size, config.image_size,
+                                   config.channels)
+    peak = peak_of(precision, args.peak_seconds)
     span = (max(s + d for _, _, s, d in events) - min(s for _, _, s, _ in events)) / 1e12
-    summary = summarize_trace(events, count, [span / count] * count, products, peak)
-    summary.update(peak_flops=peak, peak_dtype=peak_dtype, image_size=config.image_size,
-                   batch=config.batch_size, precision=precision,
-                   images_per_sec=1e3 * config.batch_size / summary["step_ms"],
-                   flops_per_image=summary["flops"] / config.batch_size, machine=machine(),
-                   date=time.strftime("%Y-%m-%d"), keras=keras.__version__,
-                   tensorflow=tf.__version__, workdir=args.workdir, steps=list(steps))
-    return summary
+    summary = summarize_trace(events, count, [span / count] * count, products, peak[1])
+    return described(summary, peak, config.image_size, config.batch_size, precision,
+                     workdir=args.workdir, steps=list(steps))
 
 
 def machine():
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    from dcgan_keras.utils.cpu import cpu_model
+    return f"{cpu_model() or 'unknown CPU'}, {os.cpu_count()} cores"
 
 
 def main():

@@ -387,16 +387,8 @@ def torch_available():
 
 
 def machine_description():
-    model, flags = platform.processor(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    from dcgan_keras.utils.cpu import cpu_flags, cpu_model
+    model, flags = cpu_model() or platform.processor(), cpu_flags()
     from importlib import metadata
     versions = []
     for package in ("tensorflow", "keras", "torch"):

@@ -42,7 +42,6 @@ import tensorflow as tf
 from dcgan_keras.utils.cpu import cpu_flags
 
 
-
 def max_matmul_side(flags):
     """The low-resolution side up to which all three products are matmuls, for a CPU with
     these /proc/cpuinfo flags. With AMX (a 2-core Xeon, batch 128 at 4x4): oneDNN's
@@ -183,15 +182,19 @@ def conv_up_kernel_grad(x, kernel):
     return tf.nn.conv2d_transpose(x, kernel, out_shape, 2, "SAME"), _in_forward_scope(grad)
 
 
+def _onednn_kernel_gradient(x, dy, kernel):
+    """d loss / d kernel of y = conv2d(x, kernel, 2, "SAME") as oneDNN's own product."""
+    return tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel),
+                                           out_backprop=dy, strides=[1, 2, 2, 1],
+                                           padding="SAME")
+
+
 @tf.custom_gradient
 def conv_down_few_channels(x, kernel):
     """tf.nn.conv2d(x, kernel, 2, "SAME") for an x of few channels: the forward product
     and the kernel gradient stay oneDNN's, the input gradient is `conv_transpose`."""
     def grad(dy):
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel),
-                                             out_backprop=dy, strides=[1, 2, 2, 1],
-                                             padding="SAME")
-        return conv_transpose(dy, kernel), dk
+        return conv_transpose(dy, kernel), _onednn_kernel_gradient(x, dy, kernel)
 
     return tf.nn.conv2d(x, kernel, 2, "SAME"), _in_forward_scope(grad)
 
@@ -201,10 +204,7 @@ def conv_up_few_channels(x, kernel):
     """tf.nn.conv2d_transpose(x, kernel, 2, "SAME") to few channels as `conv_transpose`;
     its input and kernel gradients stay oneDNN's."""
     def grad(dy):
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel),
-                                             out_backprop=x, strides=[1, 2, 2, 1],
-                                             padding="SAME")
-        return tf.nn.conv2d(dy, kernel, 2, "SAME"), dk
+        return tf.nn.conv2d(dy, kernel, 2, "SAME"), _onednn_kernel_gradient(dy, x, kernel)
 
     return conv_transpose(x, kernel), _in_forward_scope(grad)
 
