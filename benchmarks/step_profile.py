@@ -161,6 +161,51 @@ def needed_ops(graph):
     return seen
 
 
+# Ops that hand on their input's buffer (or a handle) instead of moving data.
+NO_COPY_TYPES = ("Reshape", "Identity", "IdentityN", "Squeeze", "ExpandDims", "Snapshot",
+                 "StopGradient", "ReadVariableOp", "Shape", "Const", "NoOp", "Placeholder")
+
+
+def op_bytes(op):
+    """Bytes an op of a traced graph must read and write at least: its inputs and outputs
+    with static shapes, once each (0 for ops that move no data; a ResourceApply* optimizer
+    op reads its gradient, the variable and two slots and writes those three back: 7x its
+    gradient). None when no size is known."""
+    import tensorflow as tf
+
+    def size(tensor):
+        if tensor.dtype in (tf.resource, tf.variant) or tensor.shape.rank is None:
+            return None
+        dims = tensor.shape.as_list()
+        if None in dims:
+            return None
+        count = 1
+        for d in dims:
+            count *= d
+        return count * tensor.dtype.size
+
+    if op.type in NO_COPY_TYPES:
+        return 0
+    if op.type.startswith("ResourceApply"):
+        grad = size(op.inputs[-1]) if op.inputs else None
+        return None if grad is None else 7 * grad
+    sizes = [size(t) for t in list(op.inputs) + list(op.outputs)]
+    known = [s for s in sizes if s is not None]
+    return sum(known) if known else None
+
+
+def graph_bytes(graph):
+    """{op name: bytes (`op_bytes`)} for the ops of a traced graph that run and are not
+    products."""
+    found, needed = {}, needed_ops(graph)
+    for op in graph.get_operations():
+        if op.name in needed and not is_product(op.type):
+            moved = op_bytes(op)
+            if moved is not None:
+                found[op.name] = moved
+    return found
+
+
 def graph_products(graph):
     """{op name: (FLOPs, transpose_a)} for the product ops of a traced graph that run."""
     found, needed = {}, needed_ops(graph)
@@ -185,7 +230,8 @@ def interval_union(intervals):
     return total
 
 
-def summarize_trace(events, steps, step_seconds, products, peak_flops):
+def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=None,
+                    bandwidth=None):
     """The tables of one profile.
 
     Args:
@@ -195,18 +241,28 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops):
         step_seconds: wall time of each profiled step.
         products: `graph_products` of the step's graph (FLOPs by op name).
         peak_flops: FLOP/s of the reference matmul.
+        moved: `graph_bytes` of the step's graph (bytes by op name), optional.
+        bandwidth: bytes/s of the reference elementwise op (`copy_bandwidth`), optional.
     Returns:
         dict with "classes" (class -> ms per step), "step_ms", "busy_ms" (time some op
         ran), "products" (rows per layer and kind), "unmatched" (product ops of the trace
-        with no FLOPs) and the totals.
+        with no FLOPs) and the totals; with `moved` and `bandwidth` also "memory" (per
+        class of the other ops: the time of those whose size is known, "sized_ms", and
+        the time they would take at the bandwidth, "floor_ms") and "floor_step_ms" (the
+        step with the products as they ran, the sized ops at the bandwidth, the rest as
+        they ran and no gaps) with "floor_of_peak" (the share of the peak it would reach).
     """
     per_class = collections.Counter()
     rows = {}
     unmatched = collections.Counter()
+    sized, floor = collections.Counter(), collections.Counter()
     for name, op_type, _, duration in events:
         ms = duration / 1e9 / steps
         per_class[op_class(name, op_type)] += ms
         if not is_product(op_type):
+            if moved and bandwidth and name in moved:
+                sized[op_class(name, op_type)] += ms
+                floor[op_class(name, op_type)] += 1e3 * moved[name] / bandwidth / steps
             continue
         flops, transpose_a = products.get(name, (None, False))
         if flops is None:
@@ -223,6 +279,14 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops):
     step_ms = 1e3 * sum(step_seconds) / len(step_seconds)
     busy_ms = interval_union([(s, s + d) for _, _, s, d in events]) / 1e9 / steps
     flops = sum(r["flops"] for r in rows.values())
+    extra = {}
+    if moved and bandwidth:
+        memory = {c: dict(ms=per_class.get(c, 0.0), sized_ms=sized.get(c, 0.0),
+                          floor_ms=floor.get(c, 0.0)) for c in CLASSES if c != "products"}
+        floor_step = per_class.get("products", 0.0) + sum(
+            m["ms"] - m["sized_ms"] + m["floor_ms"] for m in memory.values())
+        extra = dict(memory=memory, bandwidth=bandwidth, floor_step_ms=floor_step,
+                     floor_of_peak=1e3 * flops / peak_flops / floor_step if floor_step else None)
     return dict(
         step_ms=step_ms, busy_ms=busy_ms, gaps_ms=max(step_ms - busy_ms, 0.0),
         op_ms=sum(per_class.values()),
@@ -230,17 +294,25 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops):
         products=sorted(rows.values(), key=lambda r: (r["layer"], KINDS.index(r["kind"]))),
         unmatched=dict(unmatched.most_common()),
         flops=flops, bound_ms=1e3 * flops / peak_flops,
-        of_peak=1e3 * flops / peak_flops / step_ms)
+        of_peak=1e3 * flops / peak_flops / step_ms, **extra)
 
 
 def markdown(summary, header):
     """The two tables of a summary as markdown."""
     step, ops = summary["step_ms"], summary["op_ms"]
-    lines = [header, "", "| op class | ms per step (op time, all threads) | share of op time |",
-             "|---|---|---|"]
+    memory = summary.get("memory")
+    head = "| op class | ms per step (op time, all threads) | share of op time |"
+    if memory:
+        gbs = summary["bandwidth"] / 1e9
+        head += f" ms of its ops of known size | those at {gbs:.1f} GB/s |"
+    lines = [header, "", head, "|---" * head.count(" |") + "|"]
     for name, ms in summary["classes"].items():
-        lines.append(f"| {name} | {ms:.1f} | {100 * ms / ops:.1f}% |")
-    lines += [f"| **all ops** | **{ops:.1f}** | 100% |", "",
+        line = f"| {name} | {ms:.1f} | {100 * ms / ops:.1f}% |"
+        if memory:
+            m = memory.get(name)
+            line += f" {m['sized_ms']:.1f} | {m['floor_ms']:.1f} |" if m else " - | - |"
+        lines.append(line)
+    lines += [f"| **all ops** | **{ops:.1f}** | 100% |" + (" | |" if memory else ""), "",
               f"The step took {step:.1f} ms of wall time; some op ran during "
               f"{summary['busy_ms']:.1f} ms of it (ops overlapped {ops / summary['busy_ms']:.2f}x"
               f" on the executor's threads) and none during {summary['gaps_ms']:.1f} ms "
@@ -253,6 +325,13 @@ def markdown(summary, header):
     lines.append(f"| **all products** | | **{summary['classes']['products']:.1f}** | "
                  f"**{summary['flops'] / 1e9:.1f}** | **{summary['bound_ms']:.1f}** | "
                  f"step at {summary['of_peak']:.2f} of the peak |")
+    if memory:
+        lines += ["", f"With the products as they ran, the other ops of known size at "
+                  f"{summary['bandwidth'] / 1e9:.1f} GB/s (the bytes they read and write "
+                  f"once, at the rate of one large elementwise op), the rest as they ran "
+                  f"and no gaps, the step would take {summary['floor_step_ms']:.1f} ms: "
+                  f"{summary['floor_of_peak']:.2f} of the peak (a sum of op times: "
+                  f"meaningful with one inter-op thread, where ops do not overlap)."]
     if summary["unmatched"]:
         lines += ["", "Products without FLOPs (not matched to the traced graph): "
                   + ", ".join(f"{k} {v:.2f} ms" for k, v in summary["unmatched"].items())]
@@ -288,6 +367,37 @@ def matmul_peak(dtype="bfloat16", n=2048, seconds=3.0):
     return best
 
 
+def copy_bandwidth(dtype="bfloat16", megabytes=64, seconds=2.0):
+    """Bytes/s read and written by one elementwise op (x * 2) over a tensor of `megabytes`
+    in `dtype` with this process's threads, counting its input and output once: the
+    best of windows of about 0.3 s over `seconds`. The rate a memory-bound op of the step
+    (BatchNorm, an activation, a gather, a cast) can move its tensors at."""
+    import tensorflow as tf
+    n = megabytes * 2 ** 20 // tf.as_dtype(dtype).size
+    x = tf.cast(tf.random.stateless_uniform([n // 1024, 1024], seed=[5, 6]), dtype)
+
+    @tf.function
+    def run(x, repeats):
+        out = tf.zeros([], tf.float32)
+        for _ in tf.range(repeats):
+            y = x * tf.cast(2.0, dtype)
+            out += tf.cast(y[0, 0], tf.float32)
+            x = y * tf.cast(0.5, dtype)  # a new input each time (no hoisting)
+        return out
+
+    run(x, 1).numpy()
+    start = time.perf_counter()
+    run(x, 2).numpy()
+    repeats = max(1, int(0.3 / max((time.perf_counter() - start) / 2, 1e-6)))
+    best, stop = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        start = time.perf_counter()
+        run(x, repeats).numpy()
+        # two ops per repeat, each reading and writing the whole tensor
+        best = max(best, 4.0 * n * x.dtype.size * repeats / (time.perf_counter() - start))
+    return best
+
+
 def build(image_size, batch, precision):
     """The peers' architecture, compiled as the train binary compiles it."""
     import keras
@@ -301,12 +411,16 @@ def build(image_size, batch, precision):
     return gan
 
 
-def train_step_products(gan, batch, image_size, channels=3):
-    """graph_products of one train step on a batch of `batch` images (traced, not run)."""
+def train_step_graph(gan, batch, image_size, channels=3):
+    """The graph of one train step on a batch of `batch` images (traced, not run)."""
     import tensorflow as tf
     spec = tf.TensorSpec([batch, image_size, image_size, channels], tf.float32)
-    graph = tf.function(gan.train_step).get_concrete_function(spec).graph
-    return graph_products(graph)
+    return tf.function(gan.train_step).get_concrete_function(spec).graph
+
+
+def train_step_products(gan, batch, image_size, channels=3):
+    """graph_products of one train step on a batch of `batch` images."""
+    return graph_products(train_step_graph(gan, batch, image_size, channels))
 
 
 def read_trace(logdir):
@@ -378,11 +492,14 @@ def profile(args):
     import tensorflow as tf
     from dcgan_keras.training import hardware, monitoring
     precision = hardware.resolve(args.precision).mixed_precision
-    print("measuring the matmul peak ...", flush=True)
+    print("measuring the matmul peak and the memory bandwidth ...", flush=True)
     peak = peak_of(precision, args.peak_seconds)
-    print(f"{peak[0]} peak {peak[1] / 1e9:.0f} GFLOP/s; tracing the step ...", flush=True)
+    bandwidth = copy_bandwidth(peak[0], seconds=args.peak_seconds)
+    print(f"{peak[0]} peak {peak[1] / 1e9:.0f} GFLOP/s, {bandwidth / 1e9:.1f} GB/s; "
+          f"tracing the step ...", flush=True)
     gan = build(args.image_size, args.batch, precision)
-    products = train_step_products(gan, args.batch, args.image_size)
+    graph = train_step_graph(gan, args.batch, args.image_size)
+    products, moved = graph_products(graph), graph_bytes(graph)
     real = tf.random.uniform([args.batch, args.image_size, args.image_size, 3], -1.0, 1.0)
     data = tf.data.Dataset.from_tensors(real).repeat().prefetch(2)
     first = args.warmup_steps + 1
@@ -394,7 +511,7 @@ def profile(args):
     gan.fit(data, epochs=1, steps_per_epoch=last, verbose=0,
             callbacks=[times, monitoring.ProfileSteps(args.out, first, last)])
     summary = summarize_trace(read_trace(args.out), args.profile_steps,
-                              times.seconds(first, last), products, peak[1])
+                              times.seconds(first, last), products, peak[1], moved, bandwidth)
     return described(summary, peak, args.image_size, args.batch, precision)
 
 
@@ -413,11 +530,12 @@ def from_workdir(args):
     with train_lib.dtype_policy(train_lib.POLICIES[precision]):
         gan = train_lib.build_model(config)
         gan.compile(*train_lib.make_optimizers(config, precision), jit_compile=False)
-    products = train_step_products(gan, config.batch_size, config.image_size,
-                                   config.channels)
+    graph = train_step_graph(gan, config.batch_size, config.image_size, config.channels)
     peak = peak_of(precision, args.peak_seconds)
+    bandwidth = copy_bandwidth(peak[0], seconds=args.peak_seconds)
     span = (max(s + d for _, _, s, d in events) - min(s for _, _, s, _ in events)) / 1e12
-    summary = summarize_trace(events, count, [span / count] * count, products, peak[1])
+    summary = summarize_trace(events, count, [span / count] * count, graph_products(graph),
+                              peak[1], graph_bytes(graph), bandwidth)
     return described(summary, peak, config.image_size, config.batch_size, precision,
                      workdir=args.workdir, steps=list(steps))
 

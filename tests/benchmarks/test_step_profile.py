@@ -87,6 +87,50 @@ def test_flops_of_matmuls_and_convolutions_from_static_shapes():
     assert by_type["Conv2DBackpropFilter"] == [(conv, False)]
 
 
+def test_bytes_of_the_ops_that_move_data_from_static_shapes():
+    @tf.function
+    def f(x, v):
+        y = tf.nn.leaky_relu(tf.cast(x, tf.bfloat16), 0.2)   # cast: 4 + 2 bytes per value
+        z = tf.reshape(y, [-1])                               # a view: moves nothing
+        g = tf.gather(z, tf.range(6))
+        v.assign_add(tf.ones([3]))
+        return tf.matmul(tf.reshape(g, [2, 3]), tf.ones([3, 4], tf.bfloat16)), z
+
+    v = tf.Variable(tf.zeros([3]))
+    graph = f.get_concrete_function(tf.TensorSpec([5, 8]), v).graph
+    moved = step_profile.graph_bytes(graph)
+    by_type = {}
+    for op in graph.get_operations():
+        if op.name in moved:
+            by_type.setdefault(op.type, []).append(moved[op.name])
+    assert by_type["Cast"] == [40 * 4 + 40 * 2]
+    assert by_type["LeakyRelu"] == [2 * 40 * 2]
+    assert by_type["Reshape"] and set(by_type["Reshape"]) == {0}
+    assert 6 * 2 + 6 * 2 <= by_type["GatherV2"][0] <= 6 * 2 + 6 * 2 + 40 * 2 + 64
+    assert "MatMul" not in by_type  # products have FLOPs, not bytes
+
+
+def test_an_optimizer_update_moves_seven_times_its_gradient():
+    var = tf.Variable(tf.zeros([10, 4]))
+    m, v = tf.Variable(tf.zeros([10, 4])), tf.Variable(tf.zeros([10, 4]))
+
+    @tf.function
+    def f(grad):
+        tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=0.9,
+                                     beta2_power=0.99, lr=0.1, beta1=0.9, beta2=0.99,
+                                     epsilon=1e-7, grad=grad)
+        return tf.constant(0)
+
+    graph = f.get_concrete_function(tf.TensorSpec([10, 4])).graph
+    op = next(o for o in graph.get_operations() if o.type == "ResourceApplyAdam")
+    assert step_profile.op_bytes(op) == 7 * 40 * 4
+
+
+def test_the_memory_bandwidth_of_an_elementwise_op_is_measured():
+    bandwidth = step_profile.copy_bandwidth("bfloat16", megabytes=4, seconds=0.2)
+    assert 1e8 < bandwidth < 1e13  # bytes/s: between 0.1 GB/s and 10 TB/s
+
+
 def test_interval_union_counts_overlaps_once():
     assert step_profile.interval_union([(0, 10), (5, 15), (20, 25)]) == 20
     assert step_profile.interval_union([(0, 10), (2, 3)]) == 10
@@ -121,6 +165,18 @@ def test_summary_of_a_synthetic_trace():
     assert summary["of_peak"] == pytest.approx(0.6)
     text = step_profile.markdown(summary, "header")
     assert "| products | 61.0 |" in text and "Unknown/MatMul" in text
+
+    # With the bytes of the other ops and a bandwidth: their floor, and the step's.
+    moved = {"discriminator_1/bn_1/FusedBatchNormV3": 0.5e9}  # 0.5 GB a run
+    summary = step_profile.summarize_trace(events, 2, [0.1, 0.1], products, 100e9,
+                                           moved, 100e9)
+    batchnorm = summary["memory"]["BatchNorm"]
+    assert batchnorm["ms"] == pytest.approx(5.0) and batchnorm["sized_ms"] == pytest.approx(5.0)
+    assert batchnorm["floor_ms"] == pytest.approx(2.5)  # 0.5 GB over 2 steps at 100 GB/s
+    assert summary["floor_step_ms"] == pytest.approx(61.0 + 2.5)
+    assert summary["floor_of_peak"] == pytest.approx(60.0 / 63.5)
+    text = step_profile.markdown(summary, "header")
+    assert "| BatchNorm | 5.0 | 7.6% | 5.0 | 2.5 |" in text and "63.5 ms: 0.94" in text
 
 
 def _conv_layers(model):
@@ -172,3 +228,9 @@ def test_a_real_profile_is_read_back_whole(tmp_path):
         assert summary["classes"][name] > 0, name
     assert 0 < summary["busy_ms"] <= summary["step_ms"] * 1.05
     assert summary["peak_flops"] > 0 and summary["of_peak"] > 0
+    # The other ops are matched to the graph's tensors: each memory-bound class is sized.
+    for name in ("BatchNorm", "activations", "casts"):
+        memory = summary["memory"][name]
+        assert memory["sized_ms"] == pytest.approx(memory["ms"]), name
+        assert memory["floor_ms"] > 0, name
+    assert summary["bandwidth"] > 0 and summary["floor_of_peak"] > 0
