@@ -24,7 +24,12 @@ OUT/plugins/profile/), and reads the trace back (tf.profiler's XSpace protobuf):
     it no op was running (executor gaps);
   * per layer and per product (forward, input gradient, kernel gradient): its time, its
     FLOPs (from the static shapes of the same step traced as a graph; 2 FLOPs per
-    multiply-add) and the time it would take at the peak below.
+    multiply-add) and the time it would take at the peak below;
+  * per class of the other ops: the time they would take at the memory bandwidth (the
+    bytes each reads and writes at least, from the traced graph's static shapes, at the
+    rate of one large elementwise op, `copy_bandwidth`), and the step's share of the peak
+    if they all ran at it and no gaps were left (with one inter-op thread, where op
+    times add up to the step).
 
 The peak is that of one large bfloat16 (or float32) matmul in the same process with the
 same threads (`matmul_peak`): what the CPU's matmul kernels reach on the best shape, the
