@@ -24,8 +24,9 @@ benchmarks/step_profile.py.
 On a shared machine other processes take a varying share of the cores. Each row says how
 many cores the rest of the machine kept busy while it ran ("other cores busy") and the
 1-minute load; with --rounds=R ours and the peers are measured R times, in alternating
-order, and each row is its best round (the least disturbed; "median of rounds" beside
-it). Ratios are to the best peer of the same size and batch. Input pipeline rows time
+order, and each row is its best round (the least disturbed; the median of the rounds'
+images/s and fractions of the peak beside it: on a VM whose speed swings from run to run,
+the typical run). Ratios are to the best peer of the same size and batch. Input pipeline rows time
 pipeline.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
 directory and from the Fashion-MNIST IDX files, as a multiple of our best training rate,
 with the CPU time they take per image (all threads; steadier than img/s under load).
@@ -135,16 +136,20 @@ def add_peak_fraction(row, flops_per_image, peak_flops):
 def combine_rounds(rows):
     """One row per (kind, name, size, batch): the round with the highest rate (the one
     least slowed by other processes; both sides get the same treatment), with
-    `rounds` (every round's rate) and `round_median`."""
+    `rounds` (every round's rate), `round_median` and `of_peak_median` (the median of the
+    rounds' fractions of the peak: on a VM whose speed swings, the typical run)."""
     groups = {}
     for row in rows:
         groups.setdefault((row["kind"], row["name"], row["size"], row["batch"]), []).append(row)
     combined = []
     for group in groups.values():
         rates = [r["rate"] for r in group if r.get("rate")]
+        fractions = [r["of_peak"] for r in group if r.get("of_peak")]
         best = max(group, key=lambda r: r.get("rate") or 0.0)
         combined.append(dict(best, rounds=rates,
-                             round_median=statistics.median(rates) if rates else None))
+                             round_median=statistics.median(rates) if rates else None,
+                             of_peak_median=(statistics.median(fractions) if fractions
+                                             else None)))
     return combined
 
 
@@ -405,6 +410,7 @@ COLUMNS = [("what", "name", "{}"), ("size", "size", "{}"), ("batch", "batch", "{
            ("window max", "max", "{:.1f}"), ("median of rounds", "round_median", "{:.1f}"),
            ("vs best peer", "vs_best_peer", "{:.2f}x"),
            ("peak GFLOP/s", "peak_gflops", "{:.0f}"), ("of the peak", "of_peak", "{:.2f}"),
+           ("of the peak, median of rounds", "of_peak_median", "{:.2f}"),
            ("x training", "x_training", "{:.1f}x"), ("peak RSS MiB", "rss_mib", "{:.0f}"),
            ("load 1m", "load", "{:.1f}"), ("other cores busy", "others_cores", "{:.2f}"),
            ("CPU us/img", "cpu_us", "{:.0f}")]

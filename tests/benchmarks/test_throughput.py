@@ -54,15 +54,21 @@ def test_thread_suffix():
 
 
 def test_combine_rounds_keeps_each_configs_best_round():
-    rows = [dict(kind="ours", name="ours bf16", size=64, batch=128, rate=80.0, round=0),
-            dict(kind="ours", name="ours bf16", size=64, batch=128, rate=120.0, round=1),
-            dict(kind="ours", name="ours bf16", size=64, batch=128, rate=100.0, round=2),
+    rows = [dict(kind="ours", name="ours bf16", size=64, batch=128, rate=80.0, round=0,
+                 of_peak=0.6),
+            dict(kind="ours", name="ours bf16", size=64, batch=128, rate=120.0, round=1,
+                 of_peak=0.9),
+            dict(kind="ours", name="ours bf16", size=64, batch=128, rate=100.0, round=2,
+                 of_peak=0.8),
             dict(kind="peer", name="peer torch", size=64, batch=128, rate=None, round=0)]
     combined = {r["name"]: r for r in throughput.combine_rounds(rows)}
     assert combined["ours bf16"]["rate"] == 120.0 and combined["ours bf16"]["round"] == 1
     assert combined["ours bf16"]["round_median"] == 100.0
     assert combined["ours bf16"]["rounds"] == [80.0, 120.0, 100.0]
+    assert combined["ours bf16"]["of_peak"] == 0.9  # the best round's
+    assert combined["ours bf16"]["of_peak_median"] == 0.8  # the typical round's
     assert combined["peer torch"]["rate"] is None  # a failed peer stays visible
+    assert combined["peer torch"]["of_peak_median"] is None
 
 
 def test_variant_precision():
