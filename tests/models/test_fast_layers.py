@@ -252,3 +252,41 @@ def test_the_path_of_a_4x4_layer_follows_the_cpu_rule(policy, monkeypatch, matmu
     assert fast_layers._fast_path(layer, 8, x, 16) == "kernel_grad"
     assert fast_layers._fast_path(layer, 16, x, 16) is None
     assert fast_layers._fast_path(layer, 16, x, 3) == "few_channels"
+
+
+def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path):
+    """D's first layer (few channels) carries a zero bias, so Grappler's remapper fuses it
+    and the LeakyReLU after it into one oneDNN convolution (no LeakyRelu op runs in the
+    forward pass), with Keras' values up to bfloat16 rounding, in a training step's graph
+    (with the gradient tape's custom-gradient ops around both layers)."""
+    import importlib.util
+    from testutil import REPO
+    spec = importlib.util.spec_from_file_location(
+        "step_profile", f"{REPO}/benchmarks/step_profile.py")
+    step_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_profile)
+
+    policy("mixed_bfloat16")
+    conv = fast_layers.Conv2D(8, 4, strides=2, padding="same", use_bias=False, name="c")
+    lrelu = fast_layers.LeakyReLU(negative_slope=0.2, name="a")
+    x = tf.random.stateless_normal([4, 32, 32, 3], seed=[3, 3])
+    conv.build(x.shape)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = lrelu(conv(x))
+            loss = tf.reduce_sum(tf.cast(y, tf.float32))
+        return y, tape.gradient(loss, conv.kernel)
+
+    step(x)
+    tf.profiler.experimental.start(str(tmp_path))
+    y, _ = step(x)
+    tf.profiler.experimental.stop()
+    forward = [t for name, t, _, _ in step_profile.read_trace(str(tmp_path))
+               if not name.startswith("gradient_tape")]
+    assert "FusedConv2D" in forward and "LeakyRelu" not in forward, forward
+    reference = tf.nn.leaky_relu(tf.nn.conv2d(tf.cast(x, "bfloat16"), tf.cast(
+        conv.kernel, "bfloat16"), 2, "SAME"), 0.2)
+    a = np.asarray(tf.cast(reference, tf.float32))
+    np.testing.assert_allclose(np.asarray(tf.cast(y, tf.float32)), a, atol=0.02 * np.abs(a).max())
