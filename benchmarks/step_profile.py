@@ -211,6 +211,32 @@ def graph_bytes(graph):
     return found
 
 
+FUSABLE_ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid")
+
+
+def fused_names(op):
+    """Names Grappler may give `op` (a Conv2D or MatMul) once its remapper has fused it
+    with the BiasAdd after it and an activation after that: the fused op takes the name
+    of the pattern's last node. Follows the output through Identity/IdentityN (a custom
+    gradient's wrappers, which Grappler removes)."""
+    names, tensors = [], [op.outputs[0]]
+    while tensors:
+        tensor = tensors.pop()
+        for consumer in tensor.consumers():
+            if consumer.type == "Identity":
+                tensors.append(consumer.outputs[0])
+            elif consumer.type == "IdentityN":
+                tensors.append(consumer.outputs[list(consumer.inputs).index(tensor)])
+            elif consumer.type == "BiasAdd" and not names:
+                names.append(consumer.name)
+                tensors = [consumer.outputs[0]]
+                break
+            elif consumer.type in FUSABLE_ACTIVATIONS and names:
+                names.append(consumer.name)
+                return names
+    return names
+
+
 def graph_products(graph):
     """{op name: (FLOPs, transpose_a)} for the product ops of a traced graph that run."""
     found, needed = {}, needed_ops(graph)
@@ -219,6 +245,17 @@ def graph_products(graph):
         if flops is not None:
             transpose_a = op.type == "MatMul" and op.get_attr("transpose_a")
             found[op.name] = (flops, bool(transpose_a))
+    return found
+
+
+def graph_aliases(graph):
+    """{name a fused product may run under: the product's op name} for the convolutions
+    and matmuls of a traced graph that run (`fused_names`)."""
+    found, needed = {}, needed_ops(graph)
+    for op in graph.get_operations():
+        if op.name in needed and op.type in ("Conv2D", "MatMul"):
+            for alias in fused_names(op):
+                found.setdefault(alias, op.name)
     return found
 
 
@@ -236,7 +273,7 @@ def interval_union(intervals):
 
 
 def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=None,
-                    bandwidth=None):
+                    bandwidth=None, aliases=None):
     """The tables of one profile.
 
     Args:
@@ -248,6 +285,8 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
         peak_flops: FLOP/s of the reference matmul.
         moved: `graph_bytes` of the step's graph (bytes by op name), optional.
         bandwidth: bytes/s of the reference elementwise op (`copy_bandwidth`), optional.
+        aliases: `graph_aliases` of the step's graph (the product a fused op of the trace
+            is, by its name), optional.
     Returns:
         dict with "classes" (class -> ms per step), "step_ms", "busy_ms" (time some op
         ran), "products" (rows per layer and kind), "unmatched" (product ops of the trace
@@ -269,11 +308,13 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
                 sized[op_class(name, op_type)] += ms
                 floor[op_class(name, op_type)] += 1e3 * moved[name] / bandwidth / steps
             continue
-        flops, transpose_a = products.get(name, (None, False))
+        product = (aliases or {}).get(name, name)
+        flops, transpose_a = products.get(product, (None, False))
         if flops is None:
             unmatched[name] += ms
             continue
-        key = (layer_of(name) or "(outside the nets)", product_kind(name, op_type, transpose_a))
+        key = (layer_of(product) or "(outside the nets)",
+               product_kind(product, op_type, transpose_a))
         row = rows.setdefault(key, dict(layer=key[0], kind=key[1], ms=0.0, flops=0))
         row["ms"] += ms
         row["flops"] += flops  # per step: every run of the op in the steps, / steps below
@@ -504,7 +545,7 @@ def profile(args):
           f"tracing the step ...", flush=True)
     gan = build(args.image_size, args.batch, precision)
     graph = train_step_graph(gan, args.batch, args.image_size)
-    products, moved = graph_products(graph), graph_bytes(graph)
+    products, moved, aliases = graph_products(graph), graph_bytes(graph), graph_aliases(graph)
     real = tf.random.uniform([args.batch, args.image_size, args.image_size, 3], -1.0, 1.0)
     data = tf.data.Dataset.from_tensors(real).repeat().prefetch(2)
     first = args.warmup_steps + 1
@@ -516,7 +557,8 @@ def profile(args):
     gan.fit(data, epochs=1, steps_per_epoch=last, verbose=0,
             callbacks=[times, monitoring.ProfileSteps(args.out, first, last)])
     summary = summarize_trace(read_trace(args.out), args.profile_steps,
-                              times.seconds(first, last), products, peak[1], moved, bandwidth)
+                              times.seconds(first, last), products, peak[1], moved, bandwidth,
+                              aliases)
     return described(summary, peak, args.image_size, args.batch, precision)
 
 
@@ -540,7 +582,7 @@ def from_workdir(args):
     bandwidth = copy_bandwidth(peak[0], seconds=args.peak_seconds)
     span = (max(s + d for _, _, s, d in events) - min(s for _, _, s, _ in events)) / 1e12
     summary = summarize_trace(events, count, [span / count] * count, graph_products(graph),
-                              peak[1], graph_bytes(graph), bandwidth)
+                              peak[1], graph_bytes(graph), bandwidth, graph_aliases(graph))
     return described(summary, peak, config.image_size, config.batch_size, precision,
                      workdir=args.workdir, steps=list(steps))
 

@@ -131,6 +131,29 @@ def test_the_memory_bandwidth_of_an_elementwise_op_is_measured():
     assert 1e8 < bandwidth < 1e13  # bytes/s: between 0.1 GB/s and 10 TB/s
 
 
+def test_a_fused_convolution_is_found_under_its_activations_name():
+    """Grappler fuses Conv2D + BiasAdd + activation into one op named after the
+    activation; the product is found under that name, through a custom gradient's
+    IdentityN (D's first layer and its LeakyReLU)."""
+    @tf.custom_gradient
+    def conv(x, k):
+        row = k[0, 0, 0, :]
+        y = tf.nn.bias_add(tf.nn.conv2d(x, k, 2, "SAME"), row - row)
+        return y, lambda dy: (tf.zeros_like(x), tf.zeros_like(k))
+
+    @tf.function
+    def f(x, k, w):
+        fused = tf.nn.leaky_relu(conv(x, k), 0.2)
+        plain = tf.matmul(w, w)  # no BiasAdd after it: no alias
+        return fused, plain
+
+    graph = f.get_concrete_function(tf.TensorSpec([2, 8, 8, 3]), tf.TensorSpec([4, 4, 3, 5]),
+                                    tf.TensorSpec([3, 3])).graph
+    aliases = step_profile.graph_aliases(graph)
+    ops = {op.type: op.name for op in graph.get_operations()}
+    assert aliases == {ops["BiasAdd"]: ops["Conv2D"], ops["LeakyRelu"]: ops["Conv2D"]}
+
+
 def test_interval_union_counts_overlaps_once():
     assert step_profile.interval_union([(0, 10), (5, 15), (20, 25)]) == 20
     assert step_profile.interval_union([(0, 10), (2, 3)]) == 10
@@ -177,6 +200,15 @@ def test_summary_of_a_synthetic_trace():
     assert summary["floor_of_peak"] == pytest.approx(60.0 / 63.5)
     text = step_profile.markdown(summary, "header")
     assert "| BatchNorm | 5.0 | 7.6% | 5.0 | 2.5 |" in text and "63.5 ms: 0.94" in text
+
+    # A fused product runs under its activation's name: counted as its convolution.
+    fused = events + [("discriminator_1/act_1/LeakyRelu", "FusedConv2D", 200 * ms, 10 * ms)]
+    summary = step_profile.summarize_trace(
+        fused, 2, [0.1, 0.1], products, 100e9,
+        aliases={"discriminator_1/act_1/LeakyRelu": "discriminator_1/c_1/Conv2D"})
+    rows = {(r["layer"], r["kind"]): r for r in summary["products"]}
+    assert rows[("discriminator/c", "forward")]["ms"] == pytest.approx(45.0)
+    assert "discriminator_1/act_1/LeakyRelu" not in summary["unmatched"]
 
 
 def _conv_layers(model):
