@@ -225,8 +225,9 @@ def fused_names(op):
         for consumer in tensor.consumers():
             if consumer.type == "Identity":
                 tensors.append(consumer.outputs[0])
-            elif consumer.type == "IdentityN":
-                tensors.append(consumer.outputs[list(consumer.inputs).index(tensor)])
+            elif consumer.type == "IdentityN":  # (by name: a tensor's == builds an op)
+                names_in = [t.name for t in consumer.inputs]
+                tensors.append(consumer.outputs[names_in.index(tensor.name)])
             elif consumer.type == "BiasAdd" and not names:
                 names.append(consumer.name)
                 tensors = [consumer.outputs[0]]
