@@ -303,11 +303,12 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
     sized, floor = collections.Counter(), collections.Counter()
     for name, op_type, _, duration in events:
         ms = duration / 1e9 / steps
-        per_class[op_class(name, op_type)] += ms
-        if not is_product(op_type):
+        kind = op_class(name, op_type)
+        per_class[kind] += ms
+        if kind != "products":
             if moved and bandwidth and name in moved:
-                sized[op_class(name, op_type)] += ms
-                floor[op_class(name, op_type)] += 1e3 * moved[name] / bandwidth / steps
+                sized[kind] += ms
+                floor[kind] += 1e3 * moved[name] / bandwidth / steps
             continue
         product = (aliases or {}).get(name, name)
         flops, transpose_a = products.get(product, (None, False))
@@ -387,9 +388,23 @@ def markdown(summary, header):
 
 # --- Measurements ---
 
+def best_rate(run, work_per_repeat, seconds):
+    """Work per second of `run(repeats)` (a compiled loop of `repeats` repeats returning a
+    tensor): the best of windows of about 0.3 s over `seconds` (the least disturbed)."""
+    run(1).numpy()
+    start = time.perf_counter()
+    run(2).numpy()
+    repeats = max(1, int(0.3 / max((time.perf_counter() - start) / 2, 1e-6)))
+    best, stop = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        start = time.perf_counter()
+        run(repeats).numpy()
+        best = max(best, work_per_repeat * repeats / (time.perf_counter() - start))
+    return best
+
+
 def matmul_peak(dtype="bfloat16", n=2048, seconds=3.0):
-    """FLOP/s of an n x n x n matmul in `dtype` with this process's threads: the best of
-    windows of about 0.3 s over `seconds` (the least disturbed)."""
+    """FLOP/s of an n x n x n matmul in `dtype` with this process's threads (`best_rate`)."""
     import tensorflow as tf
     a = tf.cast(tf.random.stateless_normal([n, n], seed=[1, 2]), dtype)
     b = tf.cast(tf.random.stateless_normal([n, n], seed=[3, 4]), dtype)
@@ -402,23 +417,14 @@ def matmul_peak(dtype="bfloat16", n=2048, seconds=3.0):
             a = a + tf.cast(out * 0, dtype)  # a new product each time (no hoisting)
         return out
 
-    run(a, b, 1).numpy()
-    start = time.perf_counter()
-    run(a, b, 2).numpy()
-    repeats = max(1, int(0.3 / max((time.perf_counter() - start) / 2, 1e-6)))
-    best, stop = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < stop:
-        start = time.perf_counter()
-        run(a, b, repeats).numpy()
-        best = max(best, 2.0 * n ** 3 * repeats / (time.perf_counter() - start))
-    return best
+    return best_rate(lambda repeats: run(a, b, repeats), 2.0 * n ** 3, seconds)
 
 
 def copy_bandwidth(dtype="bfloat16", megabytes=64, seconds=2.0):
     """Bytes/s read and written by one elementwise op (x * 2) over a tensor of `megabytes`
-    in `dtype` with this process's threads, counting its input and output once: the
-    best of windows of about 0.3 s over `seconds`. The rate a memory-bound op of the step
-    (BatchNorm, an activation, a gather, a cast) can move its tensors at."""
+    in `dtype` with this process's threads, counting its input and output once
+    (`best_rate`). The rate a memory-bound op of the step (BatchNorm, an activation, a
+    gather, a cast) can move its tensors at."""
     import tensorflow as tf
     n = megabytes * 2 ** 20 // tf.as_dtype(dtype).size
     x = tf.cast(tf.random.stateless_uniform([n // 1024, 1024], seed=[5, 6]), dtype)
@@ -432,17 +438,8 @@ def copy_bandwidth(dtype="bfloat16", megabytes=64, seconds=2.0):
             x = y * tf.cast(0.5, dtype)  # a new input each time (no hoisting)
         return out
 
-    run(x, 1).numpy()
-    start = time.perf_counter()
-    run(x, 2).numpy()
-    repeats = max(1, int(0.3 / max((time.perf_counter() - start) / 2, 1e-6)))
-    best, stop = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < stop:
-        start = time.perf_counter()
-        run(x, repeats).numpy()
-        # two ops per repeat, each reading and writing the whole tensor
-        best = max(best, 4.0 * n * x.dtype.size * repeats / (time.perf_counter() - start))
-    return best
+    # two ops per repeat, each reading and writing the whole tensor
+    return best_rate(lambda repeats: run(x, repeats), 4.0 * n * x.dtype.size, seconds)
 
 
 def build(image_size, batch, precision):

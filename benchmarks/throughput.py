@@ -26,8 +26,8 @@ many cores the rest of the machine kept busy while it ran ("other cores busy") a
 1-minute load; with --rounds=R ours and the peers are measured R times, in alternating
 order, and each row is its best round (the least disturbed; the median of the rounds'
 images/s and fractions of the peak beside it: on a VM whose speed swings from run to run,
-the typical run). Ratios are to the best peer of the same size and batch. Input pipeline rows time
-pipeline.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
+the typical run). Ratios are to the best peer of the same size and batch. Input pipeline
+rows time pipeline.train_dataset alone, from a folder of JPEG/PNG files written to a temporary
 directory and from the Fashion-MNIST IDX files, as a multiple of our best training rate,
 with the CPU time they take per image (all threads; steadier than img/s under load).
 PyTorch peers need `.venv/bin/pip install torch==2.13.0`; without it they are skipped.
