@@ -49,12 +49,16 @@ LANES = {
     "training/test_reliability.py::test_train_resume_and_export_with_a_workdir": {"slow"},
     "training/test_reliability.py::test_an_unwritable_workdir": {"slow"},
     # in process but 10-45 s each on one core (the fast lane must stay under 3 minutes):
-    # two trainings with the profiler, XLA on two replicas, E-GAN's GPU-path traces and
-    # resumes, the Newton SVM against liblinear on four C values
+    # two trainings with the profiler, XLA and the GPU path on two replicas, E-GAN on two
+    # replicas and its GPU-path traces and resumes, the Newton SVM against liblinear on
+    # four C values
     "training/test_profile.py::test_profile_steps_write": {"slow"},
     "benchmarks/test_step_profile.py::test_a_real_profile": {"slow"},
     "training/test_xla_mirrored.py::test_mirrored_jit_on_two_cpus_falls_back": {"slow"},
     "evolution/test_egan.py::test_gpu_path_compiles_each_replica_generation": {"slow"},
+    "evolution/test_egan.py::test_two_replicas_make_the_same_children": {"slow"},
+    "evolution/test_egan.py::test_keras_file_keeps_the_population": {"slow"},
+    "training/test_xla_mirrored.py::test_gpu_path_compiles_each_replica_step": {"slow"},
     "evolution/test_toy_networks.py::test_resume_from_a_checkpoint_is_exact": {"slow"},
     "evaluation/test_svm_probe.py::test_newton_l2svm_matches_liblinear_in_the_span": {"slow"},
     # parse every documented command with each program's own flags, in one process
