@@ -14,7 +14,10 @@ $(STAMP): setup.py setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Also builds the fused batch-norm op for this CPU ahead (models/native_ops.py; g++, ~10 s
+# once), so no training run or test compiles it.
 install: $(STAMP)
+	@$(BIN)/python -m dcgan_keras.models.native_ops 2>/dev/null
 
 # Fashion-MNIST IDX files, offline, from Debian's dataset-fashion-mnist package.
 data:

@@ -194,7 +194,10 @@ def op_bytes(op):
     if op.type.startswith("ResourceApply"):
         grad = size(op.inputs[-1]) if op.inputs else None
         return None if grad is None else 7 * grad
-    sizes = [size(t) for t in list(op.inputs) + list(op.outputs)]
+    outputs = list(op.outputs)
+    if op.type == "DcganBatchNorm" and not outputs[0].consumers():
+        outputs = outputs[1:]  # the native op skips y when only the statistics are used
+    sizes = [size(t) for t in list(op.inputs) + outputs]
     known = [s for s in sizes if s is not None]
     return sum(known) if known else None
 

@@ -36,11 +36,19 @@ weight gradient another 1.32x, the matmul forward and input gradient another 1.1
 Same variables and names, same results up to rounding: checkpoints and exports do not
 change (tests/models/test_fast_layers.py checks outputs and gradients against Keras').
 """
+import threading
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan_keras.models import native_ops
 from dcgan_keras.utils.cpu import cpu_flags
+
+# This thread's last BatchNormalization output made by the native op, with what
+# `native_ops.batch_norm_apply` needs (per thread: MirroredStrategy builds each replica's
+# step in its own thread).
+_NORMALIZED = threading.local()
 
 
 def max_matmul_side(flags):
@@ -273,23 +281,34 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         x = inputs
+        _NORMALIZED.last = None
         if not (training and self.trainable and mask is None and not self.synchronized
                 and not self.renorm and self.scale and self.center
                 and keras.backend.backend() == "tensorflow" and len(x.shape) == 4
                 and self.axis in (-1, 3) and x.dtype in (tf.float32, tf.bfloat16, tf.float16)):
             return super().call(inputs, training=training, mask=mask)
-        # x keeps its dtype (bfloat16 under mixed precision); statistics are float32.
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32),
-            epsilon=self.epsilon, data_format="NHWC", is_training=True)
-        # The op returns the unbiased (n - 1) batch variance; Keras averages the biased one.
-        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-        variance = variance * ((n - 1.0) / n)
+        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        native = native_ops.usable(x)
+        if native:
+            # The fused op (bfloat16, CPU); an activation layer after it may apply the
+            # statistics itself, and then y is never computed.
+            y, mean, variance = native_ops.batch_norm(x, gamma, beta, self.epsilon)
+        else:
+            # x keeps its dtype (bfloat16 under mixed precision); statistics are float32.
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
+            # The op returns the unbiased (n - 1) batch variance; Keras averages the
+            # biased one.
+            n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+            variance = variance * ((n - 1.0) / n)
         self.moving_mean.assign(self.moving_mean * self.momentum
                                 + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum
                                     + variance * (1.0 - self.momentum))
-        return tf.cast(y, self.compute_dtype)
+        y = tf.cast(y, self.compute_dtype)
+        if native:
+            _NORMALIZED.last = (y, (x, mean, variance, gamma, beta, self.epsilon))
+        return y
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")
@@ -343,11 +362,36 @@ def leaky_relu(x, alpha):
     return fn(x)
 
 
+def _normalized_by_native_op(x):
+    """The arguments of `native_ops.batch_norm_apply` if `x` is the output of this thread's
+    last `BatchNormalization` call that ran the native op, else None."""
+    last = getattr(_NORMALIZED, "last", None)
+    return last[1] if last is not None and last[0] is x else None
+
+
 @keras.saving.register_keras_serializable(package="dcgan_keras")
 class LeakyReLU(keras.layers.LeakyReLU):
-    """keras.layers.LeakyReLU; under TensorFlow its gradient is taken from its output."""
+    """keras.layers.LeakyReLU; under TensorFlow its gradient is taken from its output, and
+    after a `BatchNormalization` in training that ran the native op it is that op's
+    activation (one pass, `native_ops`)."""
 
     def call(self, inputs):
         if keras.backend.backend() != "tensorflow" or self.negative_slope <= 0:
             return super().call(inputs)
+        normalized = _normalized_by_native_op(inputs)
+        if normalized is not None:
+            return native_ops.batch_norm_apply(*normalized, slope=self.negative_slope)
         return leaky_relu(inputs, self.negative_slope)
+
+
+@keras.saving.register_keras_serializable(package="dcgan_keras")
+class ReLU(keras.layers.ReLU):
+    """keras.layers.ReLU; after a `BatchNormalization` in training that ran the native op
+    it is that op's activation (one pass, `native_ops`)."""
+
+    def call(self, inputs):
+        normalized = (_normalized_by_native_op(inputs) if self.max_value is None
+                      and not self.negative_slope and not self.threshold else None)
+        if normalized is not None:
+            return native_ops.batch_norm_apply(*normalized, slope=0.0)
+        return super().call(inputs)

@@ -43,14 +43,14 @@ class Generator(keras.Model):
                          kernel_initializer=architecture.weight_init(), name="project")(z)
         x = layers.Reshape((4, 4, widths[0]), name="project_reshape")(x)
         x = architecture.batch_norm("project_bn", sync_batchnorm)(x)
-        x = layers.ReLU(name="project_relu")(x)
+        x = fast_layers.ReLU(name="project_relu")(x)
         for i, filters in enumerate(widths[1:], start=1):
             x = fast_layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
                                             use_bias=False,
                                             kernel_initializer=architecture.weight_init(),
                                             name=f"block{i}_deconv")(x)
             x = architecture.batch_norm(f"block{i}_bn", sync_batchnorm)(x)
-            x = layers.ReLU(name=f"block{i}_relu")(x)
+            x = fast_layers.ReLU(name=f"block{i}_relu")(x)
         x = fast_layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
                                         use_bias=False, kernel_initializer=architecture.weight_init(),
                                         name="output_deconv")(x)

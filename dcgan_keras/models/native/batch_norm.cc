@@ -1,0 +1,430 @@
+// A training batch norm fused with the ReLU / LeakyReLU after it, for bfloat16 NHWC tensors
+// on the CPU (dcgan_keras/models/native_ops.py builds and loads it).
+//
+// TensorFlow 2.21 runs a DCGAN block's batch norm and activation as two oneDNN / Eigen ops
+// and their gradients as two more: 5 passes over the activations forward, 8 backward. Here
+// the statistics take one pass and the normalisation + activation one more (2 reads, 1
+// write); the gradient recomputes the activation's sign from x and takes 2 passes (2 + 2
+// reads, 1 write). Statistics are float32 sums over fixed blocks of rows, shifted by the
+// first row (no cancellation), combined in double: the result does not depend on the
+// number of threads.
+//
+// Ops (slope: 1 = no activation, 0 = ReLU, 0 < slope < 1 = LeakyReLU):
+//   DcganBatchNorm(x, gamma, beta) -> y, mean, variance (biased); y only if it is used.
+//   DcganBatchNormApply(x, mean, variance, gamma, beta) -> y.
+//   DcganBatchNormGrad(dy, x, mean, variance, gamma, beta) -> dx, dgamma, dbeta: the
+//     gradient of training batch norm + activation, through the batch statistics.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+#define DCGAN_AVX512_BF16 1
+#endif
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace dcgan_keras {
+namespace {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+
+// Rows are split into at most this many fixed blocks, whatever the number of threads.
+constexpr int64_t kBlocks = 256;
+
+inline float load(const uint16_t* p) {
+  uint32_t bits = static_cast<uint32_t>(*p) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+inline uint16_t store(float f) {  // round to nearest even, as TensorFlow's casts
+  if (std::isnan(f)) return 0x7FC0;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(f));
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+#ifdef DCGAN_AVX512_BF16
+inline __m512 vload(const uint16_t* p) {
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+inline void vstore(uint16_t* p, __m512 v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
+}
+
+// v where v > 0, else slope * v (slope = 1: v).
+inline __m512 vactivate(__m512 v, __m512 test, __m512 slope) {
+  __mmask16 positive = _mm512_cmp_ps_mask(test, _mm512_setzero_ps(), _CMP_GT_OQ);
+  return _mm512_mask_blend_ps(positive, _mm512_mul_ps(slope, v), v);
+}
+#endif
+
+// Views of an [R, C] bfloat16 tensor (NHWC flattened) and its per-channel parameters.
+struct Rows {
+  int64_t r, c;
+  int64_t blocks() const { return std::min(kBlocks, r); }
+  int64_t begin(int64_t b) const { return r * b / blocks(); }
+};
+
+const uint16_t* data(const Tensor& t) {
+  return reinterpret_cast<const uint16_t*>(t.flat<tensorflow::bfloat16>().data());
+}
+uint16_t* data(Tensor* t) {
+  return reinterpret_cast<uint16_t*>(t->flat<tensorflow::bfloat16>().data());
+}
+
+void for_blocks(OpKernelContext* ctx, const Rows& rows, int64_t cost_per_value,
+                const std::function<void(int64_t)>& block) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  const int64_t n = rows.blocks();
+  tensorflow::Shard(workers->num_threads, workers->workers, n,
+                    (rows.r / n) * rows.c * cost_per_value, [&](int64_t b0, int64_t b1) {
+                      for (int64_t b = b0; b < b1; ++b) block(b);
+                    });
+}
+
+// Per-channel sums over the blocks' partial sums, in double.
+std::vector<double> combine(const std::vector<float>& partial, int64_t blocks, int64_t c) {
+  std::vector<double> total(c, 0.0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t j = 0; j < c; ++j) total[j] += partial[b * c + j];
+  return total;
+}
+
+// mean and biased variance of each channel.
+void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float* mean,
+                float* variance) {
+  const int64_t c = rows.c, n = rows.blocks();
+  std::vector<float> shift(c), s1(n * c, 0.f), s2(n * c, 0.f);
+  for (int64_t j = 0; j < c; ++j) shift[j] = load(x + j);
+  for_blocks(ctx, rows, 3, [&](int64_t b) {
+    float* a1 = &s1[b * c];
+    float* a2 = &s2[b * c];
+    const float* sh = shift.data();
+    for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+      const uint16_t* row = x + r * c;
+      int64_t j = 0;
+#ifdef DCGAN_AVX512_BF16
+      for (; j + 16 <= c; j += 16) {
+        __m512 d = _mm512_sub_ps(vload(row + j), _mm512_loadu_ps(sh + j));
+        _mm512_storeu_ps(a1 + j, _mm512_add_ps(_mm512_loadu_ps(a1 + j), d));
+        _mm512_storeu_ps(a2 + j, _mm512_add_ps(_mm512_loadu_ps(a2 + j), _mm512_mul_ps(d, d)));
+      }
+#endif
+      for (; j < c; ++j) {
+        float d = load(row + j) - sh[j];
+        a1[j] += d;
+        a2[j] += d * d;
+      }
+    }
+  });
+  std::vector<double> t1 = combine(s1, n, c), t2 = combine(s2, n, c);
+  for (int64_t j = 0; j < c; ++j) {
+    double m = t1[j] / rows.r;
+    mean[j] = static_cast<float>(shift[j] + m);
+    variance[j] = static_cast<float>(std::max(t2[j] / rows.r - m * m, 0.0));
+  }
+}
+
+// y = activation(x * scale + offset), the normalisation folded into one scale and offset.
+struct Affine {
+  std::vector<float> scale, offset, rstd;
+  Affine(const float* mean, const float* variance, const float* gamma, const float* beta,
+         int64_t c, float epsilon)
+      : scale(c), offset(c), rstd(c) {
+    for (int64_t j = 0; j < c; ++j) {
+      double r = 1.0 / std::sqrt(static_cast<double>(variance[j]) + epsilon);
+      rstd[j] = static_cast<float>(r);
+      scale[j] = static_cast<float>(gamma[j] * r);
+      offset[j] = static_cast<float>(beta[j] - mean[j] * gamma[j] * r);
+    }
+  }
+};
+
+void apply(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, const Affine& f,
+           float slope, uint16_t* y) {
+  const int64_t c = rows.c;
+  for_blocks(ctx, rows, 4, [&](int64_t b) {
+    const float* sc = f.scale.data();
+    const float* of = f.offset.data();
+    for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+      const uint16_t* in = x + r * c;
+      uint16_t* out = y + r * c;
+      int64_t j = 0;
+#ifdef DCGAN_AVX512_BF16
+      const __m512 vs = _mm512_set1_ps(slope);
+      for (; j + 16 <= c; j += 16) {
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(vload(in + j), _mm512_loadu_ps(sc + j)),
+                                 _mm512_loadu_ps(of + j));
+        vstore(out + j, vactivate(v, v, vs));
+      }
+#endif
+      for (; j < c; ++j) {
+        float v = load(in + j) * sc[j] + of[j];
+        out[j] = store(v > 0.f ? v : slope * v);
+      }
+    }
+  });
+}
+
+bool fail(OpKernelContext* ctx, const std::string& message) {
+  ctx->SetStatus(tensorflow::errors::InvalidArgument(message));
+  return false;
+}
+
+// x is [..., C] and not empty, and the inputs listed are vectors of C.
+bool check_inputs(OpKernelContext* ctx, const Tensor& x, std::initializer_list<int> vectors,
+                  Rows* rows) {
+  if (x.dims() < 2 || x.NumElements() == 0)
+    return fail(ctx, "x must be a non-empty [..., channels] tensor, got shape " +
+                         x.shape().DebugString());
+  rows->c = x.dim_size(x.dims() - 1);
+  rows->r = x.NumElements() / rows->c;
+  for (int i : vectors) {
+    const Tensor& v = ctx->input(i);
+    if (v.dims() != 1 || v.dim_size(0) != rows->c)
+      return fail(ctx, "input " + std::to_string(i) + " must be a vector of " +
+                           std::to_string(rows->c) + " channels, got shape " +
+                           v.shape().DebugString());
+  }
+  return true;
+}
+
+const float* vec(OpKernelContext* ctx, int i) { return ctx->input(i).flat<float>().data(); }
+
+class BatchNormOp : public OpKernel {
+ public:
+  explicit BatchNormOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    Rows rows;
+    if (!check_inputs(ctx, x, {1, 2}, &rows)) return;
+    Tensor *mean, *variance;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({rows.c}), &mean));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({rows.c}), &variance));
+    float* m = mean->flat<float>().data();
+    float* v = variance->flat<float>().data();
+    statistics(ctx, data(x), rows, m, v);
+    if (!ctx->output_required(0)) return;  // an activation after it applies the statistics
+    Tensor* y;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    apply(ctx, data(x), rows, Affine(m, v, vec(ctx, 1), vec(ctx, 2), rows.c, epsilon_),
+          slope_, data(y));
+  }
+
+ private:
+  float epsilon_, slope_;
+};
+
+class BatchNormApplyOp : public OpKernel {
+ public:
+  explicit BatchNormApplyOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    Rows rows;
+    if (!check_inputs(ctx, x, {1, 2, 3, 4}, &rows)) return;
+    Tensor* y;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    apply(ctx, data(x), rows,
+          Affine(vec(ctx, 1), vec(ctx, 2), vec(ctx, 3), vec(ctx, 4), rows.c, epsilon_),
+          slope_, data(y));
+  }
+
+ private:
+  float epsilon_, slope_;
+};
+
+class BatchNormGradOp : public OpKernel {
+ public:
+  explicit BatchNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy_t = ctx->input(0);
+    const Tensor& x_t = ctx->input(1);
+    Rows rows;
+    if (!check_inputs(ctx, x_t, {2, 3, 4, 5}, &rows)) return;
+    if (dy_t.shape() != x_t.shape()) {
+      fail(ctx, "dy and x must have one shape, got " + dy_t.shape().DebugString() + " and " +
+                    x_t.shape().DebugString());
+      return;
+    }
+    const int64_t c = rows.c, n = rows.blocks();
+    const float *mean = vec(ctx, 2), *gamma = vec(ctx, 4);
+    const Affine f(mean, vec(ctx, 3), gamma, vec(ctx, 5), c, epsilon_);
+    const uint16_t *x = data(x_t), *dy = data(dy_t);
+    const float slope = slope_;
+
+    // dz = dy * activation'(z), z the normalised x: its sum and its sum against x - mean.
+    std::vector<float> s1(n * c, 0.f), s2(n * c, 0.f);
+    for_blocks(ctx, rows, 6, [&](int64_t b) {
+      float* a1 = &s1[b * c];
+      float* a2 = &s2[b * c];
+      const float *sc = f.scale.data(), *of = f.offset.data();
+      for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+        const uint16_t *xr = x + r * c, *gr = dy + r * c;
+        int64_t j = 0;
+#ifdef DCGAN_AVX512_BF16
+        const __m512 vs = _mm512_set1_ps(slope);
+        for (; j + 16 <= c; j += 16) {
+          __m512 xv = vload(xr + j);
+          __m512 z = _mm512_add_ps(_mm512_mul_ps(xv, _mm512_loadu_ps(sc + j)),
+                                   _mm512_loadu_ps(of + j));
+          __m512 g = vactivate(vload(gr + j), z, vs);
+          _mm512_storeu_ps(a1 + j, _mm512_add_ps(_mm512_loadu_ps(a1 + j), g));
+          _mm512_storeu_ps(a2 + j, _mm512_add_ps(_mm512_loadu_ps(a2 + j),
+              _mm512_mul_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j)))));
+        }
+#endif
+        for (; j < c; ++j) {
+          float xv = load(xr + j);
+          float z = xv * sc[j] + of[j];
+          float g = load(gr + j);
+          g = z > 0.f ? g : slope * g;
+          a1[j] += g;
+          a2[j] += g * (xv - mean[j]);
+        }
+      }
+    });
+    std::vector<double> t1 = combine(s1, n, c), t2 = combine(s2, n, c);
+    Tensor *dx_t, *dgamma_t, *dbeta_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &dx_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({c}), &dgamma_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({c}), &dbeta_t));
+    float* dgamma = dgamma_t->flat<float>().data();
+    float* dbeta = dbeta_t->flat<float>().data();
+    // dx = gamma rstd (dz - mean(dz) - xhat mean(dz xhat)) = k1 dz + k2 x + k3.
+    std::vector<float> k1(c), k2(c), k3(c);
+    for (int64_t j = 0; j < c; ++j) {
+      double r = f.rstd[j], g = gamma[j];
+      double sum_dz = t1[j], sum_dz_xhat = t2[j] * r;
+      dbeta[j] = static_cast<float>(sum_dz);
+      dgamma[j] = static_cast<float>(sum_dz_xhat);
+      k1[j] = static_cast<float>(g * r);
+      k2[j] = static_cast<float>(-g * r * r * sum_dz_xhat / rows.r);
+      k3[j] = static_cast<float>(-g * r * sum_dz / rows.r
+                                 + g * r * r * sum_dz_xhat * mean[j] / rows.r);
+    }
+    uint16_t* dx = data(dx_t);
+    for_blocks(ctx, rows, 6, [&](int64_t b) {
+      const float *sc = f.scale.data(), *of = f.offset.data();
+      const float *q1 = k1.data(), *q2 = k2.data(), *q3 = k3.data();
+      for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+        const uint16_t *xr = x + r * c, *gr = dy + r * c;
+        uint16_t* out = dx + r * c;
+        int64_t j = 0;
+#ifdef DCGAN_AVX512_BF16
+        const __m512 vs = _mm512_set1_ps(slope);
+        for (; j + 16 <= c; j += 16) {
+          __m512 xv = vload(xr + j);
+          __m512 z = _mm512_add_ps(_mm512_mul_ps(xv, _mm512_loadu_ps(sc + j)),
+                                   _mm512_loadu_ps(of + j));
+          __m512 g = vactivate(vload(gr + j), z, vs);
+          __m512 o = _mm512_add_ps(
+              _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(q1 + j), g),
+                            _mm512_mul_ps(_mm512_loadu_ps(q2 + j), xv)),
+              _mm512_loadu_ps(q3 + j));
+          vstore(out + j, o);
+        }
+#endif
+        for (; j < c; ++j) {
+          float xv = load(xr + j);
+          float z = xv * sc[j] + of[j];
+          float g = load(gr + j);
+          g = z > 0.f ? g : slope * g;
+          out[j] = store(q1[j] * g + q2[j] * xv + q3[j]);
+        }
+      }
+    });
+  }
+
+ private:
+  float epsilon_, slope_;
+};
+
+}  // namespace
+}  // namespace dcgan_keras
+
+using tensorflow::shape_inference::InferenceContext;
+
+REGISTER_OP("DcganBatchNorm")
+    .Input("x: bfloat16")
+    .Input("gamma: float")
+    .Input("beta: float")
+    .Output("y: bfloat16")
+    .Output("mean: float")
+    .Output("variance: float")
+    .Attr("epsilon: float")
+    .Attr("slope: float = 1.0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->Vector(c->Dim(c->input(0), -1)));
+      c->set_output(2, c->Vector(c->Dim(c->input(0), -1)));
+      return absl::OkStatus();
+    });
+
+REGISTER_OP("DcganBatchNormApply")
+    .Input("x: bfloat16")
+    .Input("mean: float")
+    .Input("variance: float")
+    .Input("gamma: float")
+    .Input("beta: float")
+    .Output("y: bfloat16")
+    .Attr("epsilon: float")
+    .Attr("slope: float = 1.0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return absl::OkStatus();
+    });
+
+REGISTER_OP("DcganBatchNormGrad")
+    .Input("dy: bfloat16")
+    .Input("x: bfloat16")
+    .Input("mean: float")
+    .Input("variance: float")
+    .Input("gamma: float")
+    .Input("beta: float")
+    .Output("dx: bfloat16")
+    .Output("dgamma: float")
+    .Output("dbeta: float")
+    .Attr("epsilon: float")
+    .Attr("slope: float = 1.0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      c->set_output(1, c->input(4));
+      c->set_output(2, c->input(4));
+      return absl::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("DcganBatchNorm").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::BatchNormOp);
+REGISTER_KERNEL_BUILDER(Name("DcganBatchNormApply").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::BatchNormApplyOp);
+REGISTER_KERNEL_BUILDER(Name("DcganBatchNormGrad").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::BatchNormGradOp);

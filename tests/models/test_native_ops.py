@@ -1,0 +1,218 @@
+"""The native fused batch norm + activation (models/native_ops.py): values and gradients
+against TensorFlow's ops, the layers' use of it, and when it stays off."""
+import collections
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan_keras.models import fast_layers, native_ops
+
+EPSILON = 1e-5
+
+
+@pytest.fixture
+def native():
+    if native_ops.library() is None:
+        pytest.skip(f"the native op is off here: {native_ops.error()}")
+    return native_ops
+
+
+@pytest.fixture
+def bfloat16_policy():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+def _inputs(shape, seed):
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    x = tf.constant(rng.normal(0.7, 2.0, shape), tf.bfloat16)  # a mean far from 0
+    gamma = tf.constant(rng.uniform(0.5, 1.5, c), tf.float32)
+    beta = tf.constant(rng.normal(0.0, 0.5, c), tf.float32)
+    # bfloat16 values, so the incoming gradient of a bfloat16 y is not rounded
+    weights = tf.cast(tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16), tf.float32)
+    return x, gamma, beta, weights
+
+
+def _reference(x, gamma, beta, slope):
+    """Batch norm + activation in float32 on the bfloat16 values of x, by TensorFlow."""
+    x = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
+    y = tf.nn.batch_normalization(x, mean, variance, beta, gamma, EPSILON)
+    return tf.where(y > 0, y, slope * y), mean, variance
+
+
+def _loss_and_grads(fn, x, gamma, beta, weights):
+    with tf.GradientTape() as tape:
+        tape.watch([x, gamma, beta])
+        y = fn(x, gamma, beta)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+    return [y] + tape.gradient(loss, [x, gamma, beta])
+
+
+def _close(got, expected, rtol, name):
+    got, expected = (np.asarray(tf.cast(t, tf.float32)) for t in (got, expected))
+    np.testing.assert_allclose(got, expected, atol=rtol * np.abs(expected).max(), err_msg=name)
+
+
+# 48 channels: three 16-wide vectors; 20: one and a remainder of 4 (the scalar loop).
+@pytest.mark.parametrize("shape", [(16, 4, 4, 48), (6, 3, 5, 20)])
+@pytest.mark.parametrize("slope", [1.0, 0.0, 0.2])
+def test_forward_and_gradients_match_tensorflow(native, shape, slope):
+    x, gamma, beta, weights = _inputs(shape, seed=len(shape) + int(10 * slope))
+    y, mean, variance = native.batch_norm(x, gamma, beta, EPSILON, slope=slope)
+    expected_y, expected_mean, expected_variance = _reference(x, gamma, beta, slope)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(variance, expected_variance, rtol=1e-5)  # biased
+    _close(y, expected_y, 1e-2, "y")  # bfloat16 output: 8 bits of mantissa
+
+    reference = _loss_and_grads(lambda *a: _reference(*a, slope)[0], x, gamma, beta, weights)
+    direct = _loss_and_grads(lambda *a: native.batch_norm(*a, EPSILON, slope=slope)[0],
+                             x, gamma, beta, weights)
+
+    def applied(x, gamma, beta):  # the path of an activation layer after the batch norm
+        _, mean, variance = native.batch_norm(x, gamma, beta, EPSILON)
+        return native.batch_norm_apply(x, mean, variance, gamma, beta, EPSILON, slope)
+
+    through_apply = _loss_and_grads(applied, x, gamma, beta, weights)
+    for got in (direct, through_apply):
+        for name, a, b, rtol in zip(["y", "dx", "dgamma", "dbeta"], got, reference,
+                                    [1e-2, 2e-2, 1e-3, 1e-4]):
+            _close(a, b, rtol, name)
+
+
+def test_results_are_the_same_every_run(native):
+    x, gamma, beta, weights = _inputs((32, 8, 8, 64), seed=3)
+    runs = [_loss_and_grads(lambda *a: native.batch_norm(*a, EPSILON, slope=0.2)[0],
+                            x, gamma, beta, weights) for _ in range(2)]
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(np.asarray(tf.cast(a, tf.float32)),
+                                      np.asarray(tf.cast(b, tf.float32)))
+
+
+def test_bad_shapes_say_what_was_wrong(native):
+    x, gamma, beta, _ = _inputs((4, 2, 2, 8), seed=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input 1 must be a vector of 8"):
+        native.batch_norm(x, gamma[:5], beta, EPSILON)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="non-empty"):
+        native.batch_norm(x[:0], gamma, beta, EPSILON)
+
+
+def _train_step_graph(model, x):
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(model(x, training=True), tf.float32))
+        return tape.gradient(loss, model.trainable_variables)
+
+    return step.get_concrete_function(x).graph
+
+
+def _block_model(activation):
+    inputs = keras.Input((4, 4, 32))
+    x = fast_layers.BatchNormalization(name="bn")(inputs)
+    x = activation(x)
+    return keras.Model(inputs, keras.layers.Conv2D(8, 3, name="conv")(x))
+
+
+@pytest.mark.parametrize("activation,slope", [
+    (lambda: fast_layers.LeakyReLU(negative_slope=0.2), 0.2), (fast_layers.ReLU, 0.0)])
+def test_an_activation_after_the_batch_norm_applies_it_in_one_op(native, bfloat16_policy,
+                                                                 activation, slope):
+    model = _block_model(activation())
+    x = tf.random.stateless_normal([8, 4, 4, 32], seed=[1, 2])
+    ops = _train_step_graph(model, x).get_operations()
+    types = collections.Counter(op.type for op in ops)
+    applied = [op for op in ops if op.type == "DcganBatchNormApply"]
+    assert len(applied) == 1 and applied[0].get_attr("slope") == pytest.approx(slope)
+    normed = [op for op in ops if op.type == "DcganBatchNorm"]
+    assert len(normed) == 1 and not normed[0].outputs[0].consumers()  # y is never made
+    # One gradient op, through the statistics; no separate batch norm or activation.
+    assert types["DcganBatchNormGrad"] == 1
+    assert not [t for t in types if "FusedBatchNorm" in t or "Relu" in t]
+
+    # The same values as TensorFlow's ops (the native op turned off).
+    fused = _loss_and_weights(model, x)
+    original = native_ops.usable
+    native_ops.usable = lambda x: False
+    try:
+        plain = _loss_and_weights(model, x)
+    finally:
+        native_ops.usable = original
+    for a, b in zip(fused, plain):
+        _close(a, b, 2e-2, "gradient")
+
+
+def _loss_and_weights(model, x):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.cast(model(x, training=True), tf.float32))
+    return tape.gradient(loss, model.trainable_variables)
+
+
+def test_each_replica_fuses_its_own_block(native, bfloat16_policy):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = _block_model(fast_layers.LeakyReLU(negative_slope=0.2))
+    x = tf.random.stateless_normal([8, 4, 4, 32], seed=[1, 2])
+
+    @tf.function
+    def step(x):
+        def replica(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.cast(model(x, training=True), tf.float32))
+            return tape.gradient(loss, model.trainable_variables)
+        return strategy.run(replica, args=(x,))
+
+    types = collections.Counter(op.type for op in step.get_concrete_function(x).graph
+                                .get_operations())
+    assert types["DcganBatchNormApply"] == 2 and types["DcganBatchNormGrad"] == 2
+
+
+def test_not_used_under_xla_in_float32_or_when_turned_off(native, monkeypatch):
+    x = tf.zeros([4, 2, 2, 8], tf.bfloat16)
+    assert native_ops.usable(x) and not native_ops.usable(tf.cast(x, tf.float32))
+
+    @tf.function(jit_compile=True)
+    def compiled(x):
+        assert not native_ops.usable(x)
+        return x
+
+    compiled(x)
+    monkeypatch.setenv("DCGAN_KERAS_NATIVE_OPS", "0")
+    monkeypatch.setattr(native_ops, "_loaded", {})
+    assert native_ops.library() is None and native_ops.error() == "DCGAN_KERAS_NATIVE_OPS=0"
+    assert not native_ops.usable(x)
+
+
+def test_the_cache_file_follows_the_source_and_tensorflow(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_KERAS_CACHE", str(tmp_path))
+    first = native_ops.library_path("/usr/bin/g++")
+    assert first.startswith(str(tmp_path / "native")) and first.endswith(".so")
+    assert native_ops.library_path("/usr/bin/g++") == first
+    assert native_ops.library_path("/usr/bin/clang++") != first
+    edited = tmp_path / "batch_norm.cc"
+    edited.write_text(open(native_ops.SOURCE).read() + "\n// edited\n")
+    monkeypatch.setattr(native_ops, "SOURCE", str(edited))
+    assert native_ops.library_path("/usr/bin/g++") != first
+    edited_path = native_ops.library_path("/usr/bin/g++")
+    monkeypatch.setattr(tf, "__version__", "0.0.0")
+    assert native_ops.library_path("/usr/bin/g++") not in (first, edited_path)
+
+
+def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_KERAS_CACHE", str(tmp_path))
+    broken = tmp_path / "broken-c++"
+    broken.write_text("#!/bin/sh\necho 'error: no such thing' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CXX", str(broken))
+    with pytest.raises(native_ops.NativeOpError, match=r"failed \(3\): error: no such thing"):
+        native_ops.build()
+    assert not [f for f in os.listdir(tmp_path / "native") if f.endswith((".so", ".tmp"))]
+    monkeypatch.setattr(native_ops, "_loaded", {})
+    if native_ops.disabled_reason() is None:  # falls back to TensorFlow's ops
+        assert native_ops.library() is None and "no such thing" in native_ops.error()
