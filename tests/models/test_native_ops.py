@@ -60,8 +60,9 @@ def _close(got, expected, rtol, name):
     np.testing.assert_allclose(got, expected, atol=rtol * np.abs(expected).max(), err_msg=name)
 
 
-# 48 channels: three 16-wide vectors; 20: one and a remainder of 4 (the scalar loop).
-@pytest.mark.parametrize("shape", [(16, 4, 4, 48), (6, 3, 5, 20)])
+# 80 channels: a 64-channel chunk and a 16-wide vector; 20: a vector and a remainder of 4
+# (the scalar loop).
+@pytest.mark.parametrize("shape", [(16, 4, 4, 80), (6, 3, 5, 20)])
 @pytest.mark.parametrize("slope", [1.0, 0.0, 0.2])
 def test_forward_and_gradients_match_tensorflow(native, shape, slope):
     x, gamma, beta, weights = _inputs(shape, seed=len(shape) + int(10 * slope))
