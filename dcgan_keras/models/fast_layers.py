@@ -3,7 +3,9 @@
 - `BatchNormalization`: one fused op (FusedBatchNormV3: oneDNN on CPU, cuDNN on GPU) in
   training instead of Keras 3's ~10 elementwise ops and reductions (and their gradients)
   in float32 with casts around them under mixed precision; moving statistics averaged
-  over replicas (Keras 3 lets each replica's copy drift).
+  over replicas (Keras 3 lets each replica's copy drift). In bfloat16 on CPUs with
+  AVX512-BF16 it is `native_ops.batch_norm`, and the `ReLU` / `LeakyReLU` that receives
+  its output applies the normalisation and itself in one pass (`native_ops`).
 - `Conv2D` / `Conv2DTranspose`: DCGAN's convolutions are all 4x4, stride 2, "same". On
   CPUs, oneDNN's bfloat16 weight gradient (Conv2DBackpropFilter) is slow where the spatial
   size is small and the channels many: on a 2-core AMX Xeon (TF 2.21, batch 128, 8x8x256
