@@ -18,7 +18,7 @@ from dcgan_keras import workdir as workdir_lib
 from dcgan_keras.data import cache, datasets, pipeline
 from dcgan_keras.evaluation import feature_nets, sample_quality
 from dcgan_keras.evolution import build_egan
-from dcgan_keras.models import Adam, build_dcgan
+from dcgan_keras.models import Adam, build_dcgan, native_ops
 from dcgan_keras.training import hardware, monitoring, reliability, strategies
 from dcgan_keras.utils import files
 
@@ -187,6 +187,10 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     choice.jit_compile = replica_jit_compile(strategy, choice.jit_compile)
     logging.info("mixed precision: %s, XLA: %s (%s)", choice.mixed_precision,
                  choice.jit_compile, choice.reason)
+    if choice.mixed_precision == "bfloat16" and not choice.jit_compile:
+        # Builds it on the first run (~10 s) unless `make install` did.
+        logging.info("fused batch norm + activation op: %s",
+                     native_ops.error() or "on (models/native_ops.py)")
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")

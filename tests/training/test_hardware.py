@@ -1,7 +1,12 @@
-"""The `auto` choices of mixed precision and XLA."""
+"""The `auto` choices of mixed precision and XLA, and what a run logs of them."""
+import logging
+
 import tensorflow as tf
 
-from dcgan_keras.training import hardware
+from dcgan_keras.config import TrainConfig
+from dcgan_keras.models import native_ops
+from dcgan_keras.training import hardware, train_lib
+from testutil import make_idx_dataset
 
 
 def _patch(monkeypatch, gpus, flags):
@@ -30,3 +35,16 @@ def test_explicit_values_win(monkeypatch):
     choice = hardware.resolve("none", "false")
     assert (choice.mixed_precision, choice.jit_compile) == ("none", False)
     assert hardware.resolve("bfloat16", "true").jit_compile is True
+
+
+def test_a_bfloat16_run_logs_whether_the_fused_batch_norm_op_runs(tmp_path, caplog):
+    data = make_idx_dataset(str(tmp_path / "data"))
+    config = TrainConfig(dataset="fashion_mnist", data_dir=data, image_size=16, channels=1,
+                         base_width=4, z_dim=8, batch_size=16, max_steps=1,
+                         mixed_precision="bfloat16", jit_compile="false", allow_download=False)
+    with caplog.at_level(logging.INFO):
+        train_lib.train_and_evaluate(config, str(tmp_path / "run"))
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith("fused batch norm + activation op:")]
+    state = native_ops.error() or "on (models/native_ops.py)"
+    assert lines == [f"fused batch norm + activation op: {state}"]
