@@ -40,6 +40,13 @@ SOURCE = os.path.join(os.path.dirname(__file__), "native", "batch_norm.cc")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-w"]
 REQUIRED_CPU_FLAGS = {"avx512f", "avx512_bf16"}
 
+
+def compile_flags():
+    """FLAGS for this CPU. Where it has AVX512-FP16 (Sapphire Rapids and later), -march=native
+    turns on Eigen's float16 packet code, which g++ 12 cannot compile (TensorFlow 2.21's
+    headers, PacketMathFP16.h); the op uses no float16, so that extension is turned off."""
+    return FLAGS + (["-mno-avx512fp16"] if "avx512_fp16" in cpu_flags() else [])
+
 _lock = threading.Lock()
 _loaded = {}  # "library" -> the loaded module, or "error" -> why there is none
 _REGISTERED = set()
@@ -68,7 +75,7 @@ def library_path(cxx):
     key = hashlib.sha256()
     with open(SOURCE, "rb") as f:
         key.update(f.read())
-    for part in (tf.__version__, cxx, " ".join(FLAGS), " ".join(tf.sysconfig.get_compile_flags()),
+    for part in (tf.__version__, cxx, " ".join(compile_flags()), " ".join(tf.sysconfig.get_compile_flags()),
                  " ".join(tf.sysconfig.get_link_flags()), platform.machine(),
                  " ".join(sorted(cpu_flags()))):
         key.update(part.encode() + b"\0")
@@ -96,7 +103,7 @@ def build():
             return path
         logging.info("building the fused batch-norm op (once, ~10 s): %s", path)
         partial = f"{path}.{os.getpid()}.tmp"
-        command = ([cxx] + FLAGS + tf.sysconfig.get_compile_flags() + [SOURCE, "-o", partial]
+        command = ([cxx] + compile_flags() + tf.sysconfig.get_compile_flags() + [SOURCE, "-o", partial]
                    + tf.sysconfig.get_link_flags())
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -105,10 +112,18 @@ def build():
         if done.returncode:
             if os.path.exists(partial):
                 os.remove(partial)
-            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise NativeOpError(f"{cxx} failed ({done.returncode}): {last}")
+            raise NativeOpError(f"{cxx} failed ({done.returncode}): "
+                                f"{first_error(done.stderr)}")
         os.replace(partial, path)  # whole or absent, for every process
     return path
+
+
+def first_error(stderr):
+    """The line of a compiler's output that says what went wrong: its first error, else its
+    last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["(no output)"])[0 if errors else -1]
 
 
 def disabled_reason():

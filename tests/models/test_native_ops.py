@@ -208,12 +208,30 @@ def test_the_cache_file_follows_the_source_and_tensorflow(tmp_path, monkeypatch)
 def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
     monkeypatch.setenv("DCGAN_KERAS_CACHE", str(tmp_path))
     broken = tmp_path / "broken-c++"
-    broken.write_text("#!/bin/sh\necho 'error: no such thing' >&2\nexit 3\n")
+    broken.write_text("#!/bin/sh\necho 'In file included from x.h:1,' >&2\n"
+                      "echo 'x.h:2:3: error: no such thing' >&2\necho '  |   ^' >&2\nexit 3\n")
     broken.chmod(0o755)
     monkeypatch.setenv("CXX", str(broken))
-    with pytest.raises(native_ops.NativeOpError, match=r"failed \(3\): error: no such thing"):
+    with pytest.raises(native_ops.NativeOpError, match=r"failed \(3\): x.h:2:3: error: no such thing$"):
         native_ops.build()
     assert not [f for f in os.listdir(tmp_path / "native") if f.endswith((".so", ".tmp"))]
     monkeypatch.setattr(native_ops, "_loaded", {})
     if native_ops.disabled_reason() is None:  # falls back to TensorFlow's ops
         assert native_ops.library() is None and "no such thing" in native_ops.error()
+
+
+def test_avx512_fp16_cpus_build_without_it(monkeypatch):
+    monkeypatch.setattr(native_ops, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert native_ops.compile_flags() == native_ops.FLAGS
+    without = native_ops.library_path("/usr/bin/g++")
+    monkeypatch.setattr(native_ops, "cpu_flags",
+                        lambda: {"avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16"})
+    assert native_ops.compile_flags() == native_ops.FLAGS + ["-mno-avx512fp16"]
+    assert native_ops.library_path("/usr/bin/g++") != without
+
+
+def test_a_compiler_failure_is_told_by_its_first_error():
+    assert native_ops.first_error("a.h:1: note: x\nb.cc:2: error: bad\nc: error: worse\n  ^\n") \
+        == "b.cc:2: error: bad"
+    assert native_ops.first_error("\nld: cannot find -ltensorflow\n\n") == "ld: cannot find -ltensorflow"
+    assert native_ops.first_error("") == "(no output)"
