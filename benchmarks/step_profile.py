@@ -27,7 +27,7 @@ OUT/plugins/profile/), and reads the trace back (tf.profiler's XSpace protobuf):
     multiply-add) and the time it would take at the peak below;
   * per class of the other ops: the time they would take at the memory bandwidth (the
     bytes each reads and writes at least, from the traced graph's static shapes, at the
-    rate of one large elementwise op, `copy_bandwidth`), and the step's share of the peak
+    rate of one large elementwise op, `memory_rate`), and the step's share of the peak
     if they all ran at it and no gaps were left (with one inter-op thread, where op
     times add up to the step).
 
@@ -84,7 +84,8 @@ def op_class(op_name, op_type):
         return "input pipeline"
     if op_type.startswith("ResourceApply") or re.search(r"(^|/)adam(_\d+)?/", op_name):
         return "Adam"
-    if re.match(r"(Leaky)?Relu|Relu6|Elu|Selu|Tanh|Sigmoid|Softplus", op_type):
+    if (re.match(r"(Leaky)?Relu|Relu6|Elu|Selu|Tanh|Sigmoid|Softplus", op_type)
+            or op_type == "DcganActivationGrad"):
         return "activations"
     if op_type in ("GatherV2", "Pad", "PadV2", "Transpose", "DepthToSpace",
                    "SpaceToDepth", "StridedSlice", "Slice", "ConcatV2", "Reshape",
@@ -445,6 +446,16 @@ def copy_bandwidth(dtype="bfloat16", megabytes=64, seconds=2.0):
     return best_rate(lambda repeats: run(x, repeats), 4.0 * n * x.dtype.size, seconds)
 
 
+def memory_rate(seconds=2.0):
+    """(bytes/s, {dtype: bytes/s}): the rate the memory moves an elementwise op's bytes at,
+    the faster of a bfloat16 and a float32 op (`copy_bandwidth`). The float32 op is the
+    yardstick where TensorFlow's bfloat16 kernels are compute-bound: on a 2-core Sapphire
+    Rapids-class Xeon its bfloat16 x * 2 moved 5.6-6.8 GB/s and its float32 one 76 GB/s
+    (the memory's rate does not depend on what the bytes hold)."""
+    rates = {dtype: copy_bandwidth(dtype, seconds=seconds) for dtype in ("bfloat16", "float32")}
+    return max(rates.values()), rates
+
+
 def build(image_size, batch, precision):
     """The peers' architecture, compiled as the train binary compiles it."""
     import keras
@@ -541,9 +552,10 @@ def profile(args):
     precision = hardware.resolve(args.precision).mixed_precision
     print("measuring the matmul peak and the memory bandwidth ...", flush=True)
     peak = peak_of(precision, args.peak_seconds)
-    bandwidth = copy_bandwidth(peak[0], seconds=args.peak_seconds)
-    print(f"{peak[0]} peak {peak[1] / 1e9:.0f} GFLOP/s, {bandwidth / 1e9:.1f} GB/s; "
-          f"tracing the step ...", flush=True)
+    bandwidth, rates = memory_rate(args.peak_seconds)
+    print(f"{peak[0]} peak {peak[1] / 1e9:.0f} GFLOP/s; elementwise ops moved "
+          + ", ".join(f"{r / 1e9:.1f} GB/s in {d}" for d, r in rates.items())
+          + "; tracing the step ...", flush=True)
     gan = build(args.image_size, args.batch, precision)
     graph = train_step_graph(gan, args.batch, args.image_size)
     products, moved, aliases = graph_products(graph), graph_bytes(graph), graph_aliases(graph)
@@ -580,7 +592,7 @@ def from_workdir(args):
         gan.compile(*train_lib.make_optimizers(config, precision), jit_compile=False)
     graph = train_step_graph(gan, config.batch_size, config.image_size, config.channels)
     peak = peak_of(precision, args.peak_seconds)
-    bandwidth = copy_bandwidth(peak[0], seconds=args.peak_seconds)
+    bandwidth, _ = memory_rate(args.peak_seconds)
     span = (max(s + d for _, _, s, d in events) - min(s for _, _, s, _ in events)) / 1e12
     summary = summarize_trace(events, count, [span / count] * count, graph_products(graph),
                               peak[1], graph_bytes(graph), bandwidth, graph_aliases(graph))

@@ -357,6 +357,8 @@ def leaky_relu(x, alpha):
         y = tf.nn.leaky_relu(x, alpha)
 
         def grad(dy):
+            if native_ops.usable(y):  # TensorFlow's bfloat16 kernel is slow on some CPUs
+                return native_ops.activation_grad(dy, y, alpha)
             return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
 
         return y, _in_forward_scope(grad)

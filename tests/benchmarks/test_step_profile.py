@@ -131,6 +131,15 @@ def test_the_memory_bandwidth_of_an_elementwise_op_is_measured():
     assert 1e8 < bandwidth < 1e13  # bytes/s: between 0.1 GB/s and 10 TB/s
 
 
+def test_the_memory_rate_is_the_faster_dtypes(monkeypatch):
+    """A compute-bound bfloat16 kernel does not set the memory's rate."""
+    measured = {"bfloat16": 6e9, "float32": 7.6e10}
+    monkeypatch.setattr(step_profile, "copy_bandwidth", lambda dtype, seconds: measured[dtype])
+    assert step_profile.memory_rate(0.1) == (7.6e10, measured)
+    measured["bfloat16"] = 9e10
+    assert step_profile.memory_rate(0.1)[0] == 9e10
+
+
 def test_a_fused_convolution_is_found_under_its_activations_name():
     """Grappler fuses Conv2D + BiasAdd + activation into one op named after the
     activation; the product is found under that name, through a custom gradient's

@@ -235,3 +235,38 @@ def test_a_compiler_failure_is_told_by_its_first_error():
         == "b.cc:2: error: bad"
     assert native_ops.first_error("\nld: cannot find -ltensorflow\n\n") == "ld: cannot find -ltensorflow"
     assert native_ops.first_error("") == "(no output)"
+
+
+# 4096 + 4103 values: two of the op's chunks, the second ending in a remainder of 7.
+@pytest.mark.parametrize("shape", [(2, 8199), (3, 5, 7)])
+@pytest.mark.parametrize("slope", [0.2, 0.01])
+def test_leaky_relu_gradient_is_tensorflows_bit_for_bit(native, shape, slope):
+    rng = np.random.default_rng(4)
+    y = rng.normal(0.0, 1.0, shape)
+    y[..., ::5] = 0.0  # the gradient at 0 is the slope's, as TensorFlow's
+    y, dy = (tf.constant(v, tf.bfloat16) for v in (y, rng.normal(0.0, 3.0, shape)))
+    got = native.activation_grad(dy, y, slope)
+    expected = tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
+    assert got.dtype == tf.bfloat16 and got.shape == y.shape
+    np.testing.assert_array_equal(np.asarray(tf.cast(got, tf.float32)),
+                                  np.asarray(tf.cast(expected, tf.float32)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dy and y must have one shape"):
+        native.activation_grad(dy[:1], y, slope)
+
+
+def test_a_leaky_relu_without_batch_norm_takes_its_gradient_natively(native, bfloat16_policy):
+    inputs = keras.Input((6, 6, 3))
+    x = fast_layers.LeakyReLU(negative_slope=0.2)(keras.layers.Conv2D(16, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(x))
+    x = tf.random.stateless_normal([8, 6, 6, 3], seed=[3, 4])
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganActivationGrad"] == 1 and not types["LeakyReluGrad"]
+    fused = _loss_and_weights(model, x)
+    original = native_ops.usable
+    native_ops.usable = lambda x: False
+    try:
+        plain = _loss_and_weights(model, x)
+    finally:
+        native_ops.usable = original
+    for a, b in zip(fused, plain):  # the same op values: the same gradients
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -14,6 +14,10 @@
 //   DcganBatchNormApply(x, mean, variance, gamma, beta) -> y.
 //   DcganBatchNormGrad(dy, x, mean, variance, gamma, beta) -> dx, dgamma, dbeta: the
 //     gradient of training batch norm + activation, through the batch statistics.
+//   DcganActivationGrad(dy, y) -> dx: the gradient of a LeakyReLU with no batch norm
+//     before it, from its output y (dy where y > 0, else bfloat16(slope) * dy): bit for bit
+//     TensorFlow's LeakyReluGrad, whose bfloat16 kernel (Eigen) moved ~7 GB/s on a 2-core
+//     Sapphire Rapids-class Xeon.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -417,6 +421,50 @@ class BatchNormGradOp : public OpKernel {
   float epsilon_, slope_;
 };
 
+class ActivationGradOp : public OpKernel {
+ public:
+  explicit ActivationGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    float slope;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope));
+    slope_ = load(&(rounded_ = store(slope)));  // TensorFlow's kernel multiplies in T
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy_t = ctx->input(0);
+    const Tensor& y_t = ctx->input(1);
+    if (dy_t.shape() != y_t.shape()) {
+      fail(ctx, "dy and y must have one shape, got " + dy_t.shape().DebugString() + " and " +
+                    y_t.shape().DebugString());
+      return;
+    }
+    Tensor* dx_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_t.shape(), &dx_t));
+    const int64_t n = y_t.NumElements();
+    if (n == 0) return;
+    const uint16_t *dy = data(dy_t), *y = data(y_t);
+    uint16_t* dx = data(dx_t);
+    const float slope = slope_;
+    // Elementwise: any split gives the same values. Blocks of 4096 values.
+    constexpr int64_t kChunk = 4096;
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(workers->num_threads, workers->workers, (n + kChunk - 1) / kChunk,
+                      kChunk * 3, [&](int64_t b0, int64_t b1) {
+      const int64_t end = std::min(n, b1 * kChunk);
+      int64_t i = b0 * kChunk;
+#ifdef DCGAN_AVX512_BF16
+      const __m512 vs = _mm512_set1_ps(slope);
+      for (; i + 16 <= end; i += 16)
+        vstore(dx + i, vactivate(vload(dy + i), vload(y + i), vs));
+#endif
+      for (; i < end; ++i) dx[i] = load(y + i) > 0.f ? dy[i] : store(slope * load(dy + i));
+    });
+  }
+
+ private:
+  uint16_t rounded_;
+  float slope_;
+};
+
 }  // namespace
 }  // namespace dcgan_keras
 
@@ -471,6 +519,18 @@ REGISTER_OP("DcganBatchNormGrad")
       return absl::OkStatus();
     });
 
+REGISTER_OP("DcganActivationGrad")
+    .Input("dy: bfloat16")
+    .Input("y: bfloat16")
+    .Output("dx: bfloat16")
+    .Attr("slope: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      return absl::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("DcganActivationGrad").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::ActivationGradOp);
 REGISTER_KERNEL_BUILDER(Name("DcganBatchNorm").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::BatchNormOp);
 REGISTER_KERNEL_BUILDER(Name("DcganBatchNormApply").Device(tensorflow::DEVICE_CPU),
