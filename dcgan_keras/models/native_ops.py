@@ -195,6 +195,23 @@ def activation_grad(dy, y, slope):
     return library().dcgan_activation_grad(dy, y, slope=slope)
 
 
+def col2im(cols):
+    """[N, h, w, 16 C] patch columns of a 4x4 / stride-2 / "same" transposed convolution
+    (rows of `fast_layers._flat_kernel`'s blocks) -> its [N, 2h, 2w, C] output, each value
+    the float32 sum of its overlapping entries rounded once."""
+    return library().dcgan_col2_im(cols)
+
+
+def im2col_of_output(dy):
+    """The gradient of `col2im`: [N, 2h, 2w, C] -> [N, h, w, 16 C], each patch entry the
+    output value it lands on (0 on the dropped border), in TensorFlow's ops."""
+    _, h2, w2, c = dy.shape
+    h, w = h2 // 2, w2 // 2
+    blocks = tf.nn.space_to_depth(tf.pad(dy, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
+    parts = [blocks[:, a:a + h, b:b + w, :] for a in (0, 1) for b in (0, 1)]
+    return tf.reshape(tf.stack(parts, axis=3), [-1, h, w, 16 * c])
+
+
 def _grad(op, dy, x, mean, variance, gamma, beta):
     return library().dcgan_batch_norm_grad(
         dy, x, mean, variance, gamma, beta, epsilon=op.get_attr("epsilon"),
@@ -211,6 +228,10 @@ def _register_gradients():
         x, gamma, beta = op.inputs
         dx, dgamma, dbeta = _grad(op, dy, x, op.outputs[1], op.outputs[2], gamma, beta)
         return dx, dgamma, dbeta
+
+    @tf.RegisterGradient("DcganCol2Im")
+    def _col2im_grad(op, dy):
+        return im2col_of_output(dy)
 
     @tf.RegisterGradient("DcganBatchNormApply")
     def _apply_grad(op, dy):

@@ -186,12 +186,15 @@ def test_custom_gradients_are_named_after_their_layer(policy, monkeypatch):
                 for layer in layers}
     # down: dx (matmul + col2im) and dkernel (gather + matmul); up: dx as a conv (gather
     # + matmul) and dkernel (gather + matmul); lrelu: its gradient from the output.
-    # (col2im: the kernel's blocks and the interleave of the output are two transposes)
-    assert by_layer["down"].count("MatMul") == 2 and by_layer["down"].count("Transpose") == 2
+    # (col2im: the native op where it is built, else the kernel's blocks and the
+    # interleave of the output are two transposes)
+    native = native_ops.library() is not None
+    assert by_layer["down"].count("MatMul") == 2
+    assert by_layer["down"].count("DcganCol2Im") == native
+    assert by_layer["down"].count("Transpose") == (1 if native else 2)
     assert by_layer["up"].count("MatMul") == 2 and by_layer["up"].count("GatherV2") == 2
-    assert by_layer["lrelu"] == (["DcganActivationGrad"] if native_ops.library() is not None
-                                 else ["LeakyReluGrad"])  # the native op where it is built
-    products = [op for op in ops if op.type in ("MatMul", "GatherV2", "Transpose")]
+    assert by_layer["lrelu"] == (["DcganActivationGrad"] if native else ["LeakyReluGrad"])
+    products = [op for op in ops if op.type in ("MatMul", "GatherV2", "Transpose", "DcganCol2Im")]
     assert products and all(layer_of(op) in by_layer for op in products), [
         op.name for op in products if layer_of(op) not in by_layer]
 

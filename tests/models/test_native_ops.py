@@ -270,3 +270,51 @@ def test_a_leaky_relu_without_batch_norm_takes_its_gradient_natively(native, bfl
         native_ops.usable = original
     for a, b in zip(fused, plain):  # the same op values: the same gradients
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _tensorflow_col2im(cols):
+    """conv_transpose's col2im in TensorFlow's ops (the native op turned off)."""
+    _, h, w, c16 = cols.shape
+    c = c16 // 16
+    kernel = tf.reshape(tf.eye(16 * c, dtype=cols.dtype), [4, 4, c, 16 * c])
+    flat = tf.reshape(fast_layers._flat_kernel(kernel), [16 * c, 16 * c])
+    # conv_transpose's matmul with a permutation kernel: its cols are `cols` reordered
+    # back, so its col2im sees exactly `cols`.
+    original = native_ops.usable
+    native_ops.usable = lambda x: False
+    try:
+        return fast_layers.conv_transpose(
+            tf.reshape(tf.matmul(tf.reshape(cols, [-1, 16 * c]), tf.transpose(flat)),
+                       [-1, h, w, 16 * c]), kernel)
+    finally:
+        native_ops.usable = original
+
+
+# 3 channels (the scalar loop: G's output, D's first input gradient), 20 (a vector and a
+# remainder); h != w.
+@pytest.mark.parametrize("shape", [(2, 4, 3, 48), (3, 2, 5, 320)])
+def test_col2im_sums_the_overlapping_patches(native, shape):
+    rng = np.random.default_rng(5)
+    cols = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    got = native.col2im(cols)
+    n, h, w, c16 = shape
+    assert got.dtype == tf.bfloat16 and got.shape == (n, 2 * h, 2 * w, c16 // 16)
+    # float32 sums of the bfloat16 entries, rounded once
+    expected = tf.cast(_tensorflow_col2im(tf.cast(cols, tf.float32)), tf.bfloat16)
+    np.testing.assert_array_equal(np.asarray(tf.cast(got, tf.float32)),
+                                  np.asarray(tf.cast(expected, tf.float32)))
+    # its gradient routes each output's gradient to the entries summed into it
+    weights = tf.constant(rng.normal(0.0, 1.0, got.shape), tf.float32)
+    grads = []
+    for fn in (native.col2im, _tensorflow_col2im):
+        with tf.GradientTape() as tape:
+            tape.watch(cols)
+            loss = tf.reduce_sum(tf.cast(fn(cols), tf.float32) * weights)
+        grads.append(np.asarray(tf.cast(tape.gradient(loss, cols), tf.float32)))
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert np.count_nonzero(grads[0]) > 0.5 * grads[0].size
+
+
+def test_col2im_says_what_shape_it_needs(native):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[N, h, w, 16 \* channels\]"):
+        native.col2im(tf.zeros([2, 3, 3, 20], tf.bfloat16))
