@@ -426,6 +426,32 @@ class BatchNormGradOp : public OpKernel {
   float epsilon_, slope_;
 };
 
+// One output row of Col2ImOp: out[x, :] = the sum over the rows `base` and the column
+// offsets of x of their C values. C: the channels when fixed at compile time, else 0.
+template <int C>
+void sum_row(const uint16_t* const* base, int rows_in, const int64_t* offset,
+             const int* count, int64_t width, int64_t channels, uint16_t* out) {
+  const int64_t c = C ? C : channels;
+  for (int64_t x = 0; x < width; ++x, out += c) {
+    const int64_t* off = offset + 2 * x;
+    int64_t j = 0;
+#ifdef DCGAN_AVX512_BF16
+    for (; j + 16 <= c; j += 16) {
+      __m512 sum = _mm512_setzero_ps();
+      for (int a = 0; a < rows_in; ++a)
+        for (int k = 0; k < count[x]; ++k) sum = _mm512_add_ps(sum, vload(base[a] + off[k] + j));
+      vstore(out + j, sum);
+    }
+#endif
+    for (; j < c; ++j) {
+      float sum = 0.f;
+      for (int a = 0; a < rows_in; ++a)
+        for (int k = 0; k < count[x]; ++k) sum += load(base[a] + off[k] + j);
+      out[j] = store(sum);
+    }
+  }
+}
+
 // cols[n, r, s, (a, b, dh, dw, ch)] is the patch entry of the padded output pixel
 // (2 (r + a) + dh, 2 (s + b) + dw); the output drops the one-pixel "same" border.
 class Col2ImOp : public OpKernel {
@@ -445,42 +471,37 @@ class Col2ImOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, 2 * h, 2 * w, c}), &out_t));
     const uint16_t* cols = data(cols_t);
     uint16_t* out = data(out_t);
+    // Where each output column x finds its entries in a row of cols: (s, e, dw) offsets,
+    // the same for every row.
+    std::vector<int64_t> offset(4 * w);
+    std::vector<int> count(2 * w, 0);
+    for (int64_t x = 0; x < 2 * w; ++x) {
+      const int64_t q = (x + 1) / 2, dw = (x + 1) % 2;
+      for (int64_t e = 0; e < 2; ++e) {
+        const int64_t s = q - e;
+        if (s >= 0 && s < w) offset[2 * x + count[x]++] = s * 16 * c + e * 4 * c + dw * c;
+      }
+    }
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     // One task per output row (n, Y): each value is written by one task, so any split
-    // gives the same values.
+    // gives the same values. Sums in the order (a, e) = (0, 0), (0, 1), (1, 0), (1, 1).
     tensorflow::Shard(workers->num_threads, workers->workers, n * 2 * h, 2 * w * c * 10,
                       [&](int64_t r0, int64_t r1) {
-      std::vector<const uint16_t*> src(4);
       for (int64_t row = r0; row < r1; ++row) {
         const int64_t b = row / (2 * h), y = row % (2 * h);
         const int64_t p = (y + 1) / 2, dh = (y + 1) % 2;
+        const uint16_t* base[2];
+        int rows_in = 0;
+        for (int64_t a = 0; a < 2; ++a) {
+          const int64_t r = p - a;
+          if (r >= 0 && r < h)
+            base[rows_in++] = cols + (b * h + r) * w * 16 * c + 2 * a * 4 * c + 2 * dh * c;
+        }
         uint16_t* o = out + row * 2 * w * c;
-        for (int64_t x = 0; x < 2 * w; ++x, o += c) {
-          const int64_t q = (x + 1) / 2, dw = (x + 1) % 2;
-          int count = 0;
-          for (int64_t a = 0; a < 2; ++a) {
-            const int64_t r = p - a;
-            if (r < 0 || r >= h) continue;
-            for (int64_t e = 0; e < 2; ++e) {
-              const int64_t s = q - e;
-              if (s < 0 || s >= w) continue;
-              src[count++] = cols + ((b * h + r) * w + s) * 16 * c + (2 * a + e) * 4 * c
-                             + (2 * dh + dw) * c;
-            }
-          }
-          int64_t j = 0;
-#ifdef DCGAN_AVX512_BF16
-          for (; j + 16 <= c; j += 16) {
-            __m512 sum = vload(src[0] + j);
-            for (int k = 1; k < count; ++k) sum = _mm512_add_ps(sum, vload(src[k] + j));
-            vstore(o + j, sum);
-          }
-#endif
-          for (; j < c; ++j) {
-            float sum = load(src[0] + j);
-            for (int k = 1; k < count; ++k) sum += load(src[k] + j);
-            o[j] = store(sum);
-          }
+        switch (c) {  // few channels (D's input, G's output): the loops unrolled
+          case 1: sum_row<1>(base, rows_in, offset.data(), count.data(), 2 * w, c, o); break;
+          case 3: sum_row<3>(base, rows_in, offset.data(), count.data(), 2 * w, c, o); break;
+          default: sum_row<0>(base, rows_in, offset.data(), count.data(), 2 * w, c, o);
         }
       }
     });
