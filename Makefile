@@ -14,7 +14,7 @@ $(STAMP): setup.py setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Also builds the fused batch-norm op for this CPU ahead (models/native_ops.py; g++, ~10 s
+# Also builds the native bfloat16 ops for this CPU ahead (models/native_ops.py; g++, ~10 s
 # once), so no training run or test compiles it.
 install: $(STAMP)
 	@$(BIN)/python -m dcgan_keras.models.native_ops 2>/dev/null

@@ -1,5 +1,7 @@
-"""A training batch norm fused with the ReLU / LeakyReLU after it: a C++ op for bfloat16 on
-CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and later), which TensorFlow 2.21 lacks.
+"""C++ ops for bfloat16 training on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and
+later), which TensorFlow 2.21 lacks: a training batch norm fused with the ReLU / LeakyReLU
+after it, the col2im of the transposed products that `fast_layers` computes as matmuls,
+and a LeakyReLU gradient.
 
 TensorFlow runs a DCGAN block's batch norm and activation as two ops, and their gradients
 as two more: 5 passes over the activations forward and 8 backward, where 3 and 5 suffice.
@@ -17,7 +19,7 @@ Eigen kernel that moved ~7 GB/s on a 2-core Sapphire Rapids-class Xeon (7 ms a c
 128x32x32x64, three calls a step). Gradients go through the batch statistics as TensorFlow's
 fused batch norm does; `tests/models/test_native_ops.py` checks them against it.
 
-The source (models/native/batch_norm.cc) is compiled on first use with the system's C++
+The source (models/native/ops.cc) is compiled on first use with the system's C++
 compiler (`$CXX`, else g++) against the installed TensorFlow's headers (~10 s), into
 `$DCGAN_KERAS_CACHE` (default ~/.cache/dcgan_keras), one file per source, TensorFlow,
 compiler and CPU; `make install` builds it ahead (`python -m dcgan_keras.models.native_ops`).
@@ -39,7 +41,7 @@ from tensorflow.python.ops import control_flow_util
 
 from dcgan_keras.utils.cpu import cpu_flags
 
-SOURCE = os.path.join(os.path.dirname(__file__), "native", "batch_norm.cc")
+SOURCE = os.path.join(os.path.dirname(__file__), "native", "ops.cc")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-w"]
 REQUIRED_CPU_FLAGS = {"avx512f", "avx512_bf16"}
 
@@ -82,7 +84,7 @@ def library_path(cxx):
                  " ".join(tf.sysconfig.get_link_flags()), platform.machine(),
                  " ".join(sorted(cpu_flags()))):
         key.update(part.encode() + b"\0")
-    return os.path.join(cache_dir(), f"batch_norm-{key.hexdigest()[:16]}.so")
+    return os.path.join(cache_dir(), f"ops-{key.hexdigest()[:16]}.so")
 
 
 def build():
@@ -104,7 +106,7 @@ def build():
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build when several processes start at once
         if os.path.exists(path):
             return path
-        logging.info("building the fused batch-norm op (once, ~10 s): %s", path)
+        logging.info("building the native bfloat16 ops (once, ~10 s): %s", path)
         partial = f"{path}.{os.getpid()}.tmp"
         command = ([cxx] + compile_flags() + tf.sysconfig.get_compile_flags() + [SOURCE, "-o", partial]
                    + tf.sysconfig.get_link_flags())
@@ -154,7 +156,7 @@ def library():
                     _register_gradients()
                 except (NativeOpError, tf.errors.OpError, OSError) as e:
                     _loaded["error"] = str(e)
-                    logging.warning("the fused batch-norm op is off, TensorFlow's ops run "
+                    logging.warning("the native bfloat16 ops is off, TensorFlow's ops run "
                                     "instead: %s", e)
         return _loaded.get("library")
 
@@ -243,9 +245,9 @@ def _register_gradients():
 if __name__ == "__main__":  # make install: build ahead, or say why not
     reason = disabled_reason()
     if reason:
-        print(f"fused batch-norm op not needed: {reason}")
+        print(f"native bfloat16 ops not needed: {reason}")
         sys.exit(0)
     try:
-        print(f"fused batch-norm op: {build()}")
+        print(f"native bfloat16 ops: {build()}")
     except NativeOpError as e:
-        print(f"fused batch-norm op not built ({e}); TensorFlow's ops will run instead")
+        print(f"native bfloat16 ops not built ({e}); TensorFlow's ops will run instead")

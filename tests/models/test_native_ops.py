@@ -196,7 +196,7 @@ def test_the_cache_file_follows_the_source_and_tensorflow(tmp_path, monkeypatch)
     assert first.startswith(str(tmp_path / "native")) and first.endswith(".so")
     assert native_ops.library_path("/usr/bin/g++") == first
     assert native_ops.library_path("/usr/bin/clang++") != first
-    edited = tmp_path / "batch_norm.cc"
+    edited = tmp_path / "ops.cc"
     edited.write_text(open(native_ops.SOURCE).read() + "\n// edited\n")
     monkeypatch.setattr(native_ops, "SOURCE", str(edited))
     assert native_ops.library_path("/usr/bin/g++") != first

@@ -45,6 +45,7 @@ def test_a_bfloat16_run_logs_whether_the_fused_batch_norm_op_runs(tmp_path, capl
     with caplog.at_level(logging.INFO):
         train_lib.train_and_evaluate(config, str(tmp_path / "run"))
     lines = [r.getMessage() for r in caplog.records
-             if r.getMessage().startswith("fused batch norm + activation op:")]
+             if r.getMessage().startswith("native bfloat16 ops")]
     state = native_ops.error() or "on (models/native_ops.py)"
-    assert lines == [f"fused batch norm + activation op: {state}"]
+    assert lines == [f"native bfloat16 ops (batch norm + activation, col2im, LeakyReLU "
+                     f"gradient): {state}"]

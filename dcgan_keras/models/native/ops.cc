@@ -1,5 +1,6 @@
-// A training batch norm fused with the ReLU / LeakyReLU after it, for bfloat16 NHWC tensors
-// on the CPU (dcgan_keras/models/native_ops.py builds and loads it).
+// bfloat16 ops for DCGAN training on the CPU (dcgan_keras/models/native_ops.py builds and
+// loads them): a training batch norm fused with the ReLU / LeakyReLU after it, the col2im
+// of a transposed convolution computed as a matmul, and a LeakyReLU gradient.
 //
 // TensorFlow 2.21 runs a DCGAN block's batch norm and activation as two oneDNN / Eigen ops
 // and their gradients as two more: 5 passes over the activations forward, 8 backward. Here
