@@ -89,7 +89,8 @@ def op_class(op_name, op_type):
         return "activations"
     if op_type in ("GatherV2", "Pad", "PadV2", "Transpose", "DepthToSpace",
                    "SpaceToDepth", "StridedSlice", "Slice", "ConcatV2", "Reshape",
-                   "Squeeze", "ExpandDims", "Tile", "StridedSliceGrad", "Identity"):
+                   "Squeeze", "ExpandDims", "Tile", "StridedSliceGrad", "Identity",
+                   "DcganCol2Im"):
         return "gathers and layout copies"
     if op_type in ("AddN", "AddV2", "Add"):
         return "adds"
