@@ -90,7 +90,7 @@ def op_class(op_name, op_type):
     if op_type in ("GatherV2", "Pad", "PadV2", "Transpose", "DepthToSpace",
                    "SpaceToDepth", "StridedSlice", "Slice", "ConcatV2", "Reshape",
                    "Squeeze", "ExpandDims", "Tile", "StridedSliceGrad", "Identity",
-                   "DcganCol2Im"):
+                   "DcganCol2Im", "DcganIm2Col"):
         return "gathers and layout copies"
     if op_type in ("AddN", "AddV2", "Add"):
         return "adds"

@@ -1,6 +1,6 @@
 """C++ ops for bfloat16 training on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and
 later), which TensorFlow 2.21 lacks: a training batch norm fused with the ReLU / LeakyReLU
-after it, the col2im of the transposed products that `fast_layers` computes as matmuls,
+after it, the im2col and col2im of the products that `fast_layers` computes as matmuls,
 and a LeakyReLU gradient.
 
 TensorFlow runs a DCGAN block's batch norm and activation as two ops, and their gradients
@@ -204,6 +204,22 @@ def col2im(cols):
     return library().dcgan_col2_im(cols)
 
 
+def im2col(x):
+    """[N, H, W, C] -> [N, H/2, W/2, 16 C]: the patches of a 4x4 / stride-2 / "same"
+    convolution, columns ordered (kh, kw, c), zeros outside x (`fast_layers._patches`)."""
+    return library().dcgan_im2_col(x)
+
+
+def col2im_of_patches(dpatches):
+    """The gradient of `im2col`: each patch entry added back to the pixel it came from
+    (its columns reordered (kh, kw) = (2a + dh, 2b + dw) -> (a, b, dh, dw), then `col2im`)."""
+    _, h, w, c16 = dpatches.shape
+    c = c16 // 16
+    blocks = tf.reshape(dpatches, [-1, h, w, 2, 2, 2, 2, c])  # (a, dh, b, dw, c)
+    return col2im(tf.reshape(tf.transpose(blocks, [0, 1, 2, 3, 5, 4, 6, 7]),
+                             [-1, h, w, 16 * c]))
+
+
 def im2col_of_output(dy):
     """The gradient of `col2im`: [N, 2h, 2w, C] -> [N, h, w, 16 C], each patch entry the
     output value it lands on (0 on the dropped border), in TensorFlow's ops."""
@@ -230,6 +246,10 @@ def _register_gradients():
         x, gamma, beta = op.inputs
         dx, dgamma, dbeta = _grad(op, dy, x, op.outputs[1], op.outputs[2], gamma, beta)
         return dx, dgamma, dbeta
+
+    @tf.RegisterGradient("DcganIm2Col")
+    def _im2col_grad(op, dpatches):
+        return col2im_of_patches(dpatches)
 
     @tf.RegisterGradient("DcganCol2Im")
     def _col2im_grad(op, dy):

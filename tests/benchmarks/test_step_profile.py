@@ -33,6 +33,7 @@ def test_events_are_split_into_graph_name_and_type():
     ("gradient_tape/d/block3_conv_1/GatherV2", "GatherV2", "gathers and layout copies"),
     ("generator_1/block1_deconv_1/DepthToSpace", "DepthToSpace", "gathers and layout copies"),
     ("generator_1/block1_deconv_1/DcganCol2Im", "DcganCol2Im", "gathers and layout copies"),
+    ("gradient_tape/d/block3_conv_1/DcganIm2Col", "DcganIm2Col", "gathers and layout copies"),
     ("gradient_tape/d/block1_lrelu/DcganActivationGrad", "DcganActivationGrad", "activations"),
     ("gradient_tape/g/block3_relu_1/DcganBatchNormGrad", "DcganBatchNormGrad", "BatchNorm"),
     ("gradient_tape/d/block3_conv_1/ArithmeticOptimizer/AddOpsRewrite_add", "AddN", "adds"),

@@ -318,3 +318,41 @@ def test_col2im_sums_the_overlapping_patches(native, shape):
 def test_col2im_says_what_shape_it_needs(native):
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[N, h, w, 16 \* channels\]"):
         native.col2im(tf.zeros([2, 3, 3, 20], tf.bfloat16))
+
+
+def _tensorflow_patches(x):
+    original = native_ops.usable
+    native_ops.usable = lambda x: False
+    try:
+        return fast_layers._patches(x)
+    finally:
+        native_ops.usable = original
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 6, 3), (3, 8, 4, 40)])
+def test_im2col_copies_each_patch(native, shape):
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    got = native.im2col(x)
+    n, h, w, c = shape
+    assert got.shape == (n, h // 2, w // 2, 16 * c)
+    np.testing.assert_array_equal(  # a copy: exactly TensorFlow's pad + gather
+        np.asarray(tf.cast(tf.reshape(got, [-1, 16 * c]), tf.float32)),
+        np.asarray(tf.cast(_tensorflow_patches(x), tf.float32)))
+    # its gradient adds each patch entry back to its pixel: float32 sums rounded once
+    weights = tf.constant(rng.normal(0.0, 1.0, got.shape), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.cast(native.im2col(x), tf.float32) * weights)
+    grad = tape.gradient(loss, x)
+    x32 = tf.cast(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x32)
+        loss = tf.reduce_sum(tf.reshape(_tensorflow_patches(x32), got.shape) * weights
+                             .numpy().astype(np.float32).astype(
+                                 tf.bfloat16.as_numpy_dtype).astype(np.float32))
+    expected = tf.cast(tape.gradient(loss, x32), tf.bfloat16)
+    np.testing.assert_array_equal(np.asarray(tf.cast(grad, tf.float32)),
+                                  np.asarray(tf.cast(expected, tf.float32)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="even H and W"):
+        native.im2col(x[:, :3])

@@ -1,6 +1,6 @@
 // bfloat16 ops for DCGAN training on the CPU (dcgan_keras/models/native_ops.py builds and
-// loads them): a training batch norm fused with the ReLU / LeakyReLU after it, the col2im
-// of a transposed convolution computed as a matmul, and a LeakyReLU gradient.
+// loads them): a training batch norm fused with the ReLU / LeakyReLU after it, the im2col
+// and col2im of the 4x4 / stride-2 products computed as matmuls, and a LeakyReLU gradient.
 //
 // TensorFlow 2.21 runs a DCGAN block's batch norm and activation as two oneDNN / Eigen ops
 // and their gradients as two more: 5 passes over the activations forward, 8 backward. Here
@@ -20,6 +20,9 @@
 //     each output value sums its (up to) four overlapping patch entries in float32 and
 //     is rounded once; TensorFlow's slices, pads, AddN and transpose for it moved 3-7 GB/s
 //     in bfloat16 on that Xeon.
+//   DcganIm2Col(x [N, H, W, C]) -> [N, H/2, W/2, 16 C]: the patches of a 4x4 / stride-2 /
+//     "same" convolution, columns ordered (kh, kw, c), zeros outside x: one copy, where
+//     TensorFlow made a padded copy and then gathered from it.
 //   DcganActivationGrad(dy, y) -> dx: the gradient of a LeakyReLU with no batch norm
 //     before it, from its output y (dy where y > 0, else bfloat16(slope) * dy): bit for bit
 //     TensorFlow's LeakyReluGrad, whose bfloat16 kernel (Eigen) moved ~7 GB/s on a 2-core
@@ -509,6 +512,48 @@ class Col2ImOp : public OpKernel {
   }
 };
 
+class Im2ColOp : public OpKernel {
+ public:
+  explicit Im2ColOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    if (x_t.dims() != 4 || x_t.dim_size(1) % 2 || x_t.dim_size(2) % 2 ||
+        x_t.NumElements() == 0) {
+      fail(ctx, "x must be a non-empty [N, H, W, channels] tensor with even H and W, got "
+                "shape " + x_t.shape().DebugString());
+      return;
+    }
+    const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
+    const int64_t c = x_t.dim_size(3), h = hh / 2, w = ww / 2;
+    Tensor* out_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, h, w, 16 * c}), &out_t));
+    const uint16_t* x = data(x_t);
+    uint16_t* out = data(out_t);
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    // One task per patch row (n, i); a pure copy.
+    tensorflow::Shard(workers->num_threads, workers->workers, n * h, w * 16 * c * 2,
+                      [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; ++row) {
+        const int64_t b = row / h, i = row % h;
+        uint16_t* o = out + row * w * 16 * c;
+        for (int64_t j = 0; j < w; ++j) {
+          for (int64_t kh = 0; kh < 4; ++kh) {
+            const int64_t y = 2 * i + kh - 1;
+            for (int64_t kw = 0; kw < 4; ++kw, o += c) {
+              const int64_t xx = 2 * j + kw - 1;
+              if (y < 0 || y >= hh || xx < 0 || xx >= ww)
+                std::memset(o, 0, c * sizeof(uint16_t));
+              else
+                std::memcpy(o, x + ((b * hh + y) * ww + xx) * c, c * sizeof(uint16_t));
+            }
+          }
+        }
+      }
+    });
+  }
+};
+
 class ActivationGradOp : public OpKernel {
  public:
   explicit ActivationGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -623,6 +668,22 @@ REGISTER_OP("DcganCol2Im")
 
 REGISTER_KERNEL_BUILDER(Name("DcganCol2Im").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::Col2ImOp);
+REGISTER_OP("DcganIm2Col")
+    .Input("x: bfloat16")
+    .Output("patches: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      auto x = c->input(0);
+      tensorflow::shape_inference::DimensionHandle h, w, ch;
+      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 1), 2, true, &h));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 2), 2, true, &w));
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, 3), 16, &ch));
+      c->set_output(0, c->MakeShape({c->Dim(x, 0), h, w, ch}));
+      return absl::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("DcganIm2Col").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::Im2ColOp);
 REGISTER_OP("DcganActivationGrad")
     .Input("dy: bfloat16")
     .Input("y: bfloat16")
