@@ -42,7 +42,8 @@ def test_a_bfloat16_run_logs_whether_the_fused_batch_norm_op_runs(tmp_path, capl
     config = TrainConfig(dataset="fashion_mnist", data_dir=data, image_size=16, channels=1,
                          base_width=4, z_dim=8, batch_size=16, max_steps=1,
                          mixed_precision="bfloat16", jit_compile="false", allow_download=False)
-    with caplog.at_level(logging.INFO):
+    # absl's logger: an earlier test in the same worker may have set its level to WARNING
+    with caplog.at_level(logging.INFO, logger="absl"):
         train_lib.train_and_evaluate(config, str(tmp_path / "run"))
     lines = [r.getMessage() for r in caplog.records
              if r.getMessage().startswith("native bfloat16 ops")]
