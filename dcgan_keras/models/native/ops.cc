@@ -56,6 +56,7 @@ using tensorflow::TensorShape;
 
 // Rows are split into at most this many fixed blocks, whatever the number of threads.
 constexpr int64_t kBlocks = 256;
+constexpr int64_t kMinBlockValues = 8192;
 
 inline float load(const uint16_t* p) {
   uint32_t bits = static_cast<uint32_t>(*p) << 16;
@@ -84,14 +85,18 @@ inline void vstore(uint16_t* p, __m512 v) {
 // v where v > 0, else slope * v (slope = 1: v).
 inline __m512 vactivate(__m512 v, __m512 test, __m512 slope) {
   __mmask16 positive = _mm512_cmp_ps_mask(test, _mm512_setzero_ps(), _CMP_GT_OQ);
-  return _mm512_mask_blend_ps(positive, _mm512_mul_ps(slope, v), v);
+  return _mm512_mask_mul_ps(v, _knot_mask16(positive), v, slope);  // one op
 }
 #endif
 
 // Views of an [R, C] bfloat16 tensor (NHWC flattened) and its per-channel parameters.
 struct Rows {
   int64_t r, c;
-  int64_t blocks() const { return std::min(kBlocks, r); }
+  // At least kMinBlockValues values a block (small tensors: fewer partial sums to combine
+  // and fewer tasks), at most kBlocks blocks; a function of the shape alone.
+  int64_t blocks() const {
+    return std::max<int64_t>(1, std::min({kBlocks, r, r * c / kMinBlockValues}));
+  }
   int64_t begin(int64_t b) const { return r * b / blocks(); }
 };
 
@@ -144,7 +149,7 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
         for (int k = 0; k < 4; ++k) {
           __m512 d = _mm512_sub_ps(vload(row + 16 * k), s[k]);
           m1[k] = _mm512_add_ps(m1[k], d);
-          m2[k] = _mm512_add_ps(m2[k], _mm512_mul_ps(d, d));
+          m2[k] = _mm512_fmadd_ps(d, d, m2[k]);
         }
       }
       for (int k = 0; k < 4; ++k) {
@@ -160,7 +165,7 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
       for (; j + 16 <= c; j += 16) {
         __m512 d = _mm512_sub_ps(vload(row + j), _mm512_loadu_ps(sh + j));
         _mm512_storeu_ps(a1 + j, _mm512_add_ps(_mm512_loadu_ps(a1 + j), d));
-        _mm512_storeu_ps(a2 + j, _mm512_add_ps(_mm512_loadu_ps(a2 + j), _mm512_mul_ps(d, d)));
+        _mm512_storeu_ps(a2 + j, _mm512_fmadd_ps(d, d, _mm512_loadu_ps(a2 + j)));
       }
 #endif
       for (; j < c; ++j) {
@@ -206,8 +211,8 @@ void apply(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, const Affi
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
       for (; j + 16 <= c; j += 16) {
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(vload(in + j), _mm512_loadu_ps(sc + j)),
-                                 _mm512_loadu_ps(of + j));
+        __m512 v = _mm512_fmadd_ps(vload(in + j), _mm512_loadu_ps(sc + j),
+                                   _mm512_loadu_ps(of + j));
         vstore(out + j, vactivate(v, v, vs));
       }
 #endif
@@ -335,12 +340,10 @@ class BatchNormGradOp : public OpKernel {
           for (int k = 0; k < 4; ++k) {
             const int64_t j = j0 + 16 * k;
             __m512 xv = vload(xr + 16 * k);
-            __m512 z = _mm512_add_ps(_mm512_mul_ps(xv, _mm512_loadu_ps(sc + j)),
-                                     _mm512_loadu_ps(of + j));
+            __m512 z = _mm512_fmadd_ps(xv, _mm512_loadu_ps(sc + j), _mm512_loadu_ps(of + j));
             __m512 g = vactivate(vload(gr + 16 * k), z, vs);
             m1[k] = _mm512_add_ps(m1[k], g);
-            m2[k] = _mm512_add_ps(m2[k],
-                                  _mm512_mul_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j))));
+            m2[k] = _mm512_fmadd_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j)), m2[k]);
           }
         }
         for (int k = 0; k < 4; ++k) {
@@ -356,12 +359,11 @@ class BatchNormGradOp : public OpKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         for (; j + 16 <= c; j += 16) {
           __m512 xv = vload(xr + j);
-          __m512 z = _mm512_add_ps(_mm512_mul_ps(xv, _mm512_loadu_ps(sc + j)),
-                                   _mm512_loadu_ps(of + j));
+          __m512 z = _mm512_fmadd_ps(xv, _mm512_loadu_ps(sc + j), _mm512_loadu_ps(of + j));
           __m512 g = vactivate(vload(gr + j), z, vs);
           _mm512_storeu_ps(a1 + j, _mm512_add_ps(_mm512_loadu_ps(a1 + j), g));
-          _mm512_storeu_ps(a2 + j, _mm512_add_ps(_mm512_loadu_ps(a2 + j),
-              _mm512_mul_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j)))));
+          _mm512_storeu_ps(a2 + j, _mm512_fmadd_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j)),
+                                                   _mm512_loadu_ps(a2 + j)));
         }
 #endif
         for (; j < c; ++j) {
@@ -405,13 +407,11 @@ class BatchNormGradOp : public OpKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         for (; j + 16 <= c; j += 16) {
           __m512 xv = vload(xr + j);
-          __m512 z = _mm512_add_ps(_mm512_mul_ps(xv, _mm512_loadu_ps(sc + j)),
-                                   _mm512_loadu_ps(of + j));
+          __m512 z = _mm512_fmadd_ps(xv, _mm512_loadu_ps(sc + j), _mm512_loadu_ps(of + j));
           __m512 g = vactivate(vload(gr + j), z, vs);
-          __m512 o = _mm512_add_ps(
-              _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(q1 + j), g),
-                            _mm512_mul_ps(_mm512_loadu_ps(q2 + j), xv)),
-              _mm512_loadu_ps(q3 + j));
+          __m512 o = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + j), g,
+                                     _mm512_fmadd_ps(_mm512_loadu_ps(q2 + j), xv,
+                                                     _mm512_loadu_ps(q3 + j)));
           vstore(out + j, o);
         }
 #endif
