@@ -108,12 +108,15 @@ uint16_t* data(Tensor* t) {
 }
 
 void for_blocks(OpKernelContext* ctx, const Rows& rows, int64_t cost_per_value,
-                const std::function<void(int64_t)>& block) {
+                const std::function<void(int64_t, int64_t, int64_t)>& block) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
   const int64_t n = rows.blocks();
   tensorflow::Shard(workers->num_threads, workers->workers, n,
                     (rows.r / n) * rows.c * cost_per_value, [&](int64_t b0, int64_t b1) {
-                      for (int64_t b = b0; b < b1; ++b) block(b);
+                      // the block's rows computed once: a division per row cost as much
+                      // as the row's sums
+                      for (int64_t b = b0; b < b1; ++b)
+                        block(b, rows.begin(b), rows.begin(b + 1));
                     });
 }
 
@@ -131,7 +134,7 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
   const int64_t c = rows.c, n = rows.blocks();
   std::vector<float> shift(c), s1(n * c, 0.f), s2(n * c, 0.f);
   for (int64_t j = 0; j < c; ++j) shift[j] = load(x + j);
-  for_blocks(ctx, rows, 3, [&](int64_t b) {
+  for_blocks(ctx, rows, 3, [&](int64_t b, int64_t r0, int64_t r1) {
     float* a1 = &s1[b * c];
     float* a2 = &s2[b * c];
     const float* sh = shift.data();
@@ -144,7 +147,7 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
         m1[k] = m2[k] = _mm512_setzero_ps();
         s[k] = _mm512_loadu_ps(sh + j0 + 16 * k);
       }
-      for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+      for (int64_t r = r0; r < r1; ++r) {
         const uint16_t* row = x + r * c + j0;
         for (int k = 0; k < 4; ++k) {
           __m512 d = _mm512_sub_ps(vload(row + 16 * k), s[k]);
@@ -158,7 +161,7 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
       }
     }
 #endif
-    for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       const uint16_t* row = x + r * c;
       int64_t j = j0;
 #ifdef DCGAN_AVX512_BF16
@@ -201,10 +204,10 @@ struct Affine {
 void apply(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, const Affine& f,
            float slope, uint16_t* y) {
   const int64_t c = rows.c;
-  for_blocks(ctx, rows, 4, [&](int64_t b) {
+  for_blocks(ctx, rows, 4, [&](int64_t b, int64_t r0, int64_t r1) {
     const float* sc = f.scale.data();
     const float* of = f.offset.data();
-    for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       const uint16_t* in = x + r * c;
       uint16_t* out = y + r * c;
       int64_t j = 0;
@@ -324,7 +327,7 @@ class BatchNormGradOp : public OpKernel {
 
     // dz = dy * activation'(z), z the normalised x: its sum and its sum against x - mean.
     std::vector<float> s1(n * c, 0.f), s2(n * c, 0.f);
-    for_blocks(ctx, rows, 6, [&](int64_t b) {
+    for_blocks(ctx, rows, 6, [&](int64_t b, int64_t r0, int64_t r1) {
       float* a1 = &s1[b * c];
       float* a2 = &s2[b * c];
       const float *sc = f.scale.data(), *of = f.offset.data();
@@ -335,7 +338,7 @@ class BatchNormGradOp : public OpKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         __m512 m1[4], m2[4];
         for (int k = 0; k < 4; ++k) m1[k] = m2[k] = _mm512_setzero_ps();
-        for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+        for (int64_t r = r0; r < r1; ++r) {
           const uint16_t *xr = x + r * c + j0, *gr = dy + r * c + j0;
           for (int k = 0; k < 4; ++k) {
             const int64_t j = j0 + 16 * k;
@@ -352,7 +355,7 @@ class BatchNormGradOp : public OpKernel {
         }
       }
 #endif
-      for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+      for (int64_t r = r0; r < r1; ++r) {
         const uint16_t *xr = x + r * c, *gr = dy + r * c;
         int64_t j = j0;
 #ifdef DCGAN_AVX512_BF16
@@ -396,10 +399,10 @@ class BatchNormGradOp : public OpKernel {
                                  + g * r * r * sum_dz_xhat * mean[j] / rows.r);
     }
     uint16_t* dx = data(dx_t);
-    for_blocks(ctx, rows, 6, [&](int64_t b) {
+    for_blocks(ctx, rows, 6, [&](int64_t b, int64_t r0, int64_t r1) {
       const float *sc = f.scale.data(), *of = f.offset.data();
       const float *q1 = k1.data(), *q2 = k2.data(), *q3 = k3.data();
-      for (int64_t r = rows.begin(b); r < rows.begin(b + 1); ++r) {
+      for (int64_t r = r0; r < r1; ++r) {
         const uint16_t *xr = x + r * c, *gr = dy + r * c;
         uint16_t* out = dx + r * c;
         int64_t j = 0;
