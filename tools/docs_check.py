@@ -26,7 +26,8 @@ import docs_commands  # noqa: E402
 REPO = docs_commands.REPO
 # Appended to every command of a binary (a verb of analyze has its own line).
 TINY = {
-    "train": ["--max_steps=3", "--batch_size=16", "--base_width=8", "--log_every=1",
+    # 48: a multiple of E-GAN's 3 D steps x 1 or 2 parents, and of 2 replicas
+    "train": ["--max_steps=3", "--batch_size=48", "--base_width=8", "--log_every=1",
               "--checkpoint_every=3", "--num_sample_images=4", "--egan_fitness_batch=16",
               "--eval_num_samples=64"],
     "export": [],
@@ -43,7 +44,7 @@ TINY = {
     "analyze neighbors": ["--num_samples=2", "--max_train=500"],
     "analyze forget": ["--num_annotated=20", "--num_new=4"],
     "train_segmenter": ["--train_scenes=64", "--test_scenes=16", "--epochs=1"],
-    "analyze dissect": ["--num_dissect=32", "--num_intervene=8", "--ace_epochs=1"],
+    "analyze dissect": ["--num_dissect=32", "--num_intervene=8"],
     "analyze paint": ["--port=0", "--num_dissect=32"],
 }
 SERVERS = ("analyze paint",)  # run until they serve their page, which is fetched, then Ctrl-C
@@ -56,6 +57,9 @@ PARSE_ONLY = [  # (reason, test on the command's arguments)
     ("needs Inception's weights file", lambda a: "--feature_net=inception" in a),
     ("needs a shapes model trained for minutes to draw squares; tests/analysis run forget "
      "on a planted generator", lambda a: a[:1] == ["forget"]),
+    ("needs a shapes model trained for minutes whose samples show every concept (ACE "
+     "optimises over them); tests/analysis/dissect run ACE on a planted generator",
+     lambda a: a[:1] == ["dissect"] and "--unit_set=ace" in a),
 ]
 PLACEHOLDERS = {"W": "runs/fmnist", "D": "runs/out", "DIR": "~/faces"}
 
