@@ -250,14 +250,31 @@ bool check_inputs(OpKernelContext* ctx, const Tensor& x, std::initializer_list<i
   return true;
 }
 
+// A gradient and the tensor it is taken for have one shape.
+bool same_shape(OpKernelContext* ctx, const Tensor& a, const char* a_name, const Tensor& b,
+                const char* b_name) {
+  if (a.shape() == b.shape()) return true;
+  return fail(ctx, std::string(a_name) + " and " + b_name + " must have one shape, got " +
+                       a.shape().DebugString() + " and " + b.shape().DebugString());
+}
+
 const float* vec(OpKernelContext* ctx, int i) { return ctx->input(i).flat<float>().data(); }
 
-class BatchNormOp : public OpKernel {
+// The batch norm ops' attributes: epsilon and the activation's slope.
+class BatchNormKernel : public OpKernel {
  public:
-  explicit BatchNormOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit BatchNormKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
   }
+
+ protected:
+  float epsilon_, slope_;
+};
+
+class BatchNormOp : public BatchNormKernel {
+ public:
+  using BatchNormKernel::BatchNormKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
@@ -275,17 +292,11 @@ class BatchNormOp : public OpKernel {
     apply(ctx, data(x), rows, Affine(m, v, vec(ctx, 1), vec(ctx, 2), rows.c, epsilon_),
           slope_, data(y));
   }
-
- private:
-  float epsilon_, slope_;
 };
 
-class BatchNormApplyOp : public OpKernel {
+class BatchNormApplyOp : public BatchNormKernel {
  public:
-  explicit BatchNormApplyOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
-  }
+  using BatchNormKernel::BatchNormKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
@@ -297,28 +308,34 @@ class BatchNormApplyOp : public OpKernel {
           Affine(vec(ctx, 1), vec(ctx, 2), vec(ctx, 3), vec(ctx, 4), rows.c, epsilon_),
           slope_, data(y));
   }
-
- private:
-  float epsilon_, slope_;
 };
 
-class BatchNormGradOp : public OpKernel {
+// dz = dy * activation'(z) at one value (z = x scale + offset, the normalised x).
+inline float grad(float x, const uint16_t* dy, float scale, float offset, float slope) {
+  float z = x * scale + offset;
+  float g = load(dy);
+  return z > 0.f ? g : slope * g;
+}
+
+#ifdef DCGAN_AVX512_BF16
+// The same for 16 channels.
+inline __m512 vgrad(__m512 x, const uint16_t* dy, const float* scale, const float* offset,
+                    __m512 slope) {
+  __m512 z = _mm512_fmadd_ps(x, _mm512_loadu_ps(scale), _mm512_loadu_ps(offset));
+  return vactivate(vload(dy), z, slope);
+}
+#endif
+
+class BatchNormGradOp : public BatchNormKernel {
  public:
-  explicit BatchNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
-  }
+  using BatchNormKernel::BatchNormKernel;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy_t = ctx->input(0);
     const Tensor& x_t = ctx->input(1);
     Rows rows;
     if (!check_inputs(ctx, x_t, {2, 3, 4, 5}, &rows)) return;
-    if (dy_t.shape() != x_t.shape()) {
-      fail(ctx, "dy and x must have one shape, got " + dy_t.shape().DebugString() + " and " +
-                    x_t.shape().DebugString());
-      return;
-    }
+    if (!same_shape(ctx, dy_t, "dy", x_t, "x")) return;
     const int64_t c = rows.c, n = rows.blocks();
     const float *mean = vec(ctx, 2), *gamma = vec(ctx, 4);
     const Affine f(mean, vec(ctx, 3), gamma, vec(ctx, 5), c, epsilon_);
@@ -343,8 +360,7 @@ class BatchNormGradOp : public OpKernel {
           for (int k = 0; k < 4; ++k) {
             const int64_t j = j0 + 16 * k;
             __m512 xv = vload(xr + 16 * k);
-            __m512 z = _mm512_fmadd_ps(xv, _mm512_loadu_ps(sc + j), _mm512_loadu_ps(of + j));
-            __m512 g = vactivate(vload(gr + 16 * k), z, vs);
+            __m512 g = vgrad(xv, gr + 16 * k, sc + j, of + j, vs);
             m1[k] = _mm512_add_ps(m1[k], g);
             m2[k] = _mm512_fmadd_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j)), m2[k]);
           }
@@ -362,8 +378,7 @@ class BatchNormGradOp : public OpKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         for (; j + 16 <= c; j += 16) {
           __m512 xv = vload(xr + j);
-          __m512 z = _mm512_fmadd_ps(xv, _mm512_loadu_ps(sc + j), _mm512_loadu_ps(of + j));
-          __m512 g = vactivate(vload(gr + j), z, vs);
+          __m512 g = vgrad(xv, gr + j, sc + j, of + j, vs);
           _mm512_storeu_ps(a1 + j, _mm512_add_ps(_mm512_loadu_ps(a1 + j), g));
           _mm512_storeu_ps(a2 + j, _mm512_fmadd_ps(g, _mm512_sub_ps(xv, _mm512_loadu_ps(mean + j)),
                                                    _mm512_loadu_ps(a2 + j)));
@@ -371,9 +386,7 @@ class BatchNormGradOp : public OpKernel {
 #endif
         for (; j < c; ++j) {
           float xv = load(xr + j);
-          float z = xv * sc[j] + of[j];
-          float g = load(gr + j);
-          g = z > 0.f ? g : slope * g;
+          float g = grad(xv, gr + j, sc[j], of[j], slope);
           a1[j] += g;
           a2[j] += g * (xv - mean[j]);
         }
@@ -410,8 +423,7 @@ class BatchNormGradOp : public OpKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         for (; j + 16 <= c; j += 16) {
           __m512 xv = vload(xr + j);
-          __m512 z = _mm512_fmadd_ps(xv, _mm512_loadu_ps(sc + j), _mm512_loadu_ps(of + j));
-          __m512 g = vactivate(vload(gr + j), z, vs);
+          __m512 g = vgrad(xv, gr + j, sc + j, of + j, vs);
           __m512 o = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + j), g,
                                      _mm512_fmadd_ps(_mm512_loadu_ps(q2 + j), xv,
                                                      _mm512_loadu_ps(q3 + j)));
@@ -420,17 +432,12 @@ class BatchNormGradOp : public OpKernel {
 #endif
         for (; j < c; ++j) {
           float xv = load(xr + j);
-          float z = xv * sc[j] + of[j];
-          float g = load(gr + j);
-          g = z > 0.f ? g : slope * g;
+          float g = grad(xv, gr + j, sc[j], of[j], slope);
           out[j] = store(q1[j] * g + q2[j] * xv + q3[j]);
         }
       }
     });
   }
-
- private:
-  float epsilon_, slope_;
 };
 
 // One output row of Col2ImOp: out[x, :] = the sum over the rows `base` and the column
@@ -568,11 +575,7 @@ class ActivationGradOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy_t = ctx->input(0);
     const Tensor& y_t = ctx->input(1);
-    if (dy_t.shape() != y_t.shape()) {
-      fail(ctx, "dy and y must have one shape, got " + dy_t.shape().DebugString() + " and " +
-                    y_t.shape().DebugString());
-      return;
-    }
+    if (!same_shape(ctx, dy_t, "dy", y_t, "y")) return;
     Tensor* dx_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_t.shape(), &dx_t));
     const int64_t n = y_t.NumElements();
