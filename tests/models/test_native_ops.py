@@ -1,6 +1,7 @@
 """The native fused batch norm + activation (models/native_ops.py): values and gradients
 against TensorFlow's ops, the layers' use of it, and when it stays off."""
 import collections
+import contextlib
 import os
 
 import keras
@@ -26,6 +27,17 @@ def bfloat16_policy():
     keras.config.set_dtype_policy("mixed_bfloat16")
     yield
     keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def _tensorflows_ops():
+    """The layers as they run where the native ops are off."""
+    original = native_ops.usable
+    native_ops.usable = lambda x: False
+    try:
+        yield
+    finally:
+        native_ops.usable = original
 
 
 def _inputs(shape, seed):
@@ -139,12 +151,8 @@ def test_an_activation_after_the_batch_norm_applies_it_in_one_op(native, bfloat1
 
     # The same values as TensorFlow's ops (the native op turned off).
     fused = _loss_and_weights(model, x)
-    original = native_ops.usable
-    native_ops.usable = lambda x: False
-    try:
+    with _tensorflows_ops():
         plain = _loss_and_weights(model, x)
-    finally:
-        native_ops.usable = original
     for a, b in zip(fused, plain):
         _close(a, b, 2e-2, "gradient")
 
@@ -262,12 +270,8 @@ def test_a_leaky_relu_without_batch_norm_takes_its_gradient_natively(native, bfl
     types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
     assert types["DcganActivationGrad"] == 1 and not types["LeakyReluGrad"]
     fused = _loss_and_weights(model, x)
-    original = native_ops.usable
-    native_ops.usable = lambda x: False
-    try:
+    with _tensorflows_ops():
         plain = _loss_and_weights(model, x)
-    finally:
-        native_ops.usable = original
     for a, b in zip(fused, plain):  # the same op values: the same gradients
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -280,14 +284,10 @@ def _tensorflow_col2im(cols):
     flat = tf.reshape(fast_layers._flat_kernel(kernel), [16 * c, 16 * c])
     # conv_transpose's matmul with a permutation kernel: its cols are `cols` reordered
     # back, so its col2im sees exactly `cols`.
-    original = native_ops.usable
-    native_ops.usable = lambda x: False
-    try:
+    with _tensorflows_ops():
         return fast_layers.conv_transpose(
             tf.reshape(tf.matmul(tf.reshape(cols, [-1, 16 * c]), tf.transpose(flat)),
                        [-1, h, w, 16 * c]), kernel)
-    finally:
-        native_ops.usable = original
 
 
 # 3 channels (the scalar loop: G's output, D's first input gradient), 20 (a vector and a
@@ -321,12 +321,8 @@ def test_col2im_says_what_shape_it_needs(native):
 
 
 def _tensorflow_patches(x):
-    original = native_ops.usable
-    native_ops.usable = lambda x: False
-    try:
+    with _tensorflows_ops():
         return fast_layers._patches(x)
-    finally:
-        native_ops.usable = original
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 6, 3), (3, 8, 4, 40)])
