@@ -210,24 +210,13 @@ def im2col(x):
     return library().dcgan_im2_col(x)
 
 
-def col2im_of_patches(dpatches):
-    """The gradient of `im2col`: each patch entry added back to the pixel it came from
-    (its columns reordered (kh, kw) = (2a + dh, 2b + dw) -> (a, b, dh, dw), then `col2im`)."""
-    _, h, w, c16 = dpatches.shape
-    c = c16 // 16
-    blocks = tf.reshape(dpatches, [-1, h, w, 2, 2, 2, 2, c])  # (a, dh, b, dw, c)
-    return col2im(tf.reshape(tf.transpose(blocks, [0, 1, 2, 3, 5, 4, 6, 7]),
-                             [-1, h, w, 16 * c]))
-
-
-def im2col_of_output(dy):
-    """The gradient of `col2im`: [N, 2h, 2w, C] -> [N, h, w, 16 C], each patch entry the
-    output value it lands on (0 on the dropped border), in TensorFlow's ops."""
-    _, h2, w2, c = dy.shape
-    h, w = h2 // 2, w2 // 2
-    blocks = tf.nn.space_to_depth(tf.pad(dy, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
-    parts = [blocks[:, a:a + h, b:b + w, :] for a in (0, 1) for b in (0, 1)]
-    return tf.reshape(tf.stack(parts, axis=3), [-1, h, w, 16 * c])
+def swap_kernel_blocks(columns):
+    """[N, h, w, 16 C] patch columns ordered (kh, kw, c) <-> ordered (a, b, dh, dw, c), with
+    kh = 2a + dh and kw = 2b + dw: `im2col`'s order and `col2im`'s (its own inverse). The
+    two ops map a patch entry to the same pixel, so each one's gradient is the other's."""
+    _, h, w, c16 = columns.shape
+    blocks = tf.reshape(columns, [-1, h, w, 2, 2, 2, 2, c16 // 16])
+    return tf.reshape(tf.transpose(blocks, [0, 1, 2, 3, 5, 4, 6, 7]), [-1, h, w, c16])
 
 
 def _grad(op, dy, x, mean, variance, gamma, beta):
@@ -249,11 +238,11 @@ def _register_gradients():
 
     @tf.RegisterGradient("DcganIm2Col")
     def _im2col_grad(op, dpatches):
-        return col2im_of_patches(dpatches)
+        return col2im(swap_kernel_blocks(dpatches))  # each entry added back to its pixel
 
     @tf.RegisterGradient("DcganCol2Im")
     def _col2im_grad(op, dy):
-        return im2col_of_output(dy)
+        return swap_kernel_blocks(im2col(dy))  # each entry takes its pixel's gradient
 
     @tf.RegisterGradient("DcganBatchNormApply")
     def _apply_grad(op, dy):
