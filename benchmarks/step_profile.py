@@ -94,7 +94,7 @@ def op_class(op_name, op_type):
         return "gathers and layout copies"
     if op_type in ("AddN", "AddV2", "Add"):
         return "adds"
-    if op_type == "Cast":
+    if op_type in ("Cast", "DcganToBfloat16", "DcganToFloat"):
         return "casts"
     return "other ops"
 

@@ -15,6 +15,8 @@ changes what it relies on (then the workaround may be obsolete, or need a new fo
 - `clone_network`: `keras.models.clone_model` with the weights, keeping the class of a
   Functional subclass (the package's Generator), which clone_model turns into a plain
   Functional model.
+- `own_dtype_value`: a variable's value in its own dtype inside a layer's call, where
+  Keras' autocast would cast it (to cast it another way: `fast_layers`).
 """
 import keras
 import tensorflow as tf
@@ -107,3 +109,18 @@ def clone_network(model):
         copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
+
+def own_dtype_value(variable):
+    """The value of a Keras variable in its own dtype (float32 under mixed precision), also
+    inside a layer's call, where reading it gives a copy autocast to the compute dtype.
+
+    Keras casts a float variable read inside a layer's call to the layer's compute dtype
+    with TensorFlow's Cast; `fast_layers` casts kernels with a faster op of the same bits,
+    and needs the uncast value. An autocast scope of no dtype reads it as it is (keras 3.15,
+    backend/common/variables.py: `AutocastScope(None).maybe_cast` returns the value); the
+    class has no public name. The read is the variable's own, so gradients reach it.
+    """
+    from keras.src.backend import AutocastScope
+    with AutocastScope(None):
+        return tf.convert_to_tensor(variable.value)

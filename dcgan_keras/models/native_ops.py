@@ -1,7 +1,7 @@
 """C++ ops for bfloat16 training on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and
 later), which TensorFlow 2.21 lacks: a training batch norm fused with the ReLU / LeakyReLU
 after it, the im2col and col2im of the products that `fast_layers` computes as matmuls,
-and a LeakyReLU gradient.
+a LeakyReLU gradient, and the float32 <-> bfloat16 casts of the layers' kernels.
 
 TensorFlow runs a DCGAN block's batch norm and activation as two ops, and their gradients
 as two more: 5 passes over the activations forward and 8 backward, where 3 and 5 suffice.
@@ -16,7 +16,8 @@ the normalisation and itself in one pass (`batch_norm_apply`), and the batch nor
 output is then never computed. A LeakyReLU with no batch norm before it (D's first
 layer) takes its gradient with `activation_grad`: TensorFlow's bfloat16 LeakyReluGrad is an
 Eigen kernel that moved ~7 GB/s on a 2-core Sapphire Rapids-class Xeon (7 ms a call at
-128x32x32x64, three calls a step). Gradients go through the batch statistics as TensorFlow's
+128x32x32x64, three calls a step). `fast_layers`' convolutions cast their float32 kernels
+with `cast` instead of Keras' autocast (TensorFlow's Cast), and their gradients back. Gradients go through the batch statistics as TensorFlow's
 fused batch norm does; `tests/models/test_native_ops.py` checks them against it.
 
 The source (models/native/ops.cc) is compiled on first use with the system's C++
@@ -197,26 +198,30 @@ def activation_grad(dy, y, slope):
     return library().dcgan_activation_grad(dy, y, slope=slope)
 
 
-def col2im(cols):
-    """[N, h, w, 16 C] patch columns of a 4x4 / stride-2 / "same" transposed convolution
-    (rows of `fast_layers._flat_kernel`'s blocks) -> its [N, 2h, 2w, C] output, each value
-    the float32 sum of its overlapping entries rounded once."""
-    return library().dcgan_col2_im(cols)
-
-
 def im2col(x):
     """[N, H, W, C] -> [N, H/2, W/2, 16 C]: the patches of a 4x4 / stride-2 / "same"
     convolution, columns ordered (kh, kw, c), zeros outside x (`fast_layers._patches`)."""
     return library().dcgan_im2_col(x)
 
 
-def swap_kernel_blocks(columns):
-    """[N, h, w, 16 C] patch columns ordered (kh, kw, c) <-> ordered (a, b, dh, dw, c), with
-    kh = 2a + dh and kw = 2b + dw: `im2col`'s order and `col2im`'s (its own inverse). The
-    two ops map a patch entry to the same pixel, so each one's gradient is the other's."""
-    _, h, w, c16 = columns.shape
-    blocks = tf.reshape(columns, [-1, h, w, 2, 2, 2, 2, c16 // 16])
-    return tf.reshape(tf.transpose(blocks, [0, 1, 2, 3, 5, 4, 6, 7]), [-1, h, w, c16])
+def col2im(cols):
+    """[N, h, w, 16 C] patch columns of a 4x4 / stride-2 / "same" transposed convolution,
+    ordered as `im2col`'s -> its [N, 2h, 2w, C] output, each value the float32 sum of its
+    overlapping entries rounded once. The two ops map a patch entry to the same pixel, so
+    each one's gradient is the other."""
+    return library().dcgan_col2_im(cols)
+
+
+def cast(x, dtype):
+    """tf.cast(x, dtype) between float32 and bfloat16 (other casts: tf.cast), bit for bit;
+    TensorFlow's float32 -> bfloat16 Cast moved ~5 GB/s on the AMX Xeon, a third of this
+    op's rate there. Its gradient is the cast back."""
+    dtype = tf.as_dtype(dtype)
+    if x.dtype == tf.float32 and dtype == tf.bfloat16:
+        return library().dcgan_to_bfloat16(x)
+    if x.dtype == tf.bfloat16 and dtype == tf.float32:
+        return library().dcgan_to_float(x)
+    return tf.cast(x, dtype)
 
 
 def _grad(op, dy, x, mean, variance, gamma, beta):
@@ -238,11 +243,19 @@ def _register_gradients():
 
     @tf.RegisterGradient("DcganIm2Col")
     def _im2col_grad(op, dpatches):
-        return col2im(swap_kernel_blocks(dpatches))  # each entry added back to its pixel
+        return col2im(dpatches)  # each entry added back to its pixel
 
     @tf.RegisterGradient("DcganCol2Im")
     def _col2im_grad(op, dy):
-        return swap_kernel_blocks(im2col(dy))  # each entry takes its pixel's gradient
+        return im2col(dy)  # each entry takes its pixel's gradient
+
+    @tf.RegisterGradient("DcganToBfloat16")
+    def _to_bfloat16_grad(op, dy):
+        return library().dcgan_to_float(dy)
+
+    @tf.RegisterGradient("DcganToFloat")
+    def _to_float_grad(op, dy):
+        return library().dcgan_to_bfloat16(dy)
 
     @tf.RegisterGradient("DcganBatchNormApply")
     def _apply_grad(op, dy):

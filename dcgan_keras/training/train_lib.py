@@ -190,7 +190,7 @@ def train_and_evaluate(config, workdir, extra_callbacks=()):
     if choice.mixed_precision == "bfloat16" and not choice.jit_compile:
         # Builds it on the first run (~10 s) unless `make install` did.
         logging.info("native bfloat16 ops (batch norm + activation, im2col, col2im, LeakyReLU "
-                     "gradient): %s",
+                     "gradient, kernel casts): %s",
                      native_ops.error() or "on (models/native_ops.py)")
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the "

@@ -36,6 +36,8 @@ def test_events_are_split_into_graph_name_and_type():
     ("gradient_tape/d/block3_conv_1/DcganIm2Col", "DcganIm2Col", "gathers and layout copies"),
     ("gradient_tape/d/block1_lrelu/DcganActivationGrad", "DcganActivationGrad", "activations"),
     ("gradient_tape/g/block3_relu_1/DcganBatchNormGrad", "DcganBatchNormGrad", "BatchNorm"),
+    ("d/block4_conv_1/DcganToBfloat16", "DcganToBfloat16", "casts"),
+    ("gradient_tape/d/block4_conv_1/DcganToFloat", "DcganToFloat", "casts"),
     ("gradient_tape/d/block3_conv_1/ArithmeticOptimizer/AddOpsRewrite_add", "AddN", "adds"),
     ("generator_1/project_1/Cast/Cast", "Cast", "casts"),
     ("adam_1/ResourceApplyAdam_3", "ResourceApplyAdam", "Adam"),

@@ -219,3 +219,30 @@ def test_clone_network_keeps_the_class_the_prior_and_every_weight():
             assert a is not b
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     assert keras_compat.clone_network(generator).z_distribution == "normal"
+
+
+# --- own_dtype_value ---
+
+def test_own_dtype_value_is_the_uncast_variable_inside_an_autocast_call():
+    """Inside a mixed-precision layer's call a read of the kernel is autocast to bfloat16;
+    own_dtype_value gives its float32 value, and gradients reach the variable through it."""
+    seen = {}
+
+    class Probe(keras.layers.Dense):
+        def call(self, inputs):
+            seen["autocast"] = tf.convert_to_tensor(self.kernel).dtype
+            own = keras_compat.own_dtype_value(self.kernel)
+            seen["own"] = own.dtype
+            return tf.matmul(tf.cast(inputs, tf.float32), own)
+
+    layer = Probe(2, use_bias=False, dtype="mixed_bfloat16")
+    x = tf.constant([[1.0, 2.0, 3.0]])
+    layer.build(x.shape)
+    layer.kernel.assign(np.full([3, 2], 1.0 + 2.0 ** -10, np.float32))  # not a bfloat16
+    with tf.GradientTape() as tape:
+        y = layer(x)
+    assert seen == {"autocast": tf.bfloat16, "own": tf.float32}
+    np.testing.assert_array_equal(y.numpy(), np.full([1, 2], 6.0 * (1.0 + 2.0 ** -10),
+                                                     np.float32))
+    grad = tape.gradient(y, layer.kernel)
+    np.testing.assert_array_equal(grad.numpy(), np.repeat([[1.0], [2.0], [3.0]], 2, axis=1))

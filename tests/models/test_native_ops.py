@@ -280,19 +280,16 @@ def _tensorflow_col2im(cols):
     """conv_transpose's col2im in TensorFlow's ops (the native op turned off)."""
     _, h, w, c16 = cols.shape
     c = c16 // 16
+    # conv_transpose with the identity kernel: its matmul's columns are `cols` (in the
+    # (a, b, dh, dw, c) order of TensorFlow's path), so its col2im sees exactly them.
     kernel = tf.reshape(tf.eye(16 * c, dtype=cols.dtype), [4, 4, c, 16 * c])
-    flat = tf.reshape(fast_layers._flat_kernel(kernel), [16 * c, 16 * c])
-    # conv_transpose's matmul with a permutation kernel: its cols are `cols` reordered
-    # back, so its col2im sees exactly `cols`.
     with _tensorflows_ops():
-        return fast_layers.conv_transpose(
-            tf.reshape(tf.matmul(tf.reshape(cols, [-1, 16 * c]), tf.transpose(flat)),
-                       [-1, h, w, 16 * c]), kernel)
+        return fast_layers.conv_transpose(cols, kernel)
 
 
-# 3 channels (the scalar loop: G's output, D's first input gradient), 20 (a vector and a
-# remainder); h != w.
-@pytest.mark.parametrize("shape", [(2, 4, 3, 48), (3, 2, 5, 320)])
+# 3 channels (spans of 6, one masked vector: G's output, D's first input gradient), 1, 20
+# (spans of 40: two vectors and a masked 8); h != w.
+@pytest.mark.parametrize("shape", [(2, 4, 3, 48), (2, 3, 2, 16), (3, 2, 5, 320)])
 def test_col2im_sums_the_overlapping_patches(native, shape):
     rng = np.random.default_rng(5)
     cols = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
@@ -352,3 +349,45 @@ def test_im2col_copies_each_patch(native, shape):
                                   np.asarray(tf.cast(expected, tf.float32)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="even H and W"):
         native.im2col(x[:, :3])
+
+
+def _bits(t):
+    t = tf.convert_to_tensor(t)
+    return np.asarray(tf.bitcast(t, tf.uint16 if t.dtype == tf.bfloat16 else tf.uint32))
+
+
+def test_casts_are_tensorflows_bit_for_bit(native):
+    rng = np.random.default_rng(7)
+    ties = np.array([0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x7F7FFFFF, 0x00008000,
+                     0x80018000], np.uint32).view(np.float32)  # halfway, either side, max
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -3e-39,
+                        1.17e-38, 3.4e38, -3.4e38], np.float32)
+    x = np.concatenate([rng.normal(0, 1, 9000) * 10.0 ** rng.integers(-30, 30, 9000),
+                        rng.normal(0, 0.02, 1000), ties, special]).astype(np.float32)
+    rng.shuffle(x)  # specials in the vector loop and in the remainder of 7 (10018 values)
+    x = tf.constant(x[:10018].reshape(2, 5009))
+    y = native.cast(x, tf.bfloat16)
+    assert y.dtype == tf.bfloat16 and y.shape == x.shape
+    np.testing.assert_array_equal(_bits(y), _bits(tf.cast(x, tf.bfloat16)))
+    back = native.cast(y, tf.float32)
+    assert back.dtype == tf.float32
+    np.testing.assert_array_equal(_bits(back), _bits(tf.cast(y, tf.float32)))
+    # other casts are TensorFlow's
+    assert native.cast(tf.constant([1.5]), tf.float16).dtype == tf.float16
+    # the gradients are the casts back, as TensorFlow's
+    finite = tf.constant(rng.normal(0, 1, [3, 37]), tf.float32)
+    weights = tf.constant(rng.normal(0, 1, [3, 37]), tf.float32)
+    grads = []
+    for fn in (native.cast, tf.cast):
+        with tf.GradientTape() as tape:
+            tape.watch(finite)
+            half = fn(finite, tf.bfloat16)
+            with tf.GradientTape() as inner:
+                inner.watch(half)
+                loss = tf.reduce_sum(fn(half, tf.float32) * weights)
+            d_half = inner.gradient(loss, half)
+        grads.append((d_half, tape.gradient(half, finite, output_gradients=d_half)))
+    for (a, b), (c, d) in zip([grads[0]], [grads[1]]):
+        assert a.dtype == tf.bfloat16 and b.dtype == tf.float32
+        np.testing.assert_array_equal(_bits(a), _bits(c))
+        np.testing.assert_array_equal(_bits(b), _bits(d))

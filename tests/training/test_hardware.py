@@ -49,4 +49,4 @@ def test_a_bfloat16_run_logs_whether_the_fused_batch_norm_op_runs(tmp_path, capl
              if r.getMessage().startswith("native bfloat16 ops")]
     state = native_ops.error() or "on (models/native_ops.py)"
     assert lines == [f"native bfloat16 ops (batch norm + activation, im2col, col2im, LeakyReLU "
-                     f"gradient): {state}"]
+                     f"gradient, kernel casts): {state}"]

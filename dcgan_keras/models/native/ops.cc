@@ -15,18 +15,22 @@
 //   DcganBatchNormApply(x, mean, variance, gamma, beta) -> y.
 //   DcganBatchNormGrad(dy, x, mean, variance, gamma, beta) -> dx, dgamma, dbeta: the
 //     gradient of training batch norm + activation, through the batch statistics.
-//   DcganCol2Im(cols [N, h, w, 16 C]) -> [N, 2h, 2w, C]: the col2im of a 4x4 / stride-2 /
-//     "same" transposed convolution computed as a matmul (fast_layers.conv_transpose):
-//     each output value sums its (up to) four overlapping patch entries in float32 and
-//     is rounded once; TensorFlow's slices, pads, AddN and transpose for it moved 3-7 GB/s
-//     in bfloat16 on that Xeon.
 //   DcganIm2Col(x [N, H, W, C]) -> [N, H/2, W/2, 16 C]: the patches of a 4x4 / stride-2 /
 //     "same" convolution, columns ordered (kh, kw, c), zeros outside x: one copy, where
 //     TensorFlow made a padded copy and then gathered from it.
+//   DcganCol2Im(cols [N, h, w, 16 C]) -> [N, 2h, 2w, C]: the col2im of a 4x4 / stride-2 /
+//     "same" transposed convolution computed as a matmul (fast_layers.conv_transpose),
+//     columns in DcganIm2Col's order: each output value sums its (up to) four overlapping
+//     patch entries in float32 and is rounded once; TensorFlow's slices, pads, AddN and
+//     transpose for it moved 3-7 GB/s in bfloat16 on that Xeon. The two ops map a patch
+//     entry to the same pixel, so each one's gradient is the other.
 //   DcganActivationGrad(dy, y) -> dx: the gradient of a LeakyReLU with no batch norm
 //     before it, from its output y (dy where y > 0, else bfloat16(slope) * dy): bit for bit
 //     TensorFlow's LeakyReluGrad, whose bfloat16 kernel (Eigen) moved ~7 GB/s on a 2-core
 //     Sapphire Rapids-class Xeon.
+//   DcganToBfloat16(x float32) -> bfloat16 and DcganToFloat(x bfloat16) -> float32: the
+//     casts of the float32 kernels to the products' bfloat16 and of their gradients back,
+//     bit for bit TensorFlow's Cast, whose float32 -> bfloat16 kernel moved ~5 GB/s there.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -35,7 +39,8 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512BW__) && \
+    defined(__AVX512VL__)
 #include <immintrin.h>
 #define DCGAN_AVX512_BF16 1
 #endif
@@ -65,7 +70,7 @@ inline float load(const uint16_t* p) {
   return f;
 }
 
-inline uint16_t store(float f) {  // round to nearest even, as TensorFlow's casts
+inline uint16_t store(float f) {  // round to nearest even, subnormals kept: TensorFlow's Cast
   if (std::isnan(f)) return 0x7FC0;
   uint32_t bits;
   std::memcpy(&bits, &f, sizeof(f));
@@ -440,34 +445,35 @@ class BatchNormGradOp : public BatchNormKernel {
   }
 };
 
-// One output row of Col2ImOp: out[x, :] = the sum over the rows `base` and the column
-// offsets of x of their C values. C: the channels when fixed at compile time, else 0.
-template <int C>
-void sum_row(const uint16_t* const* base, int rows_in, const int64_t* offset,
-             const int* count, int64_t width, int64_t channels, uint16_t* out) {
-  const int64_t c = C ? C : channels;
-  for (int64_t x = 0; x < width; ++x, out += c) {
-    const int64_t* off = offset + 2 * x;
-    int64_t j = 0;
+// The values t0 <= t < t1 of one padded pixel pair (2 C values: pixels 2q, 2q + 1) of a
+// col2im output row, into out[t - t0]: the float32 sum of the entries of `terms` (the
+// patch entries that land on the pair, in the order (a, e) = (0, 0), (0, 1), (1, 0),
+// (1, 1)), rounded once. Summed in registers: no buffer is read back.
+inline void sum_pair(const uint16_t* const* terms, int count, int64_t t0, int64_t t1,
+                     uint16_t* out) {
+  int64_t t = t0;
 #ifdef DCGAN_AVX512_BF16
-    for (; j + 16 <= c; j += 16) {
-      __m512 sum = _mm512_setzero_ps();
-      for (int a = 0; a < rows_in; ++a)
-        for (int k = 0; k < count[x]; ++k) sum = _mm512_add_ps(sum, vload(base[a] + off[k] + j));
-      vstore(out + j, sum);
+  for (; t < t1; t += 16) {
+    const int64_t n = std::min<int64_t>(16, t1 - t);
+    const __mmask16 m = static_cast<__mmask16>(n == 16 ? 0xFFFFu : (1u << n) - 1);
+    __m512 sum = _mm512_setzero_ps();
+    for (int k = 0; k < count; ++k) {
+      __m256i h = _mm256_maskz_loadu_epi16(m, terms[k] + t);
+      sum = _mm512_add_ps(sum,
+                          _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
     }
+    _mm256_mask_storeu_epi16(out + t - t0, m, (__m256i)_mm512_cvtneps_pbh(sum));
+  }
 #endif
-    for (; j < c; ++j) {
-      float sum = 0.f;
-      for (int a = 0; a < rows_in; ++a)
-        for (int k = 0; k < count[x]; ++k) sum += load(base[a] + off[k] + j);
-      out[j] = store(sum);
-    }
+  for (; t < t1; ++t) {
+    float sum = 0.f;
+    for (int k = 0; k < count; ++k) sum += load(terms[k] + t);
+    out[t - t0] = store(sum);
   }
 }
 
-// cols[n, r, s, (a, b, dh, dw, ch)] is the patch entry of the padded output pixel
-// (2 (r + a) + dh, 2 (s + b) + dw); the output drops the one-pixel "same" border.
+// cols[n, r, s, (kh, kw, ch)] (im2col's order) is the patch entry of the padded output
+// pixel (2r + kh, 2s + kw); the output drops the one-pixel "same" border.
 class Col2ImOp : public OpKernel {
  public:
   explicit Col2ImOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -485,20 +491,11 @@ class Col2ImOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, 2 * h, 2 * w, c}), &out_t));
     const uint16_t* cols = data(cols_t);
     uint16_t* out = data(out_t);
-    // Where each output column x finds its entries in a row of cols: (s, e, dw) offsets,
-    // the same for every row.
-    std::vector<int64_t> offset(4 * w);
-    std::vector<int> count(2 * w, 0);
-    for (int64_t x = 0; x < 2 * w; ++x) {
-      const int64_t q = (x + 1) / 2, dw = (x + 1) % 2;
-      for (int64_t e = 0; e < 2; ++e) {
-        const int64_t s = q - e;
-        if (s >= 0 && s < w) offset[2 * x + count[x]++] = s * 16 * c + e * 4 * c + dw * c;
-      }
-    }
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    // One task per output row (n, Y): each value is written by one task, so any split
-    // gives the same values. Sums in the order (a, e) = (0, 0), (0, 1), (1, 0), (1, 1).
+    // One task per output row (n, y): each value is written by one task, so any split
+    // gives the same values. The padded row y + 1 = 2p + dh is covered by the patch rows
+    // r = p - a (kh = 2a + dh); its pixel pair q (pixels 2q + dw) by patch q's kw = dw
+    // (e = 0) and patch q - 1's kw = 2 + dw (e = 1): 2 C contiguous entries each.
     tensorflow::Shard(workers->num_threads, workers->workers, n * 2 * h, 2 * w * c * 10,
                       [&](int64_t r0, int64_t r1) {
       for (int64_t row = r0; row < r1; ++row) {
@@ -509,13 +506,19 @@ class Col2ImOp : public OpKernel {
         for (int64_t a = 0; a < 2; ++a) {
           const int64_t r = p - a;
           if (r >= 0 && r < h)
-            base[rows_in++] = cols + (b * h + r) * w * 16 * c + 2 * a * 4 * c + 2 * dh * c;
+            base[rows_in++] = cols + (b * h + r) * w * 16 * c + (2 * a + dh) * 4 * c;
         }
         uint16_t* o = out + row * 2 * w * c;
-        switch (c) {  // few channels (D's input, G's output): the loops unrolled
-          case 1: sum_row<1>(base, rows_in, offset.data(), count.data(), 2 * w, c, o); break;
-          case 3: sum_row<3>(base, rows_in, offset.data(), count.data(), 2 * w, c, o); break;
-          default: sum_row<0>(base, rows_in, offset.data(), count.data(), 2 * w, c, o);
+        for (int64_t q = 0; q <= w; ++q) {
+          const uint16_t* terms[4];
+          int count = 0;
+          for (int i = 0; i < rows_in; ++i) {
+            if (q < w) terms[count++] = base[i] + q * 16 * c;
+            if (q > 0) terms[count++] = base[i] + (q - 1) * 16 * c + 2 * c;
+          }
+          // the pair's first pixel is the border at q = 0, its second at q = w
+          const int64_t t0 = q == 0 ? c : 0, t1 = q == w ? c : 2 * c;
+          sum_pair(terms, count, t0, t1, o + (2 * q - 1) * c + t0);
         }
       }
     });
@@ -549,7 +552,12 @@ class Im2ColOp : public OpKernel {
         uint16_t* o = out + row * w * 16 * c;
         for (int64_t j = 0; j < w; ++j) {
           for (int64_t kh = 0; kh < 4; ++kh) {
-            const int64_t y = 2 * i + kh - 1;
+            const int64_t y = 2 * i + kh - 1, x0 = 2 * j - 1;
+            if (y >= 0 && y < hh && x0 >= 0 && x0 + 4 <= ww) {  // the 4 pixels in one copy
+              std::memcpy(o, x + ((b * hh + y) * ww + x0) * c, 4 * c * sizeof(uint16_t));
+              o += 4 * c;
+              continue;
+            }
             for (int64_t kw = 0; kw < 4; ++kw, o += c) {
               const int64_t xx = 2 * j + kw - 1;
               if (y < 0 || y >= hh || xx < 0 || xx >= ww)
@@ -560,6 +568,66 @@ class Im2ColOp : public OpKernel {
           }
         }
       }
+    });
+  }
+};
+
+// Elementwise over n values in blocks of kChunk: any split gives the same values.
+constexpr int64_t kChunk = 4096;
+
+void for_chunks(OpKernelContext* ctx, int64_t n, int64_t cost_per_value,
+                const std::function<void(int64_t, int64_t)>& chunk) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  tensorflow::Shard(workers->num_threads, workers->workers, (n + kChunk - 1) / kChunk,
+                    kChunk * cost_per_value, [&](int64_t b0, int64_t b1) {
+                      chunk(b0 * kChunk, std::min(n, b1 * kChunk));
+                    });
+}
+
+class ToBfloat16Op : public OpKernel {
+ public:
+  explicit ToBfloat16Op(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    Tensor* y_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &y_t));
+    const float* x = x_t.flat<float>().data();
+    uint16_t* y = data(y_t);
+    for_chunks(ctx, x_t.NumElements(), 2, [&](int64_t i, int64_t end) {
+#ifdef DCGAN_AVX512_BF16
+      // store()'s integer rounding 16 at a time (vcvtneps2bf16 flushes subnormals)
+      const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
+      const __m512i nan = _mm512_set1_epi32(0x7FC0);
+      for (; i + 16 <= end; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m512i bits = _mm512_castps_si512(v);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(bias, lsb)), 16);
+        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtepi32_epi16(r));
+      }
+#endif
+      for (; i < end; ++i) y[i] = store(x[i]);
+    });
+  }
+};
+
+class ToFloatOp : public OpKernel {
+ public:
+  explicit ToFloatOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    Tensor* y_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &y_t));
+    const uint16_t* x = data(x_t);
+    float* y = y_t->flat<float>().data();
+    for_chunks(ctx, x_t.NumElements(), 2, [&](int64_t i, int64_t end) {
+#ifdef DCGAN_AVX512_BF16
+      for (; i + 16 <= end; i += 16) _mm512_storeu_ps(y + i, vload(x + i));
+#endif
+      for (; i < end; ++i) y[i] = load(x + i);
     });
   }
 };
@@ -583,13 +651,7 @@ class ActivationGradOp : public OpKernel {
     const uint16_t *dy = data(dy_t), *y = data(y_t);
     uint16_t* dx = data(dx_t);
     const float slope = slope_;
-    // Elementwise: any split gives the same values. Blocks of 4096 values.
-    constexpr int64_t kChunk = 4096;
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(workers->num_threads, workers->workers, (n + kChunk - 1) / kChunk,
-                      kChunk * 3, [&](int64_t b0, int64_t b1) {
-      const int64_t end = std::min(n, b1 * kChunk);
-      int64_t i = b0 * kChunk;
+    for_chunks(ctx, n, 3, [&](int64_t i, int64_t end) {
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
       for (; i + 16 <= end; i += 16)
@@ -708,3 +770,21 @@ REGISTER_KERNEL_BUILDER(Name("DcganBatchNormApply").Device(tensorflow::DEVICE_CP
                         dcgan_keras::BatchNormApplyOp);
 REGISTER_KERNEL_BUILDER(Name("DcganBatchNormGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::BatchNormGradOp);
+REGISTER_OP("DcganToBfloat16")
+    .Input("x: float")
+    .Output("y: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganToBfloat16").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::ToBfloat16Op);
+REGISTER_OP("DcganToFloat")
+    .Input("x: bfloat16")
+    .Output("y: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganToFloat").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::ToFloatOp);
