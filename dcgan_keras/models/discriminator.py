@@ -43,8 +43,9 @@ class Discriminator(keras.Model):
                                  name=f"block{i}_lrelu")(x)
         x = layers.Flatten(name="flatten")(x)
         # float32 logit under mixed precision: the loss needs it.
-        logit = layers.Dense(1, use_bias=False, kernel_initializer=architecture.weight_init(),
-                             dtype="float32", name="logit")(x)
+        logit = fast_layers.Dense(1, use_bias=False,
+                                  kernel_initializer=architecture.weight_init(),
+                                  dtype="float32", name="logit")(x)
         kwargs.setdefault("name", "discriminator")
         super().__init__(inputs=images, outputs=logit, **kwargs)
 

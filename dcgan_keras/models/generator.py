@@ -39,7 +39,7 @@ class Generator(keras.Model):
 
         # === Functional Model ===
         z = keras.Input(shape=(z_dim,), name="z")
-        x = layers.Dense(4 * 4 * widths[0], use_bias=False,
+        x = fast_layers.Dense(4 * 4 * widths[0], use_bias=False,
                          kernel_initializer=architecture.weight_init(), name="project")(z)
         x = layers.Reshape((4, 4, widths[0]), name="project_reshape")(x)
         x = architecture.batch_norm("project_bn", sync_batchnorm)(x)
@@ -55,7 +55,7 @@ class Generator(keras.Model):
                                         use_bias=False, kernel_initializer=architecture.weight_init(),
                                         name="output_deconv")(x)
         # float32 output under mixed precision: images leave G in full precision.
-        images = layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+        images = fast_layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
         kwargs.setdefault("name", "generator")
         super().__init__(inputs=z, outputs=images, **kwargs)
 

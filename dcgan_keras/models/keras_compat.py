@@ -17,6 +17,8 @@ changes what it relies on (then the workaround may be obsolete, or need a new fo
   Functional model.
 - `own_dtype_value`: a variable's value in its own dtype inside a layer's call, where
   Keras' autocast would cast it (to cast it another way: `fast_layers`).
+- `skip_input_casts`: a layer whose `__call__` leaves its inputs' dtype to its `call`
+  (which casts them another way: `fast_layers`).
 """
 import keras
 import tensorflow as tf
@@ -124,3 +126,15 @@ def own_dtype_value(variable):
     from keras.src.backend import AutocastScope
     with AutocastScope(None):
         return tf.convert_to_tensor(variable.value)
+
+
+def skip_input_casts(layer):
+    """Makes Keras' `layer.__call__` pass float inputs of another dtype to `call` as they
+    are, instead of casting them to the layer's input dtype with TensorFlow's Cast; the
+    layer's `call` must cast them (`fast_layers` does, with a faster op of the same bits).
+
+    Keras 3.15's `Layer.__call__` converts its arguments unless the private attribute
+    `_convert_input_args` is False (layers/layer.py, "Convert any array arguments to
+    tensors of correct dtype"); there is no public switch.
+    """
+    layer._convert_input_args = False

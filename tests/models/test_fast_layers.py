@@ -189,13 +189,13 @@ def test_custom_gradients_are_named_after_their_layer(policy, monkeypatch):
     # (col2im: the native op where it is built, which takes the columns in the kernel's
     # own order, else the kernel's blocks and the interleave of the output are two
     # transposes; there the kernel's float32 -> bfloat16 cast is native too, and its
-    # gradient the native cast back)
+    # gradient the native cast back, as is down's cast of its float32 input)
     native = native_ops.library() is not None
     assert by_layer["down"].count("MatMul") == 2
     assert by_layer["down"].count("DcganCol2Im") == native
     assert by_layer["down"].count("Transpose") == (0 if native else 2)
-    for name in ("down", "up"):
-        assert by_layer[name].count("DcganToFloat") == native
+    assert by_layer["down"].count("DcganToFloat") == 2 * native
+    assert by_layer["up"].count("DcganToFloat") == native
     assert by_layer["up"].count("MatMul") == 2
     assert by_layer["up"].count("DcganIm2Col" if native else "GatherV2") == 2
     assert by_layer["lrelu"] == (["DcganActivationGrad"] if native else ["LeakyReluGrad"])
@@ -300,3 +300,56 @@ def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path
         conv.kernel, "bfloat16"), 2, "SAME"), 0.2)
     a = np.asarray(tf.cast(reference, tf.float32))
     np.testing.assert_allclose(np.asarray(tf.cast(y, tf.float32)), a, atol=0.02 * np.abs(a).max())
+
+
+def _values_and_gradients(layer, x, weights, graph_ops):
+    """The layer's output and d(loss)/d(x, its weights) in a tf.function, as float32 arrays;
+    `graph_ops` receives the function's op types (`weights`: in the output's dtype, so the
+    loss adds no cast)."""
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * weights)
+        return [layer(x)] + tape.gradient(loss, [x] + layer.trainable_weights)
+
+    graph_ops.extend(op.type for op in step.get_concrete_function(x).graph.get_operations())
+    return [np.asarray(tf.cast(t, tf.float32)) for t in step(x)]
+
+
+@pytest.mark.parametrize("make", [
+    # G's projection (bfloat16, float32 z), D's logit (float32, bfloat16 features)
+    lambda m: m.Dense(6, use_bias=False, name="dense"),
+    lambda m: m.Dense(1, use_bias=False, dtype="float32", name="logit"),
+    # G's float32 tanh on bfloat16 features
+    lambda m: m.Activation("tanh", dtype="float32", name="tanh"),
+], ids=["projection", "logit", "tanh"])
+@pytest.mark.parametrize("input_dtype", [tf.float32, tf.bfloat16])
+def test_input_casts_are_keras_own_bit_for_bit(policy, make, input_dtype):
+    """The layers that cast their own inputs (and the Dense its kernel) give Keras' layer's
+    values and gradients exactly, with no TensorFlow Cast where the native ops run."""
+    policy("mixed_bfloat16")
+    rng = np.random.default_rng(8)
+    x = tf.cast(tf.constant(rng.normal(0, 1, [4, 9]), tf.float32), input_dtype)
+    kernel = rng.normal(0, 1, [9, 6]).astype(np.float32) * np.float32(1 + 2.0 ** -12)
+    results = []
+    for layer in (make(keras.layers), make(fast_layers)):
+        layer.build(x.shape)
+        if layer.weights:  # not bfloat16 values: the kernel's cast rounds
+            layer.set_weights([kernel[:, :layer.units]])
+        units = layer.units if layer.weights else 9
+        weights = tf.constant(np.random.default_rng(9).normal(0, 1, [4, units]),
+                              layer.compute_dtype)  # the same for both
+        ops = []
+        results.append((_values_and_gradients(layer, x, weights, ops), ops))
+    (expected, keras_ops), (got, fast_ops) = results
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    # casts where the input is not in the compute dtype, or the kernel (bfloat16) is not
+    fast = layer
+    casts = (input_dtype.name != fast.compute_dtype
+             or (bool(fast.weights) and fast.compute_dtype == "bfloat16"))
+    assert ("Cast" in keras_ops) == casts
+    if native_ops.library() is not None:
+        assert "Cast" not in fast_ops
+        assert bool({"DcganToBfloat16", "DcganToFloat"} & set(fast_ops)) == casts

@@ -246,3 +246,24 @@ def test_own_dtype_value_is_the_uncast_variable_inside_an_autocast_call():
                                                      np.float32))
     grad = tape.gradient(y, layer.kernel)
     np.testing.assert_array_equal(grad.numpy(), np.repeat([[1.0], [2.0], [3.0]], 2, axis=1))
+
+
+# --- skip_input_casts ---
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_skip_input_casts_leaves_the_input_dtype_to_call(skip):
+    """Keras casts a float32 layer's bfloat16 input before `call`; after skip_input_casts
+    `call` receives it as it came (and an input already in the dtype is never cast)."""
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, inputs):
+            seen.append(inputs.dtype)
+            return tf.cast(inputs, tf.float32)
+
+    layer = Probe(dtype="float32")
+    if skip:
+        keras_compat.skip_input_casts(layer)
+    layer(tf.constant([1.5], tf.bfloat16))
+    layer(tf.constant([1.5], tf.float32))
+    assert seen == [tf.bfloat16 if skip else tf.float32, tf.float32]
