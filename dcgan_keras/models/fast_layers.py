@@ -24,6 +24,9 @@
   ~32 GFLOP/s on one Zen 4 core, the matmul path at ~45-60 (64x64, batch 128).
 - Each custom gradient runs in its forward op's name scope under gradient_tape/, so a
   profile (`--profile_steps`, benchmarks/step_profile.py) names its layer.
+- Casts: where the native ops run, `Conv2D`, `Conv2DTranspose` and `Dense` cast their
+  float32 kernels, and these layers and `Activation` cast an input that arrives in
+  another dtype, with `native_ops.cast` (bit for bit TensorFlow's Cast, which Keras runs).
 - `LeakyReLU`: its gradient reads the activation's output instead of its input (same
   signs), so the pre-activation tensor is not kept for the backward pass and Grappler
   fuses the activation into the Conv2D + BiasAdd before it (oneDNN), which the stock
