@@ -87,6 +87,15 @@ inline void vstore(uint16_t* p, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
 }
 
+// Software prefetch of what a stream reads kPrefetchBytes later: on the 2-core AMX Xeon VM
+// the hardware prefetcher did not keep up with these loops' streams (the batch norm
+// gradient at 128x32x32x64 took 3.05 ms a call without it, 2.45 with it in its first pass).
+constexpr int64_t kPrefetchBytes = 4096;
+template <typename T>
+inline void prefetch(const T* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+}
+
 // v where v > 0, else slope * v (slope = 1: v).
 inline __m512 vactivate(__m512 v, __m512 test, __m512 slope) {
   __mmask16 positive = _mm512_cmp_ps_mask(test, _mm512_setzero_ps(), _CMP_GT_OQ);
@@ -153,7 +162,7 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
         s[k] = _mm512_loadu_ps(sh + j0 + 16 * k);
       }
       for (int64_t r = r0; r < r1; ++r) {
-        const uint16_t* row = x + r * c + j0;
+        const uint16_t* row = x + r * c + j0;  // (one stream: prefetching it was 5% slower)
         for (int k = 0; k < 4; ++k) {
           __m512 d = _mm512_sub_ps(vload(row + 16 * k), s[k]);
           m1[k] = _mm512_add_ps(m1[k], d);
@@ -219,6 +228,7 @@ void apply(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, const Affi
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
       for (; j + 16 <= c; j += 16) {
+        prefetch(in + j);
         __m512 v = _mm512_fmadd_ps(vload(in + j), _mm512_loadu_ps(sc + j),
                                    _mm512_loadu_ps(of + j));
         vstore(out + j, vactivate(v, v, vs));
@@ -362,6 +372,10 @@ class BatchNormGradOp : public BatchNormKernel {
         for (int k = 0; k < 4; ++k) m1[k] = m2[k] = _mm512_setzero_ps();
         for (int64_t r = r0; r < r1; ++r) {
           const uint16_t *xr = x + r * c + j0, *gr = dy + r * c + j0;
+          prefetch(xr);
+          prefetch(xr + 32);
+          prefetch(gr);
+          prefetch(gr + 32);
           for (int k = 0; k < 4; ++k) {
             const int64_t j = j0 + 16 * k;
             __m512 xv = vload(xr + 16 * k);
@@ -382,6 +396,8 @@ class BatchNormGradOp : public BatchNormKernel {
 #ifdef DCGAN_AVX512_BF16
         const __m512 vs = _mm512_set1_ps(slope);
         for (; j + 16 <= c; j += 16) {
+          prefetch(xr + j);
+          prefetch(gr + j);
           __m512 xv = vload(xr + j);
           __m512 g = vgrad(xv, gr + j, sc + j, of + j, vs);
           _mm512_storeu_ps(a1 + j, _mm512_add_ps(_mm512_loadu_ps(a1 + j), g));
@@ -427,6 +443,8 @@ class BatchNormGradOp : public BatchNormKernel {
 #ifdef DCGAN_AVX512_BF16
         const __m512 vs = _mm512_set1_ps(slope);
         for (; j + 16 <= c; j += 16) {
+          prefetch(xr + j);
+          prefetch(gr + j);
           __m512 xv = vload(xr + j);
           __m512 g = vgrad(xv, gr + j, sc + j, of + j, vs);
           __m512 o = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + j), g,
@@ -458,6 +476,7 @@ inline void sum_pair(const uint16_t* const* terms, int count, int64_t t0, int64_
     const __mmask16 m = static_cast<__mmask16>(n == 16 ? 0xFFFFu : (1u << n) - 1);
     __m512 sum = _mm512_setzero_ps();
     for (int k = 0; k < count; ++k) {
+      prefetch(terms[k] + t);  // 3 channels: 1.6 -> 1.0 ms a call at 128x64x64x3
       __m256i h = _mm256_maskz_loadu_epi16(m, terms[k] + t);
       sum = _mm512_add_ps(sum,
                           _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
@@ -600,6 +619,7 @@ class ToBfloat16Op : public OpKernel {
       const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
       const __m512i nan = _mm512_set1_epi32(0x7FC0);
       for (; i + 16 <= end; i += 16) {
+        prefetch(x + i);
         __m512 v = _mm512_loadu_ps(x + i);
         __m512i bits = _mm512_castps_si512(v);
         __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
@@ -625,7 +645,10 @@ class ToFloatOp : public OpKernel {
     float* y = y_t->flat<float>().data();
     for_chunks(ctx, x_t.NumElements(), 2, [&](int64_t i, int64_t end) {
 #ifdef DCGAN_AVX512_BF16
-      for (; i + 16 <= end; i += 16) _mm512_storeu_ps(y + i, vload(x + i));
+      for (; i + 16 <= end; i += 16) {
+        prefetch(x + i);
+        _mm512_storeu_ps(y + i, vload(x + i));
+      }
 #endif
       for (; i < end; ++i) y[i] = load(x + i);
     });
@@ -654,8 +677,11 @@ class ActivationGradOp : public OpKernel {
     for_chunks(ctx, n, 3, [&](int64_t i, int64_t end) {
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
-      for (; i + 16 <= end; i += 16)
+      for (; i + 16 <= end; i += 16) {
+        prefetch(dy + i);
+        prefetch(y + i);
         vstore(dx + i, vactivate(vload(dy + i), vload(y + i), vs));
+      }
 #endif
       for (; i < end; ++i) dx[i] = load(y + i) > 0.f ? dy[i] : store(slope * load(dy + i));
     });
