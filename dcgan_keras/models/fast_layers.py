@@ -252,11 +252,12 @@ def conv_up_few_channels(x, kernel):
 
 
 def _kernel_as(kernel, x):
-    """A layer's kernel (a Keras variable) in x's dtype. Where the native ops run, its
-    float32 value in one native cast (TensorFlow's bfloat16 Cast, which Keras' autocast
-    runs, moved ~5 GB/s on the AMX Xeon: 0.8-0.9 ms for a 4x4x256x512 kernel, four casts a
-    step and their gradients), bit for bit the same."""
-    if isinstance(kernel, keras.Variable) and native_ops.usable(x):
+    """A layer's kernel (a Keras variable) in x's dtype: its own value cast by
+    `native_ops.cast`, which where the native ops run is one native op (TensorFlow's
+    bfloat16 Cast, which Keras' autocast runs, moved ~5 GB/s on the AMX Xeon: 0.8-0.9 ms
+    for a 4x4x256x512 kernel, four casts a step and their gradients), bit for bit the
+    same, and elsewhere TensorFlow's Cast as Keras' autocast."""
+    if isinstance(kernel, keras.Variable):
         return native_ops.cast(keras_compat.own_dtype_value(kernel), x.dtype)
     return tf.cast(kernel, x.dtype)
 

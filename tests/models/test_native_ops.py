@@ -387,7 +387,7 @@ def test_casts_are_tensorflows_bit_for_bit(native):
                 loss = tf.reduce_sum(fn(half, tf.float32) * weights)
             d_half = inner.gradient(loss, half)
         grads.append((d_half, tape.gradient(half, finite, output_gradients=d_half)))
-    for (a, b), (c, d) in zip([grads[0]], [grads[1]]):
-        assert a.dtype == tf.bfloat16 and b.dtype == tf.float32
-        np.testing.assert_array_equal(_bits(a), _bits(c))
-        np.testing.assert_array_equal(_bits(b), _bits(d))
+    (native_half, native_full), (tf_half, tf_full) = grads
+    assert native_half.dtype == tf.bfloat16 and native_full.dtype == tf.float32
+    np.testing.assert_array_equal(_bits(native_half), _bits(tf_half))
+    np.testing.assert_array_equal(_bits(native_full), _bits(tf_full))
