@@ -158,13 +158,19 @@ def _depth_to_space(x):
 
 
 def kernel_gradient(x, dy):
-    """d loss / d kernel [4, 4, C, C'] of y = conv2d(x, kernel, stride 2, "same").
+    """d loss / d kernel [4, 4, C, C'] of y = conv2d(x, kernel, stride 2, "same"): on AMX
+    `native_ops.kernel_grad` where it takes the shapes, else a matmul of the patches up to
+    `MAX_MATMUL_KERNEL_GRAD_SIDE`, else oneDNN's.
 
     Args:
         x: the convolution's input [N, H, W, C].
         dy: the gradient of its output [N, H/2, W/2, C'].
     """
+    if native_ops.kernel_grad_runs(x, dy):
+        return native_ops.kernel_grad(x, dy)
     c, c_out = x.shape[-1], dy.shape[-1]
+    if dy.shape[1] > MAX_MATMUL_KERNEL_GRAD_SIDE:
+        return _onednn_kernel_gradient(x, dy)
     grad = tf.matmul(_patches(x), tf.reshape(dy, [-1, c_out]), transpose_a=True)
     return tf.reshape(grad, [4, 4, c, c_out])
 
@@ -211,9 +217,9 @@ def conv_up_kernel_grad(x, kernel):
     return tf.nn.conv2d_transpose(x, kernel, out_shape, 2, "SAME"), _in_forward_scope(grad)
 
 
-def _onednn_kernel_gradient(x, dy, kernel):
+def _onednn_kernel_gradient(x, dy):
     """d loss / d kernel of y = conv2d(x, kernel, 2, "SAME") as oneDNN's own product."""
-    return tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel),
+    return tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[4, 4, x.shape[-1], dy.shape[-1]],
                                            out_backprop=dy, strides=[1, 2, 2, 1],
                                            padding="SAME")
 
@@ -235,7 +241,7 @@ def conv_down_few_channels(x, kernel):
     and the kernel gradient stay oneDNN's, the input gradient is `conv_transpose`. The
     forward product carries a zero bias (`_zero_bias_added`): D's LeakyReLU fuses into it."""
     def grad(dy):
-        return conv_transpose(dy, kernel), _onednn_kernel_gradient(x, dy, kernel)
+        return conv_transpose(dy, kernel), kernel_gradient(x, dy)
 
     y = _zero_bias_added(tf.nn.conv2d(x, kernel, 2, "SAME"), kernel)
     return y, _in_forward_scope(grad)
@@ -246,7 +252,7 @@ def conv_up_few_channels(x, kernel):
     """tf.nn.conv2d_transpose(x, kernel, 2, "SAME") to few channels as `conv_transpose`;
     its input and kernel gradients stay oneDNN's."""
     def grad(dy):
-        return tf.nn.conv2d(dy, kernel, 2, "SAME"), _onednn_kernel_gradient(dy, x, kernel)
+        return tf.nn.conv2d(dy, kernel, 2, "SAME"), kernel_gradient(dy, x)
 
     return conv_transpose(x, kernel), _in_forward_scope(grad)
 
@@ -279,10 +285,11 @@ def _on_cpu():
     return not tf.config.list_logical_devices("GPU")  # measured on CPUs only
 
 
-def _fast_path(layer, low_res_side, x, image_channels):
+def _fast_path(layer, x, low_res, image_channels, low_res_channels):
     """conv_* (all products as matmuls), conv_*_kernel_grad (the kernel gradient only),
     conv_*_few_channels (the transposed product only), or None (Keras' layer) for this
-    layer and input; `image_channels`: the channels on its high-resolution side."""
+    layer and input; `low_res`: (height, width) of its low-resolution side,
+    `image_channels` / `low_res_channels`: the channels on its high- / low-resolution side."""
     if not (keras.backend.backend() == "tensorflow" and layer.compute_dtype == "bfloat16"
             and _on_cpu()
             and tuple(layer.kernel_size) == (4, 4) and tuple(layer.strides) == (2, 2)
@@ -290,9 +297,11 @@ def _fast_path(layer, low_res_side, x, image_channels):
             and tuple(layer.dilation_rate) == (1, 1) and x.shape.rank == 4
             and None not in x.shape[1:]):
         return None
-    if low_res_side <= MAX_MATMUL_SIDE:
+    if low_res[0] <= MAX_MATMUL_SIDE:
         return "matmul"
-    if low_res_side <= MAX_MATMUL_KERNEL_GRAD_SIDE:
+    if (low_res[0] <= MAX_MATMUL_KERNEL_GRAD_SIDE
+            or native_ops.kernel_grad_takes(x.shape[0], *low_res, image_channels,
+                                            low_res_channels)):
         return "kernel_grad"
     if image_channels <= MAX_FEW_CHANNELS:
         return "few_channels"
@@ -360,8 +369,8 @@ class Conv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         x = tf.convert_to_tensor(inputs)
-        path = (_fast_path(self, x.shape[1] // 2, x, x.shape[-1])
-                if x.shape.rank == 4 and x.shape[1] else None)
+        path = (_fast_path(self, x, (x.shape[1] // 2, x.shape[2] // 2), x.shape[-1],
+                           self.filters) if x.shape.rank == 4 and x.shape[1] else None)
         if path is None:
             return super().convolution_op(x, _kernel_as(kernel, x))
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
@@ -380,8 +389,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     def call(self, inputs):
         x = _in_compute_dtype(self, inputs)
-        path = (_fast_path(self, x.shape[1], x, self.filters) if x.shape.rank == 4
-                and x.shape[1] and self.output_padding is None else None)
+        path = (_fast_path(self, x, tuple(x.shape[1:3]), self.filters, x.shape[-1])
+                if x.shape.rank == 4 and x.shape[1] and self.output_padding is None else None)
         if path is None:
             return super().call(x)
         fn = {"matmul": conv_up, "kernel_grad": conv_up_kernel_grad,

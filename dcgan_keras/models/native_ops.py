@@ -218,6 +218,43 @@ def col2im(cols):
     return library().dcgan_col2_im(cols)
 
 
+def kernel_grad_takes(n, h, w, c, c_out):
+    """Whether `kernel_grad` takes x [n, 2h, 2w, c] and dy [n, h, w, c_out] here: built with
+    AMX (the CPU has it), c and c_out multiples of 32, w even, n h w a multiple of 64 (n
+    None: not known yet)."""
+    return (c % 32 == 0 and c_out % 32 == 0 and w % 2 == 0
+            and (n is None or (n * h * w) % 64 == 0)
+            and _runs_here() and hasattr(library(), "dcgan_kernel_grad"))
+
+
+def kernel_grad_runs(x, dy):
+    """Whether `kernel_grad` runs for these bfloat16 tensors here (`kernel_grad_takes`)."""
+    return (x.dtype == dy.dtype == tf.bfloat16 and x.shape.rank == 4 and dy.shape.rank == 4
+            and None not in x.shape and None not in dy.shape
+            and kernel_grad_takes(*dy.shape[:3], x.shape[3], dy.shape[3]))
+
+
+def kernel_grad(x, dy):
+    """d loss / d kernel [4, 4, C, C'] of y = conv2d(x [N, H, W, C], kernel, stride 2,
+    "same") from dy [N, H/2, W/2, C'], on AMX tiles without a patch matrix in memory: float32
+    sums rounded once (`kernel_grad_runs` says where it runs)."""
+    return library().dcgan_kernel_grad(x, dy)
+
+
+def space_to_depth(x):
+    """[N, H, W, C] -> [N, H/2 + 1, W/2 + 1, 4 C]: x padded by one pixel on each side (the
+    "same" padding of a 4x4 / stride-2 convolution) in 2x2 blocks, depth ordered (dh, dw,
+    c). On the blocks that convolution is a 2x2 / stride-1 "valid" one. Its gradient is
+    `depth_to_space`."""
+    return library().dcgan_space_to_depth(x)
+
+
+def depth_to_space(blocks):
+    """[N, h + 1, w + 1, 4 C] -> [N, 2h, 2w, C]: the inverse of `space_to_depth`, the
+    one-pixel border dropped. Its gradient is `space_to_depth`."""
+    return library().dcgan_depth_to_space(blocks)
+
+
 def cast(x, dtype):
     """tf.cast(x, dtype), bit for bit: between float32 and bfloat16 one native op where
     the ops run (TensorFlow's Cast there moved ~5-9 GB/s on the AMX Xeon), else
@@ -254,6 +291,14 @@ def _register_gradients():
     @tf.RegisterGradient("DcganCol2Im")
     def _col2im_grad(op, dy):
         return im2col(dy)  # each entry takes its pixel's gradient
+
+    @tf.RegisterGradient("DcganSpaceToDepth")
+    def _space_to_depth_grad(op, dblocks):
+        return depth_to_space(dblocks)  # the padding is constant
+
+    @tf.RegisterGradient("DcganDepthToSpace")
+    def _depth_to_space_grad(op, dx):
+        return space_to_depth(dx)  # the dropped border feeds nothing: zeros
 
     @tf.RegisterGradient("DcganToBfloat16")
     def _to_bfloat16_grad(op, dy):

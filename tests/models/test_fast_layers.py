@@ -258,10 +258,14 @@ def test_the_path_of_a_4x4_layer_follows_the_cpu_rule(policy, monkeypatch, matmu
     layer = fast_layers.Conv2D(8, 4, strides=2, padding="same")
     x = tf.zeros([2, 8, 8, 16], "bfloat16")
     layer.build(x.shape)
-    assert fast_layers._fast_path(layer, 4, x, 16) == expected
-    assert fast_layers._fast_path(layer, 8, x, 16) == "kernel_grad"
-    assert fast_layers._fast_path(layer, 16, x, 16) is None
-    assert fast_layers._fast_path(layer, 16, x, 3) == "few_channels"
+    monkeypatch.setattr(native_ops, "kernel_grad_takes", lambda *shapes: False)
+    assert fast_layers._fast_path(layer, x, (4, 4), 16, 8) == expected
+    assert fast_layers._fast_path(layer, x, (8, 8), 16, 8) == "kernel_grad"
+    assert fast_layers._fast_path(layer, x, (16, 16), 16, 8) is None
+    assert fast_layers._fast_path(layer, x, (16, 16), 3, 8) == "few_channels"
+    # where the AMX kernel gradient takes the shapes, at any side
+    monkeypatch.setattr(native_ops, "kernel_grad_takes", lambda *shapes: True)
+    assert fast_layers._fast_path(layer, x, (16, 16), 16, 8) == "kernel_grad"
 
 
 def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path):

@@ -391,3 +391,71 @@ def test_casts_are_tensorflows_bit_for_bit(native):
     assert native_half.dtype == tf.bfloat16 and native_full.dtype == tf.float32
     np.testing.assert_array_equal(_bits(native_half), _bits(tf_half))
     np.testing.assert_array_equal(_bits(native_full), _bits(tf_full))
+
+
+@pytest.fixture
+def amx(native):
+    if not hasattr(native.library(), "dcgan_kernel_grad"):
+        pytest.skip("the CPU has no AMX: the native kernel gradient is not built")
+    return native
+
+
+# (x's shape, C'): one panel and one column block of 256; four column blocks and the image
+# border on every side; a full panel of 512 pixels and a partial one in each half of K.
+@pytest.mark.parametrize("shape,c_out", [((4, 8, 8, 32), 32), ((6, 16, 16, 64), 96),
+                                         ((72, 8, 8, 32), 64)])
+def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
+    rng = np.random.default_rng(8)
+    n, h, w, c = shape
+    x = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    dy = tf.constant(rng.normal(0.0, 1.0, (n, h // 2, w // 2, c_out)), tf.bfloat16)
+    assert amx.kernel_grad_runs(x, dy)
+    got = amx.kernel_grad(x, dy)
+    assert got.dtype == tf.bfloat16 and got.shape == (4, 4, c, c_out)
+    patches = np.asarray(_tensorflow_patches(tf.cast(x, tf.float32)), np.float64)
+    dy2 = np.asarray(tf.cast(dy, tf.float32), np.float64).reshape(-1, c_out)
+    expected = (patches.T @ dy2).reshape(got.shape)
+    scale = (np.abs(patches).T @ np.abs(dy2)).reshape(got.shape)
+    # a float32 sum rounded once to bfloat16 (2^-9 of the value), whatever its order
+    error = np.abs(np.asarray(tf.cast(got, tf.float32), np.float64) - expected)
+    assert np.all(error <= 2.0 ** -8 * scale), error.max()
+    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * got.shape.num_elements()
+    # the same bits every run
+    np.testing.assert_array_equal(_bits(amx.kernel_grad(x, dy)), _bits(got))
+
+
+def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx):
+    assert amx.kernel_grad_takes(128, 16, 16, 64, 128)
+    assert amx.kernel_grad_takes(None, 16, 16, 64, 128)  # the batch not known yet
+    assert not amx.kernel_grad_takes(128, 32, 32, 3, 64)  # D's first layer
+    assert not amx.kernel_grad_takes(128, 16, 16, 64, 100)
+    assert not amx.kernel_grad_takes(1, 4, 4, 256, 512)  # 16 output pixels
+    assert not amx.kernel_grad_takes(4, 8, 5, 32, 32)  # an odd W/2
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 32"):
+        amx.kernel_grad(tf.zeros([4, 8, 8, 3], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
+
+
+@pytest.mark.parametrize("cls,shape", [(keras.layers.Conv2D, (4, 32, 32, 32)),
+                                       (keras.layers.Conv2DTranspose, (4, 16, 16, 32))])
+def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, monkeypatch,
+                                                         cls, shape):
+    """At a low side of 16, where oneDNN's kernel gradient ran before, a 4x4 / stride-2
+    layer whose shapes the op takes computes its kernel gradient with it, with Keras'
+    values up to bfloat16 rounding."""
+    fast_cls = getattr(fast_layers, cls.__name__)
+    calls = []
+    original = native_ops.kernel_grad
+    monkeypatch.setattr(native_ops, "kernel_grad", lambda *a: calls.append(1) or original(*a))
+    kwargs = dict(filters=32, kernel_size=4, strides=2, padding="same", use_bias=False)
+    reference, fast = cls(**kwargs), fast_cls(**kwargs)
+    x = tf.random.stateless_normal(shape, seed=[8, 9])
+    reference.build(shape)
+    fast.build(shape)
+    fast.set_weights(reference.get_weights())
+    grads = []
+    for layer in (reference, fast):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(layer(x), tf.float32) ** 2)
+        grads.append(np.asarray(tape.gradient(loss, layer.kernel)))
+    assert calls == [1]
+    np.testing.assert_allclose(grads[1], grads[0], atol=0.02 * np.abs(grads[0]).max())

@@ -43,6 +43,11 @@
     defined(__AVX512VL__)
 #include <immintrin.h>
 #define DCGAN_AVX512_BF16 1
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define DCGAN_AMX 1
+#endif
 #endif
 
 #include "tensorflow/core/framework/common_shape_fns.h"
@@ -594,6 +599,309 @@ class Im2ColOp : public OpKernel {
   }
 };
 
+// The space-to-depth of a "same"-padded 4x4 / stride-2 convolution's input and its
+// inverse: y[n, p, q, (dh, dw, c)] = x[n, 2p + dh - 1, 2q + dw - 1, c], zero outside x.
+// On these 2x2 blocks the convolution is a 2x2 / stride-1 "valid" one, which oneDNN ran
+// faster (fast_layers.conv_s2d). Each op is the other's gradient: the padding entries are
+// constants, and the cropped ones feed nothing.
+// n values copied (src) or zeroed (src == nullptr) with 32-value vector moves: the
+// blocks' pieces are short (6 values at 3 channels) and std::memcpy's call cost them more
+// than the copy.
+inline void move_values(uint16_t* dst, const uint16_t* src, int64_t n) {
+#ifdef DCGAN_AVX512_BF16
+  for (int64_t i = 0; i < n; i += 32) {
+    const int64_t k = std::min<int64_t>(32, n - i);
+    const __mmask32 m = k == 32 ? 0xFFFFFFFFu : (1u << k) - 1;
+    const __m512i v = src ? _mm512_maskz_loadu_epi16(m, src + i) : _mm512_setzero_si512();
+    _mm512_mask_storeu_epi16(dst + i, m, v);
+  }
+#else
+  if (src)
+    std::memcpy(dst, src, n * sizeof(uint16_t));
+  else
+    std::memset(dst, 0, n * sizeof(uint16_t));
+#endif
+}
+
+void copy_blocks(OpKernelContext* ctx, int64_t n, int64_t hh, int64_t ww, int64_t c,
+                 const uint16_t* src, uint16_t* dst, bool to_depth) {
+  const int64_t h = hh / 2 + 1, w = ww / 2 + 1;  // the block grid
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  // One task per block row (n, p): input rows 2p - 1 + dh, whose pixel pair (2q - 1, 2q)
+  // is the 2 C contiguous values of block q at (dh, 0) and (dh, 1).
+  tensorflow::Shard(workers->num_threads, workers->workers, n * h, w * 4 * c * 2,
+                    [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / h, p = r % h;
+      for (int64_t q = 0; q < w; ++q) {
+        const int64_t t0 = q == 0 ? c : 0, t1 = q == w - 1 ? c : 2 * c;  // the border
+        for (int64_t dh = 0; dh < 2; ++dh) {
+          const int64_t row = 2 * p + dh - 1;
+          const int64_t block = ((b * h + p) * w + q) * 4 * c + dh * 2 * c;
+          const int64_t pixel = ((b * hh + row) * ww + 2 * q - 1) * c;
+          const bool inside = row >= 0 && row < hh;
+          if (!to_depth) {
+            if (inside) move_values(dst + pixel + t0, src + block + t0, t1 - t0);
+          } else if (!inside) {
+            move_values(dst + block, nullptr, 2 * c);
+          } else {
+            if (t0) move_values(dst + block, nullptr, c);
+            if (t1 < 2 * c) move_values(dst + block + t1, nullptr, c);
+            move_values(dst + block + t0, src + pixel + t0, t1 - t0);
+          }
+        }
+      }
+    }
+  });
+}
+
+class SpaceToDepthOp : public OpKernel {
+ public:
+  explicit SpaceToDepthOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    if (x_t.dims() != 4 || x_t.dim_size(1) % 2 || x_t.dim_size(2) % 2 ||
+        x_t.NumElements() == 0) {
+      fail(ctx, "x must be a non-empty [N, H, W, channels] tensor with even H and W, got "
+                "shape " + x_t.shape().DebugString());
+      return;
+    }
+    const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
+    const int64_t c = x_t.dim_size(3);
+    Tensor* y_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            0, TensorShape({n, hh / 2 + 1, ww / 2 + 1, 4 * c}), &y_t));
+    copy_blocks(ctx, n, hh, ww, c, data(x_t), data(y_t), true);
+  }
+};
+
+class DepthToSpaceOp : public OpKernel {
+ public:
+  explicit DepthToSpaceOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& y_t = ctx->input(0);
+    if (y_t.dims() != 4 || y_t.dim_size(1) < 2 || y_t.dim_size(2) < 2 ||
+        y_t.dim_size(3) % 4 || y_t.NumElements() == 0) {
+      fail(ctx, "blocks must be a non-empty [N, h + 1, w + 1, 4 * channels] tensor with "
+                "h, w >= 1, got shape " + y_t.shape().DebugString());
+      return;
+    }
+    const int64_t n = y_t.dim_size(0), hh = 2 * (y_t.dim_size(1) - 1);
+    const int64_t ww = 2 * (y_t.dim_size(2) - 1), c = y_t.dim_size(3) / 4;
+    Tensor* x_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, hh, ww, c}), &x_t));
+    copy_blocks(ctx, n, hh, ww, c, data(y_t), data(x_t), false);
+  }
+};
+
+#ifdef DCGAN_AMX
+// The kernel gradient of a 4x4 / stride-2 / "same" convolution on AMX, without patches in
+// memory. TensorFlow's paths read 16 C patch values per output pixel: oneDNN's
+// Conv2DBackpropFilter ran at ~900 GFLOP/s at 32x32x64 -> 16x16x128 and ~450 at 16x16x128
+// -> 8x8x256 on the 2-core AMX Xeon, im2col + matmul at ~750 and ~1200 with a 67 / 34 MB
+// patch matrix written and read back. Here dW^T [C', 16 C] = dy^T [C', K] x patches
+// [K, 16 C] (K = N h w output pixels) in AMX tiles: dy is transposed once; the patches are
+// built from x in L2-sized panels (kPanelPixels x kPanelColumns, in the pairs-of-rows
+// layout AMX's B operand takes) and used for every row of dy^T. The sum runs in two fixed
+// halves of K, each in a fixed order, float32 in the tiles, and is rounded once: the result
+// does not depend on the number of threads.
+constexpr int64_t kPanelPixels = 512, kPanelColumns = 256;
+
+struct TileConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t bytes_per_row[16];
+  uint8_t rows[16];
+};
+
+bool amx_allowed() {  // Linux hands AMX's tile state to a process that asks for it
+  static const bool allowed = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                                      18 /* XFEATURE_XTILEDATA */) == 0;
+  return allowed;
+}
+
+void configure_tiles() {  // 8 tiles of 16 rows x 64 bytes: 4 sums, 2 of A, 2 of B
+  TileConfig config;
+  std::memset(&config, 0, sizeof(config));
+  config.palette = 1;
+  for (int t = 0; t < 8; ++t) {
+    config.bytes_per_row[t] = 64;
+    config.rows[t] = 16;
+  }
+  _tile_loadconfig(&config);
+}
+
+// 32 rows of 32 16-bit values transposed in registers (five rounds of block swaps).
+inline void transpose32(__m512i r[32]) {
+  for (int d = 16; d >= 1; d >>= 1) {
+    alignas(64) uint16_t low[32], high[32];
+    for (int j = 0; j < 32; ++j) {
+      low[j] = (j & d) ? 32 + j - d : j;
+      high[j] = (j & d) ? 32 + j : j + d;
+    }
+    const __m512i lo = _mm512_load_si512(low), hi = _mm512_load_si512(high);
+    for (int i = 0; i < 32; ++i) {
+      if (i & d) continue;
+      const __m512i a = r[i], b = r[i + d];
+      r[i] = _mm512_permutex2var_epi16(a, lo, b);
+      r[i + d] = _mm512_permutex2var_epi16(a, hi, b);
+    }
+  }
+}
+
+struct Origin {
+  int64_t image, y, x;  // x's offset of the image, the patch's top left row and column
+};
+
+class KernelGradOp : public OpKernel {
+ public:
+  explicit KernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    const Tensor& dy_t = ctx->input(1);
+    if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
+        x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
+        x_t.dim_size(3) % 32 || dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 ||
+        dy_t.NumElements() == 0 || (dy_t.NumElements() / dy_t.dim_size(3)) % 64) {
+      fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C and C' multiples of 32, "
+                "an even W/2 and N H W / 4 a multiple of 64, got shapes " +
+                    x_t.shape().DebugString() + " and " + dy_t.shape().DebugString());
+      return;
+    }
+    if (!amx_allowed()) {
+      fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
+      return;
+    }
+    const int64_t hh = x_t.dim_size(1), ww = x_t.dim_size(2), c = x_t.dim_size(3);
+    const int64_t h = hh / 2, w = ww / 2, co = dy_t.dim_size(3), m = 16 * c;
+    const int64_t k = dy_t.NumElements() / co;
+    Tensor* out_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({4, 4, c, co}), &out_t));
+    Tensor dyt_t, sums_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({co, k}),
+                                           &dyt_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_FLOAT, TensorShape({2, co, m}),
+                                           &sums_t));
+    const uint16_t *x = data(x_t), *dy = data(dy_t);
+    uint16_t* dyt = data(&dyt_t);
+    float* sums = sums_t.flat<float>().data();
+    uint16_t* out = data(out_t);
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    // 1. dy^T [C', K], in 32 x 32 blocks.
+    tensorflow::Shard(workers->num_threads, workers->workers, (k / 32) * (co / 32), 32 * 32 * 4,
+                      [&](int64_t b0, int64_t b1) {
+      __m512i r[32];
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t p = (b / (co / 32)) * 32, q = (b % (co / 32)) * 32;
+        for (int i = 0; i < 32; ++i) r[i] = _mm512_loadu_si512(dy + (p + i) * co + q);
+        transpose32(r);
+        // dy^T in [K / 32][C'][32] blocks: an AMX tile of it is 1 KB in a row
+        for (int i = 0; i < 32; ++i) _mm512_storeu_si512(dyt + p * co + (q + i) * 32, r[i]);
+      }
+    });
+    // 2. Each half of K times each block of kPanelColumns patch columns: its sums.
+    const int64_t blocks = m / kPanelColumns;
+    tensorflow::Shard(workers->num_threads, workers->workers, 2 * blocks,
+                      k / 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
+      configure_tiles();
+      std::vector<uint16_t> panel(kPanelPixels * kPanelColumns);
+      std::vector<Origin> origin(kPanelPixels / 2);
+      alignas(64) uint16_t first[32], second[32];  // the pairs of two pixels' channels
+      for (int j = 0; j < 16; ++j) {
+        first[2 * j] = j, first[2 * j + 1] = 32 + j;
+        second[2 * j] = 16 + j, second[2 * j + 1] = 48 + j;
+      }
+      const __m512i pair_lo = _mm512_load_si512(first), pair_hi = _mm512_load_si512(second);
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t half = u / blocks, col0 = (u % blocks) * kPanelColumns;
+        float* sum = sums + half * co * m;
+        const int64_t k_end = (half + 1) * (k / 2);
+        for (int64_t k0 = half * (k / 2); k0 < k_end; k0 += kPanelPixels) {
+          const int64_t pixels = std::min(kPanelPixels, k_end - k0);
+          // The panel: tile (pixels / 32, columns / 16) of 16 pixel pairs x 16 columns x 2,
+          // each 1 KB in a row, with the patch values of output pixels kk, kk + 1 (one
+          // image row: w is even) in columns col0 ... col0 + kPanelColumns. The pairs'
+          // origins (the patch's top left, padded) first: no division in the copy loop.
+          for (int64_t pk = 0; pk < pixels; pk += 2) {
+            const int64_t kk = k0 + pk, b = kk / (h * w), i = (kk / w) % h, j = kk % w;
+            origin[pk / 2] = {b * hh * ww * c, 2 * i - 1, 2 * j - 1};
+          }
+          for (int64_t col = col0; col < col0 + kPanelColumns; col += 32) {
+            const int64_t kh = col / c / 4, kw = col / c % 4, ch = col % c;
+            uint16_t* tiles = panel.data() + (col - col0) / 16 * 512;
+            for (int64_t pair = 0; pair < pixels / 2; ++pair) {
+              const Origin& o = origin[pair];
+              const int64_t y = o.y + kh, xa = o.x + kw, xb = xa + 2;
+              const bool in_y = y >= 0 && y < hh;
+              const uint16_t* base = x + o.image + y * ww * c + ch;
+              const __m512i va = in_y && xa >= 0 && xa < ww ? _mm512_loadu_si512(base + xa * c)
+                                                             : _mm512_setzero_si512();
+              const __m512i vb = in_y && xb >= 0 && xb < ww ? _mm512_loadu_si512(base + xb * c)
+                                                             : _mm512_setzero_si512();
+              uint16_t* t = tiles + (pair / 16) * 32 * kPanelColumns + (pair % 16) * 32;
+              _mm512_storeu_si512(t, _mm512_permutex2var_epi16(va, pair_lo, vb));
+              _mm512_storeu_si512(t + 512, _mm512_permutex2var_epi16(va, pair_hi, vb));
+            }
+          }
+          const bool first_panel = k0 == half * (k / 2);
+          for (int64_t mt = 0; mt < co; mt += 32) {
+            for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
+              // sums in [C' / 16][16 C / 16] tiles of 16 x 16, each 1 KB in a row
+              float* c0 = sum + ((mt / 16) * (m / 16) + (col0 + nt) / 16) * 256;
+              float* c1 = c0 + (m / 16) * 256;
+              if (first_panel) {
+                _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+              } else {
+                _tile_loadd(0, c0, 64);
+                _tile_loadd(1, c0 + 256, 64);
+                _tile_loadd(2, c1, 64);
+                _tile_loadd(3, c1 + 256, 64);
+              }
+              for (int64_t ks = 0; ks < pixels; ks += 32) {
+                const uint16_t* at = dyt + (k0 + ks) * co + mt * 32;
+                _tile_loadd(4, at, 64);
+                _tile_loadd(5, at + 512, 64);
+                const uint16_t* bt = panel.data() + ks * kPanelColumns + nt / 16 * 512;
+                _tile_loadd(6, bt, 64);
+                _tile_loadd(7, bt + 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+              }
+              _tile_stored(0, c0, 64);
+              _tile_stored(1, c0 + 256, 64);
+              _tile_stored(2, c1, 64);
+              _tile_stored(3, c1 + 256, 64);
+            }
+          }
+        }
+      }
+      _tile_release();
+    });
+    // 3. dW [16 C, C'] = the two halves' sum, rounded once, transposed back.
+    tensorflow::Shard(workers->num_threads, workers->workers, (m / 32) * (co / 32), 32 * 32 * 6,
+                      [&](int64_t b0, int64_t b1) {
+      __m512i r[32];
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t p = (b / (co / 32)) * 32, q = (b % (co / 32)) * 32;  // rows of dW, of dW^T
+        for (int i = 0; i < 32; ++i) {
+          const float* a = sums + (((q + i) / 16) * (m / 16) + p / 16) * 256 + (q + i) % 16 * 16;
+          const float* s = a + co * m;
+          const __m512 lo = _mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(s));
+          const __m512 hi = _mm512_add_ps(_mm512_loadu_ps(a + 256), _mm512_loadu_ps(s + 256));
+          r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        }
+        transpose32(r);
+        for (int i = 0; i < 32; ++i) _mm512_storeu_si512(out + (p + i) * co + q, r[i]);
+      }
+    });
+  }
+};
+#endif  // DCGAN_AMX
+
 // Elementwise over n values in blocks of kChunk: any split gives the same values.
 constexpr int64_t kChunk = 4096;
 
@@ -811,3 +1119,52 @@ REGISTER_OP("DcganToFloat")
     .SetShapeFn(tensorflow::shape_inference::UnchangedShape);
 REGISTER_KERNEL_BUILDER(Name("DcganToFloat").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::ToFloatOp);
+REGISTER_OP("DcganSpaceToDepth")
+    .Input("x: bfloat16")
+    .Output("blocks: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      auto x = c->input(0);
+      tensorflow::shape_inference::DimensionHandle h, w, ch;
+      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 1), 2, true, &h));
+      TF_RETURN_IF_ERROR(c->Add(h, 1, &h));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 2), 2, true, &w));
+      TF_RETURN_IF_ERROR(c->Add(w, 1, &w));
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, 3), 4, &ch));
+      c->set_output(0, c->MakeShape({c->Dim(x, 0), h, w, ch}));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganSpaceToDepth").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::SpaceToDepthOp);
+REGISTER_OP("DcganDepthToSpace")
+    .Input("blocks: bfloat16")
+    .Output("x: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      auto y = c->input(0);
+      tensorflow::shape_inference::DimensionHandle h, w, ch;
+      TF_RETURN_IF_ERROR(c->WithRank(y, 4, &y));
+      TF_RETURN_IF_ERROR(c->Subtract(c->Dim(y, 1), 1, &h));
+      TF_RETURN_IF_ERROR(c->Multiply(h, 2, &h));
+      TF_RETURN_IF_ERROR(c->Subtract(c->Dim(y, 2), 1, &w));
+      TF_RETURN_IF_ERROR(c->Multiply(w, 2, &w));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(y, 3), 4, true, &ch));
+      c->set_output(0, c->MakeShape({c->Dim(y, 0), h, w, ch}));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganDepthToSpace").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::DepthToSpaceOp);
+#ifdef DCGAN_AMX
+REGISTER_OP("DcganKernelGrad")
+    .Input("x: bfloat16")
+    .Input("dy: bfloat16")
+    .Output("dkernel: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      auto x = c->input(0), dy = c->input(1);
+      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
+      c->set_output(0, c->MakeShape({4, 4, c->Dim(x, 3), c->Dim(dy, 3)}));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganKernelGrad").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::KernelGradOp);
+#endif
