@@ -49,7 +49,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
-                 "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul")
+                 "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad")
+# Kernel (weight) gradients by their type: oneDNN's, and the native AMX op (native_ops).
+KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad")
 KINDS = ("forward", "input gradient", "kernel gradient")
 CLASSES = ("products", "BatchNorm", "activations", "gathers and layout copies", "adds",
            "casts", "Adam", "input pipeline", "other ops")
@@ -114,10 +116,11 @@ def layer_of(op_name):
 def product_kind(op_name, op_type, transpose_a=False):
     """forward, input gradient or kernel gradient for a product op of the step: under
     gradient_tape/ a kernel (weight) gradient contracts over the batch (a MatMul with
-    transpose_a, a Conv2DBackpropFilter); other gradient products are input gradients."""
+    transpose_a, a Conv2DBackpropFilter, DcganKernelGrad); other gradient products are
+    input gradients."""
     if not op_name.startswith("gradient_tape/"):
         return "forward"
-    if op_type == "Conv2DBackpropFilter" or transpose_a:
+    if op_type in KERNEL_GRADIENT_TYPES or transpose_a:
         return "kernel gradient"
     return "input gradient"
 
@@ -144,6 +147,11 @@ def op_flops(op):
         strided = op.outputs[0] if op.type == "Conv2D" else op.inputs[2]
         kernel = op.inputs[1] if op.type != "Conv2DBackpropFilter" else op.outputs[0]
         s, k = shape(strided), shape(kernel)
+        if s is None or k is None:
+            return None
+        return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
+    if op.type == "DcganKernelGrad":  # dy [N, H', W', C'] -> [4, 4, C, C']
+        s, k = shape(op.inputs[1]), shape(op.outputs[0])
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]

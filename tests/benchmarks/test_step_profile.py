@@ -40,6 +40,7 @@ def test_events_are_split_into_graph_name_and_type():
     ("gradient_tape/d/block4_conv_1/DcganToFloat", "DcganToFloat", "casts"),
     ("gradient_tape/d/block3_conv_1/ArithmeticOptimizer/AddOpsRewrite_add", "AddN", "adds"),
     ("generator_1/project_1/Cast/Cast", "Cast", "casts"),
+    ("gradient_tape/d/block2_conv_1/DcganKernelGrad", "DcganKernelGrad", "products"),
     ("adam_1/ResourceApplyAdam_3", "ResourceApplyAdam", "Adam"),
     ("adam_1/Pow", "Pow", "Adam"),
     ("IteratorGetNext", "IteratorGetNext", "input pipeline"),
@@ -62,6 +63,8 @@ def test_layers_and_product_kinds_come_from_the_scopes():
     assert kind("gradient_tape/d_1/c_1/Conv2DBackpropInput", "Conv2DBackpropInput") == (
         "input gradient")
     assert kind("gradient_tape/d_1/c_1/Conv2DBackpropFilter", "Conv2DBackpropFilter") == (
+        "kernel gradient")
+    assert kind("gradient_tape/d_1/c_1/DcganKernelGrad", "DcganKernelGrad") == (
         "kernel gradient")
     assert kind("gradient_tape/d_1/c_1/MatMul_1", "MatMul", transpose_a=True) == (
         "kernel gradient")
@@ -91,6 +94,21 @@ def test_flops_of_matmuls_and_convolutions_from_static_shapes():
     assert by_type["Conv2D"] == [(conv, False)]
     assert by_type["Conv2DBackpropInput"] == [(conv, False)]
     assert by_type["Conv2DBackpropFilter"] == [(conv, False)]
+
+
+def test_flops_of_the_native_kernel_gradient():
+    from dcgan_keras.models import native_ops
+    if not native_ops.kernel_grad_takes(4, 4, 4, 32, 64):
+        pytest.skip("no native AMX kernel gradient here")
+
+    @tf.function
+    def f(x, dy):
+        return native_ops.kernel_grad(x, dy)
+
+    graph = f.get_concrete_function(tf.TensorSpec([4, 8, 8, 32], tf.bfloat16),
+                                    tf.TensorSpec([4, 4, 4, 64], tf.bfloat16)).graph
+    found = step_profile.graph_products(graph)
+    assert list(found.values()) == [(2 * 4 * 4 * 4 * (4 * 4 * 32 * 64), False)]
 
 
 def test_bytes_of_the_ops_that_move_data_from_static_shapes():

@@ -707,7 +707,7 @@ class DepthToSpaceOp : public OpKernel {
 // layout AMX's B operand takes) and used for every row of dy^T. The sum runs in two fixed
 // halves of K, each in a fixed order, float32 in the tiles, and is rounded once: the result
 // does not depend on the number of threads.
-constexpr int64_t kPanelPixels = 512, kPanelColumns = 256;
+constexpr int64_t kPanelPixels = 512, kPanelColumns = 256, kPanelTiles = kPanelPixels / 32;
 
 struct TileConfig {
   uint8_t palette, start_row, reserved[14];
@@ -749,10 +749,6 @@ inline void transpose32(__m512i r[32]) {
     }
   }
 }
-
-struct Origin {
-  int64_t image, y, x;  // x's offset of the image, the patch's top left row and column
-};
 
 class KernelGradOp : public OpKernel {
  public:
@@ -797,8 +793,11 @@ class KernelGradOp : public OpKernel {
         const int64_t p = (b / (co / 32)) * 32, q = (b % (co / 32)) * 32;
         for (int i = 0; i < 32; ++i) r[i] = _mm512_loadu_si512(dy + (p + i) * co + q);
         transpose32(r);
-        // dy^T in [K / 32][C'][32] blocks: an AMX tile of it is 1 KB in a row
-        for (int i = 0; i < 32; ++i) _mm512_storeu_si512(dyt + p * co + (q + i) * 32, r[i]);
+        // dy^T in tiles of 16 rows x 32 pixels, [C' / 16][K / 32]: one row of tiles is in
+        // a row in memory
+        for (int i = 0; i < 32; ++i)
+          _mm512_storeu_si512(dyt + (((q + i) / 16) * (k / 32) + p / 32) * 512 + (q + i) % 16 * 32,
+                              r[i]);
       }
     });
     // 2. Each half of K times each block of kPanelColumns patch columns: its sums.
@@ -807,7 +806,6 @@ class KernelGradOp : public OpKernel {
                       k / 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
       configure_tiles();
       std::vector<uint16_t> panel(kPanelPixels * kPanelColumns);
-      std::vector<Origin> origin(kPanelPixels / 2);
       alignas(64) uint16_t first[32], second[32];  // the pairs of two pixels' channels
       for (int j = 0; j < 16; ++j) {
         first[2 * j] = j, first[2 * j + 1] = 32 + j;
@@ -817,37 +815,40 @@ class KernelGradOp : public OpKernel {
       for (int64_t u = u0; u < u1; ++u) {
         const int64_t half = u / blocks, col0 = (u % blocks) * kPanelColumns;
         float* sum = sums + half * co * m;
+        struct { int64_t kh, kw, ch; } group[kPanelColumns / 32];  // each 32 columns' patch entry
+        for (int g = 0; g < kPanelColumns / 32; ++g) {
+          const int64_t col = col0 + 32 * g;
+          group[g] = {col / c / 4, col / c % 4, col % c};
+        }
         const int64_t k_end = (half + 1) * (k / 2);
         for (int64_t k0 = half * (k / 2); k0 < k_end; k0 += kPanelPixels) {
           const int64_t pixels = std::min(kPanelPixels, k_end - k0);
-          // The panel: tile (pixels / 32, columns / 16) of 16 pixel pairs x 16 columns x 2,
-          // each 1 KB in a row, with the patch values of output pixels kk, kk + 1 (one
-          // image row: w is even) in columns col0 ... col0 + kPanelColumns. The pairs'
-          // origins (the patch's top left, padded) first: no division in the copy loop.
-          for (int64_t pk = 0; pk < pixels; pk += 2) {
-            const int64_t kk = k0 + pk, b = kk / (h * w), i = (kk / w) % h, j = kk % w;
-            origin[pk / 2] = {b * hh * ww * c, 2 * i - 1, 2 * j - 1};
-          }
-          for (int64_t col = col0; col < col0 + kPanelColumns; col += 32) {
-            const int64_t kh = col / c / 4, kw = col / c % 4, ch = col % c;
-            uint16_t* tiles = panel.data() + (col - col0) / 16 * 512;
-            for (int64_t pair = 0; pair < pixels / 2; ++pair) {
-              const Origin& o = origin[pair];
-              const int64_t y = o.y + kh, xa = o.x + kw, xb = xa + 2;
+          // The panel: for each 16 columns, tiles of 16 pixel pairs x 16 columns x 2 (1 KB)
+          // in pixel order, with the patch values of output pixels kk, kk + 1 (one image
+          // row: w is even) in columns col0 ... col0 + kPanelColumns; zeros outside x.
+          for (int64_t pair = 0; pair < pixels / 2; ++pair) {
+            const int64_t kk = k0 + 2 * pair, b = kk / (h * w), i = (kk / w) % h, j = kk % w;
+            uint16_t* row = panel.data() + (pair / 16) * 512 + (pair % 16) * 32;
+            for (int g = 0; g < kPanelColumns / 32; ++g) {
+              const int64_t kh = group[g].kh, kw = group[g].kw, ch = group[g].ch, col = col0 + 32 * g;
+              const int64_t y = 2 * i + kh - 1, xa = 2 * j + kw - 1, xb = xa + 2;
               const bool in_y = y >= 0 && y < hh;
-              const uint16_t* base = x + o.image + y * ww * c + ch;
+              const uint16_t* base = x + ((b * hh + y) * ww) * c + ch;
               const __m512i va = in_y && xa >= 0 && xa < ww ? _mm512_loadu_si512(base + xa * c)
                                                              : _mm512_setzero_si512();
               const __m512i vb = in_y && xb >= 0 && xb < ww ? _mm512_loadu_si512(base + xb * c)
                                                              : _mm512_setzero_si512();
-              uint16_t* t = tiles + (pair / 16) * 32 * kPanelColumns + (pair % 16) * 32;
+              uint16_t* t = row + (col - col0) / 16 * kPanelTiles * 512;
               _mm512_storeu_si512(t, _mm512_permutex2var_epi16(va, pair_lo, vb));
-              _mm512_storeu_si512(t + 512, _mm512_permutex2var_epi16(va, pair_hi, vb));
+              _mm512_storeu_si512(t + kPanelTiles * 512, _mm512_permutex2var_epi16(va, pair_hi, vb));
             }
           }
+          // Each 32 columns' tiles stay in L1 while the rows of dy^T go by.
           const bool first_panel = k0 == half * (k / 2);
-          for (int64_t mt = 0; mt < co; mt += 32) {
-            for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
+          for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
+            const uint16_t* b0 = panel.data() + nt / 16 * kPanelTiles * 512;
+            const uint16_t* b1 = b0 + kPanelTiles * 512;
+            for (int64_t mt = 0; mt < co; mt += 32) {
               // sums in [C' / 16][16 C / 16] tiles of 16 x 16, each 1 KB in a row
               float* c0 = sum + ((mt / 16) * (m / 16) + (col0 + nt) / 16) * 256;
               float* c1 = c0 + (m / 16) * 256;
@@ -859,13 +860,13 @@ class KernelGradOp : public OpKernel {
                 _tile_loadd(2, c1, 64);
                 _tile_loadd(3, c1 + 256, 64);
               }
-              for (int64_t ks = 0; ks < pixels; ks += 32) {
-                const uint16_t* at = dyt + (k0 + ks) * co + mt * 32;
-                _tile_loadd(4, at, 64);
-                _tile_loadd(5, at + 512, 64);
-                const uint16_t* bt = panel.data() + ks * kPanelColumns + nt / 16 * 512;
-                _tile_loadd(6, bt, 64);
-                _tile_loadd(7, bt + 512, 64);
+              const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + k0 / 32) * 512;
+              const uint16_t* a1 = a0 + (k / 32) * 512;
+              for (int64_t s = 0; s < pixels / 32; ++s) {
+                _tile_loadd(4, a0 + s * 512, 64);
+                _tile_loadd(5, a1 + s * 512, 64);
+                _tile_loadd(6, b0 + s * 512, 64);
+                _tile_loadd(7, b1 + s * 512, 64);
                 _tile_dpbf16ps(0, 4, 6);
                 _tile_dpbf16ps(1, 4, 7);
                 _tile_dpbf16ps(2, 5, 6);
