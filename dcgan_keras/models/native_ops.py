@@ -1,7 +1,8 @@
 """C++ ops for bfloat16 training on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and
 later), which TensorFlow 2.21 lacks: a training batch norm fused with the ReLU / LeakyReLU
 after it, the im2col and col2im of the products that `fast_layers` computes as matmuls,
-a LeakyReLU gradient, and the float32 <-> bfloat16 casts of the layers' kernels.
+a LeakyReLU gradient, the float32 <-> bfloat16 casts of the layers' kernels, and on CPUs
+with AMX the convolutions' kernel gradients (`kernel_grad`).
 
 TensorFlow runs a DCGAN block's batch norm and activation as two ops, and their gradients
 as two more: 5 passes over the activations forward and 8 backward, where 3 and 5 suffice.
@@ -241,20 +242,6 @@ def kernel_grad(x, dy):
     return library().dcgan_kernel_grad(x, dy)
 
 
-def space_to_depth(x):
-    """[N, H, W, C] -> [N, H/2 + 1, W/2 + 1, 4 C]: x padded by one pixel on each side (the
-    "same" padding of a 4x4 / stride-2 convolution) in 2x2 blocks, depth ordered (dh, dw,
-    c). On the blocks that convolution is a 2x2 / stride-1 "valid" one. Its gradient is
-    `depth_to_space`."""
-    return library().dcgan_space_to_depth(x)
-
-
-def depth_to_space(blocks):
-    """[N, h + 1, w + 1, 4 C] -> [N, 2h, 2w, C]: the inverse of `space_to_depth`, the
-    one-pixel border dropped. Its gradient is `space_to_depth`."""
-    return library().dcgan_depth_to_space(blocks)
-
-
 def cast(x, dtype):
     """tf.cast(x, dtype), bit for bit: between float32 and bfloat16 one native op where
     the ops run (TensorFlow's Cast there moved ~5-9 GB/s on the AMX Xeon), else
@@ -291,14 +278,6 @@ def _register_gradients():
     @tf.RegisterGradient("DcganCol2Im")
     def _col2im_grad(op, dy):
         return im2col(dy)  # each entry takes its pixel's gradient
-
-    @tf.RegisterGradient("DcganSpaceToDepth")
-    def _space_to_depth_grad(op, dblocks):
-        return depth_to_space(dblocks)  # the padding is constant
-
-    @tf.RegisterGradient("DcganDepthToSpace")
-    def _depth_to_space_grad(op, dx):
-        return space_to_depth(dx)  # the dropped border feeds nothing: zeros
 
     @tf.RegisterGradient("DcganToBfloat16")
     def _to_bfloat16_grad(op, dy):

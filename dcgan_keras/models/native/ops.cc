@@ -28,6 +28,9 @@
 //     before it, from its output y (dy where y > 0, else bfloat16(slope) * dy): bit for bit
 //     TensorFlow's LeakyReluGrad, whose bfloat16 kernel (Eigen) moved ~7 GB/s on a 2-core
 //     Sapphire Rapids-class Xeon.
+//   DcganKernelGrad(x [N, H, W, C], dy [N, H/2, W/2, C']) -> [4, 4, C, C'] (CPUs with AMX):
+//     the kernel gradient of a 4x4 / stride-2 / "same" convolution on AMX tiles, the
+//     patches built from x in L2-sized panels instead of a patch matrix in memory.
 //   DcganToBfloat16(x float32) -> bfloat16 and DcganToFloat(x bfloat16) -> float32: the
 //     casts of the float32 kernels to the products' bfloat16 and of their gradients back,
 //     bit for bit TensorFlow's Cast, whose float32 -> bfloat16 kernel moved ~5 GB/s there.
@@ -599,103 +602,6 @@ class Im2ColOp : public OpKernel {
   }
 };
 
-// The space-to-depth of a "same"-padded 4x4 / stride-2 convolution's input and its
-// inverse: y[n, p, q, (dh, dw, c)] = x[n, 2p + dh - 1, 2q + dw - 1, c], zero outside x.
-// On these 2x2 blocks the convolution is a 2x2 / stride-1 "valid" one, which oneDNN ran
-// faster (fast_layers.conv_s2d). Each op is the other's gradient: the padding entries are
-// constants, and the cropped ones feed nothing.
-// n values copied (src) or zeroed (src == nullptr) with 32-value vector moves: the
-// blocks' pieces are short (6 values at 3 channels) and std::memcpy's call cost them more
-// than the copy.
-inline void move_values(uint16_t* dst, const uint16_t* src, int64_t n) {
-#ifdef DCGAN_AVX512_BF16
-  for (int64_t i = 0; i < n; i += 32) {
-    const int64_t k = std::min<int64_t>(32, n - i);
-    const __mmask32 m = k == 32 ? 0xFFFFFFFFu : (1u << k) - 1;
-    const __m512i v = src ? _mm512_maskz_loadu_epi16(m, src + i) : _mm512_setzero_si512();
-    _mm512_mask_storeu_epi16(dst + i, m, v);
-  }
-#else
-  if (src)
-    std::memcpy(dst, src, n * sizeof(uint16_t));
-  else
-    std::memset(dst, 0, n * sizeof(uint16_t));
-#endif
-}
-
-void copy_blocks(OpKernelContext* ctx, int64_t n, int64_t hh, int64_t ww, int64_t c,
-                 const uint16_t* src, uint16_t* dst, bool to_depth) {
-  const int64_t h = hh / 2 + 1, w = ww / 2 + 1;  // the block grid
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  // One task per block row (n, p): input rows 2p - 1 + dh, whose pixel pair (2q - 1, 2q)
-  // is the 2 C contiguous values of block q at (dh, 0) and (dh, 1).
-  tensorflow::Shard(workers->num_threads, workers->workers, n * h, w * 4 * c * 2,
-                    [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / h, p = r % h;
-      for (int64_t q = 0; q < w; ++q) {
-        const int64_t t0 = q == 0 ? c : 0, t1 = q == w - 1 ? c : 2 * c;  // the border
-        for (int64_t dh = 0; dh < 2; ++dh) {
-          const int64_t row = 2 * p + dh - 1;
-          const int64_t block = ((b * h + p) * w + q) * 4 * c + dh * 2 * c;
-          const int64_t pixel = ((b * hh + row) * ww + 2 * q - 1) * c;
-          const bool inside = row >= 0 && row < hh;
-          if (!to_depth) {
-            if (inside) move_values(dst + pixel + t0, src + block + t0, t1 - t0);
-          } else if (!inside) {
-            move_values(dst + block, nullptr, 2 * c);
-          } else {
-            if (t0) move_values(dst + block, nullptr, c);
-            if (t1 < 2 * c) move_values(dst + block + t1, nullptr, c);
-            move_values(dst + block + t0, src + pixel + t0, t1 - t0);
-          }
-        }
-      }
-    }
-  });
-}
-
-class SpaceToDepthOp : public OpKernel {
- public:
-  explicit SpaceToDepthOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& x_t = ctx->input(0);
-    if (x_t.dims() != 4 || x_t.dim_size(1) % 2 || x_t.dim_size(2) % 2 ||
-        x_t.NumElements() == 0) {
-      fail(ctx, "x must be a non-empty [N, H, W, channels] tensor with even H and W, got "
-                "shape " + x_t.shape().DebugString());
-      return;
-    }
-    const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
-    const int64_t c = x_t.dim_size(3);
-    Tensor* y_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(
-                            0, TensorShape({n, hh / 2 + 1, ww / 2 + 1, 4 * c}), &y_t));
-    copy_blocks(ctx, n, hh, ww, c, data(x_t), data(y_t), true);
-  }
-};
-
-class DepthToSpaceOp : public OpKernel {
- public:
-  explicit DepthToSpaceOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& y_t = ctx->input(0);
-    if (y_t.dims() != 4 || y_t.dim_size(1) < 2 || y_t.dim_size(2) < 2 ||
-        y_t.dim_size(3) % 4 || y_t.NumElements() == 0) {
-      fail(ctx, "blocks must be a non-empty [N, h + 1, w + 1, 4 * channels] tensor with "
-                "h, w >= 1, got shape " + y_t.shape().DebugString());
-      return;
-    }
-    const int64_t n = y_t.dim_size(0), hh = 2 * (y_t.dim_size(1) - 1);
-    const int64_t ww = 2 * (y_t.dim_size(2) - 1), c = y_t.dim_size(3) / 4;
-    Tensor* x_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, hh, ww, c}), &x_t));
-    copy_blocks(ctx, n, hh, ww, c, data(y_t), data(x_t), false);
-  }
-};
-
 #ifdef DCGAN_AMX
 // The kernel gradient of a 4x4 / stride-2 / "same" convolution on AMX, without patches in
 // memory. TensorFlow's paths read 16 C patch values per output pixel: oneDNN's
@@ -1120,40 +1026,6 @@ REGISTER_OP("DcganToFloat")
     .SetShapeFn(tensorflow::shape_inference::UnchangedShape);
 REGISTER_KERNEL_BUILDER(Name("DcganToFloat").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::ToFloatOp);
-REGISTER_OP("DcganSpaceToDepth")
-    .Input("x: bfloat16")
-    .Output("blocks: bfloat16")
-    .SetShapeFn([](InferenceContext* c) {
-      auto x = c->input(0);
-      tensorflow::shape_inference::DimensionHandle h, w, ch;
-      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
-      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 1), 2, true, &h));
-      TF_RETURN_IF_ERROR(c->Add(h, 1, &h));
-      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 2), 2, true, &w));
-      TF_RETURN_IF_ERROR(c->Add(w, 1, &w));
-      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, 3), 4, &ch));
-      c->set_output(0, c->MakeShape({c->Dim(x, 0), h, w, ch}));
-      return absl::OkStatus();
-    });
-REGISTER_KERNEL_BUILDER(Name("DcganSpaceToDepth").Device(tensorflow::DEVICE_CPU),
-                        dcgan_keras::SpaceToDepthOp);
-REGISTER_OP("DcganDepthToSpace")
-    .Input("blocks: bfloat16")
-    .Output("x: bfloat16")
-    .SetShapeFn([](InferenceContext* c) {
-      auto y = c->input(0);
-      tensorflow::shape_inference::DimensionHandle h, w, ch;
-      TF_RETURN_IF_ERROR(c->WithRank(y, 4, &y));
-      TF_RETURN_IF_ERROR(c->Subtract(c->Dim(y, 1), 1, &h));
-      TF_RETURN_IF_ERROR(c->Multiply(h, 2, &h));
-      TF_RETURN_IF_ERROR(c->Subtract(c->Dim(y, 2), 1, &w));
-      TF_RETURN_IF_ERROR(c->Multiply(w, 2, &w));
-      TF_RETURN_IF_ERROR(c->Divide(c->Dim(y, 3), 4, true, &ch));
-      c->set_output(0, c->MakeShape({c->Dim(y, 0), h, w, ch}));
-      return absl::OkStatus();
-    });
-REGISTER_KERNEL_BUILDER(Name("DcganDepthToSpace").Device(tensorflow::DEVICE_CPU),
-                        dcgan_keras::DepthToSpaceOp);
 #ifdef DCGAN_AMX
 REGISTER_OP("DcganKernelGrad")
     .Input("x: bfloat16")
