@@ -400,10 +400,11 @@ def amx(native):
     return native
 
 
-# (x's shape, C'): one panel and one column block of 256; four column blocks and the image
-# border on every side; a full panel of 512 pixels and a partial one in each half of K.
-@pytest.mark.parametrize("shape,c_out", [((4, 8, 8, 32), 32), ((6, 16, 16, 64), 96),
-                                         ((72, 8, 8, 32), 64)])
+# (x's shape, C'): one panel and one column block of 256, h != w; two column blocks of each
+# kh and the image border on every side; three panels of 8 images (the last partial) in
+# each half; one image (the second half empty).
+@pytest.mark.parametrize("shape,c_out", [((4, 8, 16, 32), 32), ((6, 16, 16, 64), 96),
+                                         ((40, 16, 16, 32), 64), ((1, 16, 16, 32), 32)])
 def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     rng = np.random.default_rng(8)
     n, h, w, c = shape
@@ -426,13 +427,15 @@ def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
 
 def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx):
     assert amx.kernel_grad_takes(128, 16, 16, 64, 128)
-    assert amx.kernel_grad_takes(None, 16, 16, 64, 128)  # the batch not known yet
+    assert amx.kernel_grad_takes(None, 16, 16, 64, 128)  # any batch
     assert not amx.kernel_grad_takes(128, 32, 32, 3, 64)  # D's first layer
     assert not amx.kernel_grad_takes(128, 16, 16, 64, 100)
-    assert not amx.kernel_grad_takes(1, 4, 4, 256, 512)  # 16 output pixels
+    assert not amx.kernel_grad_takes(128, 4, 4, 256, 512)  # 16 output pixels an image
     assert not amx.kernel_grad_takes(4, 8, 5, 32, 32)  # an odd W/2
     with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 32"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 3], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
+        amx.kernel_grad(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
 
 
 @pytest.mark.parametrize("cls,shape", [(keras.layers.Conv2D, (4, 32, 32, 32)),

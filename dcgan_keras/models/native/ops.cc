@@ -609,11 +609,11 @@ class Im2ColOp : public OpKernel {
 // -> 8x8x256 on the 2-core AMX Xeon, im2col + matmul at ~750 and ~1200 with a 67 / 34 MB
 // patch matrix written and read back. Here dW^T [C', 16 C] = dy^T [C', K] x patches
 // [K, 16 C] (K = N h w output pixels) in AMX tiles: dy is transposed once; the patches are
-// built from x in L2-sized panels (kPanelPixels x kPanelColumns, in the pairs-of-rows
-// layout AMX's B operand takes) and used for every row of dy^T. The sum runs in two fixed
-// halves of K, each in a fixed order, float32 in the tiles, and is rounded once: the result
-// does not depend on the number of threads.
-constexpr int64_t kPanelPixels = 512, kPanelColumns = 256, kPanelTiles = kPanelPixels / 32;
+// built from x in L2-sized panels (whole images of ~kPanelPixels output pixels x
+// kPanelColumns, in the pairs-of-rows layout AMX's B operand takes) and used for every row
+// of dy^T. The sum runs over two fixed halves of the images, each in a fixed order, float32
+// in the tiles, and is rounded once: the result does not depend on the number of threads.
+constexpr int64_t kPanelPixels = 512, kPanelColumns = 256;
 
 struct TileConfig {
   uint8_t palette, start_row, reserved[14];
@@ -666,9 +666,9 @@ class KernelGradOp : public OpKernel {
     if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
         x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
         x_t.dim_size(3) % 32 || dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 ||
-        dy_t.NumElements() == 0 || (dy_t.NumElements() / dy_t.dim_size(3)) % 64) {
+        dy_t.NumElements() == 0 || (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32) {
       fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C and C' multiples of 32, "
-                "an even W/2 and N H W / 4 a multiple of 64, got shapes " +
+                "an even W/2 and H W / 4 a multiple of 32, got shapes " +
                     x_t.shape().DebugString() + " and " + dy_t.shape().DebugString());
       return;
     }
@@ -706,12 +706,20 @@ class KernelGradOp : public OpKernel {
                               r[i]);
       }
     });
-    // 2. Each half of K times each block of kPanelColumns patch columns: its sums.
-    const int64_t blocks = m / kPanelColumns;
+    // 2. Each half of the images times each block of kPanelColumns patch columns with kh
+    // = 0, 1 and its block with kh + 2: their sums. Patch row kh + 2 of output row i is
+    // patch row kh of output row i + 1, so the panel holds kh = 0, 1 for h + 1 output rows
+    // of each image (the last: x's row 2h - 1 for kh = 0, the padding for kh = 1) and the
+    // kh + 2 columns read it w pixels further on: half the patch values to build.
+    const int64_t n = x_t.dim_size(0), image = h * w, image_pairs = (h + 1) * w / 2;
+    const int64_t images = std::max<int64_t>(1, kPanelPixels / image);  // a panel's
+    const int64_t panel_pairs = images * image_pairs;
+    const int64_t blocks = m / 2 / kPanelColumns, first_half = (n + 1) / 2;
+    if (first_half == n) std::memset(sums + co * m, 0, co * m * sizeof(float));  // one image
     tensorflow::Shard(workers->num_threads, workers->workers, 2 * blocks,
-                      k / 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
+                      k / 2 * 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
       configure_tiles();
-      std::vector<uint16_t> panel(kPanelPixels * kPanelColumns);
+      std::vector<uint16_t> panel(panel_pairs * 2 * kPanelColumns);
       alignas(64) uint16_t first[32], second[32];  // the pairs of two pixels' channels
       for (int j = 0; j < 16; ++j) {
         first[2 * j] = j, first[2 * j + 1] = 32 + j;
@@ -726,17 +734,18 @@ class KernelGradOp : public OpKernel {
           const int64_t col = col0 + 32 * g;
           group[g] = {col / c / 4, col / c % 4, col % c};
         }
-        const int64_t k_end = (half + 1) * (k / 2);
-        for (int64_t k0 = half * (k / 2); k0 < k_end; k0 += kPanelPixels) {
-          const int64_t pixels = std::min(kPanelPixels, k_end - k0);
-          // The panel: for each 16 columns, tiles of 16 pixel pairs x 16 columns x 2 (1 KB)
-          // in pixel order, with the patch values of output pixels kk, kk + 1 (one image
-          // row: w is even) in columns col0 ... col0 + kPanelColumns; zeros outside x.
-          for (int64_t pair = 0; pair < pixels / 2; ++pair) {
-            const int64_t kk = k0 + 2 * pair, b = kk / (h * w), i = (kk / w) % h, j = kk % w;
-            uint16_t* row = panel.data() + (pair / 16) * 512 + (pair % 16) * 32;
+        const int64_t b_end = half ? n : first_half;
+        for (int64_t b0 = half ? first_half : 0; b0 < b_end; b0 += images) {
+          const int64_t count = std::min(images, b_end - b0);
+          // The panel: for each 16 columns, 16 pixel pairs x 16 columns x 2 a tile (1 KB),
+          // pairs in pixel order: the patch values of output pixels (i, j), (i, j + 1) (w
+          // is even), i = 0 ... h; zeros outside x.
+          for (int64_t pair = 0; pair < count * image_pairs; ++pair) {
+            const int64_t b = b0 + pair / image_pairs, i = pair % image_pairs * 2 / w;
+            const int64_t j = pair % image_pairs * 2 % w;
+            uint16_t* row = panel.data() + pair * 32;
             for (int g = 0; g < kPanelColumns / 32; ++g) {
-              const int64_t kh = group[g].kh, kw = group[g].kw, ch = group[g].ch, col = col0 + 32 * g;
+              const int64_t kh = group[g].kh, kw = group[g].kw, ch = group[g].ch;
               const int64_t y = 2 * i + kh - 1, xa = 2 * j + kw - 1, xb = xa + 2;
               const bool in_y = y >= 0 && y < hh;
               const uint16_t* base = x + ((b * hh + y) * ww) * c + ch;
@@ -744,44 +753,52 @@ class KernelGradOp : public OpKernel {
                                                              : _mm512_setzero_si512();
               const __m512i vb = in_y && xb >= 0 && xb < ww ? _mm512_loadu_si512(base + xb * c)
                                                              : _mm512_setzero_si512();
-              uint16_t* t = row + (col - col0) / 16 * kPanelTiles * 512;
+              uint16_t* t = row + 2 * g * panel_pairs * 32;
               _mm512_storeu_si512(t, _mm512_permutex2var_epi16(va, pair_lo, vb));
-              _mm512_storeu_si512(t + kPanelTiles * 512, _mm512_permutex2var_epi16(va, pair_hi, vb));
+              _mm512_storeu_si512(t + panel_pairs * 32, _mm512_permutex2var_epi16(va, pair_hi, vb));
             }
           }
-          // Each 32 columns' tiles stay in L1 while the rows of dy^T go by.
-          const bool first_panel = k0 == half * (k / 2);
+          // Each 32 columns' tiles stay in L1 while the rows of dy^T go by, for kh and kh + 2.
+          const bool first_panel = b0 == (half ? first_half : 0);
           for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
-            const uint16_t* b0 = panel.data() + nt / 16 * kPanelTiles * 512;
-            const uint16_t* b1 = b0 + kPanelTiles * 512;
-            for (int64_t mt = 0; mt < co; mt += 32) {
-              // sums in [C' / 16][16 C / 16] tiles of 16 x 16, each 1 KB in a row
-              float* c0 = sum + ((mt / 16) * (m / 16) + (col0 + nt) / 16) * 256;
-              float* c1 = c0 + (m / 16) * 256;
-              if (first_panel) {
-                _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-              } else {
-                _tile_loadd(0, c0, 64);
-                _tile_loadd(1, c0 + 256, 64);
-                _tile_loadd(2, c1, 64);
-                _tile_loadd(3, c1 + 256, 64);
+            for (int64_t shift = 0; shift < 2; ++shift) {
+              const uint16_t* b0t = panel.data() + (nt / 16 * panel_pairs + shift * w / 2) * 32;
+              const uint16_t* b1t = b0t + panel_pairs * 32;
+              const int64_t col = col0 + nt + shift * m / 2;
+              for (int64_t mt = 0; mt < co; mt += 32) {
+                // sums in [C' / 16][16 C / 16] tiles of 16 x 16, each 1 KB in a row
+                float* c0 = sum + ((mt / 16) * (m / 16) + col / 16) * 256;
+                float* c1 = c0 + (m / 16) * 256;
+                if (first_panel) {
+                  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+                } else {
+                  _tile_loadd(0, c0, 64);
+                  _tile_loadd(1, c0 + 256, 64);
+                  _tile_loadd(2, c1, 64);
+                  _tile_loadd(3, c1 + 256, 64);
+                }
+                for (int64_t g = 0; g < count; ++g) {
+                  const int64_t kk = (b0 + g) * image;  // dy^T's tiles of this image
+                  const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + kk / 32) * 512;
+                  const uint16_t* a1 = a0 + (k / 32) * 512;
+                  const uint16_t* bi0 = b0t + g * image_pairs * 32;
+                  const uint16_t* bi1 = b1t + g * image_pairs * 32;
+                  for (int64_t s = 0; s < image / 32; ++s) {
+                    _tile_loadd(4, a0 + s * 512, 64);
+                    _tile_loadd(5, a1 + s * 512, 64);
+                    _tile_loadd(6, bi0 + s * 512, 64);
+                    _tile_loadd(7, bi1 + s * 512, 64);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                  }
+                }
+                _tile_stored(0, c0, 64);
+                _tile_stored(1, c0 + 256, 64);
+                _tile_stored(2, c1, 64);
+                _tile_stored(3, c1 + 256, 64);
               }
-              const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + k0 / 32) * 512;
-              const uint16_t* a1 = a0 + (k / 32) * 512;
-              for (int64_t s = 0; s < pixels / 32; ++s) {
-                _tile_loadd(4, a0 + s * 512, 64);
-                _tile_loadd(5, a1 + s * 512, 64);
-                _tile_loadd(6, b0 + s * 512, 64);
-                _tile_loadd(7, b1 + s * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-              }
-              _tile_stored(0, c0, 64);
-              _tile_stored(1, c0 + 256, 64);
-              _tile_stored(2, c1, 64);
-              _tile_stored(3, c1 + 256, 64);
             }
           }
         }
