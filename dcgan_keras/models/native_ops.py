@@ -221,10 +221,11 @@ def col2im(cols):
 
 def kernel_grad_takes(n, h, w, c, c_out):
     """Whether `kernel_grad` takes x [n, 2h, 2w, c] and dy [n, h, w, c_out] here: built with
-    AMX (the CPU has it), c and c_out multiples of 32, w even, h w a multiple of 32 (an
-    image's output pixels fill whole tiles); any n."""
+    AMX (the CPU has it), c a multiple of 32 or 1-4 (an image's channels), c_out a multiple
+    of 32, w even, h w a multiple of 32 (an image's output pixels fill whole tiles); any n."""
     del n  # any batch
-    return (c % 32 == 0 and c_out % 32 == 0 and w % 2 == 0 and (h * w) % 32 == 0
+    return ((c % 32 == 0 or 0 < c <= 4) and c_out % 32 == 0 and w % 2 == 0
+            and (h * w) % 32 == 0
             and _runs_here() and hasattr(library(), "dcgan_kernel_grad"))
 
 

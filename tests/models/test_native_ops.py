@@ -404,7 +404,12 @@ def amx(native):
 # kh and the image border on every side; three panels of 8 images (the last partial) in
 # each half; one image (the second half empty).
 @pytest.mark.parametrize("shape,c_out", [((4, 8, 16, 32), 32), ((6, 16, 16, 64), 96),
-                                         ((40, 16, 16, 32), 64), ((1, 16, 16, 32), 32)])
+                                         ((40, 16, 16, 32), 64), ((1, 16, 16, 32), 32),
+                                         # an image's channels: RGB at 64x64 (one image a
+                                         # panel), 1 with w = 16 (two rows a tile), 4 with
+                                         # w = 48 (rows across tiles); one image
+                                         ((3, 64, 64, 3), 64), ((20, 32, 32, 1), 32),
+                                         ((4, 8, 96, 4), 32), ((1, 16, 16, 3), 64)])
 def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     rng = np.random.default_rng(8)
     n, h, w, c = shape
@@ -428,28 +433,33 @@ def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
 def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx):
     assert amx.kernel_grad_takes(128, 16, 16, 64, 128)
     assert amx.kernel_grad_takes(None, 16, 16, 64, 128)  # any batch
-    assert not amx.kernel_grad_takes(128, 32, 32, 3, 64)  # D's first layer
+    assert amx.kernel_grad_takes(128, 32, 32, 3, 64)  # D's first layer
+    assert not amx.kernel_grad_takes(128, 32, 32, 6, 64)
     assert not amx.kernel_grad_takes(128, 16, 16, 64, 100)
     assert not amx.kernel_grad_takes(128, 4, 4, 256, 512)  # 16 output pixels an image
     assert not amx.kernel_grad_takes(4, 8, 5, 32, 32)  # an odd W/2
-    with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 32"):
-        amx.kernel_grad(tf.zeros([4, 8, 8, 3], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="C a multiple of 32 or at most 4"):
+        amx.kernel_grad(tf.zeros([4, 8, 8, 6], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
 
 
-@pytest.mark.parametrize("cls,shape", [(keras.layers.Conv2D, (4, 32, 32, 32)),
-                                       (keras.layers.Conv2DTranspose, (4, 16, 16, 32))])
+@pytest.mark.parametrize("cls,shape,filters", [
+    (keras.layers.Conv2D, (4, 32, 32, 32), 32),
+    (keras.layers.Conv2DTranspose, (4, 16, 16, 32), 32),
+    (keras.layers.Conv2D, (4, 32, 32, 3), 32),  # D's first layer
+    (keras.layers.Conv2DTranspose, (4, 16, 16, 32), 3),  # G's output layer
+])
 def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, monkeypatch,
-                                                         cls, shape):
+                                                         cls, shape, filters):
     """At a low side of 16, where oneDNN's kernel gradient ran before, a 4x4 / stride-2
     layer whose shapes the op takes computes its kernel gradient with it, with Keras'
-    values up to bfloat16 rounding."""
+    values up to bfloat16 rounding; so do the layers on an image's 3 channels."""
     fast_cls = getattr(fast_layers, cls.__name__)
     calls = []
     original = native_ops.kernel_grad
     monkeypatch.setattr(native_ops, "kernel_grad", lambda *a: calls.append(1) or original(*a))
-    kwargs = dict(filters=32, kernel_size=4, strides=2, padding="same", use_bias=False)
+    kwargs = dict(filters=filters, kernel_size=4, strides=2, padding="same", use_bias=False)
     reference, fast = cls(**kwargs), fast_cls(**kwargs)
     x = tf.random.stateless_normal(shape, seed=[8, 9])
     reference.build(shape)
