@@ -28,7 +28,9 @@ compiler and CPU; `make install` builds it ahead (`python -m dcgan_keras.models.
 `DCGAN_KERAS_NATIVE_OPS=0` turns it off. Without a compiler, on other CPUs, on GPUs, in
 float32 or under XLA the layers use TensorFlow's ops (the same results up to rounding).
 """
+import ctypes
 import fcntl
+import functools
 import hashlib
 import os
 import platform
@@ -226,7 +228,17 @@ def kernel_grad_takes(n, h, w, c, c_out):
     del n  # any batch
     return ((c % 32 == 0 or 0 < c <= 4) and c_out % 32 == 0 and w % 2 == 0
             and (h * w) % 32 == 0
-            and _runs_here() and hasattr(library(), "dcgan_kernel_grad"))
+            and _runs_here() and hasattr(library(), "dcgan_kernel_grad") and amx_granted())
+
+
+@functools.cache
+def amx_granted():
+    """Whether Linux lets this process use AMX's tile registers (arch_prctl
+    ARCH_REQ_XCOMP_PERM for XTILEDATA, Linux 5.16 and later), which the op asks for too."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).syscall(158, 0x1023, 18) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def kernel_grad_runs(x, dy):

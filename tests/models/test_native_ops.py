@@ -430,7 +430,8 @@ def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     np.testing.assert_array_equal(_bits(amx.kernel_grad(x, dy)), _bits(got))
 
 
-def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx):
+def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx, monkeypatch):
+    assert amx.amx_granted()
     assert amx.kernel_grad_takes(128, 16, 16, 64, 128)
     assert amx.kernel_grad_takes(None, 16, 16, 64, 128)  # any batch
     assert amx.kernel_grad_takes(128, 32, 32, 3, 64)  # D's first layer
@@ -442,6 +443,9 @@ def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx):
         amx.kernel_grad(tf.zeros([4, 8, 8, 6], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
+    # a Linux that does not hand out AMX's tiles (before 5.16): the layers' other paths
+    monkeypatch.setattr(native_ops, "amx_granted", lambda: False)
+    assert not amx.kernel_grad_takes(128, 16, 16, 64, 128)
 
 
 @pytest.mark.parametrize("cls,shape,filters", [
