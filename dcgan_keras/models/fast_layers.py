@@ -303,12 +303,12 @@ def _fast_path(layer, x, low_res, image_channels, low_res_channels):
         return None
     if low_res[0] <= MAX_MATMUL_SIDE:
         return "matmul"
-    if (low_res[0] <= MAX_MATMUL_KERNEL_GRAD_SIDE
-            or native_ops.kernel_grad_takes(x.shape[0], *low_res, image_channels,
-                                            low_res_channels)):
+    if low_res[0] <= MAX_MATMUL_KERNEL_GRAD_SIDE:
         return "kernel_grad"
-    if image_channels <= MAX_FEW_CHANNELS:
+    if image_channels <= MAX_FEW_CHANNELS:  # its kernel gradient: `kernel_gradient` too
         return "few_channels"
+    if native_ops.kernel_grad_takes(x.shape[0], *low_res, image_channels, low_res_channels):
+        return "kernel_grad"
     return None
 
 

@@ -263,12 +263,16 @@ def test_the_path_of_a_4x4_layer_follows_the_cpu_rule(policy, monkeypatch, matmu
     assert fast_layers._fast_path(layer, x, (8, 8), 16, 8) == "kernel_grad"
     assert fast_layers._fast_path(layer, x, (16, 16), 16, 8) is None
     assert fast_layers._fast_path(layer, x, (16, 16), 3, 8) == "few_channels"
-    # where the AMX kernel gradient takes the shapes, at any side
+    # where the AMX kernel gradient takes the shapes, at any side; an image's few
+    # channels keep their path (whose kernel gradient is the AMX one)
     monkeypatch.setattr(native_ops, "kernel_grad_takes", lambda *shapes: True)
     assert fast_layers._fast_path(layer, x, (16, 16), 16, 8) == "kernel_grad"
+    assert fast_layers._fast_path(layer, x, (16, 16), 3, 8) == "few_channels"
 
 
-def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path):
+# 8 filters: oneDNN's kernel gradient; 32: the native AMX one where the CPU has AMX
+@pytest.mark.parametrize("filters", [8, 32])
+def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path, filters):
     """D's first layer (few channels) carries a zero bias, so Grappler's remapper fuses it
     and the LeakyReLU after it into one oneDNN convolution (no LeakyRelu op runs in the
     forward pass), with Keras' values up to bfloat16 rounding, in a training step's graph
@@ -281,7 +285,8 @@ def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path
     spec.loader.exec_module(step_profile)
 
     policy("mixed_bfloat16")
-    conv = fast_layers.Conv2D(8, 4, strides=2, padding="same", use_bias=False, name="c")
+    conv = fast_layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
+                              name="c")
     lrelu = fast_layers.LeakyReLU(negative_slope=0.2, name="a")
     x = tf.random.stateless_normal([4, 32, 32, 3], seed=[3, 3])
     conv.build(x.shape)
