@@ -19,7 +19,8 @@
   `MAX_MATMUL_KERNEL_GRAD_SIDE` (8) the kernel gradient alone is a matmul: at 16x16 ->
   8x8 (128 -> 256 channels) oneDNN's ran at ~180 GFLOP/s per core, the matmul at ~250.
   On CPUs with AMX, where the channels are multiples of 32 and an image's output pixels
-  fill whole AMX tiles, the kernel gradient is `native_ops.kernel_grad` at any side
+  fill whole AMX tiles, the kernel gradient is `native_ops.kernel_grad` up to the sizes
+  measured (`native_ops.kernel_grad_takes`), also where the rules above keep oneDNN's
   (32x32x64 -> 16x16x128: 8.0 ms against oneDNN's 11.8; 16x16x128 -> 8x8x256: 7.2 against
   the matmul's 9.0, inputs cold in cache, batch 128).
   Where the image side has at most `MAX_FEW_CHANNELS` channels (D's first layer, G's

@@ -439,6 +439,8 @@ def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx, monkeypatch):
     assert not amx.kernel_grad_takes(128, 16, 16, 64, 100)
     assert not amx.kernel_grad_takes(128, 4, 4, 256, 512)  # 16 output pixels an image
     assert not amx.kernel_grad_takes(4, 8, 5, 32, 32)  # an odd W/2
+    assert not amx.kernel_grad_takes(128, 32, 32, 64, 128)  # beyond the sizes measured
+    assert not amx.kernel_grad_takes(128, 64, 64, 3, 64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="C a multiple of 32 or at most 4"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 6], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
