@@ -63,6 +63,8 @@ LANES = {
     "evaluation/test_svm_probe.py::test_newton_l2svm_matches_liblinear_in_the_span": {"slow"},
     # runs a (failing) C++ compiler
     "models/test_native_ops.py::test_a_failed_build": {"slow"},
+    # starts a process per thread count
+    "models/test_native_ops.py::test_results_do_not_depend_on_the_thread_count": {"slow"},
     # parse every documented command with each program's own flags, in one process
     "test_docs.py::test_every_documented": {"slow"},
     "test_docs.py::test_help_": {"slow"},

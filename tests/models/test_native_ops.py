@@ -478,3 +478,38 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
         grads.append(np.asarray(tape.gradient(loss, layer.kernel)))
     assert calls == [1]
     np.testing.assert_allclose(grads[1], grads[0], atol=0.02 * np.abs(grads[0]).max())
+
+
+_BITS_SCRIPT = """
+import hashlib, sys
+import numpy as np, tensorflow as tf
+from dcgan_keras.models import native_ops
+rng = np.random.default_rng(11)
+def bf16(*shape):
+    return tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+out = [native_ops.batch_norm(bf16(64, 8, 8, 64), tf.ones([64]), tf.zeros([64]), 1e-5)]
+if native_ops.kernel_grad_takes(8, 8, 8, 64, 64) and native_ops.kernel_grad_takes(8, 16, 16, 3, 64):
+    out.append(native_ops.kernel_grad(bf16(8, 16, 16, 64), bf16(8, 8, 8, 64)))
+    out.append(native_ops.kernel_grad(bf16(8, 32, 32, 3), bf16(8, 16, 16, 64)))
+digest = hashlib.sha256()
+for t in tf.nest.flatten(out):
+    digest.update(np.asarray(tf.bitcast(t, tf.uint16) if t.dtype == tf.bfloat16 else t).tobytes())
+print(len(out), digest.hexdigest())
+"""
+
+
+def test_results_do_not_depend_on_the_thread_count(native):
+    """The batch norm's sums run over fixed blocks and the AMX kernel gradient's over two
+    fixed halves of the batch: one and two intra-op threads give the same bits."""
+    import subprocess
+    import sys
+    from testutil import REPO
+    results = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, TF_NUM_INTRAOP_THREADS=threads, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run([sys.executable, "-c", _BITS_SCRIPT], capture_output=True,
+                              text=True, timeout=300, cwd=REPO, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(done.stdout.split()[-2:])
+    assert results[0] == results[1]
+    assert results[0][0] in ("1", "3")  # 3 where the CPU has AMX
