@@ -229,14 +229,13 @@ MAX_PIXELS, MAX_FEW_PIXELS = 16 * 16, 32 * 32
 def kernel_grad_takes(n, h, w, c, c_out):
     """Whether `kernel_grad` takes x [n, 2h, 2w, c] and dy [n, h, w, c_out] here: built with
     AMX (the CPU has it), c a multiple of 32 or 1-4 (an image's channels), c_out a multiple
-    of 32, w even, the batch's output pixels filling whole tiles (n h w a multiple of 32;
-    with 1-4 channels an image's, h w; n None: only then), and at most the sizes it was
-    measured faster at (16x16 output pixels, 32x32 with 1-4 channels: a larger image's
-    panel outgrows L2)."""
+    of 32, w even, h w a multiple of 32 (an image's output pixels fill whole tiles) and at
+    most the sizes it was measured faster at (16x16 output pixels, 32x32 with 1-4 channels:
+    a larger image's panel outgrows L2); any n."""
+    del n  # any batch
     few = 0 < c <= 4
-    whole_tiles = (h * w) % 32 == 0 or (not few and n is not None and (n * h * w) % 32 == 0)
     return ((c % 32 == 0 or few) and c_out % 32 == 0 and w % 2 == 0
-            and whole_tiles and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
+            and (h * w) % 32 == 0 and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
             and _runs_here() and hasattr(library(), "dcgan_kernel_grad") and amx_granted())
 
 

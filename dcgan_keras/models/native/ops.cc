@@ -38,7 +38,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <numeric>
 #include <functional>
 #include <string>
 #include <vector>
@@ -803,11 +802,9 @@ class KernelGradOp : public OpKernel {
         x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
         (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
         dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.NumElements() == 0 ||
-        (dy_t.NumElements() / dy_t.dim_size(3)) % 32 ||
-        (x_t.dim_size(3) <= kFewChannels && (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32)) {
+        (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32) {
       fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at most "
-                "4, C' a multiple of 32, an even W/2, N H W / 4 a multiple of 32 (and H W / 4 "
-                "where C is at most 4), got shapes " +
+                "4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, got shapes " +
                     x_t.shape().DebugString() + " and " + dy_t.shape().DebugString());
       return;
     }
@@ -853,18 +850,11 @@ class KernelGradOp : public OpKernel {
     // = 0, 1 and its block with kh + 2: their sums. Patch row kh + 2 of output row i is
     // patch row kh of output row i + 1, so the panel holds kh = 0, 1 for h + 1 output rows
     // of each image (the last: x's row 2h - 1 for kh = 0, the padding for kh = 1) and the
-    // kh + 2 columns read it w pixels further on: half the patch values to build. Where an
-    // image's output pixels do not fill whole tiles (4x4), tiles span images and the panel
-    // holds all 16 C columns of h rows; the halves and panels then hold a multiple of
-    // `unit` images (whole tiles).
-    const int64_t n = x_t.dim_size(0), image = h * w;
-    const bool shifted = image % 32 == 0;
-    const int64_t unit = 32 / std::gcd<int64_t>(image, 32), shifts = shifted ? 2 : 1;
-    const int64_t image_pairs = (h + (shifted ? 1 : 0)) * w / 2;
-    const int64_t images = std::max(unit, kPanelPixels / image / unit * unit);  // a panel's
+    // kh + 2 columns read it w pixels further on: half the patch values to build.
+    const int64_t n = x_t.dim_size(0), image = h * w, image_pairs = (h + 1) * w / 2;
+    const int64_t images = std::max<int64_t>(1, kPanelPixels / image);  // a panel's
     const int64_t panel_pairs = images * image_pairs;
-    const int64_t blocks = m / shifts / kPanelColumns;
-    const int64_t first_half = std::min(n, ((n + 1) / 2 + unit - 1) / unit * unit);
+    const int64_t blocks = m / 2 / kPanelColumns, first_half = (n + 1) / 2;
     if (first_half == n) std::memset(sums + co * m, 0, co * m * sizeof(float));  // one image
     tensorflow::Shard(workers->num_threads, workers->workers, 2 * blocks,
                       k / 2 * 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
@@ -910,10 +900,8 @@ class KernelGradOp : public OpKernel {
           }
           // Each 32 columns' tiles stay in L1 while the rows of dy^T go by, for kh and kh + 2.
           const bool first_panel = b0 == (half ? first_half : 0);
-          // per image where it has h + 1 rows in the panel, else the panel's images at once
-          const int64_t groups = shifted ? count : 1, pixels = shifted ? image : count * image;
           for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
-            for (int64_t shift = 0; shift < shifts; ++shift) {
+            for (int64_t shift = 0; shift < 2; ++shift) {
               const uint16_t* b0t = panel.data() + (nt / 16 * panel_pairs + shift * w / 2) * 32;
               const uint16_t* b1t = b0t + panel_pairs * 32;
               const int64_t col = col0 + nt + shift * m / 2;
@@ -929,13 +917,13 @@ class KernelGradOp : public OpKernel {
                   _tile_loadd(2, c1, 64);
                   _tile_loadd(3, c1 + 256, 64);
                 }
-                for (int64_t g = 0; g < groups; ++g) {
-                  const int64_t kk = b0 * image + g * pixels;  // dy^T's tiles of these pixels
+                for (int64_t g = 0; g < count; ++g) {
+                  const int64_t kk = (b0 + g) * image;  // dy^T's tiles of this image
                   const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + kk / 32) * 512;
                   const uint16_t* a1 = a0 + (k / 32) * 512;
                   const uint16_t* bi0 = b0t + g * image_pairs * 32;
                   const uint16_t* bi1 = b1t + g * image_pairs * 32;
-                  for (int64_t s = 0; s < pixels / 32; ++s) {
+                  for (int64_t s = 0; s < image / 32; ++s) {
                     _tile_loadd(4, a0 + s * 512, 64);
                     _tile_loadd(5, a1 + s * 512, 64);
                     _tile_loadd(6, bi0 + s * 512, 64);
