@@ -639,6 +639,54 @@ void configure_tiles() {  // 8 tiles of 16 rows x 64 bytes: 4 sums, 2 of A, 2 of
   _tile_loadconfig(&config);
 }
 
+// _mm512_permutex2var_epi16 indices that interleave two rows' values 0-15 (lo) and 16-31
+// (hi) in pairs: the rows of AMX's B operand from two pixels' (or rows') values.
+inline void pair_indices(__m512i* lo, __m512i* hi) {
+  alignas(64) uint16_t first[32], second[32];
+  for (int j = 0; j < 16; ++j) {
+    first[2 * j] = j, first[2 * j + 1] = 32 + j;
+    second[2 * j] = 16 + j, second[2 * j + 1] = 48 + j;
+  }
+  *lo = _mm512_load_si512(first);
+  *hi = _mm512_load_si512(second);
+}
+
+// A 2 x 2 block of 16 x 16 float32 sums in tiles 0-3: rows c0 and c1, the next 16 columns
+// 256 values on (1 KB tiles); zeroed for the block's first product, else loaded.
+inline void load_sums(float* c0, float* c1, bool zero) {
+  if (zero) {
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    return;
+  }
+  _tile_loadd(0, c0, 64);
+  _tile_loadd(1, c0 + 256, 64);
+  _tile_loadd(2, c1, 64);
+  _tile_loadd(3, c1 + 256, 64);
+}
+
+inline void store_sums(float* c0, float* c1) {
+  _tile_stored(0, c0, 64);
+  _tile_stored(1, c0 + 256, 64);
+  _tile_stored(2, c1, 64);
+  _tile_stored(3, c1 + 256, 64);
+}
+
+// The block's sums += A (16 rows at a0, 16 at a1) x B (16 columns at b0, 16 at b1), over
+// `steps` steps of 32 products, each operand's tiles 1 KB in a row.
+inline void multiply_tiles(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0,
+                           const uint16_t* b1, int64_t steps) {
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_loadd(4, a0 + s * 512, 64);
+    _tile_loadd(5, a1 + s * 512, 64);
+    _tile_loadd(6, b0 + s * 512, 64);
+    _tile_loadd(7, b1 + s * 512, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
 // 32 rows of 32 16-bit values transposed in registers (five rounds of block swaps).
 inline void transpose32(__m512i r[32]) {
   for (int d = 16; d >= 1; d >>= 1) {
@@ -685,12 +733,8 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
     // (parity 1: column 2t - 1; zeros at the ends).
     std::vector<uint16_t> a(m_tiles * images * steps * 512, 0), b(n_tiles * images * steps * 512);
     std::vector<uint16_t> planes(c * hh * 2 * (w + 1));
-    alignas(64) uint16_t first[32], second[32];
-    for (int j = 0; j < 16; ++j) {
-      first[2 * j] = j, first[2 * j + 1] = 32 + j;
-      second[2 * j] = 16 + j, second[2 * j + 1] = 48 + j;
-    }
-    const __m512i pair_lo = _mm512_load_si512(first), pair_hi = _mm512_load_si512(second);
+    __m512i pair_lo, pair_hi;
+    pair_indices(&pair_lo, &pair_hi);
     const int64_t a_tile = images * steps * 512;  // values from one m (or n) tile to the next
     struct { int64_t kh, kw, ch; } rows[16 * kFewChannels];  // each patch row's entry
     for (int64_t r = 0; r < 16 * c; ++r) rows[r] = {r / c / 4, r / c % 4, r % c};
@@ -750,30 +794,11 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
           for (int64_t nt = 0; nt < n_tiles; nt += 2) {
             float* c0 = sum + (mt * n_tiles + nt) * 256;  // [m tile][n tile][16][16]
             float* c1 = c0 + n_tiles * 256;
-            if (first_panel) {
-              _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-            } else {
-              _tile_loadd(0, c0, 64);
-              _tile_loadd(1, c0 + 256, 64);
-              _tile_loadd(2, c1, 64);
-              _tile_loadd(3, c1 + 256, 64);
-            }
+            load_sums(c0, c1, first_panel);
             const uint16_t* a0 = a.data() + mt * a_tile;
             const uint16_t* b0t = b.data() + nt * a_tile;
-            for (int64_t s = 0; s < count * steps; ++s) {
-              _tile_loadd(4, a0 + s * 512, 64);
-              _tile_loadd(5, a0 + a_tile + s * 512, 64);
-              _tile_loadd(6, b0t + s * 512, 64);
-              _tile_loadd(7, b0t + a_tile + s * 512, 64);
-              _tile_dpbf16ps(0, 4, 6);
-              _tile_dpbf16ps(1, 4, 7);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, c0, 64);
-            _tile_stored(1, c0 + 256, 64);
-            _tile_stored(2, c1, 64);
-            _tile_stored(3, c1 + 256, 64);
+            multiply_tiles(a0, a0 + a_tile, b0t, b0t + a_tile, count * steps);
+            store_sums(c0, c1);
           }
       }
     }
@@ -860,12 +885,8 @@ class KernelGradOp : public OpKernel {
                       k / 2 * 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
       configure_tiles();
       std::vector<uint16_t> panel(panel_pairs * 2 * kPanelColumns);
-      alignas(64) uint16_t first[32], second[32];  // the pairs of two pixels' channels
-      for (int j = 0; j < 16; ++j) {
-        first[2 * j] = j, first[2 * j + 1] = 32 + j;
-        second[2 * j] = 16 + j, second[2 * j + 1] = 48 + j;
-      }
-      const __m512i pair_lo = _mm512_load_si512(first), pair_hi = _mm512_load_si512(second);
+      __m512i pair_lo, pair_hi;  // the pairs of two pixels' channels
+      pair_indices(&pair_lo, &pair_hi);
       for (int64_t u = u0; u < u1; ++u) {
         const int64_t half = u / blocks, col0 = (u % blocks) * kPanelColumns;
         float* sum = sums + half * co * m;
@@ -909,35 +930,14 @@ class KernelGradOp : public OpKernel {
                 // sums in [C' / 16][16 C / 16] tiles of 16 x 16, each 1 KB in a row
                 float* c0 = sum + ((mt / 16) * (m / 16) + col / 16) * 256;
                 float* c1 = c0 + (m / 16) * 256;
-                if (first_panel) {
-                  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-                } else {
-                  _tile_loadd(0, c0, 64);
-                  _tile_loadd(1, c0 + 256, 64);
-                  _tile_loadd(2, c1, 64);
-                  _tile_loadd(3, c1 + 256, 64);
-                }
+                load_sums(c0, c1, first_panel);
                 for (int64_t g = 0; g < count; ++g) {
                   const int64_t kk = (b0 + g) * image;  // dy^T's tiles of this image
                   const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + kk / 32) * 512;
-                  const uint16_t* a1 = a0 + (k / 32) * 512;
-                  const uint16_t* bi0 = b0t + g * image_pairs * 32;
-                  const uint16_t* bi1 = b1t + g * image_pairs * 32;
-                  for (int64_t s = 0; s < image / 32; ++s) {
-                    _tile_loadd(4, a0 + s * 512, 64);
-                    _tile_loadd(5, a1 + s * 512, 64);
-                    _tile_loadd(6, bi0 + s * 512, 64);
-                    _tile_loadd(7, bi1 + s * 512, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                  }
+                  multiply_tiles(a0, a0 + (k / 32) * 512, b0t + g * image_pairs * 32,
+                                 b1t + g * image_pairs * 32, image / 32);
                 }
-                _tile_stored(0, c0, 64);
-                _tile_stored(1, c0 + 256, 64);
-                _tile_stored(2, c1, 64);
-                _tile_stored(3, c1 + 256, 64);
+                store_sums(c0, c1);
               }
             }
           }
