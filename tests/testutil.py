@@ -169,3 +169,24 @@ def toy_generator(size=16, grid=4, units=4, planted=True, z_dim=8):
     model.get_layer("paint").set_weights([kernel, np.zeros([3], np.float32)])
     model.z_distribution = "normal"  # its bias -4 makes unit 0 sparse for z ~ N(0, 1)
     return model
+
+
+def keras_and_fast_layer(cls, fast_cls, shape, seed, **kwargs):
+    """Outputs and kernel gradients (of sum(y^2)) of a 4x4 / stride-2 / "same" Keras layer
+    and its `fast_layers` twin with the same weights, on one input: [[y, dk] of Keras',
+    [y, dk] of the fast one], float32 arrays."""
+    import tensorflow as tf
+    kwargs = dict(kernel_size=4, strides=2, padding="same", **kwargs)
+    reference, fast = cls(**kwargs), fast_cls(**kwargs)
+    x = tf.random.stateless_normal(shape, seed=seed)
+    reference.build(shape)
+    fast.build(shape)
+    fast.set_weights(reference.get_weights())
+    results = []
+    for layer in (reference, fast):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
+        results.append([np.asarray(tf.cast(t, tf.float32))
+                        for t in (y, tape.gradient(loss, layer.kernel))])
+    return results

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan_keras.models import fast_layers, native_ops
+from testutil import keras_and_fast_layer
 
 
 @pytest.fixture
@@ -136,21 +137,9 @@ def test_bfloat16_conv_layers_match_keras(policy, monkeypatch, cls, fast_cls, sh
     original = fast_layers.kernel_gradient
     monkeypatch.setattr(fast_layers, "kernel_gradient",
                         lambda *args: calls.append(1) or original(*args))
-    kwargs = dict(filters=8, kernel_size=4, strides=2, padding="same")
-    reference, fast = cls(**kwargs), fast_cls(**kwargs)
-    x = tf.random.stateless_normal(shape, seed=[5, 6])
-    reference.build(shape)
-    fast.build(shape)
-    fast.set_weights(reference.get_weights())
-    results = []
-    for layer in (reference, fast):
-        with tf.GradientTape() as tape:
-            y = layer(x)
-            loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
-        results.append([y, tape.gradient(loss, layer.kernel)])
+    results = keras_and_fast_layer(cls, fast_cls, shape, [5, 6], filters=8)
     assert calls == [1]  # the fast layer's kernel gradient was the matmul one
     for a, b in zip(*results):
-        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
 
 

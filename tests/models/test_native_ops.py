@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan_keras.models import fast_layers, native_ops
+from testutil import keras_and_fast_layer
 
 EPSILON = 1e-5
 
@@ -465,19 +466,10 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
     calls = []
     original = native_ops.kernel_grad
     monkeypatch.setattr(native_ops, "kernel_grad", lambda *a: calls.append(1) or original(*a))
-    kwargs = dict(filters=filters, kernel_size=4, strides=2, padding="same", use_bias=False)
-    reference, fast = cls(**kwargs), fast_cls(**kwargs)
-    x = tf.random.stateless_normal(shape, seed=[8, 9])
-    reference.build(shape)
-    fast.build(shape)
-    fast.set_weights(reference.get_weights())
-    grads = []
-    for layer in (reference, fast):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.cast(layer(x), tf.float32) ** 2)
-        grads.append(np.asarray(tape.gradient(loss, layer.kernel)))
+    (_, expected), (_, got) = keras_and_fast_layer(cls, fast_cls, shape, [8, 9],
+                                                   filters=filters, use_bias=False)
     assert calls == [1]
-    np.testing.assert_allclose(grads[1], grads[0], atol=0.02 * np.abs(grads[0]).max())
+    np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())
 
 
 _BITS_SCRIPT = """
