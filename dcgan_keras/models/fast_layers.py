@@ -224,7 +224,8 @@ def conv_up_kernel_grad(x, kernel):
 
 def _onednn_kernel_gradient(x, dy):
     """d loss / d kernel of y = conv2d(x, kernel, 2, "SAME") as oneDNN's own product."""
-    return tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[4, 4, x.shape[-1], dy.shape[-1]],
+    return tf.raw_ops.Conv2DBackpropFilter(input=x,
+                                           filter_sizes=[4, 4, x.shape[-1], dy.shape[-1]],
                                            out_backprop=dy, strides=[1, 2, 2, 1],
                                            padding="SAME")
 
@@ -243,7 +244,8 @@ def _zero_bias_added(y, kernel):
 @tf.custom_gradient
 def conv_down_few_channels(x, kernel):
     """tf.nn.conv2d(x, kernel, 2, "SAME") for an x of few channels: the forward product
-    and the kernel gradient stay oneDNN's, the input gradient is `conv_transpose`. The
+    stays oneDNN's, the input gradient is `conv_transpose`, the kernel gradient
+    `kernel_gradient` (on AMX the native one, else oneDNN's). The
     forward product carries a zero bias (`_zero_bias_added`): D's LeakyReLU fuses into it."""
     def grad(dy):
         return conv_transpose(dy, kernel), kernel_gradient(x, dy)
@@ -255,7 +257,7 @@ def conv_down_few_channels(x, kernel):
 @tf.custom_gradient
 def conv_up_few_channels(x, kernel):
     """tf.nn.conv2d_transpose(x, kernel, 2, "SAME") to few channels as `conv_transpose`;
-    its input and kernel gradients stay oneDNN's."""
+    its input gradient stays oneDNN's, its kernel gradient is `kernel_gradient`."""
     def grad(dy):
         return tf.nn.conv2d(dy, kernel, 2, "SAME"), kernel_gradient(dy, x)
 
@@ -308,7 +310,7 @@ def _fast_path(layer, x, low_res, image_channels, low_res_channels):
         return "kernel_grad"
     if image_channels <= MAX_FEW_CHANNELS:  # its kernel gradient: `kernel_gradient` too
         return "few_channels"
-    if native_ops.kernel_grad_takes(x.shape[0], *low_res, image_channels, low_res_channels):
+    if native_ops.kernel_grad_takes(*low_res, image_channels, low_res_channels):
         return "kernel_grad"
     return None
 

@@ -433,22 +433,21 @@ def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
 
 def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx, monkeypatch):
     assert amx.amx_granted()
-    assert amx.kernel_grad_takes(128, 16, 16, 64, 128)
-    assert amx.kernel_grad_takes(None, 16, 16, 64, 128)  # any batch
-    assert amx.kernel_grad_takes(128, 32, 32, 3, 64)  # D's first layer
-    assert not amx.kernel_grad_takes(128, 32, 32, 6, 64)
-    assert not amx.kernel_grad_takes(128, 16, 16, 64, 100)
-    assert not amx.kernel_grad_takes(128, 4, 4, 256, 512)  # 16 output pixels an image
-    assert not amx.kernel_grad_takes(4, 8, 5, 32, 32)  # an odd W/2
-    assert not amx.kernel_grad_takes(128, 32, 32, 64, 128)  # beyond the sizes measured
-    assert not amx.kernel_grad_takes(128, 64, 64, 3, 64)
+    assert amx.kernel_grad_takes(16, 16, 64, 128)
+    assert amx.kernel_grad_takes(32, 32, 3, 64)  # D's first layer
+    assert not amx.kernel_grad_takes(32, 32, 6, 64)
+    assert not amx.kernel_grad_takes(16, 16, 64, 100)
+    assert not amx.kernel_grad_takes(4, 4, 256, 512)  # 16 output pixels an image
+    assert not amx.kernel_grad_takes(8, 5, 32, 32)  # an odd W/2
+    assert not amx.kernel_grad_takes(32, 32, 64, 128)  # beyond the sizes measured
+    assert not amx.kernel_grad_takes(64, 64, 3, 64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="C a multiple of 32 or at most 4"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 6], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     # a Linux that does not hand out AMX's tiles (before 5.16): the layers' other paths
     monkeypatch.setattr(native_ops, "amx_granted", lambda: False)
-    assert not amx.kernel_grad_takes(128, 16, 16, 64, 128)
+    assert not amx.kernel_grad_takes(16, 16, 64, 128)
 
 
 @pytest.mark.parametrize("cls,shape,filters", [
@@ -480,7 +479,7 @@ rng = np.random.default_rng(11)
 def bf16(*shape):
     return tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
 out = [native_ops.batch_norm(bf16(64, 8, 8, 64), tf.ones([64]), tf.zeros([64]), 1e-5)]
-if native_ops.kernel_grad_takes(8, 8, 8, 64, 64) and native_ops.kernel_grad_takes(8, 16, 16, 3, 64):
+if native_ops.kernel_grad_takes(8, 8, 64, 64) and native_ops.kernel_grad_takes(16, 16, 3, 64):
     out.append(native_ops.kernel_grad(bf16(8, 16, 16, 64), bf16(8, 8, 8, 64)))
     out.append(native_ops.kernel_grad(bf16(8, 32, 32, 3), bf16(8, 16, 16, 64)))
 digest = hashlib.sha256()
