@@ -74,8 +74,9 @@ def _close(got, expected, rtol, name):
 
 
 # 80 channels: a 64-channel chunk and a 16-wide vector; 20: a vector and a remainder of 4
-# (the scalar loop).
-@pytest.mark.parametrize("shape", [(16, 4, 4, 80), (6, 3, 5, 20)])
+# (the scalar loop). (34, 8, 8, 80): 2176 rows, 9 fixed blocks of at most 256 rows, their
+# partial sums combined.
+@pytest.mark.parametrize("shape", [(16, 4, 4, 80), (6, 3, 5, 20), (34, 8, 8, 80)])
 @pytest.mark.parametrize("slope", [1.0, 0.0, 0.2])
 def test_forward_and_gradients_match_tensorflow(native, shape, slope):
     x, gamma, beta, weights = _inputs(shape, seed=len(shape) + int(10 * slope))
