@@ -49,9 +49,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
-                 "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad")
+                 "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad",
+                 "DcganLogit", "DcganLogitInputGrad", "DcganLogitKernelGrad")
 # Kernel (weight) gradients by their type: oneDNN's, and the native AMX op (native_ops).
-KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad")
+KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad", "DcganLogitKernelGrad")
 KINDS = ("forward", "input gradient", "kernel gradient")
 CLASSES = ("products", "BatchNorm", "activations", "gathers and layout copies", "adds",
            "casts", "Adam", "input pipeline", "other ops")
@@ -155,6 +156,10 @@ def op_flops(op):
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
+    if op.type in ("DcganLogit", "DcganLogitInputGrad", "DcganLogitKernelGrad"):
+        # x [N, K] @ w [K, 1], dy [N, 1] w^T (a product of contraction 1) and x^T dy
+        big = shape(op.outputs[0] if op.type == "DcganLogitInputGrad" else op.inputs[0])
+        return None if big is None else 2 * big[0] * big[1]
     return None
 
 

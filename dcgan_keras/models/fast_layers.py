@@ -466,17 +466,23 @@ class ReLU(keras.layers.ReLU):
 @keras.saving.register_keras_serializable(package="dcgan_keras")
 class Dense(keras.layers.Dense):
     """keras.layers.Dense whose input is cast by `_in_compute_dtype` and whose kernel, in
-    bfloat16, by `native_ops.cast` (G's projection, D's float32 logit)."""
+    bfloat16, by `native_ops.cast` (G's projection). A float32 layer with one output on
+    bfloat16 features (D's logit) is `native_ops.logit` where it runs: the same float32
+    sums without a float32 copy of the features."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         keras_compat.skip_input_casts(self)
 
     def call(self, inputs, training=None):
-        x = _in_compute_dtype(self, inputs)
+        x = tf.convert_to_tensor(inputs)
         if self.lora_enabled or self.quantization_mode:
-            return super().call(x, training=training)
-        y = keras.ops.matmul(x, _kernel_as(self.kernel, x))
+            return super().call(_in_compute_dtype(self, x), training=training)
+        if self.compute_dtype == "float32" and native_ops.logit_runs(x, self.kernel):
+            y = native_ops.logit(x, keras_compat.own_dtype_value(self.kernel))
+        else:
+            x = _in_compute_dtype(self, x)
+            y = keras.ops.matmul(x, _kernel_as(self.kernel, x))
         if self.bias is not None:
             y = y + tf.cast(self.bias, y.dtype)
         return self.activation(y) if self.activation is not None else y

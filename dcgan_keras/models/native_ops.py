@@ -221,6 +221,23 @@ def col2im(cols):
     return library().dcgan_col2_im(cols)
 
 
+def logit_runs(x, kernel):
+    """Whether `logit` takes bfloat16 features x [N, K] and a float32 kernel (a tensor or a
+    variable) [K, 1] here."""
+    return (x.dtype == tf.bfloat16 and tf.as_dtype(kernel.dtype) == tf.float32
+            and x.shape.rank == 2 and tuple(kernel.shape)[1:] == (1,)
+            and len(kernel.shape) == 2 and _runs_here())
+
+
+def logit(x, kernel):
+    """x [N, K] bfloat16 @ kernel [K, 1] float32 -> [N, 1] float32, summed in float32: a
+    float32 linear layer with one output on bfloat16 features (D's logit) without the
+    float32 copy of x that casting it takes. Its input gradient is dy kernel^T rounded to
+    bfloat16 (bit for bit the float32 gradient cast back), its kernel gradient x^T dy in
+    float32."""
+    return library().dcgan_logit(x, kernel)
+
+
 # The output pixels of an image up to which `kernel_grad` runs: its panels (whole images)
 # then fit in L2; measured at 16x16 (and 32x32 with an image's channels) on the AMX Xeon.
 MAX_PIXELS, MAX_FEW_PIXELS = 16 * 16, 32 * 32
@@ -306,6 +323,12 @@ def _register_gradients():
     @tf.RegisterGradient("DcganToFloat")
     def _to_float_grad(op, dy):
         return library().dcgan_to_bfloat16(dy)
+
+    @tf.RegisterGradient("DcganLogit")
+    def _logit_grad(op, dy):
+        x, kernel = op.inputs
+        return (library().dcgan_logit_input_grad(dy, kernel),
+                library().dcgan_logit_kernel_grad(x, dy))
 
     @tf.RegisterGradient("DcganBatchNormApply")
     def _apply_grad(op, dy):

@@ -111,6 +111,33 @@ def test_flops_of_the_native_kernel_gradient():
     assert list(found.values()) == [(2 * 2 * 8 * 8 * (4 * 4 * 32 * 64), False)]
 
 
+def test_flops_and_kinds_of_the_native_logit():
+    from dcgan_keras.models import native_ops
+    if native_ops.library() is None:
+        pytest.skip("no native ops here")
+
+    @tf.function
+    def f(x, w, dy):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = native_ops.logit(x, w)
+        return [y] + tape.gradient(y, [x, w], output_gradients=dy)
+
+    graph = f.get_concrete_function(tf.TensorSpec([3, 40], tf.bfloat16),
+                                    tf.TensorSpec([40, 1]), tf.TensorSpec([3, 1])).graph
+    found = step_profile.graph_products(graph)
+    types = {op.name: op.type for op in graph.get_operations()}
+    assert sorted(types[name] for name in found) == [
+        "DcganLogit", "DcganLogitInputGrad", "DcganLogitKernelGrad"]
+    assert {flops for flops, _ in found.values()} == {2 * 3 * 40}
+    kind = step_profile.product_kind
+    assert kind("gradient_tape/d_1/logit_1/DcganLogitKernelGrad", "DcganLogitKernelGrad") == (
+        "kernel gradient")
+    assert kind("gradient_tape/d_1/logit_1/DcganLogitInputGrad", "DcganLogitInputGrad") == (
+        "input gradient")
+    assert step_profile.op_class("d_1/logit_1/DcganLogit", "DcganLogit") == "products"
+
+
 def test_bytes_of_the_ops_that_move_data_from_static_shapes():
     @tf.function
     def f(x, v):

@@ -505,3 +505,48 @@ def test_results_do_not_depend_on_the_thread_count(native):
         results.append(done.stdout.split()[-2:])
     assert results[0] == results[1]
     assert results[0][0] in ("1", "3")  # 3 where the CPU has AMX
+
+
+# K = 8292: the 64-lane loops and a remainder of 36; 33 blocks of 256 kernel columns.
+def test_the_logit_sums_bfloat16_features_in_float32(native):
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(0.0, 1.0, (5, 8292)), tf.bfloat16)
+    w = tf.constant(rng.normal(0.0, 0.05, (8292, 1)), tf.float32)
+    dy = tf.constant(rng.normal(0.0, 2.0, (5, 1)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = native.logit(x, w)
+        loss = tf.reduce_sum(y * dy)
+    dx, dw = tape.gradient(loss, [x, w])
+    x64, w64, dy64 = (np.asarray(tf.cast(t, tf.float64)) for t in (x, w, dy))
+    scale = np.abs(x64) @ np.abs(w64)  # the size of the terms each sum adds
+    assert y.dtype == tf.float32 and y.shape == (5, 1)
+    np.testing.assert_allclose(y, x64 @ w64, atol=1e-6 * scale.max())
+    # the float32 product dy w^T rounded to bfloat16, as the cast's gradient rounded it
+    assert dx.dtype == tf.bfloat16 and dx.shape == x.shape
+    np.testing.assert_array_equal(np.asarray(tf.cast(dx, tf.float32)), np.asarray(
+        tf.cast(tf.cast(dy * tf.transpose(w), tf.bfloat16), tf.float32)))
+    assert dw.dtype == tf.float32 and dw.shape == w.shape
+    np.testing.assert_allclose(dw, x64.T @ dy64, atol=1e-6 * (np.abs(x64.T) @ np.abs(dy64)).max())
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"x \[N, K\] and w \[K, 1\]"):
+        native.logit(x, w[:-1])
+
+
+def test_a_float32_logit_on_bfloat16_features_runs_the_logit_op(native, bfloat16_policy):
+    inputs = keras.Input((64,))
+    features = keras.layers.Dense(96, name="features")(inputs)  # bfloat16
+    logit = fast_layers.Dense(1, use_bias=False, dtype="float32", name="logit")(features)
+    model = keras.Model(inputs, logit)
+    x = tf.random.stateless_normal([8, 64], seed=[5, 6])
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganLogit"] == 1 and types["DcganLogitInputGrad"] == 1
+    assert types["DcganLogitKernelGrad"] == 1 and not types["DcganToFloat"]
+    native_grads = _loss_and_weights(model, x)
+    original = native_ops.logit_runs
+    native_ops.logit_runs = lambda *args: False
+    try:
+        plain_grads = _loss_and_weights(model, x)
+    finally:
+        native_ops.logit_runs = original
+    for a, b in zip(native_grads, plain_grads):  # float32 sums in another order
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
