@@ -50,9 +50,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
                  "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad",
-                 "DcganLogit", "DcganLogitInputGrad", "DcganLogitKernelGrad")
+                 "DcganActivationKernelGrad", "DcganLogit", "DcganLogitInputGrad", "DcganLogitKernelGrad")
 # Kernel (weight) gradients by their type: oneDNN's, and the native AMX op (native_ops).
-KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad", "DcganLogitKernelGrad")
+KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad", "DcganActivationKernelGrad",
+                         "DcganLogitKernelGrad")
 KINDS = ("forward", "input gradient", "kernel gradient")
 CLASSES = ("products", "BatchNorm", "activations", "gathers and layout copies", "adds",
            "casts", "Adam", "input pipeline", "other ops")
@@ -151,7 +152,7 @@ def op_flops(op):
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
-    if op.type == "DcganKernelGrad":  # dy [N, H', W', C'] -> [4, 4, C, C']
+    if op.type in ("DcganKernelGrad", "DcganActivationKernelGrad"):  # dy -> [4, 4, C, C']
         s, k = shape(op.inputs[1]), shape(op.outputs[0])
         if s is None or k is None:
             return None

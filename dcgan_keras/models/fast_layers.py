@@ -59,6 +59,7 @@ from dcgan_keras.utils.cpu import cpu_flags
 # `native_ops.batch_norm_apply` needs (per thread: MirroredStrategy builds each replica's
 # step in its own thread).
 _NORMALIZED = threading.local()
+_CONVOLVED = threading.local()
 
 
 def max_matmul_side(flags):
@@ -254,6 +255,28 @@ def conv_down_few_channels(x, kernel):
     return y, _in_forward_scope(grad)
 
 
+def conv_down_leaky_relu(x, kernel, alpha):
+    """leaky_relu(conv_down_few_channels(x, kernel), alpha) whose kernel gradient is
+    `native_ops.activation_kernel_grad` (the activation's gradient read as the kernel
+    gradient reads dy, never written: D's first layer in the D step, twice a step, where
+    the input gradient is not needed); the input gradient takes the activation's gradient
+    first. The forward graph is `conv_down_few_channels`' and `leaky_relu`'s, which oneDNN
+    fuses."""
+    @tf.custom_gradient
+    def fn(x, kernel):
+        y = tf.nn.leaky_relu(_zero_bias_added(tf.nn.conv2d(x, kernel, 2, "SAME"), kernel),
+                             alpha)
+
+        def grad(dy):
+            dz = native_ops.activation_grad(dy, y, alpha)
+            return (conv_transpose(dz, kernel),
+                    native_ops.activation_kernel_grad(x, dy, y, alpha))
+
+        return y, _in_forward_scope(grad)
+
+    return fn(x, kernel)
+
+
 @tf.custom_gradient
 def conv_up_few_channels(x, kernel):
     """tf.nn.conv2d_transpose(x, kernel, 2, "SAME") to few channels as `conv_transpose`;
@@ -372,6 +395,7 @@ class Conv2D(keras.layers.Conv2D):
         keras_compat.skip_input_casts(self)
 
     def call(self, inputs):
+        _CONVOLVED.last = None
         return super().call(_in_compute_dtype(self, inputs))
 
     def convolution_op(self, inputs, kernel):
@@ -382,7 +406,11 @@ class Conv2D(keras.layers.Conv2D):
             return super().convolution_op(x, _kernel_as(kernel, x))
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
               "few_channels": conv_down_few_channels}[path]
-        return fn(x, _kernel_as(kernel, x))
+        kernel = _kernel_as(kernel, x)
+        y = fn(x, kernel)
+        if path == "few_channels" and native_ops.activation_kernel_grad_runs(x, y):
+            _CONVOLVED.last = (y, (x, kernel))  # a LeakyReLU on y may take both together
+        return y
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")
@@ -428,6 +456,13 @@ def leaky_relu(x, alpha):
     return fn(x)
 
 
+def _convolved_few_channels(x):
+    """(input, bfloat16 kernel) of `Conv2D` if `x` is the output of this thread's last
+    `Conv2D` call, a few-channel one whose activation's kernel gradient runs natively."""
+    last = getattr(_CONVOLVED, "last", None)
+    return last[1] if last is not None and last[0] is x else None
+
+
 def _normalized_by_native_op(x):
     """The arguments of `native_ops.batch_norm_apply` if `x` is the output of this thread's
     last `BatchNormalization` call that ran the native op, else None."""
@@ -439,7 +474,9 @@ def _normalized_by_native_op(x):
 class LeakyReLU(keras.layers.LeakyReLU):
     """keras.layers.LeakyReLU; under TensorFlow its gradient is taken from its output, and
     after a `BatchNormalization` in training that ran the native op it is that op's
-    activation (one pass, `native_ops`)."""
+    activation (one pass, `native_ops`); right after a few-channel `Conv2D` whose
+    activation's kernel gradient runs natively it is `conv_down_leaky_relu` (the Conv2D's
+    own product then goes unused and is pruned)."""
 
     def call(self, inputs):
         if keras.backend.backend() != "tensorflow" or self.negative_slope <= 0:
@@ -447,6 +484,9 @@ class LeakyReLU(keras.layers.LeakyReLU):
         normalized = _normalized_by_native_op(inputs)
         if normalized is not None:
             return native_ops.batch_norm_apply(*normalized, slope=self.negative_slope)
+        convolved = _convolved_few_channels(inputs)
+        if convolved is not None:  # the convolution again, with both layers' gradient
+            return conv_down_leaky_relu(*convolved, self.negative_slope)
         return leaky_relu(inputs, self.negative_slope)
 
 

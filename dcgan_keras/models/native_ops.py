@@ -221,6 +221,19 @@ def col2im(cols):
     return library().dcgan_col2_im(cols)
 
 
+def activation_kernel_grad_runs(x, y):
+    """Whether `activation_kernel_grad` takes x [N, H, W, C] and a LeakyReLU output y of the
+    convolution's shape here: `kernel_grad`'s shapes with at most 4 channels in x."""
+    return kernel_grad_runs(x, y) and x.shape[-1] <= MAX_FEW_CHANNELS
+
+
+def activation_kernel_grad(x, dy, y, slope):
+    """kernel_grad(x, activation_grad(dy, y, slope)) in one op, bit for bit: the kernel
+    gradient of a convolution of few channels followed by a LeakyReLU, from the
+    activation's output y and its gradient dy, the activation's gradient never written."""
+    return library().dcgan_activation_kernel_grad(x, dy, y, slope=slope)
+
+
 def logit_runs(x, kernel):
     """Whether `logit` takes bfloat16 features x [N, K] and a float32 kernel (a tensor or a
     variable) [K, 1] here."""
@@ -241,6 +254,7 @@ def logit(x, kernel):
 # The output pixels of an image up to which `kernel_grad` runs: its panels (whole images)
 # then fit in L2; measured at 16x16 (and 32x32 with an image's channels) on the AMX Xeon.
 MAX_PIXELS, MAX_FEW_PIXELS = 16 * 16, 32 * 32
+MAX_FEW_CHANNELS = 4  # the op's kernel for an image's channels
 
 
 def kernel_grad_takes(h, w, c, c_out):
@@ -249,7 +263,7 @@ def kernel_grad_takes(h, w, c, c_out):
     of 32, w even, h w a multiple of 32 (an image's output pixels fill whole tiles) and at
     most the sizes it was measured faster at (16x16 output pixels, 32x32 with 1-4 channels:
     a larger image's panel outgrows L2); any batch N."""
-    few = 0 < c <= 4
+    few = 0 < c <= MAX_FEW_CHANNELS
     return ((c % 32 == 0 or few) and c_out % 32 == 0 and w % 2 == 0
             and (h * w) % 32 == 0 and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
             and _runs_here() and hasattr(library(), "dcgan_kernel_grad") and amx_granted())

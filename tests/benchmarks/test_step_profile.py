@@ -110,6 +110,17 @@ def test_flops_of_the_native_kernel_gradient():
     found = step_profile.graph_products(graph)
     assert list(found.values()) == [(2 * 2 * 8 * 8 * (4 * 4 * 32 * 64), False)]
 
+    @tf.function
+    def g(x, dy):  # with the LeakyReLU's gradient: D's first layer
+        return native_ops.activation_kernel_grad(x, dy, dy, 0.2)
+
+    graph = g.get_concrete_function(tf.TensorSpec([2, 16, 16, 3], tf.bfloat16),
+                                    tf.TensorSpec([2, 8, 8, 64], tf.bfloat16)).graph
+    found = step_profile.graph_products(graph)
+    assert list(found.values()) == [(2 * 2 * 8 * 8 * (4 * 4 * 3 * 64), False)]
+    assert step_profile.product_kind("gradient_tape/d_1/a_1/DcganActivationKernelGrad",
+                                     "DcganActivationKernelGrad") == "kernel gradient"
+
 
 def test_flops_and_kinds_of_the_native_logit():
     from dcgan_keras.models import native_ops

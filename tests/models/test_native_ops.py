@@ -451,6 +451,49 @@ def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx, monkeypatch):
     assert not amx.kernel_grad_takes(16, 16, 64, 128)
 
 
+# An image's 3 channels (two images a half) and 1 (one image: the second half empty).
+@pytest.mark.parametrize("shape,c_out", [((4, 32, 32, 3), 64), ((1, 16, 16, 1), 32)])
+def test_the_activation_kernel_gradient_is_the_two_ops_bit_for_bit(amx, shape, c_out):
+    rng = np.random.default_rng(12)
+    n, h, w, c = shape
+    x = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    out = (n, h // 2, w // 2, c_out)
+    y = rng.normal(0.0, 1.0, out)
+    y[..., ::7] = 0.0  # the gradient at 0 is the slope's
+    y, dy = tf.constant(y, tf.bfloat16), tf.constant(rng.normal(0.0, 1.0, out), tf.bfloat16)
+    assert amx.activation_kernel_grad_runs(x, y)
+    got = amx.activation_kernel_grad(x, dy, y, 0.2)
+    expected = amx.kernel_grad(x, amx.activation_grad(dy, y, 0.2))
+    assert got.shape == (4, 4, c, c_out)
+    np.testing.assert_array_equal(_bits(got), _bits(expected))
+    assert not np.array_equal(_bits(got), _bits(amx.kernel_grad(x, dy)))  # y matters
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dy and y must have one shape"):
+        amx.activation_kernel_grad(x, dy, y[:, :-1], 0.2)
+    wide = tf.zeros([n, h, w, 32], tf.bfloat16)
+    assert not amx.activation_kernel_grad_runs(wide, y)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 4 channels"):
+        amx.activation_kernel_grad(wide, dy, y, 0.2)
+
+
+def test_a_few_channel_conv_and_its_leaky_relu_take_one_kernel_gradient(amx, bfloat16_policy,
+                                                                         monkeypatch):
+    """D's first layer: the LeakyReLU after it takes the activation's kernel gradient, and
+    the model's gradients are those of the two ops apart, bit for bit."""
+    inputs = keras.Input((32, 32, 3))
+    y = fast_layers.LeakyReLU(negative_slope=0.2)(fast_layers.Conv2D(
+        64, 4, strides=2, padding="same", use_bias=False)(inputs))
+    model = keras.Model(inputs, fast_layers.Conv2D(32, 4, strides=2, padding="same")(y))
+    x = tf.random.stateless_normal([4, 32, 32, 3], seed=[7, 8])
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganActivationKernelGrad"] == 1 and types["DcganActivationGrad"] == 1
+    fused = _loss_and_weights(model, x)
+    monkeypatch.setattr(native_ops, "activation_kernel_grad_runs", lambda *a: False)
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganActivationKernelGrad"] == 0 and types["DcganActivationGrad"] == 1
+    for a, b in zip(fused, _loss_and_weights(model, x)):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
 @pytest.mark.parametrize("cls,shape,filters", [
     (keras.layers.Conv2D, (4, 32, 32, 32), 32),
     (keras.layers.Conv2DTranspose, (4, 16, 16, 32), 32),

@@ -31,6 +31,8 @@
 //   DcganKernelGrad(x [N, H, W, C], dy [N, H/2, W/2, C']) -> [4, 4, C, C'] (CPUs with AMX):
 //     the kernel gradient of a 4x4 / stride-2 / "same" convolution on AMX tiles, the
 //     patches built from x in L2-sized panels instead of a patch matrix in memory.
+//   DcganActivationKernelGrad(x, dy, y) -> [4, 4, C, C'] (AMX, C <= 4): the same for a
+//     convolution followed by a LeakyReLU, from the activation's output y and gradient dy.
 //   DcganToBfloat16(x float32) -> bfloat16 and DcganToFloat(x bfloat16) -> float32: the
 //     casts of the float32 kernels to the products' bfloat16 and of their gradients back,
 //     bit for bit TensorFlow's Cast, whose float32 -> bfloat16 kernel moved ~5 GB/s there.
@@ -716,7 +718,22 @@ inline void transpose32(__m512i r[32]) {
 // contiguous values of it), dy's pixel pairs are interleaved as they are read: nothing as
 // large as dy is transposed or written (TensorFlow's oneDNN kernel gradient ran at ~0.15
 // of the peak here). Sums over the two halves of the images, as the other case.
-void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, Tensor* out_t) {
+#ifdef DCGAN_AVX512_BF16
+// 32 bfloat16 values of a LeakyReLU's gradient from its output y: DcganActivationGrad's.
+inline __m512i activation_grad32(__m512i dy, __m512i y, __m512 slope) {
+  const __m256i lo = (__m256i)_mm512_cvtneps_pbh(
+      vactivate(widen(_mm512_castsi512_si256(dy)), widen(_mm512_castsi512_si256(y)), slope));
+  const __m256i hi = (__m256i)_mm512_cvtneps_pbh(vactivate(
+      widen(_mm512_extracti64x4_epi64(dy, 1)), widen(_mm512_extracti64x4_epi64(y, 1)), slope));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+#endif
+
+// With `act` (the output of a LeakyReLU of slope `slope` after the convolution, dy's
+// shape), dy is the gradient of that output: each value read is the activation's gradient
+// (DcganActivationGrad's bits), which is then never written out.
+void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, Tensor* out_t,
+                  const uint16_t* act = nullptr, float slope = 1.f) {
   const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
   const int64_t c = x_t.dim_size(3), h = hh / 2, w = ww / 2, co = dy_t.dim_size(3);
   const int64_t image = h * w, m_tiles = (c + 1) / 2 * 2;  // 16 C rows in tiles of 16
@@ -782,11 +799,18 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
             }
           // dy's pixel pairs interleaved, 16 channels a tile row
           const uint16_t* d = dy + (b0 + g) * image * co;
+          const uint16_t* yd = act ? act + (b0 + g) * image * co : nullptr;
+          const __m512 vslope = _mm512_set1_ps(slope);
           for (int64_t pair = 0; pair < image / 2; ++pair) {
             const int64_t q = g * image + 2 * pair;
             for (int64_t u = 0; u < co; u += 32) {
-              const __m512i va = _mm512_loadu_si512(d + 2 * pair * co + u);
-              const __m512i vb = _mm512_loadu_si512(d + (2 * pair + 1) * co + u);
+              const int64_t at = 2 * pair * co + u;
+              __m512i va = _mm512_loadu_si512(d + at);
+              __m512i vb = _mm512_loadu_si512(d + at + co);
+              if (yd) {
+                va = activation_grad32(va, _mm512_loadu_si512(yd + at), vslope);
+                vb = activation_grad32(vb, _mm512_loadu_si512(yd + at + co), vslope);
+              }
               uint16_t* dst = b.data() + (u / 16) * a_tile + (q / 32) * 512 + (q % 32 / 2) * 32;
               _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(va, pair_lo, vb));
               _mm512_storeu_si512(dst + a_tile, _mm512_permutex2var_epi16(va, pair_hi, vb));
@@ -820,6 +844,53 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
     }
 }
 
+// The shapes the AMX kernel gradients take, and AMX granted.
+bool check_kernel_grad(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t) {
+  if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
+      x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
+      (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
+      dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.NumElements() == 0 ||
+      (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32)
+    return fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at "
+                     "most 4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, "
+                     "got shapes " + x_t.shape().DebugString() + " and " +
+                         dy_t.shape().DebugString());
+  if (!amx_allowed()) return fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
+  return true;
+}
+
+// The kernel gradient of a convolution of few input channels followed by a LeakyReLU, from
+// the activation's output y and its gradient dy: DcganKernelGrad(x, DcganActivationGrad(dy,
+// y)) in one op, the activation's gradient never written out.
+class ActivationKernelGradOp : public OpKernel {
+ public:
+  explicit ActivationKernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    float slope;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope));
+    uint16_t rounded = store(slope);
+    slope_ = load(&rounded);  // as DcganActivationGrad: the slope in bfloat16
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    const Tensor& dy_t = ctx->input(1);
+    const Tensor& y_t = ctx->input(2);
+    if (!check_kernel_grad(ctx, x_t, dy_t) || !same_shape(ctx, dy_t, "dy", y_t, "y")) return;
+    if (x_t.dim_size(3) > kFewChannels) {
+      fail(ctx, "the activation's kernel gradient takes x of at most 4 channels, got shape " +
+                    x_t.shape().DebugString());
+      return;
+    }
+    Tensor* out_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            0, TensorShape({4, 4, x_t.dim_size(3), dy_t.dim_size(3)}), &out_t));
+    few_channels(ctx, x_t, dy_t, out_t, data(y_t), slope_);
+  }
+
+ private:
+  float slope_;
+};
+
 class KernelGradOp : public OpKernel {
  public:
   explicit KernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -827,20 +898,7 @@ class KernelGradOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_t = ctx->input(0);
     const Tensor& dy_t = ctx->input(1);
-    if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
-        x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
-        (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
-        dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.NumElements() == 0 ||
-        (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32) {
-      fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at most "
-                "4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, got shapes " +
-                    x_t.shape().DebugString() + " and " + dy_t.shape().DebugString());
-      return;
-    }
-    if (!amx_allowed()) {
-      fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
-      return;
-    }
+    if (!check_kernel_grad(ctx, x_t, dy_t)) return;
     const int64_t hh = x_t.dim_size(1), ww = x_t.dim_size(2), c = x_t.dim_size(3);
     const int64_t h = hh / 2, w = ww / 2, co = dy_t.dim_size(3), m = 16 * c;
     const int64_t k = dy_t.NumElements() / co;
@@ -1374,4 +1432,19 @@ REGISTER_OP("DcganKernelGrad")
     });
 REGISTER_KERNEL_BUILDER(Name("DcganKernelGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::KernelGradOp);
+REGISTER_OP("DcganActivationKernelGrad")
+    .Input("x: bfloat16")
+    .Input("dy: bfloat16")
+    .Input("y: bfloat16")
+    .Output("dkernel: bfloat16")
+    .Attr("slope: float")
+    .SetShapeFn([](InferenceContext* c) {
+      auto x = c->input(0), dy = c->input(1);
+      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
+      c->set_output(0, c->MakeShape({4, 4, c->Dim(x, 3), c->Dim(dy, 3)}));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganActivationKernelGrad").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::ActivationKernelGradOp);
 #endif
