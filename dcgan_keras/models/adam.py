@@ -8,7 +8,7 @@ applies: the same maths as Keras' ~10 elementwise ops and assigns, in one op.
 import keras
 import tensorflow as tf
 
-from dcgan_keras.models import keras_compat
+from dcgan_keras.models import keras_compat, native_ops
 
 ADAM_EPSILON = 1e-8  # the paper's code (and PyTorch); Keras' default is 1e-7
 # Where Adam adds epsilon: "v_hat" = sqrt(v / (1 - b2^t)) + eps (the paper's own Theano code,
@@ -40,7 +40,11 @@ class Adam(keras.optimizers.Adam):
     var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), t = iterations + 1, with
     `effective_epsilon` as eps) instead of Keras' elementwise ops: the same slots and
     iteration counter, equal to float32 rounding. Clipping, weight decay, EMA and loss
-    scaling stay Keras'. Under a strategy, for other dtypes and with amsgrad, Keras' own
+    scaling stay Keras'. Where the gradient is the float32 cast of bfloat16 gradients
+    (a kernel `fast_layers` casts to bfloat16 for its products; D's are used twice a D
+    step, their casts summed), the native ops' DcganAdam reads those bfloat16 gradients
+    instead of the float32 copies (`native_ops.adam`; bit for bit the same update on the
+    AMX Xeon). Under a strategy, for other dtypes and with amsgrad, Keras' own
     update runs (with `epsilon_on`). The train binary and `DCGAN.compile` turn it off
     for float16 (under a LossScaleOptimizer): float16 runs, the GPU default, keep the
     update they have always had, and the fused op is untested on GPUs here.
@@ -97,12 +101,19 @@ class Adam(keras.optimizers.Adam):
         beta_1 = tf.cast(self.beta_1, tf.float32)
         beta_2 = tf.cast(self.beta_2, tf.float32)
         beta_2_power = tf.pow(beta_2, local_step)
+        scalars = dict(beta1_power=tf.pow(beta_1, local_step), beta2_power=beta_2_power,
+                       lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
+                       epsilon=tf.cast(self.effective_epsilon(beta_2_power), tf.float32))
+        parts = native_ops.bfloat16_parts(gradient)
+        if parts:  # a bfloat16 product's gradient(s) cast up: read as they are
+            new = native_ops.adam(*(tf.convert_to_tensor(x.value if isinstance(
+                x, keras.Variable) else x) for x in (variable, m, v)), parts, **scalars)
+            for target, value in zip((variable, m, v), new):
+                target.assign(value)  # adopts the op's buffer
+            return None
         return tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(m), v=_handle(v),
-            beta1_power=tf.pow(beta_1, local_step), beta2_power=beta_2_power,
-            lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.effective_epsilon(beta_2_power), tf.float32),
-            grad=tf.cast(gradient, tf.float32))
+            var=_handle(variable), m=_handle(m), v=_handle(v), grad=tf.cast(gradient, tf.float32),
+            **scalars)
 
     def get_config(self):
         return {**super().get_config(), "epsilon_on": self.epsilon_on, "fused": self.fused}

@@ -234,6 +234,31 @@ def activation_kernel_grad(x, dy, y, slope):
     return library().dcgan_activation_kernel_grad(x, dy, y, slope=slope)
 
 
+def bfloat16_parts(gradient):
+    """The bfloat16 tensors a float32 gradient in a graph is the cast of (DcganToFloat) or
+    the sum of such casts (AddN, AddV2; through Identity and IdentityN), in order; None
+    otherwise (also eagerly, where a tensor keeps no op, and where the ops do not run)."""
+    try:
+        op = gradient.op
+    except AttributeError:
+        return None
+    while op.type in ("Identity", "IdentityN"):
+        gradient = op.inputs[gradient.value_index if op.type == "IdentityN" else 0]
+        op = gradient.op
+    ops = [t.op for t in op.inputs] if op.type in ("AddN", "AddV2") else [op]
+    if not all(o.type == "DcganToFloat" for o in ops) or not _runs_here():
+        return None
+    return [o.inputs[0] for o in ops]
+
+
+def adam(var, m, v, grads, beta1_power, beta2_power, lr, beta1, beta2, epsilon):
+    """(new var, m, v): ResourceApplyAdam's update of a float32 variable `var` with slots
+    `m`, `v` (values) by the float32 sum of the bfloat16 `grads` (`bfloat16_parts`), read
+    as they are instead of through their float32 casts."""
+    return library().dcgan_adam(var, m, v, grads, beta1_power, beta2_power, lr, beta1,
+                                beta2, epsilon)
+
+
 def logit_runs(x, kernel):
     """Whether `logit` takes bfloat16 features x [N, K] and a float32 kernel (a tensor or a
     variable) [K, 1] here."""

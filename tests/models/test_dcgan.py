@@ -129,6 +129,40 @@ def test_fused_adam_matches_keras_adam():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
+def test_bfloat16_kernels_take_adam_from_their_bfloat16_gradients(monkeypatch):
+    """Under mixed bfloat16 with the native ops, each kernel cast to bfloat16 is updated by
+    DcganAdam from its bfloat16 gradients (D's two, on real and fake images, summed in
+    float32 inside), the other variables by ResourceApplyAdam; the weights and slots are
+    those of ResourceApplyAdam on the float32 casts' sum, bit for bit."""
+    from dcgan_keras.models import native_ops
+    if native_ops.library() is None:
+        pytest.skip(f"the native ops are off here: {native_ops.error()}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        results = []
+        for native in (True, False):
+            if not native:
+                monkeypatch.setattr(native_ops, "bfloat16_parts", lambda gradient: None)
+            keras.utils.set_random_seed(0)
+            gan = build_dcgan(**TINY)
+            gan.compile()
+            step = tf.function(gan.train_step)
+            for i in range(3):
+                step(_real(seed=i))
+            results.append([v.numpy() for v in gan.weights + gan.d_optimizer.variables
+                            + gan.g_optimizer.variables])
+            ops = _op_counts(step.get_concrete_function(tf.TensorSpec([8, 16, 16, 1])))
+            kernels = [v for v in gan.trainable_variables if "kernel" in v.path
+                       and "logit" not in v.path]  # the float32 logit's kernel is not cast
+            assert ops["DcganAdam"] == (len(kernels) if native else 0)
+            assert ops["ResourceApplyAdam"] == len(gan.trainable_variables) - ops["DcganAdam"]
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_adam_is_the_papers_with_its_code_epsilon():
     """lr 2e-4, beta1 0.5, epsilon 1e-8 (the paper's code and PyTorch, not Keras' 1e-7) on
     the bias-corrected sqrt(v), for the default compile and for the train binary's

@@ -593,3 +593,37 @@ def test_a_float32_logit_on_bfloat16_features_runs_the_logit_op(native, bfloat16
         native_ops.logit_runs = original
     for a, b in zip(native_grads, plain_grads):  # float32 sums in another order
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+# 1 and 2 gradients (G's kernels; D's, used on real and on fake images); 4103 values: a
+# chunk and a remainder of 7.
+@pytest.mark.parametrize("count", [1, 2])
+def test_adam_from_bfloat16_gradients_is_resource_apply_adams_update(native, count):
+    rng = np.random.default_rng(13)
+    shape = (4103,)
+    var, m, v = (tf.Variable(rng.normal(0.0, s, shape).astype(np.float32))
+                 for s in (1.0, 0.01, 1e-4))
+    v.assign(tf.abs(v))
+    mine = [tf.Variable(t) for t in (var, m, v)]
+    scalars = dict(beta1_power=0.5 ** 3, beta2_power=0.999 ** 3, lr=2e-4, beta1=0.5,
+                   beta2=0.999, epsilon=1e-8)
+    for step in range(3):
+        grads = [tf.constant(rng.normal(0.0, 0.01, shape), tf.bfloat16) for _ in range(count)]
+        # what ran before: each gradient cast to float32, summed, then ResourceApplyAdam
+        total = tf.add_n([tf.cast(g, tf.float32) for g in grads])
+        tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, grad=total,
+                                     **scalars)
+        new = native.adam(*(t.read_value() for t in mine), grads, **scalars)
+        for target, value in zip(mine, new):
+            target.assign(value)
+    for name, want, got in zip(("var", "m", "v"), (var, m, v), mine):  # bit for bit
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=name)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="each gradient and var"):
+        native.adam(var, m, v, [grads[0][:-1]], **scalars)
+    # which gradients it reads: casts of bfloat16 tensors and their sums, in a graph
+    parts = []
+    tf.function(lambda a, b: parts.append(native.bfloat16_parts(tf.identity(
+        native.cast(a, tf.float32) + native.cast(b, tf.float32)))) or a).get_concrete_function(
+        tf.TensorSpec([3], tf.bfloat16), tf.TensorSpec([3], tf.bfloat16))
+    assert [p.dtype for p in parts[0]] == [tf.bfloat16] * 2
+    assert native.bfloat16_parts(tf.constant([1.0])) is None  # eager: no op to read

@@ -36,6 +36,9 @@
 //   DcganToBfloat16(x float32) -> bfloat16 and DcganToFloat(x bfloat16) -> float32: the
 //     casts of the float32 kernels to the products' bfloat16 and of their gradients back,
 //     bit for bit TensorFlow's Cast, whose float32 -> bfloat16 kernel moved ~5 GB/s there.
+//   DcganAdam(var, m, v, grads (bfloat16, N of them), beta1^t, beta2^t, lr, beta1, beta2,
+//     epsilon) -> new var, m, v: Adam's update (ApplyAdam's) from the float32 sum of the
+//     bfloat16 gradients a float32 variable was cast from, without float32 copies of them.
 //   DcganLogit(x bfloat16 [N, K], w float32 [K, 1]) -> float32 [N, 1]: a float32 linear
 //     layer with one output on bfloat16 features (D's logit), without a float32 copy of x;
 //     DcganLogitInputGrad(dy, w) -> bfloat16 dy w^T and DcganLogitKernelGrad(x, dy) ->
@@ -73,6 +76,7 @@ using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
+using tensorflow::OpInputList;
 
 // Rows are split into fixed blocks of at most kBlockRows rows, whatever the number of
 // threads: the float32 sums of a block have at most kBlockRows terms, and zeroing and
@@ -1273,6 +1277,81 @@ class LogitKernelGradOp : public OpKernel {
   }
 };
 
+// Adam's update of a float32 variable from the bfloat16 gradients it was cast from: the
+// gradient is their float32 sum (in order: what casting each and adding them gave), and the
+// update TensorFlow's ApplyAdam: m += (g - m)(1 - beta1), v += (g^2 - v)(1 - beta2),
+// var -= alpha m / (sqrt(v) + epsilon), alpha = lr sqrt(1 - beta2^t) / (1 - beta1^t).
+// Where the casts wrote float32 gradients (and AddN their sum) that ResourceApplyAdam read
+// back, this reads 2 bytes a gradient value; the same operations in the same order, so
+// the same bits as ResourceApplyAdam on the AMX Xeon. Outputs the new var, m and v (the
+// caller assigns them, which adopts the buffers).
+class AdamOp : public OpKernel {
+ public:
+  explicit AdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &var_t = ctx->input(0), &m_t = ctx->input(1), &v_t = ctx->input(2);
+    OpInputList grads;
+    OP_REQUIRES_OK(ctx, ctx->input_list("grads", &grads));
+    if (!same_shape(ctx, m_t, "m", var_t, "var") || !same_shape(ctx, v_t, "v", var_t, "var"))
+      return;
+    for (int i = 0; i < grads.size(); ++i)
+      if (!same_shape(ctx, grads[i], "each gradient", var_t, "var")) return;
+    float scalars[6];
+    for (int i = 0; i < 6; ++i) {
+      const Tensor& t = ctx->input(4 + grads.size() - 1 + i);
+      if (t.NumElements() != 1) {
+        fail(ctx, "Adam's powers, lr, betas and epsilon must be scalars, got shape " +
+                      t.shape().DebugString());
+        return;
+      }
+      scalars[i] = t.flat<float>()(0);
+    }
+    const float beta1_power = scalars[0], beta2_power = scalars[1], lr = scalars[2];
+    const float beta1 = scalars[3], beta2 = scalars[4], epsilon = scalars[5];
+    const float alpha = lr * std::sqrt(1.f - beta2_power) / (1.f - beta1_power);
+    const float one_b1 = 1.f - beta1, one_b2 = 1.f - beta2;
+    Tensor *var_out, *m_out, *v_out;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, var_t.shape(), &var_out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, var_t.shape(), &m_out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, var_t.shape(), &v_out));
+    const float *var = var_t.flat<float>().data(), *m = m_t.flat<float>().data();
+    const float* v = v_t.flat<float>().data();
+    float *var2 = var_out->flat<float>().data(), *m2 = m_out->flat<float>().data();
+    float* v2 = v_out->flat<float>().data();
+    std::vector<const uint16_t*> g(grads.size());
+    for (int i = 0; i < grads.size(); ++i) g[i] = data(grads[i]);
+    const int count = grads.size();
+    for_chunks(ctx, var_t.NumElements(), 8, [&](int64_t i, int64_t end) {
+#ifdef DCGAN_AVX512_BF16
+      const __m512 vb1 = _mm512_set1_ps(one_b1), vb2 = _mm512_set1_ps(one_b2);
+      const __m512 va = _mm512_set1_ps(alpha), ve = _mm512_set1_ps(epsilon);
+      for (; i + 16 <= end; i += 16) {
+        __m512 gv = vload(g[0] + i);
+        for (int k = 1; k < count; ++k) gv = _mm512_add_ps(gv, vload(g[k] + i));
+        __m512 mv = _mm512_loadu_ps(m + i), vv = _mm512_loadu_ps(v + i);
+        mv = _mm512_add_ps(mv, _mm512_mul_ps(_mm512_sub_ps(gv, mv), vb1));
+        vv = _mm512_add_ps(vv, _mm512_mul_ps(_mm512_sub_ps(_mm512_mul_ps(gv, gv), vv), vb2));
+        const __m512 step = _mm512_div_ps(_mm512_mul_ps(mv, va),
+                                          _mm512_add_ps(_mm512_sqrt_ps(vv), ve));
+        _mm512_storeu_ps(m2 + i, mv);
+        _mm512_storeu_ps(v2 + i, vv);
+        _mm512_storeu_ps(var2 + i, _mm512_sub_ps(_mm512_loadu_ps(var + i), step));
+      }
+#endif
+      for (; i < end; ++i) {
+        float gs = load(g[0] + i);
+        for (int k = 1; k < count; ++k) gs += load(g[k] + i);
+        const float mv = m[i] + (gs - m[i]) * one_b1;
+        const float vv = v[i] + (gs * gs - v[i]) * one_b2;
+        m2[i] = mv;
+        v2[i] = vv;
+        var2[i] = var[i] - (mv * alpha) / (std::sqrt(vv) + epsilon);
+      }
+    });
+  }
+};
+
 }  // namespace
 }  // namespace dcgan_keras
 
@@ -1418,6 +1497,26 @@ REGISTER_OP("DcganLogitKernelGrad")
     });
 REGISTER_KERNEL_BUILDER(Name("DcganLogitKernelGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::LogitKernelGradOp);
+REGISTER_OP("DcganAdam")
+    .Input("var: float")
+    .Input("m: float")
+    .Input("v: float")
+    .Input("grads: N * bfloat16")
+    .Input("beta1_power: float")
+    .Input("beta2_power: float")
+    .Input("lr: float")
+    .Input("beta1: float")
+    .Input("beta2: float")
+    .Input("epsilon: float")
+    .Output("new_var: float")
+    .Output("new_m: float")
+    .Output("new_v: float")
+    .Attr("N: int >= 1")
+    .SetShapeFn([](InferenceContext* c) {
+      for (int i = 0; i < 3; ++i) c->set_output(i, c->input(0));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganAdam").Device(tensorflow::DEVICE_CPU), dcgan_keras::AdamOp);
 #ifdef DCGAN_AMX
 REGISTER_OP("DcganKernelGrad")
     .Input("x: bfloat16")
