@@ -256,16 +256,16 @@ def conv_down_few_channels(x, kernel):
 
 
 def conv_down_leaky_relu(x, kernel, alpha):
-    """leaky_relu(conv_down_few_channels(x, kernel), alpha) whose kernel gradient is
-    `native_ops.activation_kernel_grad` (the activation's gradient read as the kernel
-    gradient reads dy, never written: D's first layer in the D step, twice a step, where
-    the input gradient is not needed); the input gradient takes the activation's gradient
-    first. The forward graph is `conv_down_few_channels`' and `leaky_relu`'s, which oneDNN
-    fuses."""
+    """leaky_relu(conv_down_few_channels(x, kernel), alpha) on AMX: the forward product
+    and activation are `native_ops.conv_few_channels` (oneDNN's fused one took 2.7-3.0 ms
+    a call in the step at 128x64x64x3 -> 64 on the AMX Xeon, this 1.9-2.1), the kernel
+    gradient is `native_ops.activation_kernel_grad` (the activation's gradient read as the
+    kernel gradient reads dy, never written: D's first layer in the D step, twice a step,
+    where the input gradient is not needed); the input gradient takes the activation's
+    gradient first."""
     @tf.custom_gradient
     def fn(x, kernel):
-        y = tf.nn.leaky_relu(_zero_bias_added(tf.nn.conv2d(x, kernel, 2, "SAME"), kernel),
-                             alpha)
+        y = native_ops.conv_few_channels(x, kernel, alpha)
 
         def grad(dy):
             dz = native_ops.activation_grad(dy, y, alpha)
@@ -280,9 +280,14 @@ def conv_down_leaky_relu(x, kernel, alpha):
 @tf.custom_gradient
 def conv_up_few_channels(x, kernel):
     """tf.nn.conv2d_transpose(x, kernel, 2, "SAME") to few channels as `conv_transpose`;
-    its input gradient stays oneDNN's, its kernel gradient is `kernel_gradient`."""
+    its input gradient is `native_ops.conv_few_channels` on AMX, else oneDNN's, its kernel
+    gradient `kernel_gradient`."""
     def grad(dy):
-        return tf.nn.conv2d(dy, kernel, 2, "SAME"), kernel_gradient(dy, x)
+        if native_ops.conv_few_channels_runs(dy, kernel.shape[-1]):
+            dx = native_ops.conv_few_channels(dy, kernel)
+        else:
+            dx = tf.nn.conv2d(dy, kernel, 2, "SAME")
+        return dx, kernel_gradient(dy, x)
 
     return conv_transpose(x, kernel), _in_forward_scope(grad)
 
@@ -408,7 +413,8 @@ class Conv2D(keras.layers.Conv2D):
               "few_channels": conv_down_few_channels}[path]
         kernel = _kernel_as(kernel, x)
         y = fn(x, kernel)
-        if path == "few_channels" and native_ops.activation_kernel_grad_runs(x, y):
+        if (path == "few_channels" and native_ops.activation_kernel_grad_runs(x, y)
+                and native_ops.conv_few_channels_runs(x, self.filters)):
             _CONVOLVED.last = (y, (x, kernel))  # a LeakyReLU on y may take both together
         return y
 

@@ -227,6 +227,23 @@ def activation_kernel_grad_runs(x, y):
     return kernel_grad_runs(x, y) and x.shape[-1] <= MAX_FEW_CHANNELS
 
 
+def conv_few_channels_runs(x, c_out):
+    """Whether `conv_few_channels` takes bfloat16 x [N, H, W, C] to c_out channels here:
+    C at most 4, H and W even, c_out a multiple of 16, on a CPU with AMX granted."""
+    return (x.dtype == tf.bfloat16 and x.shape.rank == 4 and None not in x.shape[1:]
+            and 0 < x.shape[3] <= MAX_FEW_CHANNELS and x.shape[1] % 2 == 0
+            and x.shape[2] % 2 == 0 and c_out % 16 == 0 and _runs_here()
+            and hasattr(library(), "dcgan_conv_few_channels") and amx_granted())
+
+
+def conv_few_channels(x, kernel, slope=1.0):
+    """leaky_relu(conv2d(x, kernel, 2, "SAME"), slope) (slope 1: the convolution alone) for
+    x [N, H, W, C <= 4] and kernel [4, 4, C, C'], C' a multiple of 16, on AMX tiles
+    (`conv_few_channels_runs`); float32 sums rounded once. Where oneDNN's ran at ~0.2 of
+    the matmul peak (D's first layer, G's output layer's input gradient)."""
+    return library().dcgan_conv_few_channels(x, kernel, slope=slope)
+
+
 def activation_kernel_grad(x, dy, y, slope):
     """kernel_grad(x, activation_grad(dy, y, slope)) in one op, bit for bit: the kernel
     gradient of a convolution of few channels followed by a LeakyReLU, from the

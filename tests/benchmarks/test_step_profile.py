@@ -121,6 +121,15 @@ def test_flops_of_the_native_kernel_gradient():
     assert step_profile.product_kind("gradient_tape/d_1/a_1/DcganActivationKernelGrad",
                                      "DcganActivationKernelGrad") == "kernel gradient"
 
+    @tf.function
+    def h(x, kernel):  # its forward product, as a 4x4 / stride-2 convolution's
+        return native_ops.conv_few_channels(x, kernel, 0.2)
+
+    graph = h.get_concrete_function(tf.TensorSpec([2, 16, 16, 3], tf.bfloat16),
+                                    tf.TensorSpec([4, 4, 3, 64], tf.bfloat16)).graph
+    assert list(step_profile.graph_products(graph).values()) == [
+        (2 * 2 * 8 * 8 * (4 * 4 * 3 * 64), False)]
+
 
 def test_flops_and_kinds_of_the_native_logit():
     from dcgan_keras.models import native_ops

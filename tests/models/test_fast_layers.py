@@ -262,10 +262,12 @@ def test_the_path_of_a_4x4_layer_follows_the_cpu_rule(policy, monkeypatch, matmu
 # 8 filters: oneDNN's kernel gradient; 32: the native AMX one where the CPU has AMX
 @pytest.mark.parametrize("filters", [8, 32])
 def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path, filters):
-    """D's first layer (few channels) carries a zero bias, so Grappler's remapper fuses it
-    and the LeakyReLU after it into one oneDNN convolution (no LeakyRelu op runs in the
-    forward pass), with Keras' values up to bfloat16 rounding, in a training step's graph
-    (with the gradient tape's custom-gradient ops around both layers)."""
+    """D's first layer (few channels) and the LeakyReLU after it run as one op in the
+    forward pass (no LeakyRelu op runs), with Keras' values up to bfloat16 rounding, in a
+    training step's graph (with the gradient tape's custom-gradient ops around both
+    layers): where the AMX ops take the layer (32 filters on an AMX CPU) the native
+    convolution with its activation, else oneDNN's, which Grappler's remapper fuses with
+    the activation because the convolution carries a zero bias."""
     import importlib.util
     from testutil import REPO
     spec = importlib.util.spec_from_file_location(
@@ -293,7 +295,10 @@ def test_the_first_layers_leaky_relu_fuses_into_its_convolution(policy, tmp_path
     tf.profiler.experimental.stop()
     forward = [t for name, t, _, _ in step_profile.read_trace(str(tmp_path))
                if not name.startswith("gradient_tape")]
-    assert "FusedConv2D" in forward and "LeakyRelu" not in forward, forward
+    native = native_ops.conv_few_channels_runs(tf.cast(x, "bfloat16"), filters) and (
+        filters % 32 == 0)  # and the activation's kernel gradient takes it
+    assert ("DcganConvFewChannels" if native else "FusedConv2D") in forward, forward
+    assert "LeakyRelu" not in forward and "Conv2D" not in forward, forward
     reference = tf.nn.leaky_relu(tf.nn.conv2d(tf.cast(x, "bfloat16"), tf.cast(
         conv.kernel, "bfloat16"), 2, "SAME"), 0.2)
     a = np.asarray(tf.cast(reference, tf.float32))
