@@ -26,7 +26,9 @@
   Where the image side has at most `MAX_FEW_CHANNELS` channels (D's first layer, G's
   output layer), the transposed product (D's input gradient, G's forward) is the matmul
   + col2im of `conv_transpose`: oneDNN's bfloat16 conv2d_transpose to 3 channels ran at
-  ~32 GFLOP/s on one Zen 4 core, the matmul path at ~45-60 (64x64, batch 128).
+  ~32 GFLOP/s on one Zen 4 core, the matmul path at ~45-60 (64x64, batch 128). On CPUs
+  with AMX the other one (D's forward, with its LeakyReLU; G's input gradient) is
+  `native_ops.conv_few_channels`, where oneDNN's ran at ~0.2 of the matmul peak.
 - Each custom gradient runs in its forward op's name scope under gradient_tape/, so a
   profile (`--profile_steps`, benchmarks/step_profile.py) names its layer.
 - Casts: where the native ops run, `Conv2D`, `Conv2DTranspose` and `Dense` cast their
@@ -36,7 +38,12 @@
   signs), so the pre-activation tensor is not kept for the backward pass and Grappler
   fuses the activation into the Conv2D + BiasAdd before it (oneDNN), which the stock
   gradient (LeakyReluGrad of the input) prevents. D's bias-free first layer adds a zero
-  bias for this (`_zero_bias_added`); after a BatchNorm no fusion exists.
+  bias for this (`_zero_bias_added`); after a BatchNorm no fusion exists. On CPUs with
+  AMX, a `LeakyReLU` right after a few-channel `Conv2D` (D's first layer) runs both as
+  `conv_down_leaky_relu`: the convolution and activation in one native op, and a kernel
+  gradient that reads the activation's gradient as it goes (`native_ops`).
+- `Dense`: a float32 layer with one output on bfloat16 features (D's logit) is
+  `native_ops.logit`, without a float32 copy of the features.
 
 Measured on that machine at 64x64, batch 128, mixed_bfloat16 (ngf=ndf=64), A/B in
 alternating processes: the fused BatchNorm made the training step 1.33x faster, the matmul
