@@ -411,7 +411,11 @@ def amx(native):
                                          # panel), 1 with w = 16 (two rows a tile), 4 with
                                          # w = 48 (rows across tiles); one image
                                          ((3, 64, 64, 3), 64), ((20, 32, 32, 1), 32),
-                                         ((4, 8, 96, 4), 32), ((1, 16, 16, 3), 64)])
+                                         ((4, 8, 96, 4), 32), ((1, 16, 16, 3), 64),
+                                         # output rows of whole tiles (w a multiple of
+                                         # 32): the patch rows read from the planes as
+                                         # they are; 1 channel, and 4 with two tiles a row
+                                         ((2, 64, 64, 1), 32), ((3, 4, 128, 4), 32)])
 def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     rng = np.random.default_rng(8)
     n, h, w, c = shape
@@ -501,8 +505,10 @@ def test_g_output_layers_input_gradient_is_the_few_channel_convolution(amx, bflo
     np.testing.assert_allclose(native, onednn, atol=0.01 * np.abs(onednn).max())
 
 
-# An image's 3 channels (two images a half) and 1 (one image: the second half empty).
-@pytest.mark.parametrize("shape,c_out", [((4, 32, 32, 3), 64), ((1, 16, 16, 1), 32)])
+# An image's 3 channels (two images a half) and 1 (one image: the second half empty); 3 at
+# 64x64, where an output row fills a tile.
+@pytest.mark.parametrize("shape,c_out", [((4, 32, 32, 3), 64), ((1, 16, 16, 1), 32),
+                                         ((2, 64, 64, 3), 64)])
 def test_the_activation_kernel_gradient_is_the_two_ops_bit_for_bit(amx, shape, c_out):
     rng = np.random.default_rng(12)
     n, h, w, c = shape

@@ -736,6 +736,58 @@ inline __m512i activation_grad32(__m512i dy, __m512i y, __m512 slope) {
 }
 #endif
 
+// The few-channel kernel gradients' float32 sums: [2 halves of the batch][values], the
+// second zeroed when it has no images; nullptr (and the op failed) if not allocated.
+float* half_sums(OpKernelContext* ctx, Tensor* sums_t, int64_t values, bool second_empty) {
+  const auto status = ctx->allocate_temp(tensorflow::DT_FLOAT, TensorShape({2, values}), sums_t);
+  if (!status.ok()) {
+    ctx->SetStatus(status);
+    return nullptr;
+  }
+  float* sums = sums_t->flat<float>().data();
+  if (second_empty) std::memset(sums + values, 0, values * sizeof(float));
+  return sums;
+}
+
+// dW [16 C, C'] = the two halves' sums, rounded once: row r of dW is the 16 values at
+// sums + tile_row(r) + (u / 16) * 256 for each 16 columns u (tiles of 16 x 16).
+template <typename TileRow>
+void round_halves(const float* sums, int64_t half, int64_t c, int64_t co, uint16_t* out,
+                  const TileRow& tile_row) {
+  for (int64_t r = 0; r < 16 * c; ++r)
+    for (int64_t u = 0; u < co; u += 16) {
+      const int64_t at = tile_row(r) + (u / 16) * 256;
+      const __m512 v = _mm512_add_ps(_mm512_loadu_ps(sums + at), _mm512_loadu_ps(sums + half + at));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * co + u),
+                          (__m256i)_mm512_cvtneps_pbh(v));
+    }
+}
+
+// One image's dy [image pixels, co] (with `act`, a LeakyReLU's output, its gradient) as
+// AMX's B operand: pixel pairs interleaved, 16 channels a tile row, the image's first
+// pixel at panel pixel q0 of b ([co / 16 tiles, tile_values apart][pixels / 32][16][32]).
+inline void interleave_dy(const uint16_t* d, const uint16_t* act, int64_t image, int64_t co,
+                          int64_t q0, float slope, __m512i pair_lo, __m512i pair_hi,
+                          uint16_t* b, int64_t tile_values) {
+  const __m512 vslope = _mm512_set1_ps(slope);
+  for (int64_t pair = 0; pair < image / 2; ++pair) {
+    const int64_t q = q0 + 2 * pair;
+    for (int64_t u = 0; u < co; u += 32) {
+      const int64_t at = 2 * pair * co + u;
+      __m512i va = _mm512_loadu_si512(d + at);
+      __m512i vb = _mm512_loadu_si512(d + at + co);
+      if (act) {
+        va = activation_grad32(va, _mm512_loadu_si512(act + at), vslope);
+        vb = activation_grad32(vb, _mm512_loadu_si512(act + at + co), vslope);
+      }
+      uint16_t* dst = b + (u / 16) * tile_values + (q / 32) * 512 + (q % 32 / 2) * 32;
+      _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(va, pair_lo, vb));
+      _mm512_storeu_si512(dst + tile_values, _mm512_permutex2var_epi16(va, pair_hi, vb));
+    }
+  }
+}
+
+
 // With `act` (the output of a LeakyReLU of slope `slope` after the convolution, dy's
 // shape), dy is the gradient of that output: each value read is the activation's gradient
 // (DcganActivationGrad's bits), which is then never written out.
@@ -743,27 +795,37 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
                   const uint16_t* act = nullptr, float slope = 1.f) {
   const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
   const int64_t c = x_t.dim_size(3), h = hh / 2, w = ww / 2, co = dy_t.dim_size(3);
-  const int64_t image = h * w, m_tiles = (c + 1) / 2 * 2;  // 16 C rows in tiles of 16
-  const int64_t images = std::max<int64_t>(1, kPanelPixels / image), steps = image / 32;
-  const int64_t first_half = (n + 1) / 2, n_tiles = co / 16;
+  const int64_t image = h * w, steps = image / 32, first_half = (n + 1) / 2, n_tiles = co / 16;
+  const int64_t images = std::max<int64_t>(1, kPanelPixels / image);
+  // Where an image's output row fills whole tiles (w a multiple of 32: 64x64 inputs and
+  // larger) the planes are laid out [row + 1][channel][column parity][w + 1]: for one kw,
+  // the 4 C (kh, channel) patch rows of an output row are then 4 C rows of the planes at
+  // one stride, which a tile load takes as they are (rows past 4 C read the zero padding
+  // or the next rows, and their sums are dropped). No patch tiles are written; the sums
+  // are one 16-row tile per kw. Elsewhere the patch rows are built as tiles (16 C rows in
+  // tiles of 16).
+  const bool whole_rows = w % 32 == 0;
+  const int64_t m_tiles = whole_rows ? 4 : (c + 1) / 2 * 2, row_steps = w / 32;
+  const int64_t block = 2 * (w + 1);         // whole_rows: one (row, channel), both parities
+  const int64_t blocks = (hh + 2) * c + 16;  // rows -1 .. hh, and what tiles read past
   Tensor sums_t;
-  OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_FLOAT,
-                                         TensorShape({2, m_tiles * n_tiles * 256}), &sums_t));
-  float* sums = sums_t.flat<float>().data();
-  if (first_half == n) std::memset(sums + m_tiles * n_tiles * 256, 0, m_tiles * n_tiles * 1024);
+  float* sums = half_sums(ctx, &sums_t, m_tiles * n_tiles * 256, first_half == n);
+  if (!sums) return;
   const uint16_t *x = data(x_t), *dy = data(dy_t);
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
   tensorflow::Shard(workers->num_threads, workers->workers, 2, n * image * 16 * c * co,
                     [&](int64_t u0, int64_t u1) {
     configure_tiles();
-    // a: [m tile][step][16 rows][32 pixels]; b: [n tile][step][16 pairs][16 channels x 2];
-    // planes: x[b][y][2t + parity - 1][ch] at ((ch * hh + y) * 2 + parity) * (w + 1) + t
-    // (parity 1: column 2t - 1; zeros at the ends).
-    std::vector<uint16_t> a(m_tiles * images * steps * 512, 0), b(n_tiles * images * steps * 512);
-    std::vector<uint16_t> planes(c * hh * 2 * (w + 1));
+    // b: [n tile][step][16 pairs][16 channels x 2] (`interleave_dy`). Whole rows: planes
+    // [image][row + 1][ch][parity][w + 1], read by the tiles as they are. Else one image's
+    // planes x[y][2t + parity - 1][ch] at ((ch * hh + y) * 2 + parity) * (w + 1) + t
+    // (parity 1: column 2t - 1; zeros at the ends) and the patch tiles a built from them:
+    // [m tile][step][16 rows][32 pixels].
+    const int64_t tile = images * steps * 512;  // values from one m (or n) tile to the next
+    std::vector<uint16_t> b(n_tiles * tile), a(whole_rows ? 0 : m_tiles * tile, 0);
+    std::vector<uint16_t> planes(whole_rows ? images * blocks * block : c * hh * 2 * (w + 1), 0);
     __m512i pair_lo, pair_hi;
     pair_indices(&pair_lo, &pair_hi);
-    const int64_t a_tile = images * steps * 512;  // values from one m (or n) tile to the next
     struct { int64_t kh, kw, ch; } rows[16 * kFewChannels];  // each patch row's entry
     for (int64_t r = 0; r < 16 * c; ++r) rows[r] = {r / c / 4, r / c % 4, r % c};
     for (int64_t half = u0; half < u1; ++half) {
@@ -773,82 +835,95 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
         const int64_t count = std::min(images, b_end - b0);
         for (int64_t g = 0; g < count; ++g) {
           const uint16_t* img = x + (b0 + g) * hh * ww * c;
-          for (int64_t y = 0; y < hh; ++y) {
-            const uint16_t* src = img + y * ww * c;  // pixels 2t and 2t + 1: 2 c values
-            for (int64_t ch = 0; ch < c; ++ch) {
-              uint16_t* even = planes.data() + ((ch * hh + y) * 2) * (w + 1);
-              uint16_t* odd = even + (w + 1);
-              even[w] = 0;
-              odd[0] = 0;
-            }
-            for (int64_t t = 0; t < w; ++t, src += 2 * c)
+          if (whole_rows) {
+            uint16_t* pl = planes.data() + g * blocks * block;
+            for (int64_t y = 0; y < hh; ++y) {
+              const uint16_t* src = img + y * ww * c;  // pixels 2t and 2t + 1: 2 c values
               for (int64_t ch = 0; ch < c; ++ch) {
-                uint16_t* even = planes.data() + ((ch * hh + y) * 2) * (w + 1);
-                even[t] = src[ch];
-                even[w + 1 + t + 1] = src[c + ch];
-              }
-          }
-          // patch row r = (kh, kw, ch) of output row i: plane row 2i + kh - 1 of ch, parity
-          // (kw + 1) % 2, from t = kw / 2 (kw = 0: column 2j - 1, 1: 2j, 2: 2j + 1, 3: 2j + 2)
-          for (int64_t i = 0; i < h; ++i)
-            for (int64_t r = 0; r < 16 * c; ++r) {
-              const int64_t kh = rows[r].kh, kw = rows[r].kw, ch = rows[r].ch, y = 2 * i + kh - 1;
-              const uint16_t* src = planes.data() + ((ch * hh + y) * 2 + (kw + 1) % 2) * (w + 1) + kw / 2;
-              const bool inside = y >= 0 && y < hh;
-              for (int64_t j0 = 0; j0 < w;) {  // pieces within a tile's 32 pixels
-                const int64_t q = g * image + i * w + j0, piece = std::min(w - j0, 32 - q % 32);
-                const __mmask32 mask = (__mmask32)((1ull << piece) - 1);
-                uint16_t* dst = a.data() + (r / 16) * a_tile + (q / 32) * 512 + r % 16 * 32 + q % 32;
-                _mm512_mask_storeu_epi16(dst, mask, inside ? _mm512_maskz_loadu_epi16(mask, src + j0)
-                                                           : _mm512_setzero_si512());
-                j0 += piece;
+                uint16_t* even = pl + ((y + 1) * c + ch) * block;
+                uint16_t* odd = even + (w + 1);  // odd[t]: column 2t - 1
+                for (int64_t t = 0; t < w; ++t) {
+                  even[t] = src[2 * t * c + ch];
+                  odd[t + 1] = src[(2 * t + 1) * c + ch];
+                }
               }
             }
-          // dy's pixel pairs interleaved, 16 channels a tile row
-          const uint16_t* d = dy + (b0 + g) * image * co;
-          const uint16_t* yd = act ? act + (b0 + g) * image * co : nullptr;
-          const __m512 vslope = _mm512_set1_ps(slope);
-          for (int64_t pair = 0; pair < image / 2; ++pair) {
-            const int64_t q = g * image + 2 * pair;
-            for (int64_t u = 0; u < co; u += 32) {
-              const int64_t at = 2 * pair * co + u;
-              __m512i va = _mm512_loadu_si512(d + at);
-              __m512i vb = _mm512_loadu_si512(d + at + co);
-              if (yd) {
-                va = activation_grad32(va, _mm512_loadu_si512(yd + at), vslope);
-                vb = activation_grad32(vb, _mm512_loadu_si512(yd + at + co), vslope);
-              }
-              uint16_t* dst = b.data() + (u / 16) * a_tile + (q / 32) * 512 + (q % 32 / 2) * 32;
-              _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(va, pair_lo, vb));
-              _mm512_storeu_si512(dst + a_tile, _mm512_permutex2var_epi16(va, pair_hi, vb));
+          } else {
+            for (int64_t y = 0; y < hh; ++y) {
+              const uint16_t* src = img + y * ww * c;  // pixels 2t and 2t + 1: 2 c values
+              for (int64_t t = 0; t < w; ++t, src += 2 * c)
+                for (int64_t ch = 0; ch < c; ++ch) {
+                  uint16_t* even = planes.data() + ((ch * hh + y) * 2) * (w + 1);
+                  even[t] = src[ch];
+                  even[w + 1 + t + 1] = src[c + ch];
+                }
             }
+            // patch row r = (kh, kw, ch) of output row i: plane row 2i + kh - 1 of ch,
+            // parity (kw + 1) % 2, from t = kw / 2 (kw = 0: column 2j - 1, 1: 2j, 2: 2j + 1,
+            // 3: 2j + 2)
+            for (int64_t i = 0; i < h; ++i)
+              for (int64_t r = 0; r < 16 * c; ++r) {
+                const int64_t kh = rows[r].kh, kw = rows[r].kw, ch = rows[r].ch, y = 2 * i + kh - 1;
+                const uint16_t* src = planes.data() + ((ch * hh + y) * 2 + (kw + 1) % 2) * (w + 1) + kw / 2;
+                const bool inside = y >= 0 && y < hh;
+                for (int64_t j0 = 0; j0 < w;) {  // pieces within a tile's 32 pixels
+                  const int64_t q = g * image + i * w + j0, piece = std::min(w - j0, 32 - q % 32);
+                  const __mmask32 mask = (__mmask32)((1ull << piece) - 1);
+                  uint16_t* dst = a.data() + (r / 16) * tile + (q / 32) * 512 + r % 16 * 32 + q % 32;
+                  _mm512_mask_storeu_epi16(dst, mask, inside ? _mm512_maskz_loadu_epi16(mask, src + j0)
+                                                             : _mm512_setzero_si512());
+                  j0 += piece;
+                }
+              }
           }
+          interleave_dy(dy + (b0 + g) * image * co, act ? act + (b0 + g) * image * co : nullptr,
+                        image, co, g * image, slope, pair_lo, pair_hi, b.data(), tile);
         }
         const bool first_panel = b0 == b_begin;
-        for (int64_t mt = 0; mt < m_tiles; mt += 2)
+        for (int64_t mt = 0; mt < m_tiles; mt += 2)  // whole rows: mt is kw
           for (int64_t nt = 0; nt < n_tiles; nt += 2) {
             float* c0 = sum + (mt * n_tiles + nt) * 256;  // [m tile][n tile][16][16]
             float* c1 = c0 + n_tiles * 256;
             load_sums(c0, c1, first_panel);
-            const uint16_t* a0 = a.data() + mt * a_tile;
-            const uint16_t* b0t = b.data() + nt * a_tile;
-            multiply_tiles(a0, a0 + a_tile, b0t, b0t + a_tile, count * steps);
+            const uint16_t* bt = b.data() + nt * tile;
+            if (!whole_rows) {
+              const uint16_t* a0 = a.data() + mt * tile;
+              multiply_tiles(a0, a0 + tile, bt, bt + tile, count * steps);
+            }
+            for (int64_t g = 0; whole_rows && g < count; ++g) {
+              const uint16_t* pl = planes.data() + g * blocks * block;
+              for (int64_t st = 0; st < steps; ++st) {
+                // patch row (kh, ch) of output row i: plane row 2i + kh, parity (kw + 1) % 2,
+                // from t = kw / 2; the next patch row is the next (row, channel) block
+                const int64_t i = st / row_steps, j0 = st % row_steps * 32;
+                const uint16_t* row = pl + 2 * i * c * block + j0 + mt / 2;
+                _tile_loadd(4, row + (w + 1), block * 2);  // kw = mt: parity 1
+                _tile_loadd(5, row, block * 2);            // kw = mt + 1: parity 0
+                _tile_loadd(6, bt + (g * steps + st) * 512, 64);
+                _tile_loadd(7, bt + tile + (g * steps + st) * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+              }
+            }
             store_sums(c0, c1);
           }
       }
     }
     _tile_release();
   });
-  // dW [16 C, C']: the two halves' sum, rounded once
-  uint16_t* out = data(out_t);
-  const float* other = sums + m_tiles * n_tiles * 256;
-  for (int64_t r = 0; r < 16 * c; ++r)
-    for (int64_t u = 0; u < co; u += 16) {
-      const int64_t at = ((r / 16) * n_tiles + u / 16) * 256 + r % 16 * 16;
-      const __m512 v = _mm512_add_ps(_mm512_loadu_ps(sums + at), _mm512_loadu_ps(other + at));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * co + u),
-                          (__m256i)_mm512_cvtneps_pbh(v));
-    }
+  if (whole_rows) {
+    // dW row (kh, kw, ch): sum tile kw, row kh c + ch
+    round_halves(sums, m_tiles * n_tiles * 256, c, co, data(out_t), [&](int64_t r) {
+      return (r / c % 4) * n_tiles * 256 + (r / c / 4 * c + r % c) * 16;
+    });
+  } else {
+    // dW row r: sum tile r / 16, row r % 16
+    round_halves(sums, m_tiles * n_tiles * 256, c, co, data(out_t), [&](int64_t r) {
+      return (r / 16) * n_tiles * 256 + r % 16 * 16;
+    });
+  }
 }
 
 // A 4x4 / stride-2 / "same" convolution of x [N, H, W, C <= 4] (an image's channels) by
