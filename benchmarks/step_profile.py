@@ -50,7 +50,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
                  "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad",
-                 "DcganActivationKernelGrad", "DcganConvFewChannels", "DcganLogit", "DcganLogitInputGrad", "DcganLogitKernelGrad")
+                 "DcganActivationKernelGrad", "DcganConvFewChannels", "DcganLogit",
+                 "DcganLogitInputGrad", "DcganLogitKernelGrad")
 # Kernel (weight) gradients by their type: oneDNN's, and the native AMX op (native_ops).
 KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad", "DcganActivationKernelGrad",
                          "DcganLogitKernelGrad")

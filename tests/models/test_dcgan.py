@@ -103,6 +103,17 @@ def _op_counts(concrete_function):
     return counts
 
 
+def _three_steps(gan):
+    """Weights and both optimizers' variables after 3 traced train steps of `gan`, and the
+    op counts of its traced step."""
+    step = tf.function(gan.train_step)
+    for i in range(3):
+        step(_real(seed=i))
+    state = [v.numpy() for v in gan.weights + gan.d_optimizer.variables
+             + gan.g_optimizer.variables]
+    return state, _op_counts(step.get_concrete_function(tf.TensorSpec([8, 16, 16, 1])))
+
+
 def test_fused_adam_matches_keras_adam():
     """Adam's fused update equals Keras' own elementwise update: same weights and slots,
     and one ResourceApplyAdam op per trained variable in the traced train step when fused
@@ -117,12 +128,8 @@ def test_fused_adam_matches_keras_adam():
                                 fused=fused) for _ in range(2)])
         assert gan.d_optimizer.uses_fused_update(gan.discriminator.trainable_variables[0]) \
             == fused
-        step = tf.function(gan.train_step)
-        for i in range(3):
-            step(_real(seed=i))
-        results.append([v.numpy() for v in gan.weights + gan.d_optimizer.variables
-                        + gan.g_optimizer.variables])
-        ops = _op_counts(step.get_concrete_function(tf.TensorSpec([8, 16, 16, 1])))
+        state, ops = _three_steps(gan)
+        results.append(state)
         assert ops["ResourceApplyAdam"] == (len(gan.trainable_variables) if fused else 0)
     assert int(gan.g_optimizer.iterations) == 3
     for a, b in zip(*results):
@@ -147,12 +154,8 @@ def test_bfloat16_kernels_take_adam_from_their_bfloat16_gradients(monkeypatch):
             keras.utils.set_random_seed(0)
             gan = build_dcgan(**TINY)
             gan.compile()
-            step = tf.function(gan.train_step)
-            for i in range(3):
-                step(_real(seed=i))
-            results.append([v.numpy() for v in gan.weights + gan.d_optimizer.variables
-                            + gan.g_optimizer.variables])
-            ops = _op_counts(step.get_concrete_function(tf.TensorSpec([8, 16, 16, 1])))
+            state, ops = _three_steps(gan)
+            results.append(state)
             kernels = [v for v in gan.trainable_variables if "kernel" in v.path
                        and "logit" not in v.path]  # the float32 logit's kernel is not cast
             assert ops["DcganAdam"] == (len(kernels) if native else 0)

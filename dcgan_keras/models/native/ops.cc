@@ -102,6 +102,11 @@ inline uint16_t store(float f) {  // round to nearest even, subnormals kept: Ten
   return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
 }
 
+inline float bfloat16_rounded(float f) {  // f as the bfloat16 value TensorFlow would use
+  const uint16_t bits = store(f);
+  return load(&bits);
+}
+
 #ifdef DCGAN_AVX512_BF16
 // 16 bfloat16 values (their bits) widened to float32.
 inline __m512 widen(__m256i h) {
@@ -114,6 +119,16 @@ inline __m512 vload(const uint16_t* p) {
 
 inline void vstore(uint16_t* p, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
+}
+
+// store()'s integer rounding of 16 values (vcvtneps2bf16 flushes subnormals).
+inline __m256i vround(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(
+      _mm512_set1_epi32(0x7FFF), lsb)), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  return _mm512_cvtepi32_epi16(r);
 }
 
 // Software prefetch of what a stream reads kPrefetchBytes later: on the 2-core AMX Xeon VM
@@ -1077,8 +1092,7 @@ class ActivationKernelGradOp : public OpKernel {
   explicit ActivationKernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     float slope;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope));
-    uint16_t rounded = store(slope);
-    slope_ = load(&rounded);  // as DcganActivationGrad: the slope in bfloat16
+    slope_ = bfloat16_rounded(slope);  // as DcganActivationGrad
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -1262,17 +1276,9 @@ class ToBfloat16Op : public OpKernel {
     uint16_t* y = data(y_t);
     for_chunks(ctx, x_t.NumElements(), 2, [&](int64_t i, int64_t end) {
 #ifdef DCGAN_AVX512_BF16
-      // store()'s integer rounding 16 at a time (vcvtneps2bf16 flushes subnormals)
-      const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
-      const __m512i nan = _mm512_set1_epi32(0x7FC0);
       for (; i + 16 <= end; i += 16) {
         prefetch(x + i);
-        __m512 v = _mm512_loadu_ps(x + i);
-        __m512i bits = _mm512_castps_si512(v);
-        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
-        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(bias, lsb)), 16);
-        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtepi32_epi16(r));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), vround(_mm512_loadu_ps(x + i)));
       }
 #endif
       for (; i < end; ++i) y[i] = store(x[i]);
@@ -1307,7 +1313,7 @@ class ActivationGradOp : public OpKernel {
   explicit ActivationGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     float slope;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope));
-    slope_ = load(&(rounded_ = store(slope)));  // TensorFlow's kernel multiplies in T
+    slope_ = bfloat16_rounded(slope);  // TensorFlow's kernel multiplies in T
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -1335,7 +1341,6 @@ class ActivationGradOp : public OpKernel {
   }
 
  private:
-  uint16_t rounded_;
   float slope_;
 };
 
@@ -1413,22 +1418,14 @@ class LogitInputGradOp : public OpKernel {
       while (i < end) {
         const int64_t r = i / k, stop = std::min(end, (r + 1) * k);
         const float g = dy[r];
-        const float* wr = w - r * k;
-        uint16_t* out = dx;
+        const float* wr = w - r * k;  // wr[i]: w at value i's column
 #ifdef DCGAN_AVX512_BF16
         const __m512 vg = _mm512_set1_ps(g);
-        const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
-        const __m512i nan = _mm512_set1_epi32(0x7FC0);
-        for (; i + 16 <= stop; i += 16) {
-          __m512 v = _mm512_mul_ps(vg, _mm512_loadu_ps(wr + i));
-          __m512i bits = _mm512_castps_si512(v);
-          __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
-          __m512i q = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(bias, lsb)), 16);
-          q = _mm512_mask_mov_epi32(q, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(q));
-        }
+        for (; i + 16 <= stop; i += 16)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dx + i),
+                              vround(_mm512_mul_ps(vg, _mm512_loadu_ps(wr + i))));
 #endif
-        for (; i < stop; ++i) out[i] = store(g * wr[i]);
+        for (; i < stop; ++i) dx[i] = store(g * wr[i]);
       }
     });
   }
@@ -1724,17 +1721,20 @@ REGISTER_OP("DcganAdam")
     });
 REGISTER_KERNEL_BUILDER(Name("DcganAdam").Device(tensorflow::DEVICE_CPU), dcgan_keras::AdamOp);
 #ifdef DCGAN_AMX
+// A 4x4 convolution's kernel gradient from x [N, H, W, C] and dy [N, h, w, C']: [4, 4, C, C'].
+absl::Status KernelGradShape(InferenceContext* c) {
+  auto x = c->input(0), dy = c->input(1);
+  TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+  TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
+  c->set_output(0, c->MakeShape({4, 4, c->Dim(x, 3), c->Dim(dy, 3)}));
+  return absl::OkStatus();
+}
+
 REGISTER_OP("DcganKernelGrad")
     .Input("x: bfloat16")
     .Input("dy: bfloat16")
     .Output("dkernel: bfloat16")
-    .SetShapeFn([](InferenceContext* c) {
-      auto x = c->input(0), dy = c->input(1);
-      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
-      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
-      c->set_output(0, c->MakeShape({4, 4, c->Dim(x, 3), c->Dim(dy, 3)}));
-      return absl::OkStatus();
-    });
+    .SetShapeFn(KernelGradShape);
 REGISTER_KERNEL_BUILDER(Name("DcganKernelGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::KernelGradOp);
 REGISTER_OP("DcganConvFewChannels")
@@ -1760,13 +1760,7 @@ REGISTER_OP("DcganActivationKernelGrad")
     .Input("y: bfloat16")
     .Output("dkernel: bfloat16")
     .Attr("slope: float")
-    .SetShapeFn([](InferenceContext* c) {
-      auto x = c->input(0), dy = c->input(1);
-      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
-      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
-      c->set_output(0, c->MakeShape({4, 4, c->Dim(x, 3), c->Dim(dy, 3)}));
-      return absl::OkStatus();
-    });
+    .SetShapeFn(KernelGradShape);
 REGISTER_KERNEL_BUILDER(Name("DcganActivationKernelGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::ActivationKernelGradOp);
 #endif
