@@ -450,33 +450,43 @@ def matmul_peak(dtype="bfloat16", n=2048, seconds=3.0):
     return best_rate(run, 2.0 * n ** 3, seconds)
 
 
+def elementwise_op(dtype):
+    """The reference memory-bound op, x * 2 in `dtype`, as a compiled function of x: one
+    op that reads and writes the whole tensor once."""
+    import tensorflow as tf
+    return tf.function(lambda x: x * tf.cast(2.0, dtype))
+
+
 def copy_bandwidth(dtype="bfloat16", megabytes=64, seconds=2.0):
-    """Bytes/s read and written by one elementwise op (x * 2) over a tensor of `megabytes`
-    in `dtype` with this process's threads, counting its input and output once
+    """Bytes/s read and written by one elementwise op (`elementwise_op`) over a tensor of
+    `megabytes` in `dtype` with this process's threads, counting its input and output once
     (`best_rate`). The rate a memory-bound op of the step (BatchNorm, an activation, a
-    gather, a cast) can move its tensors at."""
+    gather, a cast) can move its tensors at.
+
+    Each op is its own call, as in `matmul_peak`, and as the step's ops run: each gets a
+    new output from TensorFlow's allocator. Until 2026-12-07 (fifth sitting) the ops ran in
+    one compiled loop (y = x * 2, x = y * 0.5), which on the AMX Xeon VM reported 73-92
+    GB/s in float32, four times what the step's memory-bound ops can reach: there, one op
+    alone moved 20-22 GB/s at 64 and 256 MB, a C++ copy of 64 MB with both threads (the
+    buffers reused) 26 GB/s, and the step's largest batch norm gradient 24 GB/s."""
     import tensorflow as tf
     n = megabytes * 2 ** 20 // tf.as_dtype(dtype).size
     x = tf.cast(tf.random.stateless_uniform([n // 1024, 1024], seed=[5, 6]), dtype)
+    op = elementwise_op(dtype)
 
-    @tf.function
-    def run(x, repeats):
-        out = tf.zeros([], tf.float32)
-        for _ in tf.range(repeats):
-            y = x * tf.cast(2.0, dtype)
-            out += tf.cast(y[0, 0], tf.float32)
-            x = y * tf.cast(0.5, dtype)  # a new input each time (no hoisting)
-        return out
+    def run(repeats):
+        for _ in range(repeats):
+            out = op(x)
+        return out[0, 0]
 
-    # two ops per repeat, each reading and writing the whole tensor
-    return best_rate(lambda repeats: run(x, repeats), 4.0 * n * x.dtype.size, seconds)
+    return best_rate(run, 2.0 * n * x.dtype.size, seconds)
 
 
 def memory_rate(seconds=2.0):
     """(bytes/s, {dtype: bytes/s}): the rate the memory moves an elementwise op's bytes at,
     the faster of a bfloat16 and a float32 op (`copy_bandwidth`). The float32 op is the
     yardstick where TensorFlow's bfloat16 kernels are compute-bound: on a 2-core Sapphire
-    Rapids-class Xeon its bfloat16 x * 2 moved 5.6-6.8 GB/s and its float32 one 76 GB/s
+    Rapids-class Xeon its bfloat16 x * 2 moved 6-9 GB/s and its float32 one 20-22 GB/s
     (the memory's rate does not depend on what the bytes hold)."""
     rates = {dtype: copy_bandwidth(dtype, seconds=seconds) for dtype in ("bfloat16", "float32")}
     return max(rates.values()), rates

@@ -202,6 +202,31 @@ def test_the_memory_bandwidth_of_an_elementwise_op_is_measured():
     assert 1e8 < bandwidth < 1e13  # bytes/s: between 0.1 GB/s and 10 TB/s
 
 
+def test_the_memory_bandwidth_times_one_op_a_call_and_counts_its_bytes_once(monkeypatch):
+    """A loop of ops in one compiled function moved four times the bytes a step's op can."""
+    import tensorflow as tf
+    graph = step_profile.elementwise_op("float32").get_concrete_function(
+        tf.TensorSpec([8, 1024], tf.float32)).graph
+    assert [o.type for o in graph.get_operations()
+            if o.type not in ("Placeholder", "Const", "Identity", "NoOp")] == ["Mul"]
+    calls, timed = [], {}
+    real_op = step_profile.elementwise_op
+
+    def counted(dtype):
+        op = real_op(dtype)
+        return lambda x: calls.append(x.shape) or op(x)
+
+    def best_rate(run, work, seconds):
+        timed.update(work=work, out=float(run(3)))
+        return 1.0
+
+    monkeypatch.setattr(step_profile, "elementwise_op", counted)
+    monkeypatch.setattr(step_profile, "best_rate", best_rate)
+    step_profile.copy_bandwidth("float32", megabytes=1, seconds=0.1)
+    assert calls == [tf.TensorShape([256, 1024])] * 3  # one op over the whole tensor a call
+    assert timed["work"] == 2 * 2 ** 20  # read and written once: 2 x 1 MB per call
+
+
 def test_the_memory_rate_is_the_faster_dtypes(monkeypatch):
     """A compute-bound bfloat16 kernel does not set the memory's rate."""
     measured = {"bfloat16": 6e9, "float32": 7.6e10}
