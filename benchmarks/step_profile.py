@@ -320,7 +320,10 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
         class of the other ops: the time of those whose size is known, "sized_ms", and
         the time they would take at the bandwidth, "floor_ms") and "floor_step_ms" (the
         step with the products as they ran, the sized ops at the bandwidth, the rest as
-        they ran and no gaps) with "floor_of_peak" (the share of the peak it would reach).
+        they ran and no gaps) with "floor_of_peak" (the share of the peak it would reach),
+        and "ceiling_step_ms" / "ceiling_of_peak": the same with the products at the peak,
+        the most these ops allow (only fewer bytes, or products faster than the reference
+        matmul, go beyond it).
     """
     per_class = collections.Counter()
     rows = {}
@@ -358,8 +361,13 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
                           floor_ms=floor.get(c, 0.0)) for c in CLASSES if c != "products"}
         floor_step = per_class.get("products", 0.0) + sum(
             m["ms"] - m["sized_ms"] + m["floor_ms"] for m in memory.values())
+        # The products at the peak instead: what the step's ops allow, whatever the code.
+        ceiling_step = 1e3 * flops / peak_flops + floor_step - per_class.get("products", 0.0)
         extra = dict(memory=memory, bandwidth=bandwidth, floor_step_ms=floor_step,
-                     floor_of_peak=1e3 * flops / peak_flops / floor_step if floor_step else None)
+                     floor_of_peak=1e3 * flops / peak_flops / floor_step if floor_step else None,
+                     ceiling_step_ms=ceiling_step,
+                     ceiling_of_peak=1e3 * flops / peak_flops / ceiling_step
+                     if ceiling_step else None)
     return dict(
         step_ms=step_ms, busy_ms=busy_ms, gaps_ms=max(step_ms - busy_ms, 0.0),
         op_ms=sum(per_class.values()),
@@ -404,7 +412,10 @@ def markdown(summary, header):
                   f"once, at the rate of one large elementwise op), the rest as they ran "
                   f"and no gaps, the step would take {summary['floor_step_ms']:.1f} ms: "
                   f"{summary['floor_of_peak']:.2f} of the peak (a sum of op times: "
-                  f"meaningful with one inter-op thread, where ops do not overlap)."]
+                  f"meaningful with one inter-op thread, where ops do not overlap). With the "
+                  f"products at the peak too, it would take {summary['ceiling_step_ms']:.1f} "
+                  f"ms: {summary['ceiling_of_peak']:.2f} of the peak, the most these ops' "
+                  f"bytes allow at that rate."]
     if summary["unmatched"]:
         lines += ["", "Products without FLOPs (not matched to the traced graph): "
                   + ", ".join(f"{k} {v:.2f} ms" for k, v in summary["unmatched"].items())]

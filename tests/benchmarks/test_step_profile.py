@@ -307,8 +307,12 @@ def test_summary_of_a_synthetic_trace():
     assert batchnorm["floor_ms"] == pytest.approx(2.5)  # 0.5 GB over 2 steps at 100 GB/s
     assert summary["floor_step_ms"] == pytest.approx(61.0 + 2.5)
     assert summary["floor_of_peak"] == pytest.approx(60.0 / 63.5)
+    # The products at the peak (60 ms of FLOPs, not the 61 they ran) with that floor.
+    assert summary["ceiling_step_ms"] == pytest.approx(60.0 + 2.5)
+    assert summary["ceiling_of_peak"] == pytest.approx(60.0 / 62.5)
     text = step_profile.markdown(summary, "header")
     assert "| BatchNorm | 5.0 | 7.6% | 5.0 | 2.5 |" in text and "63.5 ms: 0.94" in text
+    assert "62.5 ms: 0.96 of the peak, the most" in text
 
     # A fused product runs under its activation's name: counted as its convolution.
     fused = events + [("discriminator_1/act_1/LeakyRelu", "FusedConv2D", 200 * ms, 10 * ms)]
