@@ -301,16 +301,13 @@ MAX_FEW_CHANNELS = 4  # the op's kernel for an image's channels
 
 def kernel_grad_takes(h, w, c, c_out):
     """Whether `kernel_grad` takes x [N, 2h, 2w, c] and dy [N, h, w, c_out] here: built with
-    AMX (the CPU has it), c a multiple of 32 or 1-4 (an image's channels; then h w a
-    multiple of 32, an image's output pixels in whole tiles), c_out a multiple of 32, w
-    even, and at most the sizes it was measured faster at (16x16 output pixels, 32x32 with
-    1-4 channels: a larger image's panel outgrows L2); any batch N. Where h w is not a
-    multiple of 32 (4x4: D's last convolution, G's first) the op's panels hold whole
-    patches across images instead."""
+    AMX (the CPU has it), c a multiple of 32 or 1-4 (an image's channels), c_out a multiple
+    of 32, w even, h w a multiple of 32 (an image's output pixels fill whole tiles) and at
+    most the sizes it was measured faster at (16x16 output pixels, 32x32 with 1-4 channels:
+    a larger image's panel outgrows L2); any batch N."""
     few = 0 < c <= MAX_FEW_CHANNELS
     return ((c % 32 == 0 or few) and c_out % 32 == 0 and w % 2 == 0
-            and ((h * w) % 32 == 0 or not few)
-            and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
+            and (h * w) % 32 == 0 and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
             and _runs_here() and hasattr(library(), "dcgan_kernel_grad") and amx_granted())
 
 

@@ -415,14 +415,7 @@ def amx(native):
                                          # output rows of whole tiles (w a multiple of
                                          # 32): the patch rows read from the planes as
                                          # they are; 1 channel, and 4 with two tiles a row
-                                         ((2, 64, 64, 1), 32), ((3, 4, 128, 4), 32),
-                                         # output pixels that do not fill a tile: whole
-                                         # patches across images; 4x4 with four column
-                                         # blocks, an odd batch (a padded last tile in
-                                         # each half), 2x2 (4 pixels an image), one image
-                                         ((8, 8, 8, 256), 64), ((5, 8, 8, 32), 32),
-                                         ((70, 4, 4, 64), 96), ((1, 8, 8, 32), 32),
-                                         ((3, 8, 12, 32), 64)])
+                                         ((2, 64, 64, 1), 32), ((3, 4, 128, 4), 32)])
 def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     rng = np.random.default_rng(8)
     n, h, w, c = shape
@@ -449,15 +442,14 @@ def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx, monkeypatch):
     assert amx.kernel_grad_takes(32, 32, 3, 64)  # D's first layer
     assert not amx.kernel_grad_takes(32, 32, 6, 64)
     assert not amx.kernel_grad_takes(16, 16, 64, 100)
-    assert amx.kernel_grad_takes(4, 4, 256, 512)  # 16 output pixels an image: D's last
-    assert not amx.kernel_grad_takes(4, 4, 3, 64)  # ... but not of an image's channels
+    assert not amx.kernel_grad_takes(4, 4, 256, 512)  # 16 output pixels an image
     assert not amx.kernel_grad_takes(8, 5, 32, 32)  # an odd W/2
     assert not amx.kernel_grad_takes(32, 32, 64, 128)  # beyond the sizes measured
     assert not amx.kernel_grad_takes(64, 64, 3, 64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="C a multiple of 32 or at most 4"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 6], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
-        amx.kernel_grad(tf.zeros([4, 8, 8, 3], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
+        amx.kernel_grad(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     # a Linux that does not hand out AMX's tiles (before 5.16): the layers' other paths
     monkeypatch.setattr(native_ops, "amx_granted", lambda: False)
     assert not amx.kernel_grad_takes(16, 16, 64, 128)
@@ -596,7 +588,6 @@ out = [native_ops.batch_norm(bf16(64, 8, 8, 64), tf.ones([64]), tf.zeros([64]), 
 if native_ops.kernel_grad_takes(8, 8, 64, 64) and native_ops.kernel_grad_takes(16, 16, 3, 64):
     out.append(native_ops.kernel_grad(bf16(8, 16, 16, 64), bf16(8, 8, 8, 64)))
     out.append(native_ops.kernel_grad(bf16(8, 32, 32, 3), bf16(8, 16, 16, 64)))
-    out.append(native_ops.kernel_grad(bf16(9, 8, 8, 64), bf16(9, 4, 4, 64)))  # whole patches
 digest = hashlib.sha256()
 for t in tf.nest.flatten(out):
     digest.update(np.asarray(tf.bitcast(t, tf.uint16) if t.dtype == tf.bfloat16 else t).tobytes())
@@ -618,7 +609,7 @@ def test_results_do_not_depend_on_the_thread_count(native):
         assert done.returncode == 0, done.stderr[-2000:]
         results.append(done.stdout.split()[-2:])
     assert results[0] == results[1]
-    assert results[0][0] in ("1", "4")  # 4 where the CPU has AMX
+    assert results[0][0] in ("1", "3")  # 3 where the CPU has AMX
 
 
 # K = 8292: the 64-lane loops and a remainder of 36; 33 blocks of 256 kernel columns.

@@ -1099,10 +1099,10 @@ bool check_kernel_grad(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy
       x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
       (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
       dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.NumElements() == 0 ||
-      (x_t.dim_size(3) <= kFewChannels && (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32))
+      (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32)
     return fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at "
-                     "most 4 (then H W / 4 a multiple of 32), C' a multiple of 32 and an even "
-                     "W/2, got shapes " + x_t.shape().DebugString() + " and " +
+                     "most 4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, "
+                     "got shapes " + x_t.shape().DebugString() + " and " +
                          dy_t.shape().DebugString());
   if (!amx_allowed()) return fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
   return true;
@@ -1139,121 +1139,6 @@ class ActivationKernelGradOp : public OpKernel {
   float slope_;
 };
 
-// dW [16 C, C'] = the two halves' sums of dW^T (tiles of 16 x 16 [C' / 16][16 C / 16], each
-// half co * m values), rounded once and transposed back, into out.
-void round_transposed(OpKernelContext* ctx, const float* sums, int64_t m, int64_t co,
-                      uint16_t* out) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  tensorflow::Shard(workers->num_threads, workers->workers, (m / 32) * (co / 32), 32 * 32 * 6,
-                    [&](int64_t b0, int64_t b1) {
-    __m512i r[32];
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t p = (b / (co / 32)) * 32, q = (b % (co / 32)) * 32;  // rows of dW, of dW^T
-      for (int i = 0; i < 32; ++i) {
-        const float* a = sums + (((q + i) / 16) * (m / 16) + p / 16) * 256 + (q + i) % 16 * 16;
-        const float* s = a + co * m;
-        const __m512 lo = _mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(s));
-        const __m512 hi = _mm512_add_ps(_mm512_loadu_ps(a + 256), _mm512_loadu_ps(s + 256));
-        r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      }
-      transpose32(r);
-      for (int i = 0; i < 32; ++i) _mm512_storeu_si512(out + (p + i) * co + q, r[i]);
-    }
-  });
-}
-
-// The kernel gradient where an image's output pixels do not fill whole tiles (8x8 -> 4x4:
-// D's last convolution, G's first): the panels hold whole patches (all 16 C columns) of
-// consecutive output pixels, across images, and the panel's dy^T is transposed into L2
-// beside it; a panel's last tile is padded with zero pixels. TensorFlow's im2col + matmul
-// wrote and read back a 17 MB patch matrix here. Sums over the two halves of the images,
-// as the other cases.
-void small_images(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, Tensor* out_t) {
-  const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
-  const int64_t c = x_t.dim_size(3), w = ww / 2, co = dy_t.dim_size(3), m = 16 * c;
-  const int64_t image = hh / 2 * w, first_half = (n + 1) / 2;
-  const int64_t images = std::max<int64_t>(1, kPanelPixels / image);
-  const int64_t panel_pairs = (images * image + 31) / 32 * 16;  // whole tiles of pixel pairs
-  const int64_t blocks = m / kPanelColumns;
-  Tensor sums_t;
-  OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_FLOAT, TensorShape({2, co, m}), &sums_t));
-  float* sums = sums_t.flat<float>().data();
-  if (first_half == n) std::memset(sums + co * m, 0, co * m * sizeof(float));  // one image
-  const uint16_t *x = data(x_t), *dy = data(dy_t);
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  // Units of work: each half of the images times a part of the column blocks. A panel's
-  // dy^T is transposed once a unit, so the parts are as few as keep the threads busy.
-  const int64_t parts = std::min(blocks, std::max<int64_t>(1, workers->num_threads / 2));
-  tensorflow::Shard(workers->num_threads, workers->workers, 2 * parts,
-                    n * image * m * co / parts, [&](int64_t u0, int64_t u1) {
-    configure_tiles();
-    // The panel [16 columns][pair][16 columns x 2] and dy^T [C' / 16][pair / 16][16][32].
-    AlignedBuffer<uint16_t> panel(panel_pairs * 2 * kPanelColumns), dyt(co * panel_pairs * 2);
-    __m512i pair_lo, pair_hi;
-    pair_indices(&pair_lo, &pair_hi);
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t half = u / parts, part = u % parts;
-      float* sum = sums + half * co * m;
-      const int64_t b_begin = half ? first_half : 0, b_end = half ? n : first_half;
-      for (int64_t b0 = b_begin; b0 < b_end; b0 += images) {
-        const int64_t pixels = std::min(images, b_end - b0) * image;
-        const int64_t pairs = (pixels + 31) / 32 * 16;  // this panel's, in whole tiles
-        const uint16_t* d = dy + b0 * image * co;
-        for (int64_t p = 0; p < 2 * pairs; p += 32) {
-          for (int64_t q = 0; q < co; q += 32) {
-            __m512i r[32];
-            for (int i = 0; i < 32; ++i)
-              r[i] = p + i < pixels ? _mm512_loadu_si512(d + (p + i) * co + q)
-                                    : _mm512_setzero_si512();
-            transpose32(r);
-            for (int i = 0; i < 32; ++i)
-              _mm512_store_si512(dyt.data() + (((q + i) / 16) * (panel_pairs / 16) + p / 32) * 512
-                                     + (q + i) % 16 * 32, r[i]);
-          }
-        }
-        const bool first_panel = b0 == b_begin;
-        for (int64_t block = blocks * part / parts; block < blocks * (part + 1) / parts;
-             ++block) {
-          const int64_t col0 = block * kPanelColumns;
-          for (int64_t pair = 0; pair < pairs; ++pair) {
-            uint16_t* row = panel.data() + pair * 32;
-            for (int64_t g = 0; g < kPanelColumns / 32; ++g) {
-              const int64_t col = col0 + 32 * g, kh = col / c / 4, kw = col / c % 4, ch = col % c;
-              __m512i v[2];
-              for (int e = 0; e < 2; ++e) {
-                const int64_t pixel = 2 * pair + e, b = b0 + pixel / image;
-                const int64_t i = pixel % image / w, j = pixel % image % w;
-                const int64_t y = 2 * i + kh - 1, xc = 2 * j + kw - 1;
-                v[e] = pixel < pixels && y >= 0 && y < hh && xc >= 0 && xc < ww
-                           ? _mm512_loadu_si512(x + ((b * hh + y) * ww + xc) * c + ch)
-                           : _mm512_setzero_si512();
-              }
-              uint16_t* t = row + 2 * g * panel_pairs * 32;
-              _mm512_store_si512(t, _mm512_permutex2var_epi16(v[0], pair_lo, v[1]));
-              _mm512_store_si512(t + panel_pairs * 32,
-                                 _mm512_permutex2var_epi16(v[0], pair_hi, v[1]));
-            }
-          }
-          for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
-            const uint16_t* b0t = panel.data() + nt / 16 * panel_pairs * 32;
-            for (int64_t mt = 0; mt < co; mt += 32) {
-              float* c0 = sum + ((mt / 16) * (m / 16) + (col0 + nt) / 16) * 256;
-              float* c1 = c0 + (m / 16) * 256;
-              load_sums(c0, c1, first_panel);
-              const uint16_t* a0 = dyt.data() + (mt / 16) * (panel_pairs / 16) * 512;
-              multiply_tiles(a0, a0 + (panel_pairs / 16) * 512, b0t, b0t + panel_pairs * 32,
-                             pairs / 16);
-              store_sums(c0, c1);
-            }
-          }
-        }
-      }
-    }
-    _tile_release();
-  });
-  round_transposed(ctx, sums, m, co, data(out_t));
-}
-
 class KernelGradOp : public OpKernel {
  public:
   explicit KernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -1269,10 +1154,6 @@ class KernelGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({4, 4, c, co}), &out_t));
     if (c <= kFewChannels) {
       few_channels(ctx, x_t, dy_t, out_t);
-      return;
-    }
-    if ((h * w) % 32) {
-      small_images(ctx, x_t, dy_t, out_t);
       return;
     }
     Tensor dyt_t, sums_t;
@@ -1375,7 +1256,22 @@ class KernelGradOp : public OpKernel {
       _tile_release();
     });
     // 3. dW [16 C, C'] = the two halves' sum, rounded once, transposed back.
-    round_transposed(ctx, sums, m, co, out);
+    tensorflow::Shard(workers->num_threads, workers->workers, (m / 32) * (co / 32), 32 * 32 * 6,
+                      [&](int64_t b0, int64_t b1) {
+      __m512i r[32];
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t p = (b / (co / 32)) * 32, q = (b % (co / 32)) * 32;  // rows of dW, of dW^T
+        for (int i = 0; i < 32; ++i) {
+          const float* a = sums + (((q + i) / 16) * (m / 16) + p / 16) * 256 + (q + i) % 16 * 16;
+          const float* s = a + co * m;
+          const __m512 lo = _mm512_add_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(s));
+          const __m512 hi = _mm512_add_ps(_mm512_loadu_ps(a + 256), _mm512_loadu_ps(s + 256));
+          r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        }
+        transpose32(r);
+        for (int i = 0; i < 32; ++i) _mm512_storeu_si512(out + (p + i) * co + q, r[i]);
+      }
+    });
   }
 };
 #endif  // DCGAN_AMX
