@@ -318,7 +318,8 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
         ran), "products" (rows per layer and kind), "unmatched" (product ops of the trace
         with no FLOPs) and the totals; with `moved` and `bandwidth` also "memory" (per
         class of the other ops: the time of those whose size is known, "sized_ms", and
-        the time they would take at the bandwidth, "floor_ms") and "floor_step_ms" (the
+        the time they would take at the bandwidth, or as they ran if that was faster,
+        "floor_ms") and "floor_step_ms" (the
         step with the products as they ran, the sized ops at the bandwidth, the rest as
         they ran and no gaps) with "floor_of_peak" (the share of the peak it would reach),
         and "ceiling_step_ms" / "ceiling_of_peak": the same with the products at the peak,
@@ -336,7 +337,8 @@ def summarize_trace(events, steps, step_seconds, products, peak_flops, moved=Non
         if kind != "products":
             if moved and bandwidth and name in moved:
                 sized[kind] += ms
-                floor[kind] += 1e3 * moved[name] / bandwidth / steps
+                # an op that ran faster than the rate (its bytes in cache) stays as it ran
+                floor[kind] += min(ms, 1e3 * moved[name] / bandwidth / steps)
             continue
         product = (aliases or {}).get(name, name)
         flops, transpose_a = products.get(product, (None, False))

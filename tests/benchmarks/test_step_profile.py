@@ -313,6 +313,10 @@ def test_summary_of_a_synthetic_trace():
     text = step_profile.markdown(summary, "header")
     assert "| BatchNorm | 5.0 | 7.6% | 5.0 | 2.5 |" in text and "63.5 ms: 0.94" in text
     assert "62.5 ms: 0.96 of the peak, the most" in text
+    # An op faster than the bandwidth (its bytes in cache) counts as it ran.
+    summary = step_profile.summarize_trace(events, 2, [0.1, 0.1], products, 100e9,
+                                           {"discriminator_1/bn_1/FusedBatchNormV3": 5e9}, 100e9)
+    assert summary["memory"]["BatchNorm"]["floor_ms"] == pytest.approx(5.0)  # not 25
 
     # A fused product runs under its activation's name: counted as its convolution.
     fused = events + [("discriminator_1/act_1/LeakyRelu", "FusedConv2D", 200 * ms, 10 * ms)]
