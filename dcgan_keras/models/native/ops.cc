@@ -648,7 +648,7 @@ constexpr int64_t kFewChannels = 4;  // up to this, x has an image's channels
 // A zeroed buffer of n values whose first value starts a cache line, for the operands of
 // tile loads: a std::vector of this size comes from mmap 16 bytes into a page, and tile
 // loads that straddle cache lines made the kernel gradient's products ~1.3x slower on the
-// AMX Xeon VM (8.4 -> 6.4 ms a call at 16x16x128 -> 8x8x256 with its panel aligned).
+// AMX Xeon VM (7.9-8.1 -> 6.3-7.2 ms a call at 16x16x128 -> 8x8x256 with its panel aligned).
 template <typename T>
 class AlignedBuffer {
  public:
