@@ -67,6 +67,7 @@ from dcgan_keras.utils.cpu import cpu_flags
 # step in its own thread).
 _NORMALIZED = threading.local()
 _CONVOLVED = threading.local()
+_APPLIED = threading.local()
 
 
 def max_matmul_side(flags):
@@ -84,6 +85,20 @@ MAX_MATMUL_SIDE = max_matmul_side(cpu_flags())
 # Low-resolution side up to which only the kernel gradient is a matmul (the forward
 # product and the input gradient stay oneDNN convolutions).
 MAX_MATMUL_KERNEL_GRAD_SIDE = 8
+
+
+def padded_s2d_sides(flags):
+    """The input sides at which a `Conv2D` after a native batch norm and activation takes
+    their output in the padded space-to-depth form (`conv_down_padded`), for a CPU with these
+    flags. On the AMX Xeon (batch 128, per call, inputs cold): at 16x16x128 -> 256 oneDNN's
+    stride-1 forward product took 4.95 ms against 6.26 for its stride-2 one and the input
+    gradient 5.5-5.9 against 7.4-8.1; at 32x32x64 -> 128 the forward products were even
+    (4.75, 4.81), the input gradients 5.6-5.9 against 7.4-7.5. At 8x8 the stride-1 ones ran
+    at half the speed (and the matmuls there are faster still). Not measured without AMX."""
+    return (16, 32) if "amx_bf16" in flags else ()
+
+
+PADDED_S2D_SIDES = padded_s2d_sides(cpu_flags())
 # Channels on the image side (D's input, G's output) up to which the transposed product
 # (D's first input gradient, G's output layer) is a matmul + col2im: oneDNN's bfloat16
 # conv2d_transpose to 3 channels ran at ~32 GFLOP/s on one Zen 4 core, the matmul path at
@@ -236,6 +251,30 @@ def _onednn_kernel_gradient(x, dy):
                                            filter_sizes=[4, 4, x.shape[-1], dy.shape[-1]],
                                            out_backprop=dy, strides=[1, 2, 2, 1],
                                            padding="SAME")
+
+
+def padded_kernel(kernel):
+    """[4, 4, C, C'] -> [2, 2, 4 C, C']: the kernel of the 2x2 / stride-1 convolution of
+    `native_ops.padded_space_to_depth(x)` that is the 4x4 / stride-2 / "same" one of x."""
+    c, c_out = kernel.shape[2], kernel.shape[3]
+    return tf.reshape(_flat_kernel(kernel), [2, 2, 4 * c, c_out])
+
+
+@tf.custom_gradient
+def conv_down_padded(xp, kernel):
+    """tf.nn.conv2d(x, kernel, 2, "SAME") from xp = `native_ops.padded_space_to_depth(x)`,
+    as oneDNN's 2x2 / stride-1 convolution of xp; its input gradient (the gradient of xp,
+    its padding's too) oneDNN's 2x2 convolution of dy padded by one pixel, its kernel
+    gradient `native_ops.kernel_grad` reading xp. oneDNN's stride-1 products ran faster than
+    its stride-2 ones (`PADDED_S2D_SIDES`)."""
+    k = padded_kernel(kernel)
+
+    def grad(dy):
+        flipped = tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])  # [2, 2, C', 4 C]
+        dxp = tf.nn.conv2d(dy, flipped, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        return dxp, native_ops.kernel_grad(xp, dy, padded_s2d=True)
+
+    return tf.nn.conv2d(xp, k, 1, "VALID"), _in_forward_scope(grad)
 
 
 def _zero_bias_added(y, kernel):
@@ -416,9 +455,16 @@ class Conv2D(keras.layers.Conv2D):
                            self.filters) if x.shape.rank == 4 and x.shape[1] else None)
         if path is None:
             return super().convolution_op(x, _kernel_as(kernel, x))
+        kernel = _kernel_as(kernel, x)
+        applied = _applied_by_native_op(x)
+        if applied is not None and path == "kernel_grad" and _padded_s2d_runs(x, self.filters):
+            # the activation again, written in the padded space-to-depth form; its first
+            # output goes unused and is pruned
+            normalized, slope = applied
+            xp = native_ops.batch_norm_apply(*normalized, slope=slope, padded_s2d=True)
+            return conv_down_padded(xp, kernel)
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
               "few_channels": conv_down_few_channels}[path]
-        kernel = _kernel_as(kernel, x)
         y = fn(x, kernel)
         if (path == "few_channels" and native_ops.activation_kernel_grad_runs(x, y)
                 and native_ops.conv_few_channels_runs(x, self.filters)):
@@ -476,6 +522,29 @@ def _convolved_few_channels(x):
     return last[1] if last is not None and last[0] is x else None
 
 
+def _padded_s2d_runs(x, c_out):
+    """Whether `conv_down_padded` runs for x [N, H, W, C] to c_out channels here: H = W in
+    `PADDED_S2D_SIDES`, and `native_ops.kernel_grad` takes the shapes."""
+    _, h, w, c = x.shape
+    return (h == w and h in PADDED_S2D_SIDES and c % 32 == 0
+            and native_ops.kernel_grad_takes(h // 2, w // 2, c, c_out))
+
+
+def _applied_by_native_op(x):
+    """(`native_ops.batch_norm_apply`'s arguments, slope) if `x` is the output of this
+    thread's last `LeakyReLU` / `ReLU` that ran it, else None."""
+    last = getattr(_APPLIED, "last", None)
+    return last[1] if last is not None and last[0] is x else None
+
+
+def _apply_native(normalized, slope):
+    """`native_ops.batch_norm_apply`, remembered for a `Conv2D` that may take its output
+    in the padded space-to-depth form instead (`_applied_by_native_op`)."""
+    y = native_ops.batch_norm_apply(*normalized, slope=slope)
+    _APPLIED.last = (y, (normalized, slope))
+    return y
+
+
 def _normalized_by_native_op(x):
     """The arguments of `native_ops.batch_norm_apply` if `x` is the output of this thread's
     last `BatchNormalization` call that ran the native op, else None."""
@@ -496,7 +565,7 @@ class LeakyReLU(keras.layers.LeakyReLU):
             return super().call(inputs)
         normalized = _normalized_by_native_op(inputs)
         if normalized is not None:
-            return native_ops.batch_norm_apply(*normalized, slope=self.negative_slope)
+            return _apply_native(normalized, self.negative_slope)
         convolved = _convolved_few_channels(inputs)
         if convolved is not None:  # the convolution again, with both layers' gradient
             return conv_down_leaky_relu(*convolved, self.negative_slope)
@@ -512,7 +581,7 @@ class ReLU(keras.layers.ReLU):
         normalized = (_normalized_by_native_op(inputs) if self.max_value is None
                       and not self.negative_slope and not self.threshold else None)
         if normalized is not None:
-            return native_ops.batch_norm_apply(*normalized, slope=0.0)
+            return _apply_native(normalized, 0.0)
         return super().call(inputs)
 
 

@@ -193,11 +193,27 @@ def batch_norm(x, gamma, beta, epsilon, slope=1.0):
     return library().dcgan_batch_norm(x, gamma, beta, epsilon=epsilon, slope=slope)
 
 
-def batch_norm_apply(x, mean, variance, gamma, beta, epsilon, slope):
+def batch_norm_apply(x, mean, variance, gamma, beta, epsilon, slope, padded_s2d=False):
     """`batch_norm`'s y from its statistics (`mean`, `variance` must be `batch_norm(x)`'s:
-    the gradient to x goes through them)."""
-    return library().dcgan_batch_norm_apply(x, mean, variance, gamma, beta,
-                                            epsilon=epsilon, slope=slope)
+    the gradient to x goes through them). With `padded_s2d`, for x [N, H, W, C] with H and W
+    even, y is given as `padded_space_to_depth(y)` [N, H/2 + 1, W/2 + 1, 4 C], written as
+    such in the same one pass; its gradient reads the gradient of that form."""
+    return library().dcgan_batch_norm_apply(x, mean, variance, gamma, beta, epsilon=epsilon,
+                                            slope=slope, padded_s2d=padded_s2d)
+
+
+def padded_space_to_depth(x):
+    """x [N, H, W, C] padded by one pixel of zeros on each side, then each 2x2 block of
+    pixels one pixel of 4 C values ordered (dh, dw, c): [N, H/2 + 1, W/2 + 1, 4 C]. A 4x4 /
+    stride-2 / "same" convolution of x is a 2x2 / stride-1 / "valid" one of this form
+    (`fast_layers.conv_down_padded`). TensorFlow's ops; the native ones write and read the
+    form directly."""
+    return tf.nn.space_to_depth(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
+
+
+def from_padded_space_to_depth(p):
+    """x from `padded_space_to_depth(x)`."""
+    return tf.nn.depth_to_space(p, 2)[:, 1:-1, 1:-1, :]
 
 
 def activation_grad(dy, y, slope):
@@ -328,11 +344,12 @@ def kernel_grad_runs(x, dy):
             and kernel_grad_takes(*dy.shape[1:3], x.shape[3], dy.shape[3]))
 
 
-def kernel_grad(x, dy):
+def kernel_grad(x, dy, padded_s2d=False):
     """d loss / d kernel [4, 4, C, C'] of y = conv2d(x [N, H, W, C], kernel, stride 2,
     "same") from dy [N, H/2, W/2, C'], on AMX tiles without a patch matrix in memory: float32
-    sums rounded once (`kernel_grad_runs` says where it runs)."""
-    return library().dcgan_kernel_grad(x, dy)
+    sums rounded once (`kernel_grad_runs` says where it runs). With `padded_s2d`, x is given
+    as `padded_space_to_depth(x)` (C a multiple of 32): the same sums, bit for bit."""
+    return library().dcgan_kernel_grad(x, dy, padded_s2d=padded_s2d)
 
 
 def cast(x, dtype):
@@ -347,10 +364,10 @@ def cast(x, dtype):
     return tf.cast(x, dtype)
 
 
-def _grad(op, dy, x, mean, variance, gamma, beta):
+def _grad(op, dy, x, mean, variance, gamma, beta, padded_s2d=False):
     return library().dcgan_batch_norm_grad(
         dy, x, mean, variance, gamma, beta, epsilon=op.get_attr("epsilon"),
-        slope=op.get_attr("slope"))
+        slope=op.get_attr("slope"), padded_s2d=padded_s2d)
 
 
 def _register_gradients():
@@ -389,7 +406,8 @@ def _register_gradients():
     @tf.RegisterGradient("DcganBatchNormApply")
     def _apply_grad(op, dy):
         x, mean, variance, gamma, beta = op.inputs
-        dx, dgamma, dbeta = _grad(op, dy, x, mean, variance, gamma, beta)
+        dx, dgamma, dbeta = _grad(op, dy, x, mean, variance, gamma, beta,
+                                  padded_s2d=op.get_attr("padded_s2d"))
         return dx, None, None, dgamma, dbeta
 
 

@@ -100,6 +100,23 @@ def test_kernel_grad_only_convs_match_autodiff(n, size, c_in, c_out):
                        n, size, c_in, c_out, seed=size + 1)
 
 
+def test_the_padded_space_to_depth_conv_is_the_stride_2_conv():
+    """conv_down_padded of padded_space_to_depth(x): tf.nn.conv2d(x, k, 2, "SAME"), its
+    gradients through the form to x and to the kernel as autodiff's, to bfloat16 rounding."""
+    if not native_ops.kernel_grad_takes(8, 8, 32, 32):
+        pytest.skip("the native AMX kernel gradient does not run here")
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.normal(size=(2, 16, 16, 32)), tf.bfloat16)
+    kernel = tf.constant(rng.normal(size=(4, 4, 32, 32)) * 0.1, tf.bfloat16)
+    dy = tf.constant(rng.normal(size=(2, 8, 8, 32)), tf.bfloat16)
+    expected, got = _reference_and_fast(
+        lambda a, k: fast_layers.conv_down_padded(native_ops.padded_space_to_depth(a), k),
+        lambda a, k: tf.nn.conv2d(a, k, 2, "SAME"), x, kernel, dy)
+    for a, b in zip(expected, got):
+        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+        np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
+
+
 @pytest.mark.parametrize("name", ["float32", "mixed_bfloat16"])
 def test_leaky_relu_matches_keras(policy, name):
     """Output and input gradient (taken from the output) equal Keras' LeakyReLU's."""

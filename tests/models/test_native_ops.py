@@ -577,6 +577,88 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
     np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 6, 32), (2, 16, 16, 128)])
+def test_the_batch_norm_writes_and_reads_the_padded_space_to_depth_form(native, shape):
+    """With padded_s2d, the applied batch norm is padded_space_to_depth of its output, the
+    padding zeros, bit for bit; its gradient reads the gradient of that form (the padding's
+    ignored) and equals the plain op's bit for bit."""
+    x, gamma, beta, _ = _inputs(shape, seed=11)
+    _, mean, variance = native.batch_norm(x, gamma, beta, EPSILON)
+    plain = native.batch_norm_apply(x, mean, variance, gamma, beta, EPSILON, 0.2)
+    padded = native.batch_norm_apply(x, mean, variance, gamma, beta, EPSILON, 0.2,
+                                     padded_s2d=True)
+    n, h, w, c = shape
+    assert padded.shape == (n, h // 2 + 1, w // 2 + 1, 4 * c)
+    np.testing.assert_array_equal(_bits(padded), _bits(native.padded_space_to_depth(plain)))
+    np.testing.assert_array_equal(_bits(native.from_padded_space_to_depth(padded)),
+                                  _bits(plain))
+    rng = np.random.default_rng(3)
+    dp = tf.constant(rng.normal(0.0, 1.0, padded.shape), tf.bfloat16)  # padding's too
+    grads = []
+    for form, dy in ((True, dp), (False, native.from_padded_space_to_depth(dp))):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            _, m, v = native.batch_norm(x, gamma, beta, EPSILON)
+            y = native.batch_norm_apply(x, m, v, gamma, beta, EPSILON, 0.2, padded_s2d=form)
+        grads.append(tape.gradient(y, [x, gamma, beta], output_gradients=dy))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    assert np.count_nonzero(np.asarray(tf.cast(grads[0][0], tf.float32))) > 0.9 * x.shape.num_elements()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="H and W even"):
+        native.batch_norm_apply(x[:, :3], mean, variance, gamma, beta, EPSILON, 0.2,
+                                padded_s2d=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the shape of P"):
+        native.library().dcgan_batch_norm_grad(plain, x, mean, variance, gamma, beta,
+                                               epsilon=EPSILON, slope=0.2, padded_s2d=True)
+
+
+@pytest.mark.parametrize("shape,c_out", [((4, 16, 16, 128), 256), ((3, 8, 16, 32), 64),
+                                         ((1, 32, 32, 64), 128)])
+def test_the_amx_kernel_gradient_reads_the_padded_form_bit_for_bit(amx, shape, c_out):
+    rng = np.random.default_rng(12)
+    n, h, w, _ = shape
+    x = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    dy = tf.constant(rng.normal(0.0, 1.0, (n, h // 2, w // 2, c_out)), tf.bfloat16)
+    got = amx.kernel_grad(amx.padded_space_to_depth(x), dy, padded_s2d=True)
+    assert got.shape == (4, 4, shape[3], c_out)
+    np.testing.assert_array_equal(_bits(got), _bits(amx.kernel_grad(x, dy)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="C a multiple of 32"):
+        amx.kernel_grad(tf.zeros([4, 5, 5, 64], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16),
+                        padded_s2d=True)
+
+
+def test_a_conv_after_a_native_batch_norm_reads_its_padded_form(amx, bfloat16_policy,
+                                                                monkeypatch):
+    """At the sides of PADDED_S2D_SIDES the Conv2D after a native batch norm + LeakyReLU
+    runs on their output in the padded space-to-depth form (applied once more in that form,
+    the plain one pruned), its input gradient and the batch norm's gradient in that form;
+    the model's values and gradients are the plain path's, to bfloat16 rounding."""
+    monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", (16,))
+    inputs = keras.Input((32, 32, 32))
+    y = fast_layers.Conv2D(64, 4, strides=2, padding="same", use_bias=False)(inputs)
+    y = fast_layers.LeakyReLU(negative_slope=0.2)(fast_layers.BatchNormalization()(y))
+    model = keras.Model(inputs, fast_layers.Conv2D(64, 4, strides=2, padding="same",
+                                                   use_bias=False)(y))
+    x = tf.random.stateless_normal([4, 32, 32, 32], seed=[5, 6])
+
+    def padded_ops():
+        ops = _train_step_graph(model, x).get_operations()
+        return collections.Counter((op.type, op.get_attr("padded_s2d")) for op in ops
+                                   if op.type in ("DcganBatchNormApply", "DcganBatchNormGrad",
+                                                  "DcganKernelGrad"))
+
+    assert padded_ops()[("DcganBatchNormApply", True)] == 1
+    assert padded_ops()[("DcganBatchNormGrad", True)] == 1
+    assert padded_ops()[("DcganKernelGrad", True)] == 1
+    got = _loss_and_weights(model, x)
+    monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", ())
+    assert padded_ops()[("DcganBatchNormGrad", True)] == 0
+    for a, b in zip(got, _loss_and_weights(model, x)):
+        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+        np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
+    assert fast_layers.padded_s2d_sides({"avx512_bf16"}) == ()  # measured with AMX only
+
+
 _BITS_SCRIPT = """
 import hashlib, sys
 import numpy as np, tensorflow as tf

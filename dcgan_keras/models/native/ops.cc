@@ -156,6 +156,55 @@ struct Rows {
   int64_t begin(int64_t b) const { return r * b / blocks(); }
 };
 
+// Where each pixel of an [N, H, W, C] tensor starts, pixel by pixel in NHWC order: at
+// r C (the tensor itself), or in its padded space-to-depth form P(x) [N, H/2 + 1, W/2 + 1,
+// 4 C] (`padded`): x padded by one pixel of zeros on each side, each 2 x 2 block of the
+// padded pixels one pixel of 4 C values ordered (dh, dw, c). A 4x4 / stride-2 / "same"
+// convolution of x is a 2x2 / stride-1 / "valid" one of P(x) (`fast_layers`).
+struct PixelWalk {
+  int64_t h, w, c;
+  bool padded;
+  int64_t n = 0, y = 0, x = 0;  // the pixel the walk is at
+  PixelWalk(int64_t h, int64_t w, int64_t c, bool padded, int64_t r)
+      : h(h), w(w), c(c), padded(padded), n(r / (h * w)), y(r / w % h), x(r % w) {}
+  int64_t offset() const {
+    if (!padded) return ((n * h + y) * w + x) * c;
+    return padded_offset(n, y + 1, x + 1);
+  }
+  // Pixel (py, px) of image n of x padded by one pixel, in P(x).
+  int64_t padded_offset(int64_t image, int64_t py, int64_t px) const {
+    return ((image * (h / 2 + 1) + py / 2) * (w / 2 + 1) + px / 2) * 4 * c +
+           ((py & 1) * 2 + (px & 1)) * c;
+  }
+  void next() {
+    if (++x < w) return;
+    x = 0;
+    if (++y < h) return;
+    y = 0;
+    ++n;
+  }
+};
+
+// The padding of P(x) (`PixelWalk`) for an [N, H, W, C] x: zeros.
+void zero_padding(OpKernelContext* ctx, int64_t n, int64_t h, int64_t w, int64_t c,
+                  uint16_t* p) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  const PixelWalk at(h, w, c, true, 0);
+  tensorflow::Shard(workers->num_threads, workers->workers, n, 4 * (h + w + 2) * c,
+                    [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t px = 0; px < w + 2; ++px) {
+        std::memset(p + at.padded_offset(i, 0, px), 0, c * 2);
+        std::memset(p + at.padded_offset(i, h + 1, px), 0, c * 2);
+      }
+      for (int64_t py = 1; py <= h; ++py) {
+        std::memset(p + at.padded_offset(i, py, 0), 0, c * 2);
+        std::memset(p + at.padded_offset(i, py, w + 1), 0, c * 2);
+      }
+    }
+  });
+}
+
 const uint16_t* data(const Tensor& t) {
   return reinterpret_cast<const uint16_t*>(t.flat<tensorflow::bfloat16>().data());
 }
@@ -257,15 +306,17 @@ struct Affine {
   }
 };
 
+// y = activation(x scale + offset) at the pixels of `out` (NHWC, or P(x): `PixelWalk`).
 void apply(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, const Affine& f,
-           float slope, uint16_t* y) {
+           float slope, uint16_t* y, const PixelWalk& out_at) {
   const int64_t c = rows.c;
   for_blocks(ctx, rows, 4, [&](int64_t b, int64_t r0, int64_t r1) {
     const float* sc = f.scale.data();
     const float* of = f.offset.data();
-    for (int64_t r = r0; r < r1; ++r) {
+    PixelWalk at(out_at.h, out_at.w, c, out_at.padded, r0);
+    for (int64_t r = r0; r < r1; ++r, at.next()) {
       const uint16_t* in = x + r * c;
-      uint16_t* out = y + r * c;
+      uint16_t* out = y + at.offset();
       int64_t j = 0;
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
@@ -347,24 +398,52 @@ class BatchNormOp : public BatchNormKernel {
     Tensor* y;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     apply(ctx, data(x), rows, Affine(m, v, vec(ctx, 1), vec(ctx, 2), rows.c, epsilon_),
-          slope_, data(y));
+          slope_, data(y), PixelWalk(1, rows.r, rows.c, false, 0));
   }
 };
 
+// x is [N, H, W, C] with H and W even, as P(x) needs (`PixelWalk`).
+bool check_padded(OpKernelContext* ctx, const Tensor& x) {
+  if (x.dims() == 4 && x.dim_size(1) % 2 == 0 && x.dim_size(2) % 2 == 0) return true;
+  return fail(ctx, "padded_s2d needs x [N, H, W, C] with H and W even, got shape " +
+                       x.shape().DebugString());
+}
+
+// P(x)'s shape for an [N, H, W, C] x.
+TensorShape padded_shape(const Tensor& x) {
+  return TensorShape({x.dim_size(0), x.dim_size(1) / 2 + 1, x.dim_size(2) / 2 + 1,
+                      4 * x.dim_size(3)});
+}
+
+// x's pixels in the layout of a tensor of x's shape, or of P(x) with `padded`.
+PixelWalk pixels_of(const Tensor& x, bool padded) {
+  const int64_t c = x.dim_size(x.dims() - 1), r = x.NumElements() / c;
+  return padded ? PixelWalk(x.dim_size(1), x.dim_size(2), c, true, 0)
+                : PixelWalk(1, r, c, false, 0);
+}
+
 class BatchNormApplyOp : public BatchNormKernel {
  public:
-  using BatchNormKernel::BatchNormKernel;
+  explicit BatchNormApplyOp(OpKernelConstruction* ctx) : BatchNormKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_s2d", &padded_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     Rows rows;
     if (!check_inputs(ctx, x, {1, 2, 3, 4}, &rows)) return;
+    if (padded_ && !check_padded(ctx, x)) return;
     Tensor* y;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, padded_ ? padded_shape(x) : x.shape(), &y));
     apply(ctx, data(x), rows,
           Affine(vec(ctx, 1), vec(ctx, 2), vec(ctx, 3), vec(ctx, 4), rows.c, epsilon_),
-          slope_, data(y));
+          slope_, data(y), pixels_of(x, padded_));
+    if (padded_)
+      zero_padding(ctx, x.dim_size(0), x.dim_size(1), x.dim_size(2), rows.c, data(y));
   }
+
+ private:
+  bool padded_;
 };
 
 // dz = dy * activation'(z) at one value (z = x scale + offset, the normalised x).
@@ -385,14 +464,28 @@ inline __m512 vgrad(__m512 x, const uint16_t* dy, const float* scale, const floa
 
 class BatchNormGradOp : public BatchNormKernel {
  public:
-  using BatchNormKernel::BatchNormKernel;
+  explicit BatchNormGradOp(OpKernelConstruction* ctx) : BatchNormKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_s2d", &padded_));
+  }
 
+  // dy is the gradient of DcganBatchNormApply's y: x's shape, or P(x)'s with `padded_`
+  // (its padding's gradient is not read).
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy_t = ctx->input(0);
     const Tensor& x_t = ctx->input(1);
     Rows rows;
     if (!check_inputs(ctx, x_t, {2, 3, 4, 5}, &rows)) return;
-    if (!same_shape(ctx, dy_t, "dy", x_t, "x")) return;
+    if (padded_) {
+      if (!check_padded(ctx, x_t)) return;
+      if (dy_t.shape() != padded_shape(x_t)) {
+        fail(ctx, "with padded_s2d, dy must have the shape of P(x), " +
+                      padded_shape(x_t).DebugString() + ", got " + dy_t.shape().DebugString());
+        return;
+      }
+    } else if (!same_shape(ctx, dy_t, "dy", x_t, "x")) {
+      return;
+    }
+    const PixelWalk dy_at = pixels_of(x_t, padded_);
     const int64_t c = rows.c, n = rows.blocks();
     const float *mean = vec(ctx, 2), *gamma = vec(ctx, 4);
     const Affine f(mean, vec(ctx, 3), gamma, vec(ctx, 5), c, epsilon_);
@@ -412,8 +505,9 @@ class BatchNormGradOp : public BatchNormKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         __m512 m1[4], m2[4];
         for (int k = 0; k < 4; ++k) m1[k] = m2[k] = _mm512_setzero_ps();
-        for (int64_t r = r0; r < r1; ++r) {
-          const uint16_t *xr = x + r * c + j0, *gr = dy + r * c + j0;
+        PixelWalk at(dy_at.h, dy_at.w, c, dy_at.padded, r0);
+        for (int64_t r = r0; r < r1; ++r, at.next()) {
+          const uint16_t *xr = x + r * c + j0, *gr = dy + at.offset() + j0;
           prefetch(xr);
           prefetch(xr + 32);
           prefetch(gr);
@@ -432,8 +526,9 @@ class BatchNormGradOp : public BatchNormKernel {
         }
       }
 #endif
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint16_t *xr = x + r * c, *gr = dy + r * c;
+      PixelWalk at(dy_at.h, dy_at.w, c, dy_at.padded, r0);
+      for (int64_t r = r0; r < r1; ++r, at.next()) {
+        const uint16_t *xr = x + r * c, *gr = dy + at.offset();
         int64_t j = j0;
 #ifdef DCGAN_AVX512_BF16
         const __m512 vs = _mm512_set1_ps(slope);
@@ -478,8 +573,9 @@ class BatchNormGradOp : public BatchNormKernel {
     for_blocks(ctx, rows, 6, [&](int64_t b, int64_t r0, int64_t r1) {
       const float *sc = f.scale.data(), *of = f.offset.data();
       const float *q1 = k1.data(), *q2 = k2.data(), *q3 = k3.data();
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint16_t *xr = x + r * c, *gr = dy + r * c;
+      PixelWalk at(dy_at.h, dy_at.w, c, dy_at.padded, r0);
+      for (int64_t r = r0; r < r1; ++r, at.next()) {
+        const uint16_t *xr = x + r * c, *gr = dy + at.offset();
         uint16_t* out = dx + r * c;
         int64_t j = 0;
 #ifdef DCGAN_AVX512_BF16
@@ -503,6 +599,9 @@ class BatchNormGradOp : public BatchNormKernel {
       }
     });
   }
+
+ private:
+  bool padded_;
 };
 
 // The values t0 <= t < t1 of one padded pixel pair (2 C values: pixels 2q, 2q + 1) of a
@@ -1094,7 +1193,7 @@ class ConvFewChannelsOp : public OpKernel {
 };
 
 // The shapes the AMX kernel gradients take, and AMX granted.
-bool check_kernel_grad(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t) {
+bool check_kernel_grad(OpKernelContext* ctx, const TensorShape& x_t, const Tensor& dy_t) {
   if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
       x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
       (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
@@ -1102,7 +1201,7 @@ bool check_kernel_grad(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy
       (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32)
     return fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at "
                      "most 4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, "
-                     "got shapes " + x_t.shape().DebugString() + " and " +
+                     "got shapes " + x_t.DebugString() + " and " +
                          dy_t.shape().DebugString());
   if (!amx_allowed()) return fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
   return true;
@@ -1123,7 +1222,8 @@ class ActivationKernelGradOp : public OpKernel {
     const Tensor& x_t = ctx->input(0);
     const Tensor& dy_t = ctx->input(1);
     const Tensor& y_t = ctx->input(2);
-    if (!check_kernel_grad(ctx, x_t, dy_t) || !same_shape(ctx, dy_t, "dy", y_t, "y")) return;
+    if (!check_kernel_grad(ctx, x_t.shape(), dy_t) || !same_shape(ctx, dy_t, "dy", y_t, "y"))
+      return;
     if (x_t.dim_size(3) > kFewChannels) {
       fail(ctx, "the activation's kernel gradient takes x of at most 4 channels, got shape " +
                     x_t.shape().DebugString());
@@ -1139,16 +1239,37 @@ class ActivationKernelGradOp : public OpKernel {
   float slope_;
 };
 
+// With `padded_s2d`, x is given as P(x) [N, H/2 + 1, W/2 + 1, 4 C] (`PixelWalk`), C a
+// multiple of 32: the patches are read from it, its padding as the zeros outside x.
 class KernelGradOp : public OpKernel {
  public:
-  explicit KernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit KernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_s2d", &padded_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_t = ctx->input(0);
     const Tensor& dy_t = ctx->input(1);
-    if (!check_kernel_grad(ctx, x_t, dy_t)) return;
-    const int64_t hh = x_t.dim_size(1), ww = x_t.dim_size(2), c = x_t.dim_size(3);
-    const int64_t h = hh / 2, w = ww / 2, co = dy_t.dim_size(3), m = 16 * c;
+    if (padded_) {
+      if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
+          x_t.dim_size(1) != dy_t.dim_size(1) + 1 || x_t.dim_size(2) != dy_t.dim_size(2) + 1 ||
+          x_t.dim_size(3) % 128) {
+        fail(ctx, "with padded_s2d, x [N, h + 1, w + 1, 4 C] and dy [N, h, w, C'] need C a "
+                  "multiple of 32, got shapes " + x_t.shape().DebugString() + " and " +
+                      dy_t.shape().DebugString());
+        return;
+      }
+      if (!check_kernel_grad(ctx, TensorShape({x_t.dim_size(0), 2 * dy_t.dim_size(1),
+                                               2 * dy_t.dim_size(2), x_t.dim_size(3) / 4}),
+                             dy_t))
+        return;
+    } else if (!check_kernel_grad(ctx, x_t.shape(), dy_t)) {
+      return;
+    }
+    const int64_t h = dy_t.dim_size(1), w = dy_t.dim_size(2), hh = 2 * h, ww = 2 * w;
+    const int64_t c = padded_ ? x_t.dim_size(3) / 4 : x_t.dim_size(3);
+    const int64_t co = dy_t.dim_size(3), m = 16 * c;
+    const PixelWalk padded_at(hh, ww, c, true, 0);
     const int64_t k = dy_t.NumElements() / co;
     Tensor* out_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({4, 4, c, co}), &out_t));
@@ -1218,12 +1339,19 @@ class KernelGradOp : public OpKernel {
             for (int g = 0; g < kPanelColumns / 32; ++g) {
               const int64_t kh = group[g].kh, kw = group[g].kw, ch = group[g].ch;
               const int64_t y = 2 * i + kh - 1, xa = 2 * j + kw - 1, xb = xa + 2;
-              const bool in_y = y >= 0 && y < hh;
-              const uint16_t* base = x + ((b * hh + y) * ww) * c + ch;
-              const __m512i va = in_y && xa >= 0 && xa < ww ? _mm512_loadu_si512(base + xa * c)
-                                                             : _mm512_setzero_si512();
-              const __m512i vb = in_y && xb >= 0 && xb < ww ? _mm512_loadu_si512(base + xb * c)
-                                                             : _mm512_setzero_si512();
+              __m512i va, vb;
+              if (padded_) {  // pixels xa and xb are neighbours in P(x), padding included
+                const uint16_t* at = x + padded_at.padded_offset(b, y + 1, xa + 1) + ch;
+                va = _mm512_loadu_si512(at);
+                vb = _mm512_loadu_si512(at + 4 * c);
+              } else {
+                const bool in_y = y >= 0 && y < hh;
+                const uint16_t* base = x + ((b * hh + y) * ww) * c + ch;
+                va = in_y && xa >= 0 && xa < ww ? _mm512_loadu_si512(base + xa * c)
+                                                : _mm512_setzero_si512();
+                vb = in_y && xb >= 0 && xb < ww ? _mm512_loadu_si512(base + xb * c)
+                                                : _mm512_setzero_si512();
+              }
               uint16_t* t = row + 2 * g * panel_pairs * 32;
               _mm512_storeu_si512(t, _mm512_permutex2var_epi16(va, pair_lo, vb));
               _mm512_storeu_si512(t + panel_pairs * 32, _mm512_permutex2var_epi16(va, pair_hi, vb));
@@ -1273,6 +1401,9 @@ class KernelGradOp : public OpKernel {
       }
     });
   }
+
+ private:
+  bool padded_;
 };
 #endif  // DCGAN_AMX
 
@@ -1584,6 +1715,20 @@ class AdamOp : public OpKernel {
 
 using tensorflow::shape_inference::InferenceContext;
 
+// Output `i` is P(x)'s shape [N, H/2 + 1, W/2 + 1, 4 C] for x [N, H, W, C] (`PixelWalk`).
+static absl::Status PaddedShape(InferenceContext* c, tensorflow::shape_inference::ShapeHandle x,
+                                int i) {
+  tensorflow::shape_inference::DimensionHandle h, w, ch;
+  TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+  TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 1), 2, true, &h));
+  TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 2), 2, true, &w));
+  TF_RETURN_IF_ERROR(c->Add(h, 1, &h));
+  TF_RETURN_IF_ERROR(c->Add(w, 1, &w));
+  TF_RETURN_IF_ERROR(c->Multiply(c->Dim(x, 3), 4, &ch));
+  c->set_output(i, c->MakeShape({c->Dim(x, 0), h, w, ch}));
+  return absl::OkStatus();
+}
+
 REGISTER_OP("DcganBatchNorm")
     .Input("x: bfloat16")
     .Input("gamma: float")
@@ -1609,9 +1754,15 @@ REGISTER_OP("DcganBatchNormApply")
     .Output("y: bfloat16")
     .Attr("epsilon: float")
     .Attr("slope: float = 1.0")
+    .Attr("padded_s2d: bool = false")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(0));
-      return absl::OkStatus();
+      bool padded;
+      TF_RETURN_IF_ERROR(c->GetAttr("padded_s2d", &padded));
+      if (!padded) {
+        c->set_output(0, c->input(0));
+        return absl::OkStatus();
+      }
+      return PaddedShape(c, c->input(0), 0);
     });
 
 REGISTER_OP("DcganBatchNormGrad")
@@ -1626,6 +1777,7 @@ REGISTER_OP("DcganBatchNormGrad")
     .Output("dbeta: float")
     .Attr("epsilon: float")
     .Attr("slope: float = 1.0")
+    .Attr("padded_s2d: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(1));
       c->set_output(1, c->input(4));
@@ -1758,7 +1910,19 @@ REGISTER_OP("DcganKernelGrad")
     .Input("x: bfloat16")
     .Input("dy: bfloat16")
     .Output("dkernel: bfloat16")
-    .SetShapeFn(KernelGradShape);
+    .Attr("padded_s2d: bool = false")
+    .SetShapeFn([](InferenceContext* c) {
+      bool padded;
+      TF_RETURN_IF_ERROR(c->GetAttr("padded_s2d", &padded));
+      if (!padded) return KernelGradShape(c);
+      auto x = c->input(0), dy = c->input(1);  // x is P(x) [N, H/2 + 1, W/2 + 1, 4 C]
+      tensorflow::shape_inference::DimensionHandle ch;
+      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 3), 4, true, &ch));
+      c->set_output(0, c->MakeShape({4, 4, ch, c->Dim(dy, 3)}));
+      return absl::OkStatus();
+    });
 REGISTER_KERNEL_BUILDER(Name("DcganKernelGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::KernelGradOp);
 REGISTER_OP("DcganConvFewChannels")
