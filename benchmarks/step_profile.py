@@ -147,7 +147,13 @@ def op_flops(op):
         return 2 * count * contraction
     if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"):
         # All three products of y = conv(x, k): 2 x (N H' W' of the strided side) x |k|.
-        strided = op.outputs[0] if op.type == "Conv2D" else op.inputs[2]
+        # A Conv2D padded explicitly (`fast_layers.conv_down_padded`'s input gradient, a
+        # stride-1 convolution padded by the kernel's size - 1) is the transposed
+        # convolution of its input: its input's pixels are that side (the outputs it makes
+        # on the padding are not the model's products).
+        explicit = op.type == "Conv2D" and op.get_attr("padding") == b"EXPLICIT"
+        strided = (op.inputs[0] if explicit else
+                   op.outputs[0] if op.type == "Conv2D" else op.inputs[2])
         kernel = op.inputs[1] if op.type != "Conv2DBackpropFilter" else op.outputs[0]
         s, k = shape(strided), shape(kernel)
         if s is None or k is None:

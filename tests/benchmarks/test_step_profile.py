@@ -131,6 +131,30 @@ def test_flops_of_the_native_kernel_gradient():
         (2 * 2 * 8 * 8 * (4 * 4 * 3 * 64), False)]
 
 
+def test_flops_of_the_padded_space_to_depth_convolution():
+    """fast_layers.conv_down_padded: its forward product and input gradient count as the
+    4x4 / stride-2 convolution's (its input gradient's outputs on the padding not counted),
+    and its kernel gradient too."""
+    from dcgan_keras.models import fast_layers, native_ops
+    if not native_ops.kernel_grad_takes(8, 8, 32, 64):
+        pytest.skip("no native AMX kernel gradient here")
+
+    @tf.function
+    def f(xp, k, dy):
+        with tf.GradientTape() as tape:
+            tape.watch([xp, k])
+            y = fast_layers.conv_down_padded(xp, k)
+        return [y] + tape.gradient(y, [xp, k], output_gradients=dy)
+
+    graph = f.get_concrete_function(tf.TensorSpec([2, 9, 9, 128], tf.bfloat16),
+                                    tf.TensorSpec([4, 4, 32, 64], tf.bfloat16),
+                                    tf.TensorSpec([2, 8, 8, 64], tf.bfloat16)).graph
+    found = step_profile.graph_products(graph)
+    types = sorted({op.name: op.type for op in graph.get_operations()}[n] for n in found)
+    assert types == ["Conv2D", "Conv2D", "DcganKernelGrad"]
+    assert [flops for flops, _ in found.values()] == [2 * 2 * 8 * 8 * (4 * 4 * 32 * 64)] * 3
+
+
 def test_flops_and_kinds_of_the_native_logit():
     from dcgan_keras.models import native_ops
     if native_ops.library() is None:
