@@ -68,6 +68,7 @@ from dcgan_keras.utils.cpu import cpu_flags
 _NORMALIZED = threading.local()
 _CONVOLVED = threading.local()
 _APPLIED = threading.local()
+_DECONVOLVED = threading.local()
 
 
 def max_matmul_side(flags):
@@ -277,6 +278,25 @@ def conv_down_padded(xp, kernel):
     return tf.nn.conv2d(xp, k, 1, "VALID"), _in_forward_scope(grad)
 
 
+@tf.custom_gradient
+def conv_up_padded(x, kernel):
+    """`native_ops.padded_space_to_depth` of tf.nn.conv2d_transpose(x, kernel, 2, "SAME")
+    (the input gradient of `conv_down_padded`), as oneDNN's 2x2 / stride-1 convolution of x
+    padded by one pixel; what it makes on the padding is not that form's zeros, so only ops
+    that do not read the padding may take it (`native_ops.batch_norm(padded_x=True)`).
+    Its gradient takes dy in that form with zeros on the padding (as the batch norm's
+    gradient writes it): the input gradient oneDNN's 2x2 convolution of dy, the kernel
+    gradient `native_ops.kernel_grad` reading it."""
+    k = padded_kernel(kernel)
+    flipped = tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])  # [2, 2, C', 4 C]
+
+    def grad(dy):
+        return tf.nn.conv2d(dy, k, 1, "VALID"), native_ops.kernel_grad(dy, x, padded_s2d=True)
+
+    y = tf.nn.conv2d(x, flipped, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    return y, _in_forward_scope(grad)
+
+
 def _zero_bias_added(y, kernel):
     """y + a zero bias that Grappler cannot fold away (k - k for a row of the kernel), so
     that its remapper fuses an activation that follows into oneDNN's convolution (Conv2D
@@ -414,10 +434,16 @@ class BatchNormalization(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
         native = native_ops.usable(x)
+        padded = _deconvolved_padded(x) if native else None
+        if padded is not None:
+            # x made again by its Conv2DTranspose in the padded space-to-depth form
+            # (`conv_up_padded`), which the native ops read; the first x goes unused
+            x = conv_up_padded(*padded)
         if native:
             # The fused op (bfloat16, CPU); an activation layer after it may apply the
             # statistics itself, and then y is never computed.
-            y, mean, variance = native_ops.batch_norm(x, gamma, beta, self.epsilon)
+            y, mean, variance = native_ops.batch_norm(x, gamma, beta, self.epsilon,
+                                                      padded_x=padded is not None)
         else:
             # x keeps its dtype (bfloat16 under mixed precision); statistics are float32.
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
@@ -432,7 +458,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
                                     + variance * (1.0 - self.momentum))
         y = tf.cast(y, self.compute_dtype)
         if native:
-            _NORMALIZED.last = (y, (x, mean, variance, gamma, beta, self.epsilon))
+            _NORMALIZED.last = (y, dict(x=x, mean=mean, variance=variance, gamma=gamma,
+                                        beta=beta, epsilon=self.epsilon,
+                                        padded_x=padded is not None))
         return y
 
 
@@ -461,7 +489,7 @@ class Conv2D(keras.layers.Conv2D):
             # the activation again, written in the padded space-to-depth form; its first
             # output goes unused and is pruned
             normalized, slope = applied
-            xp = native_ops.batch_norm_apply(*normalized, slope=slope, padded_s2d=True)
+            xp = native_ops.batch_norm_apply(**normalized, slope=slope, padded_y=True)
             return conv_down_padded(xp, kernel)
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
               "few_channels": conv_down_few_channels}[path]
@@ -489,7 +517,12 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
             return super().call(x)
         fn = {"matmul": conv_up, "kernel_grad": conv_up_kernel_grad,
               "few_channels": conv_up_few_channels}[path]
-        outputs = fn(x, _kernel_as(self.kernel, x))
+        kernel = _kernel_as(self.kernel, x)
+        outputs = fn(x, kernel)
+        _DECONVOLVED.last = None
+        if (path == "kernel_grad" and not self.use_bias and self.activation in (None, keras.activations.linear)
+                and _padded_s2d_runs(outputs, x.shape[-1])):
+            _DECONVOLVED.last = (outputs, (x, kernel))  # a batch norm may take its padded form
         if self.use_bias:
             outputs = outputs + tf.cast(self.bias, outputs.dtype)
         if self.activation is not None:
@@ -523,11 +556,19 @@ def _convolved_few_channels(x):
 
 
 def _padded_s2d_runs(x, c_out):
-    """Whether `conv_down_padded` runs for x [N, H, W, C] to c_out channels here: H = W in
-    `PADDED_S2D_SIDES`, and `native_ops.kernel_grad` takes the shapes."""
+    """Whether `conv_down_padded` runs for x [N, H, W, C] to c_out channels here (and
+    `conv_up_padded` for its output x from c_out channels): H = W in `PADDED_S2D_SIDES`, and
+    `native_ops.kernel_grad` takes the shapes."""
     _, h, w, c = x.shape
     return (h == w and h in PADDED_S2D_SIDES and c % 32 == 0
             and native_ops.kernel_grad_takes(h // 2, w // 2, c, c_out))
+
+
+def _deconvolved_padded(x):
+    """(input, bfloat16 kernel) of this thread's last `Conv2DTranspose` call if `x` is its
+    output and `conv_up_padded` runs for it (`_padded_s2d_runs`), else None."""
+    last = getattr(_DECONVOLVED, "last", None)
+    return last[1] if last is not None and last[0] is x else None
 
 
 def _applied_by_native_op(x):
@@ -540,7 +581,7 @@ def _applied_by_native_op(x):
 def _apply_native(normalized, slope):
     """`native_ops.batch_norm_apply`, remembered for a `Conv2D` that may take its output
     in the padded space-to-depth form instead (`_applied_by_native_op`)."""
-    y = native_ops.batch_norm_apply(*normalized, slope=slope)
+    y = native_ops.batch_norm_apply(**normalized, slope=slope)
     _APPLIED.last = (y, (normalized, slope))
     return y
 

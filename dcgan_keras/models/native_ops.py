@@ -185,21 +185,26 @@ def usable(x):
             and _runs_here())
 
 
-def batch_norm(x, gamma, beta, epsilon, slope=1.0):
+def batch_norm(x, gamma, beta, epsilon, slope=1.0, padded_x=False):
     """Training batch norm over all axes but the last, then the activation `slope` (1: none,
     0: ReLU, else LeakyReLU). Returns (y, mean, biased variance); y is not computed when
     unused. The statistics' gradients are not followed (they feed moving averages and
-    `batch_norm_apply`, whose gradient goes through them)."""
-    return library().dcgan_batch_norm(x, gamma, beta, epsilon=epsilon, slope=slope)
+    `batch_norm_apply`, whose gradient goes through them). With `padded_x`, x [N, H, W, C]
+    is given as `padded_space_to_depth(x)` (its padding not read); y is [N, H, W, C]."""
+    return library().dcgan_batch_norm(x, gamma, beta, epsilon=epsilon, slope=slope,
+                                      padded_x=padded_x)
 
 
-def batch_norm_apply(x, mean, variance, gamma, beta, epsilon, slope, padded_s2d=False):
+def batch_norm_apply(x, mean, variance, gamma, beta, epsilon, slope, padded_x=False,
+                     padded_y=False):
     """`batch_norm`'s y from its statistics (`mean`, `variance` must be `batch_norm(x)`'s:
-    the gradient to x goes through them). With `padded_s2d`, for x [N, H, W, C] with H and W
-    even, y is given as `padded_space_to_depth(y)` [N, H/2 + 1, W/2 + 1, 4 C], written as
-    such in the same one pass; its gradient reads the gradient of that form."""
+    the gradient to x goes through them). x [N, H, W, C] (H and W even for either form) is
+    given as `padded_space_to_depth(x)` with `padded_x` (its padding not read), and y is
+    written as `padded_space_to_depth(y)` with `padded_y`, in the same one pass. The
+    gradient reads dy in y's form and writes dx in x's (with zeros on the padding)."""
     return library().dcgan_batch_norm_apply(x, mean, variance, gamma, beta, epsilon=epsilon,
-                                            slope=slope, padded_s2d=padded_s2d)
+                                            slope=slope, padded_x=padded_x,
+                                            padded_y=padded_y)
 
 
 def padded_space_to_depth(x):
@@ -364,10 +369,10 @@ def cast(x, dtype):
     return tf.cast(x, dtype)
 
 
-def _grad(op, dy, x, mean, variance, gamma, beta, padded_s2d=False):
+def _grad(op, dy, x, mean, variance, gamma, beta, padded_y=False):
     return library().dcgan_batch_norm_grad(
         dy, x, mean, variance, gamma, beta, epsilon=op.get_attr("epsilon"),
-        slope=op.get_attr("slope"), padded_s2d=padded_s2d)
+        slope=op.get_attr("slope"), padded_x=op.get_attr("padded_x"), padded_y=padded_y)
 
 
 def _register_gradients():
@@ -407,7 +412,7 @@ def _register_gradients():
     def _apply_grad(op, dy):
         x, mean, variance, gamma, beta = op.inputs
         dx, dgamma, dbeta = _grad(op, dy, x, mean, variance, gamma, beta,
-                                  padded_s2d=op.get_attr("padded_s2d"))
+                                  padded_y=op.get_attr("padded_y"))
         return dx, None, None, dgamma, dbeta
 
 

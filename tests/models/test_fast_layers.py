@@ -100,9 +100,10 @@ def test_kernel_grad_only_convs_match_autodiff(n, size, c_in, c_out):
                        n, size, c_in, c_out, seed=size + 1)
 
 
-def test_the_padded_space_to_depth_conv_is_the_stride_2_conv():
+def test_the_padded_space_to_depth_convs_are_the_stride_2_convs():
     """conv_down_padded of padded_space_to_depth(x): tf.nn.conv2d(x, k, 2, "SAME"), its
-    gradients through the form to x and to the kernel as autodiff's, to bfloat16 rounding."""
+    gradients through the form to x and to the kernel as autodiff's, to bfloat16 rounding;
+    conv_up_padded the same for the transposed convolution."""
     if not native_ops.kernel_grad_takes(8, 8, 32, 32):
         pytest.skip("the native AMX kernel gradient does not run here")
     rng = np.random.default_rng(4)
@@ -115,6 +116,16 @@ def test_the_padded_space_to_depth_conv_is_the_stride_2_conv():
     for a, b in zip(expected, got):
         a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
+    # conv_up_padded: the transposed convolution in that form (inside the padding), and
+    # its gradients from dy in that form with zeros on the padding
+    form = native_ops.padded_space_to_depth
+    expected, got = _reference_and_fast(
+        lambda a, k: native_ops.from_padded_space_to_depth(fast_layers.conv_up_padded(a, k)),
+        lambda a, k: tf.nn.conv2d_transpose(a, k, [2, 16, 16, 32], 2, "SAME"), dy, kernel, x)
+    for a, b in zip(expected, got):
+        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+        np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
+    assert fast_layers.conv_up_padded(dy, kernel).shape == form(x).shape
 
 
 @pytest.mark.parametrize("name", ["float32", "mixed_bfloat16"])

@@ -577,39 +577,60 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
     np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())
 
 
+def _padding_of(p):
+    """1 on the padding of a padded space-to-depth form of p's shape, 0 inside."""
+    n, h, w, c = p.shape
+    inside = tf.ones([n, 2 * (h - 1), 2 * (w - 1), c // 4], tf.bfloat16)
+    return 1 - native_ops.padded_space_to_depth(inside)
+
+
+@pytest.mark.parametrize("padded_x,padded_y", [(False, True), (True, False), (True, True)])
 @pytest.mark.parametrize("shape", [(3, 4, 6, 32), (2, 16, 16, 128)])
-def test_the_batch_norm_writes_and_reads_the_padded_space_to_depth_form(native, shape):
-    """With padded_s2d, the applied batch norm is padded_space_to_depth of its output, the
-    padding zeros, bit for bit; its gradient reads the gradient of that form (the padding's
-    ignored) and equals the plain op's bit for bit."""
+def test_the_batch_norm_reads_and_writes_the_padded_space_to_depth_form(native, shape,
+                                                                        padded_x, padded_y):
+    """x given as padded_space_to_depth(x) (padded_x: its padding not read, here noise), y
+    written as padded_space_to_depth(y) (padded_y: zeros on the padding): the statistics,
+    y and the gradients (dy read in y's form, its padding ignored; dx written in x's form,
+    zeros on the padding) are the plain ops' in that form, bit for bit."""
     x, gamma, beta, _ = _inputs(shape, seed=11)
-    _, mean, variance = native.batch_norm(x, gamma, beta, EPSILON)
-    plain = native.batch_norm_apply(x, mean, variance, gamma, beta, EPSILON, 0.2)
-    padded = native.batch_norm_apply(x, mean, variance, gamma, beta, EPSILON, 0.2,
-                                     padded_s2d=True)
-    n, h, w, c = shape
-    assert padded.shape == (n, h // 2 + 1, w // 2 + 1, 4 * c)
-    np.testing.assert_array_equal(_bits(padded), _bits(native.padded_space_to_depth(plain)))
-    np.testing.assert_array_equal(_bits(native.from_padded_space_to_depth(padded)),
-                                  _bits(plain))
     rng = np.random.default_rng(3)
-    dp = tf.constant(rng.normal(0.0, 1.0, padded.shape), tf.bfloat16)  # padding's too
-    grads = []
-    for form, dy in ((True, dp), (False, native.from_padded_space_to_depth(dp))):
-        with tf.GradientTape() as tape:
-            tape.watch([x, gamma, beta])
-            _, m, v = native.batch_norm(x, gamma, beta, EPSILON)
-            y = native.batch_norm_apply(x, m, v, gamma, beta, EPSILON, 0.2, padded_s2d=form)
-        grads.append(tape.gradient(y, [x, gamma, beta], output_gradients=dy))
-    for a, b in zip(*grads):
+    form = native.padded_space_to_depth
+    xp = form(x)
+    noise = tf.constant(rng.normal(0.0, 5.0, xp.shape), tf.bfloat16)
+    x_in = xp + noise * _padding_of(xp) if padded_x else x
+    plain_y, mean, variance = native.batch_norm(x, gamma, beta, EPSILON, slope=0.2)
+    got_y, got_mean, got_variance = native.batch_norm(x_in, gamma, beta, EPSILON, slope=0.2,
+                                                      padded_x=padded_x)
+    for a, b in ((got_y, plain_y), (got_mean, mean), (got_variance, variance)):
         np.testing.assert_array_equal(_bits(a), _bits(b))
-    assert np.count_nonzero(np.asarray(tf.cast(grads[0][0], tf.float32))) > 0.9 * x.shape.num_elements()
+    plain = native.batch_norm_apply(x, mean, variance, gamma, beta, EPSILON, 0.2)
+    got = native.batch_norm_apply(x_in, mean, variance, gamma, beta, EPSILON, 0.2,
+                                  padded_x=padded_x, padded_y=padded_y)
+    np.testing.assert_array_equal(_bits(got), _bits(form(plain) if padded_y else plain))
+    dy = tf.constant(rng.normal(0.0, 1.0, plain.shape), tf.bfloat16)
+    dy_in = dy
+    if padded_y:  # noise on the padding of dy, which is not read
+        dy_in = form(dy) + tf.constant(rng.normal(0.0, 5.0, got.shape), tf.bfloat16) * _padding_of(got)
+    grads = []
+    for args, inputs, out_grad in (((padded_x, padded_y), x_in, dy_in), ((False, False), x, dy)):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, gamma, beta])
+            _, m, v = native.batch_norm(inputs, gamma, beta, EPSILON, padded_x=args[0])
+            y = native.batch_norm_apply(inputs, m, v, gamma, beta, EPSILON, 0.2,
+                                        padded_x=args[0], padded_y=args[1])
+        grads.append(tape.gradient(y, [inputs, gamma, beta], output_gradients=out_grad))
+    expected = [form(grads[1][0]) if padded_x else grads[1][0]] + grads[1][1:]
+    for a, b in zip(grads[0], expected):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    assert np.count_nonzero(np.asarray(tf.cast(grads[1][0], tf.float32))) > 0.9 * x.shape.num_elements()
     with pytest.raises(tf.errors.InvalidArgumentError, match="H and W even"):
         native.batch_norm_apply(x[:, :3], mean, variance, gamma, beta, EPSILON, 0.2,
-                                padded_s2d=True)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="the shape of P"):
+                                padded_y=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="padded space-to-depth form"):
+        native.batch_norm(x[..., :30], gamma[:30], beta[:30], EPSILON, padded_x=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="shape of the op's y"):
         native.library().dcgan_batch_norm_grad(plain, x, mean, variance, gamma, beta,
-                                               epsilon=EPSILON, slope=0.2, padded_s2d=True)
+                                               epsilon=EPSILON, slope=0.2, padded_y=True)
 
 
 @pytest.mark.parametrize("shape,c_out", [((4, 16, 16, 128), 256), ((3, 8, 16, 32), 64),
@@ -643,9 +664,10 @@ def test_a_conv_after_a_native_batch_norm_reads_its_padded_form(amx, bfloat16_po
 
     def padded_ops():
         ops = _train_step_graph(model, x).get_operations()
-        return collections.Counter((op.type, op.get_attr("padded_s2d")) for op in ops
-                                   if op.type in ("DcganBatchNormApply", "DcganBatchNormGrad",
-                                                  "DcganKernelGrad"))
+        return collections.Counter(
+            (op.type, op.get_attr("padded_s2d" if op.type == "DcganKernelGrad" else "padded_y"))
+            for op in ops
+            if op.type in ("DcganBatchNormApply", "DcganBatchNormGrad", "DcganKernelGrad"))
 
     assert padded_ops()[("DcganBatchNormApply", True)] == 1
     assert padded_ops()[("DcganBatchNormGrad", True)] == 1
@@ -657,6 +679,40 @@ def test_a_conv_after_a_native_batch_norm_reads_its_padded_form(amx, bfloat16_po
         a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
         np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
     assert fast_layers.padded_s2d_sides({"avx512_bf16"}) == ()  # measured with AMX only
+
+
+def test_a_batch_norm_after_a_conv_transpose_reads_its_padded_form(amx, bfloat16_policy,
+                                                                   monkeypatch):
+    """G's blocks: at the output sides of PADDED_S2D_SIDES the batch norm after a
+    Conv2DTranspose takes its output in the padded space-to-depth form (`conv_up_padded`,
+    made again; the first pruned), and its gradient gives the transposed convolution's
+    gradient in that form; the values and gradients are the plain path's, to bfloat16
+    rounding."""
+    monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", (16,))
+    inputs = keras.Input((8, 8, 64))
+    y = fast_layers.Conv2DTranspose(32, 4, strides=2, padding="same", use_bias=False)(inputs)
+    y = fast_layers.ReLU()(fast_layers.BatchNormalization()(y))
+    model = keras.Model(inputs, fast_layers.Conv2DTranspose(32, 4, strides=2, padding="same",
+                                                            use_bias=False)(y))
+    x = tf.random.stateless_normal([4, 8, 8, 64], seed=[7, 6])
+
+    def padded_ops():
+        ops = _train_step_graph(model, x).get_operations()
+        return collections.Counter(
+            (op.type, op.get_attr("padded_s2d" if op.type == "DcganKernelGrad" else "padded_x"))
+            for op in ops if op.type in ("DcganBatchNorm", "DcganBatchNormApply",
+                                         "DcganBatchNormGrad", "DcganKernelGrad"))
+
+    ops = padded_ops()
+    assert ops[("DcganBatchNorm", True)] == ops[("DcganBatchNormApply", True)] == 1
+    assert ops[("DcganBatchNormGrad", True)] == 1 and ops[("DcganKernelGrad", True)] == 1
+    got = _loss_and_weights(model, x)
+    monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", ())
+    assert padded_ops()[("DcganBatchNormGrad", True)] == 0
+    expected = _loss_and_weights(model, x)
+    for a, b in zip(got, expected):
+        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+        np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
 
 
 _BITS_SCRIPT = """

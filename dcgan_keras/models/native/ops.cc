@@ -176,6 +176,7 @@ struct PixelWalk {
     return ((image * (h / 2 + 1) + py / 2) * (w / 2 + 1) + px / 2) * 4 * c +
            ((py & 1) * 2 + (px & 1)) * c;
   }
+  PixelWalk from(int64_t r) const { return PixelWalk(h, w, c, padded, r); }
   void next() {
     if (++x < w) return;
     x = 0;
@@ -233,12 +234,12 @@ std::vector<double> combine(const std::vector<float>& partial, int64_t blocks, i
   return total;
 }
 
-// mean and biased variance of each channel.
+// mean and biased variance of each channel, x's pixels where `x_at` says.
 void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float* mean,
-                float* variance) {
+                float* variance, const PixelWalk& x_at) {
   const int64_t c = rows.c, n = rows.blocks();
   std::vector<float> shift(c), s1(n * c, 0.f), s2(n * c, 0.f);
-  for (int64_t j = 0; j < c; ++j) shift[j] = load(x + j);
+  for (int64_t j = 0; j < c; ++j) shift[j] = load(x + x_at.offset() + j);
   for_blocks(ctx, rows, 3, [&](int64_t b, int64_t r0, int64_t r1) {
     float* a1 = &s1[b * c];
     float* a2 = &s2[b * c];
@@ -252,8 +253,9 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
         m1[k] = m2[k] = _mm512_setzero_ps();
         s[k] = _mm512_loadu_ps(sh + j0 + 16 * k);
       }
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint16_t* row = x + r * c + j0;  // (one stream: prefetching it was 5% slower)
+      PixelWalk at = x_at.from(r0);
+      for (int64_t r = r0; r < r1; ++r, at.next()) {
+        const uint16_t* row = x + at.offset() + j0;  // (one stream: prefetching it was 5% slower)
         for (int k = 0; k < 4; ++k) {
           __m512 d = _mm512_sub_ps(vload(row + 16 * k), s[k]);
           m1[k] = _mm512_add_ps(m1[k], d);
@@ -266,8 +268,9 @@ void statistics(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, float
       }
     }
 #endif
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint16_t* row = x + r * c;
+    PixelWalk at = x_at.from(r0);
+    for (int64_t r = r0; r < r1; ++r, at.next()) {
+      const uint16_t* row = x + at.offset();
       int64_t j = j0;
 #ifdef DCGAN_AVX512_BF16
       for (; j + 16 <= c; j += 16) {
@@ -306,17 +309,18 @@ struct Affine {
   }
 };
 
-// y = activation(x scale + offset) at the pixels of `out` (NHWC, or P(x): `PixelWalk`).
+// y = activation(x scale + offset), x's and y's pixels where `x_at` and `y_at` say (NHWC,
+// or P(x): `PixelWalk`).
 void apply(OpKernelContext* ctx, const uint16_t* x, const Rows& rows, const Affine& f,
-           float slope, uint16_t* y, const PixelWalk& out_at) {
+           float slope, uint16_t* y, const PixelWalk& x_at, const PixelWalk& y_at) {
   const int64_t c = rows.c;
   for_blocks(ctx, rows, 4, [&](int64_t b, int64_t r0, int64_t r1) {
     const float* sc = f.scale.data();
     const float* of = f.offset.data();
-    PixelWalk at(out_at.h, out_at.w, c, out_at.padded, r0);
-    for (int64_t r = r0; r < r1; ++r, at.next()) {
-      const uint16_t* in = x + r * c;
-      uint16_t* out = y + at.offset();
+    PixelWalk in_at = x_at.from(r0), out_at = y_at.from(r0);
+    for (int64_t r = r0; r < r1; ++r, in_at.next(), out_at.next()) {
+      const uint16_t* in = x + in_at.offset();
+      uint16_t* out = y + out_at.offset();
       int64_t j = 0;
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
@@ -340,14 +344,14 @@ bool fail(OpKernelContext* ctx, const std::string& message) {
   return false;
 }
 
-// x is [..., C] and not empty, and the inputs listed are vectors of C.
-bool check_inputs(OpKernelContext* ctx, const Tensor& x, std::initializer_list<int> vectors,
-                  Rows* rows) {
-  if (x.dims() < 2 || x.NumElements() == 0)
+// x (its logical shape) is [..., C] and not empty, and the inputs listed are vectors of C.
+bool check_inputs(OpKernelContext* ctx, const TensorShape& x,
+                  std::initializer_list<int> vectors, Rows* rows) {
+  if (x.dims() < 2 || x.num_elements() == 0)
     return fail(ctx, "x must be a non-empty [..., channels] tensor, got shape " +
-                         x.shape().DebugString());
+                         x.DebugString());
   rows->c = x.dim_size(x.dims() - 1);
-  rows->r = x.NumElements() / rows->c;
+  rows->r = x.num_elements() / rows->c;
   for (int i : vectors) {
     const Tensor& v = ctx->input(i);
     if (v.dims() != 1 || v.dim_size(0) != rows->c)
@@ -368,16 +372,62 @@ bool same_shape(OpKernelContext* ctx, const Tensor& a, const char* a_name, const
 
 const float* vec(OpKernelContext* ctx, int i) { return ctx->input(i).flat<float>().data(); }
 
-// The batch norm ops' attributes: epsilon and the activation's slope.
+// x is [N, H, W, C] with H and W even, as P(x) needs (`PixelWalk`).
+bool check_padded(OpKernelContext* ctx, const TensorShape& x) {
+  if (x.dims() == 4 && x.dim_size(1) % 2 == 0 && x.dim_size(2) % 2 == 0) return true;
+  return fail(ctx, "the padded space-to-depth form needs x [N, H, W, C] with H and W even, "
+                   "got shape " + x.DebugString());
+}
+
+// P(x)'s shape for an [N, H, W, C] x.
+TensorShape padded_shape(const TensorShape& x) {
+  return TensorShape({x.dim_size(0), x.dim_size(1) / 2 + 1, x.dim_size(2) / 2 + 1,
+                      4 * x.dim_size(3)});
+}
+
+// The shape of the x a tensor is: its own, or with `padded` that of the x it is P(x) of.
+bool logical_shape(OpKernelContext* ctx, const Tensor& t, bool padded, TensorShape* x) {
+  if (!padded) {
+    *x = t.shape();
+    return true;
+  }
+  if (t.dims() != 4 || t.dim_size(1) < 2 || t.dim_size(2) < 2 || t.dim_size(3) % 4)
+    return fail(ctx, "a padded space-to-depth form [N, H/2 + 1, W/2 + 1, 4 C] was expected, "
+                     "got shape " + t.shape().DebugString());
+  *x = TensorShape({t.dim_size(0), 2 * (t.dim_size(1) - 1), 2 * (t.dim_size(2) - 1),
+                    t.dim_size(3) / 4});
+  return true;
+}
+
+// The pixels of an x of this shape in x itself, or in P(x) with `padded`.
+PixelWalk pixels_of(const TensorShape& x, bool padded) {
+  const int64_t c = x.dim_size(x.dims() - 1), r = x.num_elements() / c;
+  return padded ? PixelWalk(x.dim_size(1), x.dim_size(2), c, true, 0)
+                : PixelWalk(1, r, c, false, 0);
+}
+
+// The batch norm ops' attributes: epsilon, the activation's slope, and which of the
+// tensors are given in the padded space-to-depth form P (`PixelWalk`): x (the batch
+// norm's input, and its gradient dx) and y (the activation's output, and its gradient dy).
 class BatchNormKernel : public OpKernel {
  public:
   explicit BatchNormKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_x", &padded_x_));
+    if (ctx->HasAttr("padded_y")) OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_y", &padded_y_));
   }
 
  protected:
+  // x's logical shape into *shape, checked with the vectors listed into *rows.
+  bool check(OpKernelContext* ctx, const Tensor& x_t, std::initializer_list<int> vectors,
+             TensorShape* shape, Rows* rows) {
+    return logical_shape(ctx, x_t, padded_x_, shape) && check_inputs(ctx, *shape, vectors, rows) &&
+           (!(padded_x_ || padded_y_) || check_padded(ctx, *shape));
+  }
+
   float epsilon_, slope_;
+  bool padded_x_ = false, padded_y_ = false;
 };
 
 class BatchNormOp : public BatchNormKernel {
@@ -385,65 +435,40 @@ class BatchNormOp : public BatchNormKernel {
   using BatchNormKernel::BatchNormKernel;
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    const Tensor& x_t = ctx->input(0);
+    TensorShape x;
     Rows rows;
-    if (!check_inputs(ctx, x, {1, 2}, &rows)) return;
+    if (!check(ctx, x_t, {1, 2}, &x, &rows)) return;
     Tensor *mean, *variance;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({rows.c}), &mean));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({rows.c}), &variance));
     float* m = mean->flat<float>().data();
     float* v = variance->flat<float>().data();
-    statistics(ctx, data(x), rows, m, v);
+    statistics(ctx, data(x_t), rows, m, v, pixels_of(x, padded_x_));
     if (!ctx->output_required(0)) return;  // an activation after it applies the statistics
     Tensor* y;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
-    apply(ctx, data(x), rows, Affine(m, v, vec(ctx, 1), vec(ctx, 2), rows.c, epsilon_),
-          slope_, data(y), PixelWalk(1, rows.r, rows.c, false, 0));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x, &y));
+    apply(ctx, data(x_t), rows, Affine(m, v, vec(ctx, 1), vec(ctx, 2), rows.c, epsilon_),
+          slope_, data(y), pixels_of(x, padded_x_), pixels_of(x, false));
   }
 };
 
-// x is [N, H, W, C] with H and W even, as P(x) needs (`PixelWalk`).
-bool check_padded(OpKernelContext* ctx, const Tensor& x) {
-  if (x.dims() == 4 && x.dim_size(1) % 2 == 0 && x.dim_size(2) % 2 == 0) return true;
-  return fail(ctx, "padded_s2d needs x [N, H, W, C] with H and W even, got shape " +
-                       x.shape().DebugString());
-}
-
-// P(x)'s shape for an [N, H, W, C] x.
-TensorShape padded_shape(const Tensor& x) {
-  return TensorShape({x.dim_size(0), x.dim_size(1) / 2 + 1, x.dim_size(2) / 2 + 1,
-                      4 * x.dim_size(3)});
-}
-
-// x's pixels in the layout of a tensor of x's shape, or of P(x) with `padded`.
-PixelWalk pixels_of(const Tensor& x, bool padded) {
-  const int64_t c = x.dim_size(x.dims() - 1), r = x.NumElements() / c;
-  return padded ? PixelWalk(x.dim_size(1), x.dim_size(2), c, true, 0)
-                : PixelWalk(1, r, c, false, 0);
-}
-
 class BatchNormApplyOp : public BatchNormKernel {
  public:
-  explicit BatchNormApplyOp(OpKernelConstruction* ctx) : BatchNormKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_s2d", &padded_));
-  }
+  using BatchNormKernel::BatchNormKernel;
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    const Tensor& x_t = ctx->input(0);
+    TensorShape x;
     Rows rows;
-    if (!check_inputs(ctx, x, {1, 2, 3, 4}, &rows)) return;
-    if (padded_ && !check_padded(ctx, x)) return;
+    if (!check(ctx, x_t, {1, 2, 3, 4}, &x, &rows)) return;
     Tensor* y;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, padded_ ? padded_shape(x) : x.shape(), &y));
-    apply(ctx, data(x), rows,
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, padded_y_ ? padded_shape(x) : x, &y));
+    apply(ctx, data(x_t), rows,
           Affine(vec(ctx, 1), vec(ctx, 2), vec(ctx, 3), vec(ctx, 4), rows.c, epsilon_),
-          slope_, data(y), pixels_of(x, padded_));
-    if (padded_)
-      zero_padding(ctx, x.dim_size(0), x.dim_size(1), x.dim_size(2), rows.c, data(y));
+          slope_, data(y), pixels_of(x, padded_x_), pixels_of(x, padded_y_));
+    if (padded_y_) zero_padding(ctx, x.dim_size(0), x.dim_size(1), x.dim_size(2), rows.c, data(y));
   }
-
- private:
-  bool padded_;
 };
 
 // dz = dy * activation'(z) at one value (z = x scale + offset, the normalised x).
@@ -462,30 +487,26 @@ inline __m512 vgrad(__m512 x, const uint16_t* dy, const float* scale, const floa
 }
 #endif
 
+// dy is the gradient of the op's y, in its form (P(x)'s shape with padded_y: its padding's
+// gradient is not read); dx is x's, in x's form (with padded_x, P(x) with zeros on the
+// padding, which a convolution of P(x) reads as its padding).
 class BatchNormGradOp : public BatchNormKernel {
  public:
-  explicit BatchNormGradOp(OpKernelConstruction* ctx) : BatchNormKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_s2d", &padded_));
-  }
+  using BatchNormKernel::BatchNormKernel;
 
-  // dy is the gradient of DcganBatchNormApply's y: x's shape, or P(x)'s with `padded_`
-  // (its padding's gradient is not read).
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy_t = ctx->input(0);
     const Tensor& x_t = ctx->input(1);
+    TensorShape xs;
     Rows rows;
-    if (!check_inputs(ctx, x_t, {2, 3, 4, 5}, &rows)) return;
-    if (padded_) {
-      if (!check_padded(ctx, x_t)) return;
-      if (dy_t.shape() != padded_shape(x_t)) {
-        fail(ctx, "with padded_s2d, dy must have the shape of P(x), " +
-                      padded_shape(x_t).DebugString() + ", got " + dy_t.shape().DebugString());
-        return;
-      }
-    } else if (!same_shape(ctx, dy_t, "dy", x_t, "x")) {
+    if (!check(ctx, x_t, {2, 3, 4, 5}, &xs, &rows)) return;
+    const TensorShape dy_shape = padded_y_ ? padded_shape(xs) : xs;
+    if (dy_t.shape() != dy_shape) {
+      fail(ctx, "dy must have the shape of the op's y, " + dy_shape.DebugString() + ", got " +
+                    dy_t.shape().DebugString());
       return;
     }
-    const PixelWalk dy_at = pixels_of(x_t, padded_);
+    const PixelWalk dy_at = pixels_of(xs, padded_y_), x_at = pixels_of(xs, padded_x_);
     const int64_t c = rows.c, n = rows.blocks();
     const float *mean = vec(ctx, 2), *gamma = vec(ctx, 4);
     const Affine f(mean, vec(ctx, 3), gamma, vec(ctx, 5), c, epsilon_);
@@ -505,9 +526,9 @@ class BatchNormGradOp : public BatchNormKernel {
         const __m512 vs = _mm512_set1_ps(slope);
         __m512 m1[4], m2[4];
         for (int k = 0; k < 4; ++k) m1[k] = m2[k] = _mm512_setzero_ps();
-        PixelWalk at(dy_at.h, dy_at.w, c, dy_at.padded, r0);
-        for (int64_t r = r0; r < r1; ++r, at.next()) {
-          const uint16_t *xr = x + r * c + j0, *gr = dy + at.offset() + j0;
+        PixelWalk at = dy_at.from(r0), xat = x_at.from(r0);
+        for (int64_t r = r0; r < r1; ++r, at.next(), xat.next()) {
+          const uint16_t *xr = x + xat.offset() + j0, *gr = dy + at.offset() + j0;
           prefetch(xr);
           prefetch(xr + 32);
           prefetch(gr);
@@ -526,9 +547,9 @@ class BatchNormGradOp : public BatchNormKernel {
         }
       }
 #endif
-      PixelWalk at(dy_at.h, dy_at.w, c, dy_at.padded, r0);
-      for (int64_t r = r0; r < r1; ++r, at.next()) {
-        const uint16_t *xr = x + r * c, *gr = dy + at.offset();
+      PixelWalk at = dy_at.from(r0), xat = x_at.from(r0);
+      for (int64_t r = r0; r < r1; ++r, at.next(), xat.next()) {
+        const uint16_t *xr = x + xat.offset(), *gr = dy + at.offset();
         int64_t j = j0;
 #ifdef DCGAN_AVX512_BF16
         const __m512 vs = _mm512_set1_ps(slope);
@@ -573,10 +594,10 @@ class BatchNormGradOp : public BatchNormKernel {
     for_blocks(ctx, rows, 6, [&](int64_t b, int64_t r0, int64_t r1) {
       const float *sc = f.scale.data(), *of = f.offset.data();
       const float *q1 = k1.data(), *q2 = k2.data(), *q3 = k3.data();
-      PixelWalk at(dy_at.h, dy_at.w, c, dy_at.padded, r0);
-      for (int64_t r = r0; r < r1; ++r, at.next()) {
-        const uint16_t *xr = x + r * c, *gr = dy + at.offset();
-        uint16_t* out = dx + r * c;
+      PixelWalk at = dy_at.from(r0), xat = x_at.from(r0);
+      for (int64_t r = r0; r < r1; ++r, at.next(), xat.next()) {
+        const uint16_t *xr = x + xat.offset(), *gr = dy + at.offset();
+        uint16_t* out = dx + xat.offset();
         int64_t j = 0;
 #ifdef DCGAN_AVX512_BF16
         const __m512 vs = _mm512_set1_ps(slope);
@@ -598,10 +619,8 @@ class BatchNormGradOp : public BatchNormKernel {
         }
       }
     });
+    if (padded_x_) zero_padding(ctx, xs.dim_size(0), xs.dim_size(1), xs.dim_size(2), c, dx);
   }
-
- private:
-  bool padded_;
 };
 
 // The values t0 <= t < t1 of one padded pixel pair (2 C values: pixels 2q, 2q + 1) of a
@@ -1729,6 +1748,32 @@ static absl::Status PaddedShape(InferenceContext* c, tensorflow::shape_inference
   return absl::OkStatus();
 }
 
+// The shape of the x that P(x) of this shape is (`PixelWalk`).
+static absl::Status UnpaddedShape(InferenceContext* c, tensorflow::shape_inference::ShapeHandle p,
+                                  tensorflow::shape_inference::ShapeHandle* x) {
+  tensorflow::shape_inference::DimensionHandle h, w, ch;
+  TF_RETURN_IF_ERROR(c->WithRank(p, 4, &p));
+  TF_RETURN_IF_ERROR(c->Subtract(c->Dim(p, 1), 1, &h));
+  TF_RETURN_IF_ERROR(c->Subtract(c->Dim(p, 2), 1, &w));
+  TF_RETURN_IF_ERROR(c->Multiply(h, 2, &h));
+  TF_RETURN_IF_ERROR(c->Multiply(w, 2, &w));
+  TF_RETURN_IF_ERROR(c->Divide(c->Dim(p, 3), 4, true, &ch));
+  *x = c->MakeShape({c->Dim(p, 0), h, w, ch});
+  return absl::OkStatus();
+}
+
+// x's shape from the op's input 0, given as itself or (padded_x) as P(x).
+static absl::Status BatchNormInputShape(InferenceContext* c,
+                                        tensorflow::shape_inference::ShapeHandle* x) {
+  bool padded_x;
+  TF_RETURN_IF_ERROR(c->GetAttr("padded_x", &padded_x));
+  if (!padded_x) {
+    *x = c->input(0);
+    return absl::OkStatus();
+  }
+  return UnpaddedShape(c, c->input(0), x);
+}
+
 REGISTER_OP("DcganBatchNorm")
     .Input("x: bfloat16")
     .Input("gamma: float")
@@ -1738,10 +1783,13 @@ REGISTER_OP("DcganBatchNorm")
     .Output("variance: float")
     .Attr("epsilon: float")
     .Attr("slope: float = 1.0")
+    .Attr("padded_x: bool = false")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(0));
-      c->set_output(1, c->Vector(c->Dim(c->input(0), -1)));
-      c->set_output(2, c->Vector(c->Dim(c->input(0), -1)));
+      tensorflow::shape_inference::ShapeHandle x;
+      TF_RETURN_IF_ERROR(BatchNormInputShape(c, &x));
+      c->set_output(0, x);
+      c->set_output(1, c->Vector(c->Dim(x, -1)));
+      c->set_output(2, c->Vector(c->Dim(x, -1)));
       return absl::OkStatus();
     });
 
@@ -1754,15 +1802,18 @@ REGISTER_OP("DcganBatchNormApply")
     .Output("y: bfloat16")
     .Attr("epsilon: float")
     .Attr("slope: float = 1.0")
-    .Attr("padded_s2d: bool = false")
+    .Attr("padded_x: bool = false")
+    .Attr("padded_y: bool = false")
     .SetShapeFn([](InferenceContext* c) {
-      bool padded;
-      TF_RETURN_IF_ERROR(c->GetAttr("padded_s2d", &padded));
-      if (!padded) {
-        c->set_output(0, c->input(0));
+      bool padded_y;
+      TF_RETURN_IF_ERROR(c->GetAttr("padded_y", &padded_y));
+      tensorflow::shape_inference::ShapeHandle x;
+      TF_RETURN_IF_ERROR(BatchNormInputShape(c, &x));
+      if (!padded_y) {
+        c->set_output(0, x);
         return absl::OkStatus();
       }
-      return PaddedShape(c, c->input(0), 0);
+      return PaddedShape(c, x, 0);
     });
 
 REGISTER_OP("DcganBatchNormGrad")
@@ -1777,7 +1828,8 @@ REGISTER_OP("DcganBatchNormGrad")
     .Output("dbeta: float")
     .Attr("epsilon: float")
     .Attr("slope: float = 1.0")
-    .Attr("padded_s2d: bool = false")
+    .Attr("padded_x: bool = false")
+    .Attr("padded_y: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(1));
       c->set_output(1, c->input(4));
