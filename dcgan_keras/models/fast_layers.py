@@ -53,6 +53,7 @@ weight gradient another 1.32x, the matmul forward and input gradient another 1.1
 Same variables and names, same results up to rounding: checkpoints and exports do not
 change (tests/models/test_fast_layers.py checks outputs and gradients against Keras').
 """
+import functools
 import threading
 
 import keras
@@ -321,22 +322,24 @@ def conv_down_few_channels(x, kernel):
     return y, _in_forward_scope(grad)
 
 
-def conv_down_leaky_relu(x, kernel, alpha):
+def conv_down_leaky_relu(x, kernel, alpha, padded_y=False):
     """leaky_relu(conv_down_few_channels(x, kernel), alpha) on AMX: the forward product
     and activation are `native_ops.conv_few_channels` (oneDNN's fused one took 2.7-3.0 ms
     a call in the step at 128x64x64x3 -> 64 on the AMX Xeon, this 1.9-2.1), the kernel
     gradient is `native_ops.activation_kernel_grad` (the activation's gradient read as the
     kernel gradient reads dy, never written: D's first layer in the D step, twice a step,
     where the input gradient is not needed); the input gradient takes the activation's
-    gradient first."""
+    gradient first. With `padded_y` the output is given as its
+    `native_ops.padded_space_to_depth` (for `conv_down_padded`), and the gradients read dy
+    in that form."""
     @tf.custom_gradient
     def fn(x, kernel):
-        y = native_ops.conv_few_channels(x, kernel, alpha)
+        y = native_ops.conv_few_channels(x, kernel, alpha, padded_y=padded_y)
 
         def grad(dy):
-            dz = native_ops.activation_grad(dy, y, alpha)
+            dz = native_ops.activation_grad(dy, y, alpha, padded=padded_y)
             return (conv_transpose(dz, kernel),
-                    native_ops.activation_kernel_grad(x, dy, y, alpha))
+                    native_ops.activation_kernel_grad(x, dy, y, alpha, padded_y=padded_y))
 
         return y, _in_forward_scope(grad)
 
@@ -438,7 +441,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if padded is not None:
             # x made again by its Conv2DTranspose in the padded space-to-depth form
             # (`conv_up_padded`), which the native ops read; the first x goes unused
-            x = conv_up_padded(*padded)
+            x_in, kernel, scope = padded
+            x = _made_again(scope, conv_up_padded, x_in, kernel)
         if native:
             # The fused op (bfloat16, CPU); an activation layer after it may apply the
             # statistics itself, and then y is never computed.
@@ -486,11 +490,10 @@ class Conv2D(keras.layers.Conv2D):
         kernel = _kernel_as(kernel, x)
         applied = _applied_by_native_op(x)
         if applied is not None and path == "kernel_grad" and _padded_s2d_runs(x, self.filters):
-            # the activation again, written in the padded space-to-depth form; its first
-            # output goes unused and is pruned
-            normalized, slope = applied
-            xp = native_ops.batch_norm_apply(**normalized, slope=slope, padded_y=True)
-            return conv_down_padded(xp, kernel)
+            # the activation (or D's first layer and its activation) again, written in the
+            # padded space-to-depth form; its first output goes unused and is pruned
+            make, args, scope = applied
+            return conv_down_padded(_made_again(scope, make, *args, padded_y=True), kernel)
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
               "few_channels": conv_down_few_channels}[path]
         y = fn(x, kernel)
@@ -522,7 +525,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         _DECONVOLVED.last = None
         if (path == "kernel_grad" and not self.use_bias and self.activation in (None, keras.activations.linear)
                 and _padded_s2d_runs(outputs, x.shape[-1])):
-            _DECONVOLVED.last = (outputs, (x, kernel))  # a batch norm may take its padded form
+            # a batch norm may take its padded form
+            _DECONVOLVED.last = (outputs, (x, kernel, tf.get_current_name_scope()))
         if self.use_bias:
             outputs = outputs + tf.cast(self.bias, outputs.dtype)
         if self.activation is not None:
@@ -565,25 +569,41 @@ def _padded_s2d_runs(x, c_out):
 
 
 def _deconvolved_padded(x):
-    """(input, bfloat16 kernel) of this thread's last `Conv2DTranspose` call if `x` is its
-    output and `conv_up_padded` runs for it (`_padded_s2d_runs`), else None."""
+    """(input, bfloat16 kernel, name scope) of this thread's last `Conv2DTranspose` call if
+    `x` is its output and `conv_up_padded` runs for it (`_padded_s2d_runs`), else None."""
     last = getattr(_DECONVOLVED, "last", None)
     return last[1] if last is not None and last[0] is x else None
 
 
 def _applied_by_native_op(x):
-    """(`native_ops.batch_norm_apply`'s arguments, slope) if `x` is the output of this
-    thread's last `LeakyReLU` / `ReLU` that ran it, else None."""
+    """(function, arguments, name scope) that made `x` if it is the output of this thread's last
+    `LeakyReLU` / `ReLU` that ran `native_ops.batch_norm_apply` or `conv_down_leaky_relu`
+    (`_remembered`), else None."""
     last = getattr(_APPLIED, "last", None)
     return last[1] if last is not None and last[0] is x else None
 
 
-def _apply_native(normalized, slope):
-    """`native_ops.batch_norm_apply`, remembered for a `Conv2D` that may take its output
-    in the padded space-to-depth form instead (`_applied_by_native_op`)."""
-    y = native_ops.batch_norm_apply(**normalized, slope=slope)
-    _APPLIED.last = (y, (normalized, slope))
+def _remembered(make, *args):
+    """make(*args), remembered for a `Conv2D` that may take its output in the padded
+    space-to-depth form instead (`_applied_by_native_op`, `_made_again`)."""
+    y = make(*args)
+    _APPLIED.last = (y, (make, args, tf.get_current_name_scope()))
     return y
+
+
+def _made_again(scope, make, *args, **kwargs):
+    """make(*args, **kwargs) in the name scope `scope` (where it was made first): a profile
+    (`--profile_steps`) then names the layer it belongs to, and so do its gradients."""
+    if not scope:
+        return make(*args, **kwargs)
+    with tf.name_scope(scope + "/"):
+        return make(*args, **kwargs)
+
+
+def _apply_native(normalized, slope):
+    """`native_ops.batch_norm_apply`, `_remembered`."""
+    return _remembered(functools.partial(native_ops.batch_norm_apply, **normalized,
+                                         slope=slope))
 
 
 def _normalized_by_native_op(x):
@@ -609,7 +629,7 @@ class LeakyReLU(keras.layers.LeakyReLU):
             return _apply_native(normalized, self.negative_slope)
         convolved = _convolved_few_channels(inputs)
         if convolved is not None:  # the convolution again, with both layers' gradient
-            return conv_down_leaky_relu(*convolved, self.negative_slope)
+            return _remembered(conv_down_leaky_relu, *convolved, self.negative_slope)
         return leaky_relu(inputs, self.negative_slope)
 
 
