@@ -159,19 +159,13 @@ def op_flops(op):
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
-    def unpadded(s, attr):  # [N, H', W', C'] of a tensor given in the padded
-        # space-to-depth form [N, H'/2 + 1, W'/2 + 1, 4 C'] where the op's `attr` says so
-        if s is None or attr not in op.node_def.attr or not op.get_attr(attr):
-            return s
-        return [s[0], 2 * (s[1] - 1), 2 * (s[2] - 1), s[3] // 4]
-
     if op.type in ("DcganKernelGrad", "DcganActivationKernelGrad"):  # dy -> [4, 4, C, C']
-        s, k = unpadded(shape(op.inputs[1]), "padded_y"), shape(op.outputs[0])
+        s, k = shape(op.inputs[1]), shape(op.outputs[0])
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
     if op.type == "DcganConvFewChannels":  # y [N, H', W', C'] from a [4, 4, C, C'] kernel
-        s, k = unpadded(shape(op.outputs[0]), "padded_y"), shape(op.inputs[1])
+        s, k = shape(op.outputs[0]), shape(op.inputs[1])
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]

@@ -322,24 +322,25 @@ def conv_down_few_channels(x, kernel):
     return y, _in_forward_scope(grad)
 
 
-def conv_down_leaky_relu(x, kernel, alpha, padded_y=False):
+def conv_down_leaky_relu(x, kernel, alpha):
     """leaky_relu(conv_down_few_channels(x, kernel), alpha) on AMX: the forward product
     and activation are `native_ops.conv_few_channels` (oneDNN's fused one took 2.7-3.0 ms
     a call in the step at 128x64x64x3 -> 64 on the AMX Xeon, this 1.9-2.1), the kernel
     gradient is `native_ops.activation_kernel_grad` (the activation's gradient read as the
     kernel gradient reads dy, never written: D's first layer in the D step, twice a step,
     where the input gradient is not needed); the input gradient takes the activation's
-    gradient first. With `padded_y` the output is given as its
-    `native_ops.padded_space_to_depth` (for `conv_down_padded`), and the gradients read dy
-    in that form."""
+    gradient first. (Its output written in the padded space-to-depth form for the next
+    layer, `conv_down_padded`, was measured on the AMX Xeon and not kept: the next layer's
+    input gradient gained ~1 ms a call, the few-channel ops reading and writing that form
+    lost as much; A/B +0.4%, within the noise.)"""
     @tf.custom_gradient
     def fn(x, kernel):
-        y = native_ops.conv_few_channels(x, kernel, alpha, padded_y=padded_y)
+        y = native_ops.conv_few_channels(x, kernel, alpha)
 
         def grad(dy):
-            dz = native_ops.activation_grad(dy, y, alpha, padded=padded_y)
+            dz = native_ops.activation_grad(dy, y, alpha)
             return (conv_transpose(dz, kernel),
-                    native_ops.activation_kernel_grad(x, dy, y, alpha, padded_y=padded_y))
+                    native_ops.activation_kernel_grad(x, dy, y, alpha))
 
         return y, _in_forward_scope(grad)
 
@@ -490,8 +491,8 @@ class Conv2D(keras.layers.Conv2D):
         kernel = _kernel_as(kernel, x)
         applied = _applied_by_native_op(x)
         if applied is not None and path == "kernel_grad" and _padded_s2d_runs(x, self.filters):
-            # the activation (or D's first layer and its activation) again, written in the
-            # padded space-to-depth form; its first output goes unused and is pruned
+            # the activation again, written in the padded space-to-depth form; its first
+            # output goes unused and is pruned
             make, args, scope = applied
             return conv_down_padded(_made_again(scope, make, *args, padded_y=True), kernel)
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
@@ -576,9 +577,9 @@ def _deconvolved_padded(x):
 
 
 def _applied_by_native_op(x):
-    """(function, arguments, name scope) that made `x` if it is the output of this thread's last
-    `LeakyReLU` / `ReLU` that ran `native_ops.batch_norm_apply` or `conv_down_leaky_relu`
-    (`_remembered`), else None."""
+    """(function, arguments, name scope) that made `x` if it is the output of this thread's
+    last `LeakyReLU` / `ReLU` that ran `native_ops.batch_norm_apply` (`_remembered`), else
+    None."""
     last = getattr(_APPLIED, "last", None)
     return last[1] if last is not None and last[0] is x else None
 
@@ -629,7 +630,7 @@ class LeakyReLU(keras.layers.LeakyReLU):
             return _apply_native(normalized, self.negative_slope)
         convolved = _convolved_few_channels(inputs)
         if convolved is not None:  # the convolution again, with both layers' gradient
-            return _remembered(conv_down_leaky_relu, *convolved, self.negative_slope)
+            return conv_down_leaky_relu(*convolved, self.negative_slope)
         return leaky_relu(inputs, self.negative_slope)
 
 

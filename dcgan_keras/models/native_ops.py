@@ -221,13 +221,11 @@ def from_padded_space_to_depth(p):
     return tf.nn.depth_to_space(p, 2)[:, 1:-1, 1:-1, :]
 
 
-def activation_grad(dy, y, slope, padded=False):
+def activation_grad(dy, y, slope):
     """The gradient of a LeakyReLU (`slope` > 0) from its output `y`: dy where y > 0, else
     slope * dy, bit for bit TensorFlow's LeakyReluGrad (`slope` rounded to bfloat16 as
-    there), in one pass at the memory's rate. With `padded`, dy and y are given as
-    `padded_space_to_depth` of the activation's [N, H, W, C] (their padding not read), and
-    the gradient is [N, H, W, C]."""
-    return library().dcgan_activation_grad(dy, y, slope=slope, padded=padded)
+    there), in one pass at the memory's rate."""
+    return library().dcgan_activation_grad(dy, y, slope=slope)
 
 
 def im2col(x):
@@ -259,21 +257,19 @@ def conv_few_channels_runs(x, c_out):
             and hasattr(library(), "dcgan_conv_few_channels") and amx_granted())
 
 
-def conv_few_channels(x, kernel, slope=1.0, padded_y=False):
+def conv_few_channels(x, kernel, slope=1.0):
     """leaky_relu(conv2d(x, kernel, 2, "SAME"), slope) (slope 1: the convolution alone) for
     x [N, H, W, C <= 4] and kernel [4, 4, C, C'], C' a multiple of 16, on AMX tiles
     (`conv_few_channels_runs`); float32 sums rounded once. Where oneDNN's ran at ~0.2 of
-    the matmul peak (D's first layer, G's output layer's input gradient). With `padded_y`
-    (H and W multiples of 4) it is written as its `padded_space_to_depth`."""
-    return library().dcgan_conv_few_channels(x, kernel, slope=slope, padded_y=padded_y)
+    the matmul peak (D's first layer, G's output layer's input gradient)."""
+    return library().dcgan_conv_few_channels(x, kernel, slope=slope)
 
 
-def activation_kernel_grad(x, dy, y, slope, padded_y=False):
+def activation_kernel_grad(x, dy, y, slope):
     """kernel_grad(x, activation_grad(dy, y, slope)) in one op, bit for bit: the kernel
     gradient of a convolution of few channels followed by a LeakyReLU, from the
-    activation's output y and its gradient dy, the activation's gradient never written.
-    With `padded_y`, y and dy are given as their `padded_space_to_depth`."""
-    return library().dcgan_activation_kernel_grad(x, dy, y, slope=slope, padded_y=padded_y)
+    activation's output y and its gradient dy, the activation's gradient never written."""
+    return library().dcgan_activation_kernel_grad(x, dy, y, slope=slope)
 
 
 def bfloat16_parts(gradient):

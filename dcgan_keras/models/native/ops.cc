@@ -920,29 +920,22 @@ void round_halves(const float* sums, int64_t half, int64_t c, int64_t co, uint16
     }
 }
 
-// Image `img`'s dy [image pixels, co] (with `act`, a LeakyReLU's output, its gradient) as
+// One image's dy [image pixels, co] (with `act`, a LeakyReLU's output, its gradient) as
 // AMX's B operand: pixel pairs interleaved, 16 channels a tile row, the image's first
 // pixel at panel pixel q0 of b ([co / 16 tiles, tile_values apart][pixels / 32][16][32]).
-// d and act are the whole tensors, as they are or (`padded`) both in the padded
-// space-to-depth form `padded` walks.
-inline void interleave_dy(const uint16_t* d, const uint16_t* act, int64_t img, int64_t image,
-                          int64_t co, int64_t q0, float slope, __m512i pair_lo, __m512i pair_hi,
-                          uint16_t* b, int64_t tile_values, const PixelWalk* padded) {
+inline void interleave_dy(const uint16_t* d, const uint16_t* act, int64_t image, int64_t co,
+                          int64_t q0, float slope, __m512i pair_lo, __m512i pair_hi,
+                          uint16_t* b, int64_t tile_values) {
   const __m512 vslope = _mm512_set1_ps(slope);
   for (int64_t pair = 0; pair < image / 2; ++pair) {
     const int64_t q = q0 + 2 * pair;
-    int64_t first = (img * image + 2 * pair) * co, second = first + co;
-    if (padded) {  // pixels (i, j) and (i, j + 1) of the image (w is even)
-      const int64_t i = 2 * pair / padded->w, j = 2 * pair % padded->w;
-      first = padded->padded_offset(img, i + 1, j + 1);
-      second = padded->padded_offset(img, i + 1, j + 2);
-    }
     for (int64_t u = 0; u < co; u += 32) {
-      __m512i va = _mm512_loadu_si512(d + first + u);
-      __m512i vb = _mm512_loadu_si512(d + second + u);
+      const int64_t at = 2 * pair * co + u;
+      __m512i va = _mm512_loadu_si512(d + at);
+      __m512i vb = _mm512_loadu_si512(d + at + co);
       if (act) {
-        va = activation_grad32(va, _mm512_loadu_si512(act + first + u), vslope);
-        vb = activation_grad32(vb, _mm512_loadu_si512(act + second + u), vslope);
+        va = activation_grad32(va, _mm512_loadu_si512(act + at), vslope);
+        vb = activation_grad32(vb, _mm512_loadu_si512(act + at + co), vslope);
       }
       uint16_t* dst = b + (u / 16) * tile_values + (q / 32) * 512 + (q % 32 / 2) * 32;
       _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(va, pair_lo, vb));
@@ -955,13 +948,10 @@ inline void interleave_dy(const uint16_t* d, const uint16_t* act, int64_t img, i
 // With `act` (the output of a LeakyReLU of slope `slope` after the convolution, dy's
 // shape), dy is the gradient of that output: each value read is the activation's gradient
 // (DcganActivationGrad's bits), which is then never written out.
-// With `padded`, dy (and act) are in the padded space-to-depth form of [N, H/2, W/2, C'].
 void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, Tensor* out_t,
-                  const uint16_t* act = nullptr, float slope = 1.f, bool padded = false) {
+                  const uint16_t* act = nullptr, float slope = 1.f) {
   const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
-  const int64_t c = x_t.dim_size(3), h = hh / 2, w = ww / 2;
-  const int64_t co = padded ? dy_t.dim_size(3) / 4 : dy_t.dim_size(3);
-  const PixelWalk dy_form(h, w, co, true, 0);
+  const int64_t c = x_t.dim_size(3), h = hh / 2, w = ww / 2, co = dy_t.dim_size(3);
   const int64_t image = h * w, steps = image / 32, first_half = (n + 1) / 2, n_tiles = co / 16;
   const int64_t images = std::max<int64_t>(1, kPanelPixels / image);
   // Where an image's output row fills whole tiles (w a multiple of 32: 64x64 inputs and
@@ -1043,8 +1033,8 @@ void few_channels(OpKernelContext* ctx, const Tensor& x_t, const Tensor& dy_t, T
                 }
               }
           }
-          interleave_dy(dy, act, b0 + g, image, co, g * image, slope, pair_lo, pair_hi,
-                        b.data(), tile, padded ? &dy_form : nullptr);
+          interleave_dy(dy + (b0 + g) * image * co, act ? act + (b0 + g) * image * co : nullptr,
+                        image, co, g * image, slope, pair_lo, pair_hi, b.data(), tile);
         }
         const bool first_panel = b0 == b_begin;
         for (int64_t mt = 0; mt < m_tiles; mt += 2)  // whole rows: mt is kw
@@ -1104,10 +1094,8 @@ class ConvFewChannelsOp : public OpKernel {
  public:
   explicit ConvFewChannelsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_y", &padded_));
   }
 
-  // With padded_y, y is written in its padded space-to-depth form (zeros on the padding).
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_t = ctx->input(0);
     const Tensor& k_t = ctx->input(1);
@@ -1126,18 +1114,10 @@ class ConvFewChannelsOp : public OpKernel {
     }
     const int64_t n = x_t.dim_size(0), hh = x_t.dim_size(1), ww = x_t.dim_size(2);
     const int64_t c = x_t.dim_size(3), co = k_t.dim_size(3), h = hh / 2, w = ww / 2;
-    if (padded_ && (h % 2 || w % 2)) {
-      fail(ctx, "the padded space-to-depth form needs y [N, H, W, C] with H and W even, got " +
-                    TensorShape({n, h, w, co}).DebugString());
-      return;
-    }
-    const TensorShape y_shape({n, h, w, co});
     Tensor* y_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, padded_ ? padded_shape(y_shape) : y_shape, &y_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, h, w, co}), &y_t));
     const int64_t pixels = n * h * w;
     if (pixels == 0) return;
-    const PixelWalk form = pixels_of(y_shape, padded_);
-    if (padded_) zero_padding(ctx, n, h, w, co, data(y_t));
     // B: [K tile (2)][16-channel group][16 pairs of K rows][16 channels x 2], K = (kh, kw, ch)
     const int64_t groups = co / 16;
     AlignedBuffer<uint16_t> b(2 * groups * 512);
@@ -1178,9 +1158,6 @@ class ConvFewChannelsOp : public OpKernel {
         }
         _tile_loadd(4, a, 128);
         _tile_loadd(5, a + 32, 128);
-        int64_t at[16];  // where each pixel's channels go
-        PixelWalk walk = form.from(p0);
-        for (int64_t r = 0; r < rows; ++r, walk.next()) at[r] = walk.offset();
         for (int64_t g0 = 0; g0 < groups; g0 += 4) {  // up to 64 channels: 4 sum tiles
           const int64_t count = std::min<int64_t>(4, groups - g0);
           for (int64_t t = 0; t < count; ++t) {
@@ -1205,7 +1182,7 @@ class ConvFewChannelsOp : public OpKernel {
           // out [16 pixels][64 channels]: a pixel's channels g0*16 .. in whole cache lines,
           // streamed past the caches where they are (the next layer reads them from memory)
           for (int64_t r = 0; r < rows; ++r) {
-            uint16_t* dst = y + at[r] + g0 * 16;
+            uint16_t* dst = y + (p0 + r) * co + g0 * 16;
             for (int64_t t = 0; t < count; t += 2) {
               const float* o = out + r * 64 + t * 16;
               const __m256i lo = (__m256i)_mm512_cvtneps_pbh(
@@ -1232,19 +1209,19 @@ class ConvFewChannelsOp : public OpKernel {
 
  private:
   float slope_;
-  bool padded_;
 };
 
 // The shapes the AMX kernel gradients take, and AMX granted.
-bool check_kernel_grad(OpKernelContext* ctx, const TensorShape& x_t, const TensorShape& dy_t) {
+bool check_kernel_grad(OpKernelContext* ctx, const TensorShape& x_t, const Tensor& dy_t) {
   if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
       x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
       (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
-      dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.num_elements() == 0 ||
+      dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.NumElements() == 0 ||
       (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32)
     return fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at "
                      "most 4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, "
-                     "got shapes " + x_t.DebugString() + " and " + dy_t.DebugString());
+                     "got shapes " + x_t.DebugString() + " and " +
+                         dy_t.shape().DebugString());
   if (!amx_allowed()) return fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
   return true;
 }
@@ -1257,18 +1234,14 @@ class ActivationKernelGradOp : public OpKernel {
   explicit ActivationKernelGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     float slope;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded_y", &padded_));
     slope_ = bfloat16_rounded(slope);  // as DcganActivationGrad
   }
 
-  // With padded_y, y and dy are in the padded space-to-depth form (its padding not read).
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_t = ctx->input(0);
     const Tensor& dy_t = ctx->input(1);
     const Tensor& y_t = ctx->input(2);
-    TensorShape dy;
-    if (!logical_shape(ctx, dy_t, padded_, &dy) || !check_kernel_grad(ctx, x_t.shape(), dy) ||
-        !same_shape(ctx, dy_t, "dy", y_t, "y"))
+    if (!check_kernel_grad(ctx, x_t.shape(), dy_t) || !same_shape(ctx, dy_t, "dy", y_t, "y"))
       return;
     if (x_t.dim_size(3) > kFewChannels) {
       fail(ctx, "the activation's kernel gradient takes x of at most 4 channels, got shape " +
@@ -1277,13 +1250,12 @@ class ActivationKernelGradOp : public OpKernel {
     }
     Tensor* out_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(
-                            0, TensorShape({4, 4, x_t.dim_size(3), dy.dim_size(3)}), &out_t));
-    few_channels(ctx, x_t, dy_t, out_t, data(y_t), slope_, padded_);
+                            0, TensorShape({4, 4, x_t.dim_size(3), dy_t.dim_size(3)}), &out_t));
+    few_channels(ctx, x_t, dy_t, out_t, data(y_t), slope_);
   }
 
  private:
   float slope_;
-  bool padded_;
 };
 
 // With `padded_s2d`, x is given as P(x) [N, H/2 + 1, W/2 + 1, 4 C] (`PixelWalk`), C a
@@ -1308,9 +1280,9 @@ class KernelGradOp : public OpKernel {
       }
       if (!check_kernel_grad(ctx, TensorShape({x_t.dim_size(0), 2 * dy_t.dim_size(1),
                                                2 * dy_t.dim_size(2), x_t.dim_size(3) / 4}),
-                             dy_t.shape()))
+                             dy_t))
         return;
-    } else if (!check_kernel_grad(ctx, x_t.shape(), dy_t.shape())) {
+    } else if (!check_kernel_grad(ctx, x_t.shape(), dy_t)) {
       return;
     }
     const int64_t h = dy_t.dim_size(1), w = dy_t.dim_size(2), hh = 2 * h, ww = 2 * w;
@@ -1520,44 +1492,20 @@ class ActivationGradOp : public OpKernel {
   explicit ActivationGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     float slope;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("slope", &slope));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("padded", &padded_));
     slope_ = bfloat16_rounded(slope);  // TensorFlow's kernel multiplies in T
   }
 
-  // With `padded`, dy and y are in the padded space-to-depth form of an [N, H, W, C] x (its
-  // padding not read) and dx is [N, H, W, C].
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy_t = ctx->input(0);
     const Tensor& y_t = ctx->input(1);
     if (!same_shape(ctx, dy_t, "dy", y_t, "y")) return;
-    TensorShape x;
-    if (!logical_shape(ctx, y_t, padded_, &x)) return;
     Tensor* dx_t;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x, &dx_t));
-    const int64_t n = x.num_elements();
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_t.shape(), &dx_t));
+    const int64_t n = y_t.NumElements();
     if (n == 0) return;
     const uint16_t *dy = data(dy_t), *y = data(y_t);
     uint16_t* dx = data(dx_t);
     const float slope = slope_;
-    if (padded_) {
-      const int64_t c = x.dim_size(3);
-      const PixelWalk form = pixels_of(x, true);
-      const Rows rows{n / c, c};
-      for_blocks(ctx, rows, 3, [&](int64_t b, int64_t r0, int64_t r1) {
-        PixelWalk at = form.from(r0);
-        for (int64_t r = r0; r < r1; ++r, at.next()) {
-          const uint16_t *g = dy + at.offset(), *v = y + at.offset();
-          uint16_t* out = dx + r * c;
-          int64_t j = 0;
-#ifdef DCGAN_AVX512_BF16
-          const __m512 vs = _mm512_set1_ps(slope);
-          for (; j + 16 <= c; j += 16) vstore(out + j, vactivate(vload(g + j), vload(v + j), vs));
-#endif
-          for (; j < c; ++j) out[j] = load(v + j) > 0.f ? g[j] : store(slope * load(g + j));
-        }
-      });
-      return;
-    }
     for_chunks(ctx, n, 3, [&](int64_t i, int64_t end) {
 #ifdef DCGAN_AVX512_BF16
       const __m512 vs = _mm512_set1_ps(slope);
@@ -1573,7 +1521,6 @@ class ActivationGradOp : public OpKernel {
 
  private:
   float slope_;
-  bool padded_;
 };
 
 // A float32 linear layer with one output on bfloat16 features (D's logit):
@@ -1932,17 +1879,8 @@ REGISTER_OP("DcganActivationGrad")
     .Input("y: bfloat16")
     .Output("dx: bfloat16")
     .Attr("slope: float")
-    .Attr("padded: bool = false")
     .SetShapeFn([](InferenceContext* c) {
-      bool padded;
-      TF_RETURN_IF_ERROR(c->GetAttr("padded", &padded));
-      if (!padded) {
-        c->set_output(0, c->input(1));
-        return absl::OkStatus();
-      }
-      tensorflow::shape_inference::ShapeHandle x;
-      TF_RETURN_IF_ERROR(UnpaddedShape(c, c->input(1), &x));
-      c->set_output(0, x);
+      c->set_output(0, c->input(1));
       return absl::OkStatus();
     });
 
@@ -2049,7 +1987,6 @@ REGISTER_OP("DcganConvFewChannels")
     .Input("kernel: bfloat16")
     .Output("y: bfloat16")
     .Attr("slope: float")
-    .Attr("padded_y: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       auto x = c->input(0), k = c->input(1);
       tensorflow::shape_inference::DimensionHandle h, w;
@@ -2057,10 +1994,7 @@ REGISTER_OP("DcganConvFewChannels")
       TF_RETURN_IF_ERROR(c->WithRank(k, 4, &k));
       TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 1), 2, true, &h));
       TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 2), 2, true, &w));
-      bool padded;
-      TF_RETURN_IF_ERROR(c->GetAttr("padded_y", &padded));
       c->set_output(0, c->MakeShape({c->Dim(x, 0), h, w, c->Dim(k, 3)}));
-      if (padded) return PaddedShape(c, c->output(0), 0);
       return absl::OkStatus();
     });
 REGISTER_KERNEL_BUILDER(Name("DcganConvFewChannels").Device(tensorflow::DEVICE_CPU),
@@ -2071,19 +2005,7 @@ REGISTER_OP("DcganActivationKernelGrad")
     .Input("y: bfloat16")
     .Output("dkernel: bfloat16")
     .Attr("slope: float")
-    .Attr("padded_y: bool = false")
-    .SetShapeFn([](InferenceContext* c) {
-      bool padded;
-      TF_RETURN_IF_ERROR(c->GetAttr("padded_y", &padded));
-      if (!padded) return KernelGradShape(c);
-      auto x = c->input(0), dy = c->input(1);  // dy in the padded form: 4 C' channels
-      tensorflow::shape_inference::DimensionHandle co;
-      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
-      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
-      TF_RETURN_IF_ERROR(c->Divide(c->Dim(dy, 3), 4, true, &co));
-      c->set_output(0, c->MakeShape({4, 4, c->Dim(x, 3), co}));
-      return absl::OkStatus();
-    });
+    .SetShapeFn(KernelGradShape);
 REGISTER_KERNEL_BUILDER(Name("DcganActivationKernelGrad").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::ActivationKernelGradOp);
 #endif
