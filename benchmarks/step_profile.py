@@ -423,7 +423,9 @@ def markdown(summary, header):
                   f"meaningful with one inter-op thread, where ops do not overlap). With the "
                   f"products at the peak too, it would take {summary['ceiling_step_ms']:.1f} "
                   f"ms: {summary['ceiling_of_peak']:.2f} of the peak, the most these ops' "
-                  f"bytes allow at that rate."]
+                  f"bytes allow at that rate with products no faster than the reference "
+                  f"matmul (they ran at {summary['bound_ms'] / summary['classes']['products']:.2f}"
+                  f" of its rate)."]
     if summary["unmatched"]:
         lines += ["", "Products without FLOPs (not matched to the traced graph): "
                   + ", ".join(f"{k} {v:.2f} ms" for k, v in summary["unmatched"].items())]

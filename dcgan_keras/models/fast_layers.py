@@ -29,8 +29,19 @@
   ~32 GFLOP/s on one Zen 4 core, the matmul path at ~45-60 (64x64, batch 128). On CPUs
   with AMX the other one (D's forward, with its LeakyReLU; G's input gradient) is
   `native_ops.conv_few_channels`, where oneDNN's ran at ~0.2 of the matmul peak.
+- The padded space-to-depth form (`native_ops.padded_space_to_depth`, "P" in
+  ops.cc): a 4x4 / stride-2 / "same" convolution of x is a 2x2 / stride-1 / "valid" one of
+  P(x), and oneDNN's stride-1 products ran faster than its stride-2 ones on the AMX Xeon
+  (`padded_s2d_sides`). Where the input side is 16 or 32 there, a `Conv2D` after a native
+  batch norm + LeakyReLU has them write its input in that form (`conv_down_padded`; D's
+  third layer), and a batch norm after a `Conv2DTranspose` reads that layer's output in
+  it (`conv_up_padded`; G's second and third). The native batch norm ops and the AMX
+  kernel gradient read and write the form directly, so nothing converts it.
+- On AMX the patches x kernel product of `conv` (D's 8x8 -> 4x4 forward, G's first input
+  gradient) is oneDNN's 1x1 convolution (`matmul_as_conv`).
 - Each custom gradient runs in its forward op's name scope under gradient_tape/, so a
-  profile (`--profile_steps`, benchmarks/step_profile.py) names its layer.
+  profile (`--profile_steps`, benchmarks/step_profile.py) names its layer; an op made again
+  in another form (`_made_again`) keeps its first layer's scope.
 - Casts: where the native ops run, `Conv2D`, `Conv2DTranspose` and `Dense` cast their
   float32 kernels, and these layers and `Activation` cast an input that arrives in
   another dtype, with `native_ops.cast` (bit for bit TensorFlow's Cast, which Keras runs).

@@ -337,6 +337,7 @@ def test_summary_of_a_synthetic_trace():
     text = step_profile.markdown(summary, "header")
     assert "| BatchNorm | 5.0 | 7.6% | 5.0 | 2.5 |" in text and "63.5 ms: 0.94" in text
     assert "62.5 ms: 0.96 of the peak, the most" in text
+    assert "(they ran at 0.98 of its rate)" in text  # 60 ms of FLOPs at the peak in 61
     # An op faster than the bandwidth (its bytes in cache) counts as it ran.
     summary = step_profile.summarize_trace(events, 2, [0.1, 0.1], products, 100e9,
                                            {"discriminator_1/bn_1/FusedBatchNormV3": 5e9}, 100e9)
