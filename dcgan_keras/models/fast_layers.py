@@ -37,8 +37,6 @@
   third layer), and a batch norm after a `Conv2DTranspose` reads that layer's output in
   it (`conv_up_padded`; G's second and third). The native batch norm ops and the AMX
   kernel gradient read and write the form directly, so nothing converts it.
-- On AMX the patches x kernel product of `conv` (D's 8x8 -> 4x4 forward, G's first input
-  gradient) is oneDNN's 1x1 convolution (`matmul_as_conv`).
 - Each custom gradient runs in its forward op's name scope under gradient_tape/, so a
   profile (`--profile_steps`, benchmarks/step_profile.py) names its layer; an op made again
   in another form (`_made_again`) keeps its first layer's scope.
@@ -163,35 +161,10 @@ def _flat_kernel(kernel):
     return tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [16 * c, c_out])
 
 
-def matmul_as_conv(flags):
-    """Whether a bfloat16 product of a large contraction and a small output (the patches
-    [M, 16 C] times the kernel [16 C, C'] of `conv`) runs as oneDNN's 1x1 convolution
-    rather than TensorFlow's MatMul, for a CPU with these flags. On the AMX Xeon (TF 2.21)
-    at [2048, 4096] x [4096, 512] the 1x1 convolution took 5.1-5.7 ms against 6.3-6.9 for
-    MatMul (2048^3: ~1570 against ~1180 GFLOP/s). The products with a large output (the
-    transposed convolution's [2048, 512] x [512, 4096]) and the kernel gradient's
-    transposed-A one ran no faster as convolutions, and stay matmuls. Not measured without
-    AMX (where `conv` does not run: `max_matmul_side`)."""
-    return "amx_bf16" in flags
-
-
-MATMUL_AS_CONV = matmul_as_conv(cpu_flags())
-
-
-def _product(a, b):
-    """a [M, K] @ b [K, N]: as a 1x1 convolution in bfloat16 where `MATMUL_AS_CONV`."""
-    if not (MATMUL_AS_CONV and a.dtype == tf.bfloat16):
-        return tf.matmul(a, b)
-    k, n = b.shape
-    y = tf.nn.conv2d(tf.reshape(a, [1, -1, 1, k]), tf.reshape(b, [1, 1, k, n]), 1, "VALID")
-    return tf.reshape(y, [-1, n])
-
-
 def conv(x, kernel):
-    """conv2d(x [N, H, W, C], kernel [4, 4, C, C'], stride 2, "same") as one matmul of its
-    patches (`_product`)."""
+    """conv2d(x [N, H, W, C], kernel [4, 4, C, C'], stride 2, "same") as one matmul."""
     _, h, w, c = x.shape
-    y = _product(_patches(x), tf.reshape(kernel, [16 * c, kernel.shape[3]]))
+    y = tf.matmul(_patches(x), tf.reshape(kernel, [16 * c, kernel.shape[3]]))
     return tf.reshape(y, [-1, h // 2, w // 2, kernel.shape[3]])
 
 
