@@ -273,6 +273,15 @@ def padded_kernel(kernel):
     return tf.reshape(_flat_kernel(kernel), [2, 2, 4 * c, c_out])
 
 
+def _padded_transposed(y, k):
+    """The transposed convolution of y [N, h, w, C'] by the 2x2 kernel k [2, 2, 4 C, C'], as
+    oneDNN's 2x2 / stride-1 convolution of y padded by one pixel: [N, h + 1, w + 1, 4 C],
+    the padded space-to-depth form of the 4x4 / stride-2 transposed convolution, with
+    values also on its padding."""
+    flipped = tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])  # [2, 2, C', 4 C]
+    return tf.nn.conv2d(y, flipped, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
+
+
 @tf.custom_gradient
 def conv_down_padded(xp, kernel):
     """tf.nn.conv2d(x, kernel, 2, "SAME") from xp = `native_ops.padded_space_to_depth(x)`,
@@ -283,9 +292,7 @@ def conv_down_padded(xp, kernel):
     k = padded_kernel(kernel)
 
     def grad(dy):
-        flipped = tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])  # [2, 2, C', 4 C]
-        dxp = tf.nn.conv2d(dy, flipped, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        return dxp, native_ops.kernel_grad(xp, dy, padded_s2d=True)
+        return _padded_transposed(dy, k), native_ops.kernel_grad(xp, dy, padded_s2d=True)
 
     return tf.nn.conv2d(xp, k, 1, "VALID"), _in_forward_scope(grad)
 
@@ -300,13 +307,11 @@ def conv_up_padded(x, kernel):
     gradient writes it): the input gradient oneDNN's 2x2 convolution of dy, the kernel
     gradient `native_ops.kernel_grad` reading it."""
     k = padded_kernel(kernel)
-    flipped = tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])  # [2, 2, C', 4 C]
 
     def grad(dy):
         return tf.nn.conv2d(dy, k, 1, "VALID"), native_ops.kernel_grad(dy, x, padded_s2d=True)
 
-    y = tf.nn.conv2d(x, flipped, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    return y, _in_forward_scope(grad)
+    return _padded_transposed(x, k), _in_forward_scope(grad)
 
 
 def _zero_bias_added(y, kernel):
@@ -504,8 +509,8 @@ class Conv2D(keras.layers.Conv2D):
         if applied is not None and path == "kernel_grad" and _padded_s2d_runs(x, self.filters):
             # the activation again, written in the padded space-to-depth form; its first
             # output goes unused and is pruned
-            make, args, scope = applied
-            return conv_down_padded(_made_again(scope, make, *args, padded_y=True), kernel)
+            apply, scope = applied
+            return conv_down_padded(_made_again(scope, apply, padded_y=True), kernel)
         fn = {"matmul": conv_down, "kernel_grad": conv_down_kernel_grad,
               "few_channels": conv_down_few_channels}[path]
         y = fn(x, kernel)
@@ -535,7 +540,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         kernel = _kernel_as(self.kernel, x)
         outputs = fn(x, kernel)
         _DECONVOLVED.last = None
-        if (path == "kernel_grad" and not self.use_bias and self.activation in (None, keras.activations.linear)
+        if (path == "kernel_grad" and not self.use_bias
+                and self.activation in (None, keras.activations.linear)
                 and _padded_s2d_runs(outputs, x.shape[-1])):
             # a batch norm may take its padded form
             _DECONVOLVED.last = (outputs, (x, kernel, tf.get_current_name_scope()))
@@ -564,11 +570,17 @@ def leaky_relu(x, alpha):
     return fn(x)
 
 
+def _made_last(record, x):
+    """What `record` (one of the thread-locals above, its .last an (output, what made it)
+    pair) says made `x`, if x is the output it holds, else None."""
+    last = getattr(record, "last", None)
+    return last[1] if last is not None and last[0] is x else None
+
+
 def _convolved_few_channels(x):
     """(input, bfloat16 kernel) of `Conv2D` if `x` is the output of this thread's last
     `Conv2D` call, a few-channel one whose activation's kernel gradient runs natively."""
-    last = getattr(_CONVOLVED, "last", None)
-    return last[1] if last is not None and last[0] is x else None
+    return _made_last(_CONVOLVED, x)
 
 
 def _padded_s2d_runs(x, c_out):
@@ -583,24 +595,13 @@ def _padded_s2d_runs(x, c_out):
 def _deconvolved_padded(x):
     """(input, bfloat16 kernel, name scope) of this thread's last `Conv2DTranspose` call if
     `x` is its output and `conv_up_padded` runs for it (`_padded_s2d_runs`), else None."""
-    last = getattr(_DECONVOLVED, "last", None)
-    return last[1] if last is not None and last[0] is x else None
+    return _made_last(_DECONVOLVED, x)
 
 
 def _applied_by_native_op(x):
-    """(function, arguments, name scope) that made `x` if it is the output of this thread's
-    last `LeakyReLU` / `ReLU` that ran `native_ops.batch_norm_apply` (`_remembered`), else
-    None."""
-    last = getattr(_APPLIED, "last", None)
-    return last[1] if last is not None and last[0] is x else None
-
-
-def _remembered(make, *args):
-    """make(*args), remembered for a `Conv2D` that may take its output in the padded
-    space-to-depth form instead (`_applied_by_native_op`, `_made_again`)."""
-    y = make(*args)
-    _APPLIED.last = (y, (make, args, tf.get_current_name_scope()))
-    return y
+    """(`native_ops.batch_norm_apply` with its arguments, name scope) if `x` is the output
+    of this thread's last `LeakyReLU` / `ReLU` that ran it (`_apply_native`), else None."""
+    return _made_last(_APPLIED, x)
 
 
 def _made_again(scope, make, *args, **kwargs):
@@ -613,16 +614,18 @@ def _made_again(scope, make, *args, **kwargs):
 
 
 def _apply_native(normalized, slope):
-    """`native_ops.batch_norm_apply`, `_remembered`."""
-    return _remembered(functools.partial(native_ops.batch_norm_apply, **normalized,
-                                         slope=slope))
+    """`native_ops.batch_norm_apply`, remembered for a `Conv2D` that may take its output in
+    the padded space-to-depth form instead (`_applied_by_native_op`, `_made_again`)."""
+    apply = functools.partial(native_ops.batch_norm_apply, **normalized, slope=slope)
+    y = apply()
+    _APPLIED.last = (y, (apply, tf.get_current_name_scope()))
+    return y
 
 
 def _normalized_by_native_op(x):
     """The arguments of `native_ops.batch_norm_apply` if `x` is the output of this thread's
     last `BatchNormalization` call that ran the native op, else None."""
-    last = getattr(_NORMALIZED, "last", None)
-    return last[1] if last is not None and last[0] is x else None
+    return _made_last(_NORMALIZED, x)
 
 
 @keras.saving.register_keras_serializable(package="dcgan_keras")

@@ -131,6 +131,20 @@ def test_flops_of_the_native_kernel_gradient():
         (2 * 2 * 8 * 8 * (4 * 4 * 3 * 64), False)]
 
 
+def _graph_of_product_and_gradients(forward, *specs):
+    """The graph of forward(*inputs) and its gradients to them, for TensorSpecs `specs` of
+    the inputs and, last, of the output's gradient."""
+    @tf.function
+    def f(*args):
+        inputs, dy = list(args[:-1]), args[-1]
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            y = forward(*inputs)
+        return [y] + tape.gradient(y, inputs, output_gradients=dy)
+
+    return f.get_concrete_function(*specs).graph
+
+
 def test_flops_of_the_padded_space_to_depth_convolution():
     """fast_layers.conv_down_padded: its forward product and input gradient count as the
     4x4 / stride-2 convolution's (its input gradient's outputs on the padding not counted),
@@ -139,16 +153,9 @@ def test_flops_of_the_padded_space_to_depth_convolution():
     if not native_ops.kernel_grad_takes(8, 8, 32, 64):
         pytest.skip("no native AMX kernel gradient here")
 
-    @tf.function
-    def f(xp, k, dy):
-        with tf.GradientTape() as tape:
-            tape.watch([xp, k])
-            y = fast_layers.conv_down_padded(xp, k)
-        return [y] + tape.gradient(y, [xp, k], output_gradients=dy)
-
-    graph = f.get_concrete_function(tf.TensorSpec([2, 9, 9, 128], tf.bfloat16),
-                                    tf.TensorSpec([4, 4, 32, 64], tf.bfloat16),
-                                    tf.TensorSpec([2, 8, 8, 64], tf.bfloat16)).graph
+    graph = _graph_of_product_and_gradients(
+        fast_layers.conv_down_padded, tf.TensorSpec([2, 9, 9, 128], tf.bfloat16),
+        tf.TensorSpec([4, 4, 32, 64], tf.bfloat16), tf.TensorSpec([2, 8, 8, 64], tf.bfloat16))
     found = step_profile.graph_products(graph)
     types = sorted({op.name: op.type for op in graph.get_operations()}[n] for n in found)
     assert types == ["Conv2D", "Conv2D", "DcganKernelGrad"]
@@ -160,15 +167,8 @@ def test_flops_and_kinds_of_the_native_logit():
     if native_ops.library() is None:
         pytest.skip("no native ops here")
 
-    @tf.function
-    def f(x, w, dy):
-        with tf.GradientTape() as tape:
-            tape.watch([x, w])
-            y = native_ops.logit(x, w)
-        return [y] + tape.gradient(y, [x, w], output_gradients=dy)
-
-    graph = f.get_concrete_function(tf.TensorSpec([3, 40], tf.bfloat16),
-                                    tf.TensorSpec([40, 1]), tf.TensorSpec([3, 1])).graph
+    graph = _graph_of_product_and_gradients(native_ops.logit, tf.TensorSpec([3, 40], tf.bfloat16),
+                                            tf.TensorSpec([40, 1]), tf.TensorSpec([3, 1]))
     found = step_profile.graph_products(graph)
     types = {op.name: op.type for op in graph.get_operations()}
     assert sorted(types[name] for name in found) == [

@@ -551,9 +551,7 @@ def test_a_few_channel_conv_and_its_leaky_relu_take_one_kernel_gradient(amx, bfl
     types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
     assert types["DcganActivationKernelGrad"] == 0 and types["DcganActivationGrad"] == 1
     assert types["DcganConvFewChannels"] == 0
-    for a, b in zip(fused, _loss_and_weights(model, x)):
-        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
-        np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
+    _assert_close_to_bfloat16(fused, _loss_and_weights(model, x))
 
 
 @pytest.mark.parametrize("cls,shape,filters", [
@@ -648,6 +646,22 @@ def test_the_amx_kernel_gradient_reads_the_padded_form_bit_for_bit(amx, shape, c
                         padded_s2d=True)
 
 
+def _padded_op_counts(model, x, types, attr):
+    """Counter of (op type, its padded-form attribute) over the ops of `types` in a train
+    step's graph; `attr` for all but DcganKernelGrad, whose attribute is padded_s2d."""
+    ops = _train_step_graph(model, x).get_operations()
+    return collections.Counter(
+        (op.type, op.get_attr("padded_s2d" if op.type == "DcganKernelGrad" else attr))
+        for op in ops if op.type in types)
+
+
+def _assert_close_to_bfloat16(got, expected):
+    """Values and gradients equal to bfloat16 rounding (2% of each tensor's largest)."""
+    for a, b in zip(got, expected):
+        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+        np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
+
+
 def test_a_conv_after_a_native_batch_norm_reads_its_padded_form(amx, bfloat16_policy,
                                                                 monkeypatch):
     """At the sides of PADDED_S2D_SIDES the Conv2D after a native batch norm + LeakyReLU
@@ -663,21 +677,17 @@ def test_a_conv_after_a_native_batch_norm_reads_its_padded_form(amx, bfloat16_po
     x = tf.random.stateless_normal([4, 32, 32, 32], seed=[5, 6])
 
     def padded_ops():
-        ops = _train_step_graph(model, x).get_operations()
-        return collections.Counter(
-            (op.type, op.get_attr("padded_s2d" if op.type == "DcganKernelGrad" else "padded_y"))
-            for op in ops
-            if op.type in ("DcganBatchNormApply", "DcganBatchNormGrad", "DcganKernelGrad"))
+        return _padded_op_counts(model, x, ("DcganBatchNormApply", "DcganBatchNormGrad",
+                                            "DcganKernelGrad"), "padded_y")
 
-    assert padded_ops()[("DcganBatchNormApply", True)] == 1
-    assert padded_ops()[("DcganBatchNormGrad", True)] == 1
-    assert padded_ops()[("DcganKernelGrad", True)] == 1
+    ops = padded_ops()
+    assert ops[("DcganBatchNormApply", True)] == 1
+    assert ops[("DcganBatchNormGrad", True)] == 1
+    assert ops[("DcganKernelGrad", True)] == 1
     got = _loss_and_weights(model, x)
     monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", ())
     assert padded_ops()[("DcganBatchNormGrad", True)] == 0
-    for a, b in zip(got, _loss_and_weights(model, x)):
-        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
-        np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
+    _assert_close_to_bfloat16(got, _loss_and_weights(model, x))
     assert fast_layers.padded_s2d_sides({"avx512_bf16"}) == ()  # measured with AMX only
 
 
@@ -698,11 +708,9 @@ def test_a_batch_norm_after_a_conv_transpose_reads_its_padded_form(amx, bfloat16
     x = tf.random.stateless_normal([4, 8, 8, 64], seed=[7, 6])
 
     def padded_ops():
-        ops = _train_step_graph(model, x).get_operations()
-        return collections.Counter(
-            (op.type, op.get_attr("padded_s2d" if op.type == "DcganKernelGrad" else "padded_x"))
-            for op in ops if op.type in ("DcganBatchNorm", "DcganBatchNormApply",
-                                         "DcganBatchNormGrad", "DcganKernelGrad"))
+        return _padded_op_counts(model, x, ("DcganBatchNorm", "DcganBatchNormApply",
+                                            "DcganBatchNormGrad", "DcganKernelGrad"),
+                                 "padded_x")
 
     ops = padded_ops()
     assert ops[("DcganBatchNorm", True)] == ops[("DcganBatchNormApply", True)] == 1
@@ -718,10 +726,7 @@ def test_a_batch_norm_after_a_conv_transpose_reads_its_padded_form(amx, bfloat16
     got = _loss_and_weights(model, x)
     monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", ())
     assert padded_ops()[("DcganBatchNormGrad", True)] == 0
-    expected = _loss_and_weights(model, x)
-    for a, b in zip(got, expected):
-        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
-        np.testing.assert_allclose(a, b, atol=0.02 * np.abs(b).max())
+    _assert_close_to_bfloat16(got, _loss_and_weights(model, x))
 
 
 _BITS_SCRIPT = """

@@ -1269,25 +1269,15 @@ class KernelGradOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_t = ctx->input(0);
     const Tensor& dy_t = ctx->input(1);
-    if (padded_) {
-      if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
-          x_t.dim_size(1) != dy_t.dim_size(1) + 1 || x_t.dim_size(2) != dy_t.dim_size(2) + 1 ||
-          x_t.dim_size(3) % 128) {
-        fail(ctx, "with padded_s2d, x [N, h + 1, w + 1, 4 C] and dy [N, h, w, C'] need C a "
-                  "multiple of 32, got shapes " + x_t.shape().DebugString() + " and " +
-                      dy_t.shape().DebugString());
-        return;
-      }
-      if (!check_kernel_grad(ctx, TensorShape({x_t.dim_size(0), 2 * dy_t.dim_size(1),
-                                               2 * dy_t.dim_size(2), x_t.dim_size(3) / 4}),
-                             dy_t))
-        return;
-    } else if (!check_kernel_grad(ctx, x_t.shape(), dy_t)) {
+    TensorShape xs;  // x's own shape, also where it is given as P(x)
+    if (!logical_shape(ctx, x_t, padded_, &xs) || !check_kernel_grad(ctx, xs, dy_t)) return;
+    if (padded_ && xs.dim_size(3) % 32) {
+      fail(ctx, "with padded_s2d, x [N, h + 1, w + 1, 4 C] needs C a multiple of 32, got "
+                "shape " + x_t.shape().DebugString());
       return;
     }
-    const int64_t h = dy_t.dim_size(1), w = dy_t.dim_size(2), hh = 2 * h, ww = 2 * w;
-    const int64_t c = padded_ ? x_t.dim_size(3) / 4 : x_t.dim_size(3);
-    const int64_t co = dy_t.dim_size(3), m = 16 * c;
+    const int64_t hh = xs.dim_size(1), ww = xs.dim_size(2), c = xs.dim_size(3);
+    const int64_t h = hh / 2, w = ww / 2, co = dy_t.dim_size(3), m = 16 * c;
     const int64_t k = dy_t.NumElements() / co;
     Tensor* out_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({4, 4, c, co}), &out_t));
