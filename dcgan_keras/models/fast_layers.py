@@ -15,7 +15,12 @@
   layers on CPU whose low-resolution side is at most `MAX_MATMUL_SIDE` (4 on CPUs with
   AMX; 0 without, where oneDNN's were faster: `max_matmul_side`), these layers
   compute all three products as matmuls (at 8x8 and above oneDNN's forward convolutions
-  and input gradients were as fast or faster, and are kept). Up to
+  and input gradients were as fast or faster, and are kept). On AMX the forward one
+  (`conv`: D's last convolution, G's first input gradient) is `native_ops.matmul`: at
+  patches [2048, 4096] x kernel [4096, 512] it took ~5.7 ms a call against TensorFlow's
+  7.7-8.0 (inputs rotated), and the step A/B gained a median 4% over 7 rounds; for the
+  transposed product ([2048, 512] x [512, 4096]) it was slower (6.3-7.7 against 5.6-5.8)
+  and TensorFlow's stays. Up to
   `MAX_MATMUL_KERNEL_GRAD_SIDE` (8) the kernel gradient alone is a matmul: at 16x16 ->
   8x8 (128 -> 256 channels) oneDNN's ran at ~180 GFLOP/s per core, the matmul at ~250.
   On CPUs with AMX, where the channels are multiples of 32 and an image's output pixels
@@ -166,7 +171,11 @@ def _flat_kernel(kernel):
 def conv(x, kernel):
     """conv2d(x [N, H, W, C], kernel [4, 4, C, C'], stride 2, "same") as one matmul."""
     _, h, w, c = x.shape
-    y = tf.matmul(_patches(x), tf.reshape(kernel, [16 * c, kernel.shape[3]]))
+    patches, flat = _patches(x), tf.reshape(kernel, [16 * c, kernel.shape[3]])
+    if native_ops.matmul_runs(patches, flat):
+        y = native_ops.matmul(patches, flat)
+    else:
+        y = tf.matmul(patches, flat)
     return tf.reshape(y, [-1, h // 2, w // 2, kernel.shape[3]])
 
 

@@ -357,6 +357,25 @@ def kernel_grad(x, dy, padded_s2d=False):
     return library().dcgan_kernel_grad(x, dy, padded_s2d=padded_s2d)
 
 
+def matmul_runs(a, b, transpose_a=False, transpose_b=False):
+    """Whether `matmul` takes these tensors here: bfloat16 matrices of static shapes whose
+    M, K and N are whole multiples of 32, built with AMX and AMX granted."""
+    if not (a.dtype == b.dtype == tf.bfloat16 and a.shape.rank == 2 and b.shape.rank == 2
+            and None not in a.shape and None not in b.shape):
+        return False
+    m, k = a.shape[::-1] if transpose_a else a.shape
+    k_b, n = b.shape[::-1] if transpose_b else b.shape
+    return (k == k_b and m % 32 == 0 and k % 32 == 0 and n % 32 == 0 and m * k * n > 0
+            and _runs_here() and hasattr(library(), "dcgan_mat_mul") and amx_granted())
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """tf.matmul of bfloat16 matrices on AMX tiles (`matmul_runs` says where): float32 sums
+    over all of K, each rounded once to bfloat16, as oneDNN's bfloat16 MatMul rounds (the
+    order of the sums may differ)."""
+    return library().dcgan_mat_mul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+
+
 def cast(x, dtype):
     """tf.cast(x, dtype), bit for bit: between float32 and bfloat16 one native op where
     the ops run (TensorFlow's Cast there moved ~5-9 GB/s on the AMX Xeon), else
@@ -401,6 +420,16 @@ def _register_gradients():
     @tf.RegisterGradient("DcganToFloat")
     def _to_float_grad(op, dy):
         return library().dcgan_to_bfloat16(dy)
+
+    @tf.RegisterGradient("DcganMatMul")
+    def _matmul_grad(op, dc):
+        a, b = op.inputs
+        ta, tb = op.get_attr("transpose_a"), op.get_attr("transpose_b")
+        da = (tf.matmul(b, dc, transpose_a=tb, transpose_b=True) if ta
+              else tf.matmul(dc, b, transpose_b=not tb))
+        db = (tf.matmul(dc, a, transpose_a=True, transpose_b=ta) if tb
+              else tf.matmul(a, dc, transpose_a=not ta))
+        return da, db
 
     @tf.RegisterGradient("DcganLogit")
     def _logit_grad(op, dy):

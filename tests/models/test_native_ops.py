@@ -575,6 +575,74 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
     np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())
 
 
+# (M, K, N): one block of rows and one pair of column tiles; D's last convolution at
+# 64x64 (batch 8: patches [128, 4096] x kernel [4096, 512]); 3 blocks of 128 rows, the last
+# partial.
+@pytest.mark.parametrize("m,k,n", [(32, 32, 32), (128, 4096, 512), (288, 96, 64)])
+@pytest.mark.parametrize("transpose_a,transpose_b", [(False, False), (False, True),
+                                                     (True, False), (True, True)])
+def test_the_amx_matmul_is_the_product_rounded_once(amx, m, k, n, transpose_a, transpose_b):
+    rng = np.random.default_rng(12)
+    a = tf.constant(rng.normal(0.0, 1.0, (k, m) if transpose_a else (m, k)), tf.bfloat16)
+    b = tf.constant(rng.normal(0.0, 1.0, (n, k) if transpose_b else (k, n)), tf.bfloat16)
+    assert amx.matmul_runs(a, b, transpose_a, transpose_b)
+    got = amx.matmul(a, b, transpose_a, transpose_b)
+    assert got.dtype == tf.bfloat16 and got.shape == (m, n)
+    a64, b64 = (np.asarray(tf.cast(t, tf.float32), np.float64) for t in (a, b))
+    a64, b64 = (a64.T if transpose_a else a64), (b64.T if transpose_b else b64)
+    expected, scale = a64 @ b64, np.abs(a64) @ np.abs(b64)
+    # a float32 sum rounded once to bfloat16 (2^-9 of the value), whatever its order
+    error = np.abs(np.asarray(tf.cast(got, tf.float32), np.float64) - expected)
+    assert np.all(error <= 2.0 ** -8 * scale), error.max()
+    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * m * n
+    np.testing.assert_array_equal(_bits(amx.matmul(a, b, transpose_a, transpose_b)), _bits(got))
+    # its gradient is tf.matmul's, bit for bit
+    dc = tf.constant(rng.normal(0.0, 1.0, (m, n)), tf.bfloat16)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([a, b])
+        native_c = amx.matmul(a, b, transpose_a, transpose_b)
+        tf_c = tf.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    for g, h in zip(tape.gradient(native_c, [a, b], dc), tape.gradient(tf_c, [a, b], dc)):
+        np.testing.assert_array_equal(_bits(g), _bits(h))
+
+
+def test_the_amx_matmul_says_what_shapes_it_takes(amx, monkeypatch):
+    a, b = tf.zeros([64, 96], tf.bfloat16), tf.zeros([96, 32], tf.bfloat16)
+    assert amx.matmul_runs(a, b)
+    assert amx.matmul_runs(tf.zeros([96, 64], tf.bfloat16), b, transpose_a=True)
+    assert not amx.matmul_runs(a[:48], b)  # M not a multiple of 32
+    assert not amx.matmul_runs(a, tf.zeros([96, 40], tf.bfloat16))
+    assert not amx.matmul_runs(a, b, transpose_b=True)  # K does not match
+    assert not amx.matmul_runs(tf.zeros([64, 96]), tf.zeros([96, 32]))  # float32
+    with pytest.raises(tf.errors.InvalidArgumentError, match="whole multiples of 32"):
+        amx.matmul(a[:48], b)
+    monkeypatch.setattr(native_ops, "amx_granted", lambda: False)
+    assert not amx.matmul_runs(a, b)
+
+
+def test_a_conv_at_8x8_runs_its_forward_product_on_the_amx_matmul(amx, bfloat16_policy,
+                                                                 monkeypatch):
+    """D's last convolution (8x8 -> 4x4, the matmul path): its forward product is the AMX
+    matmul, with Keras' values and kernel gradient up to bfloat16 rounding; turned off, the
+    product is TensorFlow's MatMul again."""
+    calls = []
+    original = native_ops.matmul
+    monkeypatch.setattr(native_ops, "matmul", lambda *a: calls.append(1) or original(*a))
+    (_, expected), (y, got) = keras_and_fast_layer(
+        keras.layers.Conv2D, fast_layers.Conv2D, (4, 8, 8, 64), [3, 4], filters=64,
+        use_bias=False)
+    assert calls == [1]
+    np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())
+    model = keras.Sequential([keras.Input((8, 8, 64)),
+                              fast_layers.Conv2D(64, 4, strides=2, padding="same")])
+    x = tf.random.stateless_normal([4, 8, 8, 64], seed=[1, 2])
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganMatMul"] == 1
+    monkeypatch.setattr(native_ops, "matmul_runs", lambda *a: False)
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganMatMul"] == 0 and types["MatMul"] >= 1
+
+
 def _padding_of(p):
     """1 on the padding of a padded space-to-depth form of p's shape, 0 inside."""
     n, h, w, c = p.shape
@@ -740,6 +808,7 @@ out = [native_ops.batch_norm(bf16(64, 8, 8, 64), tf.ones([64]), tf.zeros([64]), 
 if native_ops.kernel_grad_takes(8, 8, 64, 64) and native_ops.kernel_grad_takes(16, 16, 3, 64):
     out.append(native_ops.kernel_grad(bf16(8, 16, 16, 64), bf16(8, 8, 8, 64)))
     out.append(native_ops.kernel_grad(bf16(8, 32, 32, 3), bf16(8, 16, 16, 64)))
+    out.append(native_ops.matmul(bf16(512, 1024), bf16(1024, 64)))
 digest = hashlib.sha256()
 for t in tf.nest.flatten(out):
     digest.update(np.asarray(tf.bitcast(t, tf.uint16) if t.dtype == tf.bfloat16 else t).tobytes())
@@ -748,8 +817,9 @@ print(len(out), digest.hexdigest())
 
 
 def test_results_do_not_depend_on_the_thread_count(native):
-    """The batch norm's sums run over fixed blocks and the AMX kernel gradient's over two
-    fixed halves of the batch: one and two intra-op threads give the same bits."""
+    """The batch norm's sums run over fixed blocks, the AMX kernel gradient's over two
+    fixed halves of the batch and the AMX matmul's over all of K in one order: one and two
+    intra-op threads give the same bits."""
     import subprocess
     import sys
     from testutil import REPO
@@ -761,7 +831,7 @@ def test_results_do_not_depend_on_the_thread_count(native):
         assert done.returncode == 0, done.stderr[-2000:]
         results.append(done.stdout.split()[-2:])
     assert results[0] == results[1]
-    assert results[0][0] in ("1", "3")  # 3 where the CPU has AMX
+    assert results[0][0] in ("1", "4")  # 4 where the CPU has AMX
 
 
 # K = 8292: the 64-lane loops and a remainder of 36; 33 blocks of 256 kernel columns.

@@ -36,6 +36,10 @@
 //   DcganConvFewChannels(x [N, H, W, C <= 4], kernel [4, 4, C, C']) -> [N, H/2, W/2, C']
 //     (AMX): the 4x4 / stride-2 / "same" convolution of an image's channels, with a
 //     LeakyReLU (attr slope, 1: none).
+//   DcganMatMul(a, b) -> c (AMX; attrs transpose_a, transpose_b): a bfloat16 matmul on AMX
+//     tiles, float32 sums over all of K rounded once, for the matmul path's forward products
+//     (D's last convolution, G's first input gradient), where oneDNN's ran at about the
+//     2048^3 matmul's rate and this at ~1.3x it, its packing of b included.
 //   DcganToBfloat16(x float32) -> bfloat16 and DcganToFloat(x bfloat16) -> float32: the
 //     casts of the float32 kernels to the products' bfloat16 and of their gradients back,
 //     bit for bit TensorFlow's Cast, whose float32 -> bfloat16 kernel moved ~5 GB/s there.
@@ -1419,6 +1423,159 @@ class KernelGradOp : public OpKernel {
  private:
   bool padded_;
 };
+
+// 16 rows of 16 32-bit values transposed in registers (four rounds of block swaps): pairs
+// of bfloat16 values move as one.
+inline void transpose16x32bit(__m512i r[16]) {
+  for (int d = 8; d >= 1; d >>= 1) {
+    alignas(64) uint32_t low[16], high[16];
+    for (int j = 0; j < 16; ++j) {
+      low[j] = (j & d) ? 16 + j - d : j;
+      high[j] = (j & d) ? 16 + j : j + d;
+    }
+    const __m512i lo = _mm512_load_si512(low), hi = _mm512_load_si512(high);
+    for (int i = 0; i < 16; ++i) {
+      if (i & d) continue;
+      const __m512i a = r[i], b = r[i + d];
+      r[i] = _mm512_permutex2var_epi32(a, lo, b);
+      r[i + d] = _mm512_permutex2var_epi32(a, hi, b);
+    }
+  }
+}
+
+// The matmuls of the layers at 8x8 -> 4x4 (D's last convolution, G's first transposed one:
+// im2col / col2im + a matmul, `fast_layers.conv`), where TensorFlow's bfloat16 MatMul
+// (oneDNN) ran at about the 2048^3 matmul's rate: c [M, N] = a [M, K] b [K, N] (a given as
+// [K, M] with transpose_a, b as [N, K] with transpose_b) on AMX tiles, float32 sums over
+// the whole of K in the tiles, each rounded once to bfloat16. b is first laid out as AMX's
+// B operand (16-column tiles of 16 pairs of rows, each column's tiles in a row in memory),
+// a transposed a into a [M, K] copy; then each thread takes blocks of kMatMulRows rows of
+// c, and for each 32 columns of b (in L2) runs over the block's rows 32 at a time.
+constexpr int64_t kMatMulRows = 128;
+
+class MatMulOp : public OpKernel {
+ public:
+  explicit MatMulOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("transpose_a", &transpose_a_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("transpose_b", &transpose_b_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& a_t = ctx->input(0);
+    const Tensor& b_t = ctx->input(1);
+    const bool shapes = a_t.dims() == 2 && b_t.dims() == 2;
+    const int64_t m = shapes ? a_t.dim_size(transpose_a_ ? 1 : 0) : 0;
+    const int64_t k = shapes ? a_t.dim_size(transpose_a_ ? 0 : 1) : 0;
+    const int64_t n = shapes ? b_t.dim_size(transpose_b_ ? 0 : 1) : 0;
+    if (!shapes || b_t.dim_size(transpose_b_ ? 1 : 0) != k || m % 32 || n % 32 || k % 32 ||
+        m == 0 || n == 0 || k == 0) {
+      fail(ctx, "the AMX matmul takes a [M, K] and b [K, N] (as [K, M] / [N, K] where "
+                "transposed) with M, K and N whole multiples of 32, got shapes " +
+                    a_t.shape().DebugString() + " and " + b_t.shape().DebugString());
+      return;
+    }
+    if (!amx_allowed()) {
+      fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
+      return;
+    }
+    Tensor* c_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({m, n}), &c_t));
+    Tensor bp_t, at_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({k * n}), &bp_t));
+    const uint16_t *a = data(a_t), *b = data(b_t);
+    uint16_t *bp = data(&bp_t), *c = data(c_t);
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    const int64_t steps = k / 32;
+    // 1. b as B tiles: bp [N / 16][K / 32][16 pairs of rows][16 columns x 2], two column
+    // tiles at a time (whole cache lines of b's rows).
+    tensorflow::Shard(workers->num_threads, workers->workers, (n / 32) * steps, 1024 * 4,
+                      [&](int64_t t0, int64_t t1) {
+      __m512i pair_lo, pair_hi;
+      pair_indices(&pair_lo, &pair_hi);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t col = (t / steps) * 32, row = (t % steps) * 32;
+        uint16_t* tile0 = bp + ((col / 16) * steps + t % steps) * 512;
+        uint16_t* tile1 = tile0 + steps * 512;
+        if (transpose_b_) {  // b [N, K]: 16 rows of b, 16 pairs each, transposed
+          for (int half = 0; half < 2; ++half) {
+            __m512i r[16];
+            for (int j = 0; j < 16; ++j)
+              r[j] = _mm512_loadu_si512(b + (col + 16 * half + j) * k + row);
+            transpose16x32bit(r);
+            uint16_t* tile = half ? tile1 : tile0;
+            for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
+          }
+        } else {  // b [K, N]: rows 2i and 2i + 1 interleaved
+          for (int i = 0; i < 16; ++i) {
+            const uint16_t* src = b + (row + 2 * i) * n + col;
+            const __m512i even = _mm512_loadu_si512(src), odd = _mm512_loadu_si512(src + n);
+            _mm512_store_si512(tile0 + i * 32, _mm512_permutex2var_epi16(even, pair_lo, odd));
+            _mm512_store_si512(tile1 + i * 32, _mm512_permutex2var_epi16(even, pair_hi, odd));
+          }
+        }
+      }
+    });
+    // 2. With transpose_a, a [K, M] -> [M, K] in 32 x 32 blocks.
+    if (transpose_a_) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({m * k}),
+                                             &at_t));
+      uint16_t* at = data(&at_t);
+      tensorflow::Shard(workers->num_threads, workers->workers, (k / 32) * (m / 32),
+                        32 * 32 * 4, [&](int64_t b0, int64_t b1) {
+        __m512i r[32];
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t p = (blk / (m / 32)) * 32, q = (blk % (m / 32)) * 32;
+          for (int i = 0; i < 32; ++i) r[i] = _mm512_loadu_si512(a + (p + i) * m + q);
+          transpose32(r);
+          for (int i = 0; i < 32; ++i) _mm512_storeu_si512(at + (q + i) * k + p, r[i]);
+        }
+      });
+      a = at;
+    }
+    // 3. c in blocks of kMatMulRows rows.
+    const int64_t blocks = (m + kMatMulRows - 1) / kMatMulRows;
+    tensorflow::Shard(workers->num_threads, workers->workers, blocks,
+                      kMatMulRows * n * k * 2, [&](int64_t u0, int64_t u1) {
+      configure_tiles();
+      alignas(64) float sums[4 * 256];
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t r0 = u * kMatMulRows, r1 = std::min(m, r0 + kMatMulRows);
+        for (int64_t col = 0; col < n; col += 32) {
+          const uint16_t* b0 = bp + (col / 16) * steps * 512;
+          const uint16_t* b1 = b0 + steps * 512;
+          for (int64_t row = r0; row < r1; row += 32) {
+            const uint16_t* a0 = a + row * k;
+            const uint16_t* a1 = a0 + 16 * k;
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            for (int64_t s = 0; s < steps; ++s) {
+              _tile_loadd(4, a0 + s * 32, k * 2);
+              _tile_loadd(5, a1 + s * 32, k * 2);
+              _tile_loadd(6, b0 + s * 512, 64);
+              _tile_loadd(7, b1 + s * 512, 64);
+              _tile_dpbf16ps(0, 4, 6);
+              _tile_dpbf16ps(1, 4, 7);
+              _tile_dpbf16ps(2, 5, 6);
+              _tile_dpbf16ps(3, 5, 7);
+            }
+            // sums [32 rows][32 columns] in float32, then rounded into c
+            _tile_stored(0, sums, 128);
+            _tile_stored(1, sums + 16, 128);
+            _tile_stored(2, sums + 512, 128);
+            _tile_stored(3, sums + 528, 128);
+            for (int i = 0; i < 32; ++i)
+              _mm512_storeu_si512(c + (row + i) * n + col,
+                                  (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(sums + i * 32 + 16),
+                                                               _mm512_load_ps(sums + i * 32)));
+          }
+        }
+      }
+      _tile_release();
+    });
+  }
+
+ private:
+  bool transpose_a_, transpose_b_;
+};
 #endif  // DCGAN_AMX
 
 // Elementwise over n values in blocks of kChunk: any split gives the same values.
@@ -1989,6 +2146,15 @@ REGISTER_OP("DcganConvFewChannels")
     });
 REGISTER_KERNEL_BUILDER(Name("DcganConvFewChannels").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::ConvFewChannelsOp);
+REGISTER_OP("DcganMatMul")
+    .Input("a: bfloat16")
+    .Input("b: bfloat16")
+    .Output("c: bfloat16")
+    .Attr("transpose_a: bool = false")
+    .Attr("transpose_b: bool = false")
+    .SetShapeFn(tensorflow::shape_inference::MatMulShape);
+REGISTER_KERNEL_BUILDER(Name("DcganMatMul").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::MatMulOp);
 REGISTER_OP("DcganActivationKernelGrad")
     .Input("x: bfloat16")
     .Input("dy: bfloat16")
