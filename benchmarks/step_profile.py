@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
                  "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad",
                  "DcganActivationKernelGrad", "DcganConvFewChannels", "DcganLogit",
-                 "DcganLogitInputGrad", "DcganLogitKernelGrad")
+                 "DcganLogitInputGrad", "DcganLogitKernelGrad", "DcganMatMul")
 # Kernel (weight) gradients by their type: oneDNN's, and the native AMX op (native_ops).
 KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad", "DcganActivationKernelGrad",
                          "DcganLogitKernelGrad")
@@ -135,11 +135,12 @@ def op_flops(op):
         dims = tensor.shape.as_list() if tensor.shape.rank is not None else None
         return None if dims is None or None in dims else dims
 
-    if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMul", "BatchMatMulV3"):
+    if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMul", "BatchMatMulV3", "DcganMatMul"):
         a, out = shape(op.inputs[0]), shape(op.outputs[0])
         if a is None or out is None:
             return None
-        adjoint = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
+        adjoint = op.get_attr("transpose_a" if op.type in ("MatMul", "DcganMatMul")
+                              else "adj_x")
         contraction = a[-2] if adjoint else a[-1]
         count = 1
         for d in out:
@@ -275,7 +276,8 @@ def graph_products(graph):
     for op in graph.get_operations():
         flops = op_flops(op) if op.name in needed else None
         if flops is not None:
-            transpose_a = op.type == "MatMul" and op.get_attr("transpose_a")
+            transpose_a = (op.type in ("MatMul", "DcganMatMul")
+                           and op.get_attr("transpose_a"))
             found[op.name] = (flops, bool(transpose_a))
     return found
 

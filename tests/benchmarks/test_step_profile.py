@@ -182,6 +182,27 @@ def test_flops_and_kinds_of_the_native_logit():
     assert step_profile.op_class("d_1/logit_1/DcganLogit", "DcganLogit") == "products"
 
 
+def test_flops_and_kinds_of_the_amx_matmul():
+    from dcgan_keras.models import native_ops
+    a, b = tf.TensorSpec([64, 96], tf.bfloat16), tf.TensorSpec([32, 96], tf.bfloat16)
+    if not native_ops.matmul_runs(tf.zeros(a.shape, a.dtype), tf.zeros(b.shape, b.dtype),
+                                  transpose_b=True):
+        pytest.skip("no AMX matmul here")
+
+    @tf.function
+    def f(a, b):
+        return (native_ops.matmul(a, b, transpose_b=True),
+                native_ops.matmul(a, a, transpose_a=True))
+
+    graph = f.get_concrete_function(a, b).graph
+    found = step_profile.graph_products(graph)
+    types = {op.name: op.type for op in graph.get_operations()}
+    assert [types[name] for name in found] == ["DcganMatMul"] * 2
+    assert sorted(found.values()) == [(2 * 64 * 32 * 96, False), (2 * 96 * 96 * 64, True)]
+    assert step_profile.op_class("d_1/block4_conv_1/DcganMatMul", "DcganMatMul") == "products"
+    assert step_profile.product_kind("d_1/c_1/DcganMatMul", "DcganMatMul") == "forward"
+
+
 def test_bytes_of_the_ops_that_move_data_from_static_shapes():
     @tf.function
     def f(x, v):
