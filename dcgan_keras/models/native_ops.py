@@ -379,14 +379,10 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
 def cast(x, dtype):
     """tf.cast(x, dtype), bit for bit: between float32 and bfloat16 one native op where
     the ops run (TensorFlow's Cast there moved ~5-9 GB/s on the AMX Xeon), else
-    TensorFlow's. Its gradient is the cast back. In a graph, a float32 tensor cast from
-    bfloat16 by it (G's float32 images, which D casts back) gives back the bfloat16 one:
-    no cast either way, nor of the gradient."""
+    TensorFlow's. Its gradient is the cast back."""
     x, dtype = tf.convert_to_tensor(x), tf.as_dtype(dtype)
     if {x.dtype, dtype} == {tf.float32, tf.bfloat16} and _runs_here():
         if dtype == tf.bfloat16:
-            if not tf.executing_eagerly() and x.op.type == "DcganToFloat":
-                return x.op.inputs[0]  # the bfloat16 values it was made from, bit for bit
             return library().dcgan_to_bfloat16(x)
         return library().dcgan_to_float(x)
     return tf.cast(x, dtype)

@@ -395,44 +395,6 @@ def test_casts_are_tensorflows_bit_for_bit(native):
     np.testing.assert_array_equal(_bits(native_full), _bits(tf_full))
 
 
-def test_a_bfloat16_tensor_cast_to_float32_and_back_is_itself(native, bfloat16_policy):
-    """G's bfloat16 images, cast to float32 by its float32 tanh and back by D's first layer:
-    in a graph neither cast runs, nor their gradients' casts, and the values and gradients
-    are the casts', bit for bit."""
-    rng = np.random.default_rng(9)
-    h = tf.constant(rng.normal(0, 1, [4, 33]), tf.bfloat16)
-    w = tf.constant(rng.normal(0, 1, [4, 33]), tf.bfloat16)
-
-    def round_trip(cast):
-        @tf.function
-        def f(h):
-            with tf.GradientTape() as tape:
-                tape.watch(h)
-                back = cast(cast(h * h, tf.float32), tf.bfloat16)
-                loss = tf.reduce_sum(tf.cast(back * w, tf.float32))
-            return back, tape.gradient(loss, h)
-        return f
-
-    got, expected = round_trip(native.cast)(h), round_trip(tf.cast)(h)
-    for a, b in zip(got, expected):
-        np.testing.assert_array_equal(_bits(a), _bits(b))
-    ops = round_trip(native.cast).get_concrete_function(h).graph.get_operations()
-    assert not [op for op in ops if op.type == "DcganToBfloat16"]
-    # the float32 copy is made in the graph but nothing reads it: it is pruned
-    assert [op.outputs[0].consumers() for op in ops if op.type == "DcganToFloat"] == [[]]
-    # a generator's float32 tanh feeding a discriminator's first convolution
-    inputs = keras.Input((8, 8, 32))
-    y = fast_layers.Conv2DTranspose(3, 4, strides=2, padding="same")(inputs)
-    y = fast_layers.Activation("tanh", dtype="float32")(y)
-    model = keras.Model(inputs, fast_layers.Conv2D(32, 4, strides=2, padding="same")(y))
-    ops = _train_step_graph(model, tf.random.stateless_normal([2, 8, 8, 32], seed=[3, 1]))
-    casts = [op for op in ops.get_operations() if op.type == "DcganToBfloat16"]
-    assert not [op for op in casts if op.inputs[0].op.type == "DcganToFloat"]
-    # eagerly (no graph to look back into) both casts run, with the same values
-    np.testing.assert_array_equal(_bits(native.cast(native.cast(h, tf.float32), tf.bfloat16)),
-                                  _bits(h))
-
-
 @pytest.fixture
 def amx(native):
     if not hasattr(native.library(), "dcgan_kernel_grad"):
