@@ -282,12 +282,21 @@ def padded_kernel(kernel):
     return tf.reshape(_flat_kernel(kernel), [2, 2, 4 * c, c_out])
 
 
-def _padded_transposed(y, k):
-    """The transposed convolution of y [N, h, w, C'] by the 2x2 kernel k [2, 2, 4 C, C'], as
-    oneDNN's 2x2 / stride-1 convolution of y padded by one pixel: [N, h + 1, w + 1, 4 C],
-    the padded space-to-depth form of the 4x4 / stride-2 transposed convolution, with
-    values also on its padding."""
-    flipped = tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])  # [2, 2, C', 4 C]
+def _padded_kernels(kernel):
+    """(`padded_kernel(kernel)`, its flip [2, 2, C', 4 C] for `_padded_transposed`): one
+    native op where it runs (TensorFlow's Transpose, ReverseV2 and Transpose took ~0.25 ms
+    each a call at 4x4x128x256 on the AMX Xeon)."""
+    if native_ops.padded_kernels_runs(kernel):
+        return native_ops.padded_kernels(kernel)
+    k = padded_kernel(kernel)
+    return k, tf.transpose(tf.reverse(k, [0, 1]), [0, 1, 3, 2])
+
+
+def _padded_transposed(y, flipped):
+    """The transposed convolution of y [N, h, w, C'] by the 2x2 kernel k [2, 2, 4 C, C'] (its
+    flip [2, 2, C', 4 C] given, `_padded_kernels`), as oneDNN's 2x2 / stride-1 convolution
+    of y padded by one pixel: [N, h + 1, w + 1, 4 C], the padded space-to-depth form of the
+    4x4 / stride-2 transposed convolution, with values also on its padding."""
     return tf.nn.conv2d(y, flipped, 1, [[0, 0], [1, 1], [1, 1], [0, 0]])
 
 
@@ -298,10 +307,11 @@ def conv_down_padded(xp, kernel):
     its padding's too) oneDNN's 2x2 convolution of dy padded by one pixel, its kernel
     gradient `native_ops.kernel_grad` reading xp. oneDNN's stride-1 products ran faster than
     its stride-2 ones (`PADDED_S2D_SIDES`)."""
-    k = padded_kernel(kernel)
+    k, flipped = _padded_kernels(kernel)
 
     def grad(dy):
-        return _padded_transposed(dy, k), native_ops.kernel_grad(xp, dy, padded_s2d=True)
+        return (_padded_transposed(dy, flipped),
+                native_ops.kernel_grad(xp, dy, padded_s2d=True))
 
     return tf.nn.conv2d(xp, k, 1, "VALID"), _in_forward_scope(grad)
 
@@ -315,12 +325,12 @@ def conv_up_padded(x, kernel):
     Its gradient takes dy in that form with zeros on the padding (as the batch norm's
     gradient writes it): the input gradient oneDNN's 2x2 convolution of dy, the kernel
     gradient `native_ops.kernel_grad` reading it."""
-    k = padded_kernel(kernel)
+    k, flipped = _padded_kernels(kernel)
 
     def grad(dy):
         return tf.nn.conv2d(dy, k, 1, "VALID"), native_ops.kernel_grad(dy, x, padded_s2d=True)
 
-    return _padded_transposed(x, k), _in_forward_scope(grad)
+    return _padded_transposed(x, flipped), _in_forward_scope(grad)
 
 
 def _zero_bias_added(y, kernel):

@@ -376,6 +376,23 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     return library().dcgan_mat_mul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
 
 
+def padded_kernels_runs(kernel):
+    """Whether `padded_kernels` takes this bfloat16 kernel [4, 4, C, C'] here (4 C and C'
+    multiples of 32; built with AMX, where the padded form runs)."""
+    return (kernel.dtype == tf.bfloat16 and kernel.shape.rank == 4
+            and None not in kernel.shape and tuple(kernel.shape[:2]) == (4, 4)
+            and (4 * kernel.shape[2]) % 32 == 0 and kernel.shape[3] % 32 == 0
+            and kernel.shape.num_elements() > 0
+            and _runs_here() and hasattr(library(), "dcgan_padded_kernels"))
+
+
+def padded_kernels(kernel):
+    """(k [2, 2, 4 C, C'], flipped [2, 2, C', 4 C]) from kernel [4, 4, C, C'], bit for bit
+    `fast_layers.padded_kernel` and its flip (`fast_layers._padded_kernels`), one native
+    op instead of a Transpose, a ReverseV2 and a Transpose."""
+    return library().dcgan_padded_kernels(kernel)
+
+
 def cast(x, dtype):
     """tf.cast(x, dtype), bit for bit: between float32 and bfloat16 one native op where
     the ops run (TensorFlow's Cast there moved ~5-9 GB/s on the AMX Xeon), else

@@ -714,6 +714,26 @@ def test_the_amx_kernel_gradient_reads_the_padded_form_bit_for_bit(amx, shape, c
                         padded_s2d=True)
 
 
+# D's third layer's kernel; 4 C = 32 (C = 8), one block of rows; C' = 96, three blocks.
+@pytest.mark.parametrize("c,c_out", [(128, 256), (8, 32), (32, 96)])
+def test_the_padded_kernels_are_the_padded_kernel_and_its_flip_bit_for_bit(amx, c, c_out):
+    kernel = tf.constant(np.random.default_rng(13).normal(0, 1, (4, 4, c, c_out)), tf.bfloat16)
+    assert amx.padded_kernels_runs(kernel)
+    k, flipped = amx.padded_kernels(kernel)
+    expected = fast_layers.padded_kernel(kernel)
+    np.testing.assert_array_equal(_bits(k), _bits(expected))
+    np.testing.assert_array_equal(
+        _bits(flipped), _bits(tf.transpose(tf.reverse(expected, [0, 1]), [0, 1, 3, 2])))
+    # kernel row (kh, kw) = (2a + dh, 2b + dw) is k's row (a, b, dh, dw), and flipped[a, b]
+    # is k[1 - a, 1 - b] transposed
+    np.testing.assert_array_equal(_bits(k[1, 0, 3 * c:]), _bits(kernel[3, 1]))
+    np.testing.assert_array_equal(_bits(flipped[0, 1]), _bits(tf.transpose(k[1, 0])))
+    assert not amx.padded_kernels_runs(tf.zeros([4, 4, 8, 40], tf.bfloat16))
+    assert not amx.padded_kernels_runs(tf.zeros([4, 4, 8, 32]))  # float32
+    with pytest.raises(tf.errors.InvalidArgumentError, match="whole multiples of 32"):
+        amx.padded_kernels(tf.zeros([4, 4, 6, 32], tf.bfloat16))
+
+
 def _padded_op_counts(model, x, types, attr):
     """Counter of (op type, its padded-form attribute) over the ops of `types` in a train
     step's graph; `attr` for all but DcganKernelGrad, whose attribute is padded_s2d."""
@@ -752,6 +772,8 @@ def test_a_conv_after_a_native_batch_norm_reads_its_padded_form(amx, bfloat16_po
     assert ops[("DcganBatchNormApply", True)] == 1
     assert ops[("DcganBatchNormGrad", True)] == 1
     assert ops[("DcganKernelGrad", True)] == 1
+    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+    assert types["DcganPaddedKernels"] == 1 and types["ReverseV2"] == 0
     got = _loss_and_weights(model, x)
     monkeypatch.setattr(fast_layers, "PADDED_S2D_SIDES", ())
     assert padded_ops()[("DcganBatchNormGrad", True)] == 0
