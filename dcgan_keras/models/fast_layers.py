@@ -41,7 +41,8 @@
   batch norm + LeakyReLU has them write its input in that form (`conv_down_padded`; D's
   third layer), and a batch norm after a `Conv2DTranspose` reads that layer's output in
   it (`conv_up_padded`; G's second and third). The native batch norm ops and the AMX
-  kernel gradient read and write the form directly, so nothing converts it.
+  kernel gradient read and write the form directly, so nothing converts it, and its 2x2
+  kernels are laid out by one native op (`native_ops.padded_kernels`).
 - Each custom gradient runs in its forward op's name scope under gradient_tape/, so a
   profile (`--profile_steps`, benchmarks/step_profile.py) names its layer; an op made again
   in another form (`_made_again`) keeps its first layer's scope.
