@@ -863,22 +863,56 @@ inline void multiply_tiles(const uint16_t* a0, const uint16_t* a1, const uint16_
   }
 }
 
-// 32 rows of 32 16-bit values transposed in registers (five rounds of block swaps).
-inline void transpose32(__m512i r[32]) {
-  for (int d = 16; d >= 1; d >>= 1) {
-    alignas(64) uint16_t low[32], high[32];
-    for (int j = 0; j < 32; ++j) {
-      low[j] = (j & d) ? 32 + j - d : j;
-      high[j] = (j & d) ? 32 + j : j + d;
+// 64 / sizeof(Lane) rows of as many 16- or 32-bit lanes transposed in registers (rounds of
+// block swaps; 32-bit lanes move pairs of bfloat16 values as one).
+template <typename Lane>
+inline void transpose_lanes(__m512i* r) {
+  constexpr int n = 64 / sizeof(Lane);
+  for (int d = n / 2; d >= 1; d >>= 1) {
+    alignas(64) Lane low[n], high[n];
+    for (int j = 0; j < n; ++j) {
+      low[j] = (j & d) ? n + j - d : j;
+      high[j] = (j & d) ? n + j : j + d;
     }
     const __m512i lo = _mm512_load_si512(low), hi = _mm512_load_si512(high);
-    for (int i = 0; i < 32; ++i) {
+    for (int i = 0; i < n; ++i) {
       if (i & d) continue;
       const __m512i a = r[i], b = r[i + d];
-      r[i] = _mm512_permutex2var_epi16(a, lo, b);
-      r[i + d] = _mm512_permutex2var_epi16(a, hi, b);
+      if constexpr (sizeof(Lane) == 2) {
+        r[i] = _mm512_permutex2var_epi16(a, lo, b);
+        r[i + d] = _mm512_permutex2var_epi16(a, hi, b);
+      } else {
+        r[i] = _mm512_permutex2var_epi32(a, lo, b);
+        r[i + d] = _mm512_permutex2var_epi32(a, hi, b);
+      }
     }
   }
+}
+
+// 32 rows of 32 16-bit values transposed in registers.
+inline void transpose32(__m512i r[32]) { transpose_lanes<uint16_t>(r); }
+
+// `count` bfloat16 matrices [rows, cols] (the i-th at source(i)) transposed into dst, one
+// [cols, rows] after another, in 32 x 32 blocks on the op's threads (rows and cols whole
+// multiples of 32).
+template <typename Source>
+void transpose_matrices(OpKernelContext* ctx, int64_t count, int64_t rows, int64_t cols,
+                        const Source& source, uint16_t* dst) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  const int64_t per_matrix = (rows / 32) * (cols / 32);
+  tensorflow::Shard(workers->num_threads, workers->workers, count * per_matrix, 32 * 32 * 4,
+                    [&](int64_t b0, int64_t b1) {
+    __m512i r[32];
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t at = blk / per_matrix, rest = blk % per_matrix;
+      const int64_t p = (rest / (cols / 32)) * 32, q = (rest % (cols / 32)) * 32;
+      const uint16_t* src = source(at);
+      uint16_t* out = dst + at * rows * cols;
+      for (int i = 0; i < 32; ++i) r[i] = _mm512_loadu_si512(src + (p + i) * cols + q);
+      transpose32(r);
+      for (int i = 0; i < 32; ++i) _mm512_storeu_si512(out + (q + i) * rows + p, r[i]);
+    }
+  });
 }
 
 // The kernel gradient where x has an image's few channels (D's first layer, G's output
@@ -1426,25 +1460,6 @@ class KernelGradOp : public OpKernel {
   bool padded_;
 };
 
-// 16 rows of 16 32-bit values transposed in registers (four rounds of block swaps): pairs
-// of bfloat16 values move as one.
-inline void transpose16x32bit(__m512i r[16]) {
-  for (int d = 8; d >= 1; d >>= 1) {
-    alignas(64) uint32_t low[16], high[16];
-    for (int j = 0; j < 16; ++j) {
-      low[j] = (j & d) ? 16 + j - d : j;
-      high[j] = (j & d) ? 16 + j : j + d;
-    }
-    const __m512i lo = _mm512_load_si512(low), hi = _mm512_load_si512(high);
-    for (int i = 0; i < 16; ++i) {
-      if (i & d) continue;
-      const __m512i a = r[i], b = r[i + d];
-      r[i] = _mm512_permutex2var_epi32(a, lo, b);
-      r[i + d] = _mm512_permutex2var_epi32(a, hi, b);
-    }
-  }
-}
-
 // The matmuls of the layers at 8x8 -> 4x4 (D's last convolution, G's first transposed one:
 // im2col / col2im + a matmul, `fast_layers.conv`), where TensorFlow's bfloat16 MatMul
 // (oneDNN) ran at about the 2048^3 matmul's rate: c [M, N] = a [M, K] b [K, N] (a given as
@@ -1507,7 +1522,7 @@ class MatMulOp : public OpKernel {
             __m512i r[16];
             for (int j = 0; j < 16; ++j)
               r[j] = _mm512_loadu_si512(b + (col + 16 * half + j) * k + row);
-            transpose16x32bit(r);
+            transpose_lanes<uint32_t>(r);
             uint16_t* tile = half ? tile1 : tile0;
             for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
           }
@@ -1526,16 +1541,7 @@ class MatMulOp : public OpKernel {
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({m * k}),
                                              &at_t));
       uint16_t* at = data(&at_t);
-      tensorflow::Shard(workers->num_threads, workers->workers, (k / 32) * (m / 32),
-                        32 * 32 * 4, [&](int64_t b0, int64_t b1) {
-        __m512i r[32];
-        for (int64_t blk = b0; blk < b1; ++blk) {
-          const int64_t p = (blk / (m / 32)) * 32, q = (blk % (m / 32)) * 32;
-          for (int i = 0; i < 32; ++i) r[i] = _mm512_loadu_si512(a + (p + i) * m + q);
-          transpose32(r);
-          for (int i = 0; i < 32; ++i) _mm512_storeu_si512(at + (q + i) * k + p, r[i]);
-        }
-      });
+      transpose_matrices(ctx, 1, k, m, [&](int64_t) { return a; }, at);
       a = at;
     }
     // 3. c in blocks of kMatMulRows rows.
@@ -1616,19 +1622,9 @@ class PaddedKernelsOp : public OpKernel {
                     c * co * sizeof(uint16_t));
       }
     });
-    tensorflow::Shard(workers->num_threads, workers->workers, 4 * (rows / 32) * (co / 32),
-                      32 * 32 * 4, [&](int64_t b0, int64_t b1) {
-      __m512i r[32];
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t at = blk / ((rows / 32) * (co / 32)), rest = blk % ((rows / 32) * (co / 32));
-        const int64_t p = (rest / (co / 32)) * 32, q = (rest % (co / 32)) * 32;
-        const uint16_t* src = k2 + (3 - at) * rows * co;  // (1 - a, 1 - b)
-        uint16_t* dst = flipped + at * co * rows;
-        for (int i = 0; i < 32; ++i) r[i] = _mm512_loadu_si512(src + (p + i) * co + q);
-        transpose32(r);
-        for (int i = 0; i < 32; ++i) _mm512_storeu_si512(dst + (q + i) * rows + p, r[i]);
-      }
-    });
+    // flipped (a, b) is k (1 - a, 1 - b) transposed
+    transpose_matrices(ctx, 4, rows, co, [&](int64_t at) { return k2 + (3 - at) * rows * co; },
+                       flipped);
   }
 };
 #endif  // DCGAN_AMX
