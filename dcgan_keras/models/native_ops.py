@@ -320,15 +320,19 @@ MAX_PIXELS, MAX_FEW_PIXELS = 16 * 16, 32 * 32
 MAX_FEW_CHANNELS = 4  # the op's kernel for an image's channels
 
 
-def kernel_grad_takes(h, w, c, c_out):
-    """Whether `kernel_grad` takes x [N, 2h, 2w, c] and dy [N, h, w, c_out] here: built with
+def kernel_grad_takes(h, w, c, c_out, n=None):
+    """Whether `kernel_grad` takes x [n, 2h, 2w, c] and dy [n, h, w, c_out] here: built with
     AMX (the CPU has it), c a multiple of 32 or 1-4 (an image's channels), c_out a multiple
-    of 32, w even, h w a multiple of 32 (an image's output pixels fill whole tiles) and at
-    most the sizes it was measured faster at (16x16 output pixels, 32x32 with 1-4 channels:
-    a larger image's panel outgrows L2); any batch N."""
+    of 32, w even, and an image's h w output pixels filling whole tiles (a multiple of 32)
+    or, with c a multiple of 32, a tile's 32 pixels spanning whole images (h w divides 32:
+    4x4, and the batch n given with n h w a multiple of 32); at most the sizes it was
+    measured faster at (16x16 output pixels, 32x32 with 1-4 channels: a larger image's
+    panel outgrows L2)."""
     few = 0 < c <= MAX_FEW_CHANNELS
-    return ((c % 32 == 0 or few) and c_out % 32 == 0 and w % 2 == 0
-            and (h * w) % 32 == 0 and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
+    fills = (h * w) % 32 == 0 or (not few and h * w > 0 and 32 % (h * w) == 0
+                                  and n is not None and (n * h * w) % 32 == 0)
+    return ((c % 32 == 0 or few) and c_out % 32 == 0 and w % 2 == 0 and fills
+            and h * w <= (MAX_FEW_PIXELS if few else MAX_PIXELS)
             and _runs_here() and hasattr(library(), "dcgan_kernel_grad") and amx_granted())
 
 
@@ -346,7 +350,7 @@ def kernel_grad_runs(x, dy):
     """Whether `kernel_grad` runs for these bfloat16 tensors here (`kernel_grad_takes`)."""
     return (x.dtype == dy.dtype == tf.bfloat16 and x.shape.rank == 4 and dy.shape.rank == 4
             and None not in x.shape[1:] and None not in dy.shape[1:]
-            and kernel_grad_takes(*dy.shape[1:3], x.shape[3], dy.shape[3]))
+            and kernel_grad_takes(*dy.shape[1:3], x.shape[3], dy.shape[3], n=x.shape[0]))
 
 
 def kernel_grad(x, dy, padded_s2d=False):

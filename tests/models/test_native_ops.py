@@ -415,7 +415,14 @@ def amx(native):
                                          # output rows of whole tiles (w a multiple of
                                          # 32): the patch rows read from the planes as
                                          # they are; 1 channel, and 4 with two tiles a row
-                                         ((2, 64, 64, 1), 32), ((3, 4, 128, 4), 32)])
+                                         ((2, 64, 64, 1), 32), ((3, 4, 128, 4), 32),
+                                         # 4x4 outputs (D's last layer, G's first): a
+                                         # tile's 32 pixels take two images; halves of 3
+                                         # images made 4 and 2; two panels a half (32 + 4
+                                         # images); one tile (the second half empty);
+                                         # 2x2 outputs, 8 images a tile
+                                         ((6, 8, 8, 64), 64), ((72, 8, 8, 32), 32),
+                                         ((2, 8, 8, 32), 32), ((16, 4, 4, 32), 64)])
 def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     rng = np.random.default_rng(8)
     n, h, w, c = shape
@@ -442,14 +449,23 @@ def test_the_amx_kernel_gradient_says_what_shapes_it_takes(amx, monkeypatch):
     assert amx.kernel_grad_takes(32, 32, 3, 64)  # D's first layer
     assert not amx.kernel_grad_takes(32, 32, 6, 64)
     assert not amx.kernel_grad_takes(16, 16, 64, 100)
-    assert not amx.kernel_grad_takes(4, 4, 256, 512)  # 16 output pixels an image
+    # 16 output pixels an image: with a batch whose pixels fill whole tiles of 32
+    assert amx.kernel_grad_takes(4, 4, 256, 512, n=128)
+    assert amx.kernel_grad_takes(2, 2, 256, 512, n=8)
+    assert not amx.kernel_grad_takes(4, 4, 256, 512)  # the batch unknown
+    assert not amx.kernel_grad_takes(4, 4, 256, 512, n=3)
+    assert not amx.kernel_grad_takes(2, 2, 256, 512, n=4)
+    assert not amx.kernel_grad_takes(4, 4, 3, 64, n=128)  # not with an image's channels
+    assert not amx.kernel_grad_takes(3, 4, 32, 32, n=32)  # 12 pixels do not divide 32
     assert not amx.kernel_grad_takes(8, 5, 32, 32)  # an odd W/2
     assert not amx.kernel_grad_takes(32, 32, 64, 128)  # beyond the sizes measured
     assert not amx.kernel_grad_takes(64, 64, 3, 64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="C a multiple of 32 or at most 4"):
         amx.kernel_grad(tf.zeros([4, 8, 8, 6], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
-        amx.kernel_grad(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
+        amx.kernel_grad(tf.zeros([3, 8, 8, 32], tf.bfloat16), tf.zeros([3, 4, 4, 32], tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="H W / 4 a multiple of 32"):
+        amx.kernel_grad(tf.zeros([4, 8, 8, 3], tf.bfloat16), tf.zeros([4, 4, 4, 32], tf.bfloat16))
     # a Linux that does not hand out AMX's tiles (before 5.16): the layers' other paths
     monkeypatch.setattr(native_ops, "amx_granted", lambda: False)
     assert not amx.kernel_grad_takes(16, 16, 64, 128)
@@ -559,12 +575,15 @@ def test_a_few_channel_conv_and_its_leaky_relu_take_one_kernel_gradient(amx, bfl
     (keras.layers.Conv2DTranspose, (4, 16, 16, 32), 32),
     (keras.layers.Conv2D, (4, 32, 32, 3), 32),  # D's first layer
     (keras.layers.Conv2DTranspose, (4, 16, 16, 32), 3),  # G's output layer
+    (keras.layers.Conv2D, (4, 8, 8, 32), 64),  # D's last layer: 4x4, two images a tile
+    (keras.layers.Conv2DTranspose, (4, 4, 4, 64), 32),  # G's first
 ])
 def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, monkeypatch,
                                                          cls, shape, filters):
     """At a low side of 16, where oneDNN's kernel gradient ran before, a 4x4 / stride-2
     layer whose shapes the op takes computes its kernel gradient with it, with Keras'
-    values up to bfloat16 rounding; so do the layers on an image's 3 channels."""
+    values up to bfloat16 rounding; so do the layers on an image's 3 channels, and those
+    at a low side of 4 (the matmul path, whose kernel gradient was a matmul of patches)."""
     fast_cls = getattr(fast_layers, cls.__name__)
     calls = []
     original = native_ops.kernel_grad
@@ -700,7 +719,7 @@ def test_the_batch_norm_reads_and_writes_the_padded_space_to_depth_form(native, 
 
 
 @pytest.mark.parametrize("shape,c_out", [((4, 16, 16, 128), 256), ((3, 8, 16, 32), 64),
-                                         ((1, 32, 32, 64), 128)])
+                                         ((1, 32, 32, 64), 128), ((6, 8, 8, 64), 32)])
 def test_the_amx_kernel_gradient_reads_the_padded_form_bit_for_bit(amx, shape, c_out):
     rng = np.random.default_rng(12)
     n, h, w, _ = shape

@@ -1252,15 +1252,23 @@ class ConvFewChannelsOp : public OpKernel {
 };
 
 // The shapes the AMX kernel gradients take, and AMX granted.
+// Whether an image's output pixels fill whole tiles (h w a multiple of 32), or a tile's 32
+// pixels span whole images (h w divides 32, N h w a multiple of 32; not with few channels).
+bool pixels_fill_tiles(int64_t n, int64_t image, bool few) {
+  return image % 32 == 0 || (!few && 32 % image == 0 && (n * image) % 32 == 0);
+}
+
 bool check_kernel_grad(OpKernelContext* ctx, const TensorShape& x_t, const Tensor& dy_t) {
+  const bool few = x_t.dims() == 4 && x_t.dim_size(3) <= kFewChannels;
   if (x_t.dims() != 4 || dy_t.dims() != 4 || x_t.dim_size(0) != dy_t.dim_size(0) ||
       x_t.dim_size(1) != 2 * dy_t.dim_size(1) || x_t.dim_size(2) != 2 * dy_t.dim_size(2) ||
-      (x_t.dim_size(3) % 32 && x_t.dim_size(3) > kFewChannels) || x_t.dim_size(3) == 0 ||
+      (x_t.dim_size(3) % 32 && !few) || x_t.dim_size(3) == 0 ||
       dy_t.dim_size(3) % 32 || dy_t.dim_size(2) % 2 || dy_t.NumElements() == 0 ||
-      (dy_t.dim_size(1) * dy_t.dim_size(2)) % 32)
+      !pixels_fill_tiles(dy_t.dim_size(0), dy_t.dim_size(1) * dy_t.dim_size(2), few))
     return fail(ctx, "x [N, H, W, C] and dy [N, H/2, W/2, C'] need C a multiple of 32 or at "
-                     "most 4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32, "
-                     "got shapes " + x_t.DebugString() + " and " +
+                     "most 4, C' a multiple of 32, an even W/2 and H W / 4 a multiple of 32 "
+                     "(or, C a multiple of 32, a divisor of 32 with N H W / 4 a multiple of "
+                     "32), got shapes " + x_t.DebugString() + " and " +
                          dy_t.shape().DebugString());
   if (!amx_allowed()) return fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
   return true;
@@ -1355,10 +1363,18 @@ class KernelGradOp : public OpKernel {
     // patch row kh of output row i + 1, so the panel holds kh = 0, 1 for h + 1 output rows
     // of each image (the last: x's row 2h - 1 for kh = 0, the padding for kh = 1) and the
     // kh + 2 columns read it w pixels further on: half the patch values to build.
-    const int64_t n = x_t.dim_size(0), image = h * w, image_pairs = (h + 1) * w / 2;
+    // Images of fewer than 32 output pixels (`spans`: 4x4 -> D's last layer, G's first)
+    // take whole patches instead, all four kh in the panel's columns, so that its pixels
+    // run on from image to image and a tile's 32 take 32 / h w images; each half then
+    // holds a whole number of tiles' images.
+    const int64_t n = x_t.dim_size(0), image = h * w;
+    const bool spans = image % 32 != 0;
+    const int64_t image_pairs = spans ? image / 2 : (h + 1) * w / 2, shifts = spans ? 1 : 2;
     const int64_t images = std::max<int64_t>(1, kPanelPixels / image);  // a panel's
     const int64_t panel_pairs = images * image_pairs;
-    const int64_t blocks = m / 2 / kPanelColumns, first_half = (n + 1) / 2;
+    const int64_t per_tile = spans ? 32 / image : 1;  // images
+    const int64_t blocks = m / shifts / kPanelColumns;
+    const int64_t first_half = std::min(n, ((n + 1) / 2 + per_tile - 1) / per_tile * per_tile);
     if (first_half == n) std::memset(sums + co * m, 0, co * m * sizeof(float));  // one image
     tensorflow::Shard(workers->num_threads, workers->workers, 2 * blocks,
                       k / 2 * 2 * kPanelColumns * co * 2, [&](int64_t u0, int64_t u1) {
@@ -1414,7 +1430,7 @@ class KernelGradOp : public OpKernel {
           // Each 32 columns' tiles stay in L1 while the rows of dy^T go by, for kh and kh + 2.
           const bool first_panel = b0 == (half ? first_half : 0);
           for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
-            for (int64_t shift = 0; shift < 2; ++shift) {
+            for (int64_t shift = 0; shift < shifts; ++shift) {
               const uint16_t* b0t = panel.data() + (nt / 16 * panel_pairs + shift * w / 2) * 32;
               const uint16_t* b1t = b0t + panel_pairs * 32;
               const int64_t col = col0 + nt + shift * m / 2;
@@ -1423,11 +1439,11 @@ class KernelGradOp : public OpKernel {
                 float* c0 = sum + ((mt / 16) * (m / 16) + col / 16) * 256;
                 float* c1 = c0 + (m / 16) * 256;
                 load_sums(c0, c1, first_panel);
-                for (int64_t g = 0; g < count; ++g) {
-                  const int64_t kk = (b0 + g) * image;  // dy^T's tiles of this image
-                  const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + kk / 32) * 512;
+                // dy^T's tiles of image b0 + g on; with `spans` all the panel's at once
+                for (int64_t g = 0; g < count; g += spans ? count : 1) {
+                  const uint16_t* a0 = dyt + ((mt / 16) * (k / 32) + (b0 + g) * image / 32) * 512;
                   multiply_tiles(a0, a0 + (k / 32) * 512, b0t + g * image_pairs * 32,
-                                 b1t + g * image_pairs * 32, image / 32);
+                                 b1t + g * image_pairs * 32, (spans ? count : 1) * image / 32);
                 }
                 store_sums(c0, c1);
               }
