@@ -767,6 +767,9 @@ class Im2ColOp : public OpKernel {
 // of dy^T. The sum runs over two fixed halves of the images, each in a fixed order, float32
 // in the tiles, and is rounded once: the result does not depend on the number of threads.
 constexpr int64_t kPanelPixels = 512, kPanelColumns = 256;
+inline void prefetch_ahead(const uint16_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+}
 // How far ahead the panel's building prefetches x, in pixel pairs. With it and dy's
 // transpose prefetching its next block, a call took 5.9-6.0 -> 5.2-5.6 ms at 16x16x128 ->
 // 8x8x256 (P(x)), 6.8-7.0 -> 6.5-6.6 at 32x32x64 -> 16x16x128, 6.4-6.8 -> 6.3-6.5 at 8x8x256
@@ -1415,43 +1418,54 @@ class KernelGradOp : public OpKernel {
           const int64_t count = std::min(images, b_end - b0);
           // The panel: for each 16 columns, 16 pixel pairs x 16 columns x 2 a tile (1 KB),
           // pairs in pixel order: the patch values of output pixels (i, j), (i, j + 1) (w
-          // is even), i = 0 ... h; zeros outside x.
-          for (int64_t pair = 0; pair < count * image_pairs; ++pair) {
-            const int64_t b = b0 + pair / image_pairs, i = pair % image_pairs * 2 / w;
-            const int64_t j = pair % image_pairs * 2 % w;
-            uint16_t* row = panel.data() + pair * 32;
-            // P(x): padded pixel (2i + kh, 2j + kw) is at s2d pixel (i + kh / 2, j + kw / 2),
-            // block (kh % 2, kw % 2): one base a pair, one offset a column group
-            const uint16_t* p_base = x + ((b * (h + 1) + i) * (w + 1) + j) * 4 * c;
-            for (int g = 0; g < kPanelColumns / 32; ++g) {
-              __m512i va, vb;
-              // x's lines kPairsAhead pairs on in the row (j + 2 a pair: 8 C values on in
-              // P(x), 4 C in x) are prefetched: the loads waited on memory
-              if (padded_) {  // pixels xa and xb = xa + 2 are neighbours in P(x)
-                const uint16_t* at = p_base + padded_column[g] + kPairsAhead * 8 * c;
-                _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char*>(at + 4 * c), _MM_HINT_T0);
-                va = _mm512_loadu_si512(p_base + padded_column[g]);
-                vb = _mm512_loadu_si512(p_base + padded_column[g] + 4 * c);
-              } else {
-                const int64_t kh = group[g].kh, kw = group[g].kw, ch = group[g].ch;
-                const int64_t y = 2 * i + kh - 1, xa = 2 * j + kw - 1, xb = xa + 2;
-                const bool in_y = y >= 0 && y < hh;
-                const uint16_t* base = x + ((b * hh + y) * ww) * c + ch;
-                _mm_prefetch(reinterpret_cast<const char*>(base + (xa + 4 * kPairsAhead) * c),
-                             _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char*>(base + (xb + 4 * kPairsAhead) * c),
-                             _MM_HINT_T0);
-                va = in_y && xa >= 0 && xa < ww ? _mm512_loadu_si512(base + xa * c)
-                                                : _mm512_setzero_si512();
-                vb = in_y && xb >= 0 && xb < ww ? _mm512_loadu_si512(base + xb * c)
-                                                : _mm512_setzero_si512();
+          // is even), i = 0 ... h (h - 1 with `spans`); zeros outside x. Built a run of
+          // one output row's pairs and one column group at a time: the run's loads step
+          // through one row of x (or P(x)) at one stride and its stores are in a row.
+          const int64_t run = w / 2, rows = image_pairs / run;  // pairs a row, rows an image
+          for (int64_t img = 0; img < count; ++img)
+            for (int64_t i = 0; i < rows; ++i) {
+              const int64_t b = b0 + img;
+              uint16_t* row = panel.data() + (img * image_pairs + i * run) * 32;
+              for (int g = 0; g < kPanelColumns / 32; ++g) {
+                uint16_t* t = row + 2 * g * panel_pairs * 32;
+                uint16_t* t_hi = t + panel_pairs * 32;
+                if (padded_) {
+                  // P(x): padded pixel (2i + kh, 2j + kw) is at s2d pixel (i + kh / 2, j + kw /
+                  // 2), block (kh % 2, kw % 2); pixels 2j + kw and 2j + 2 + kw are neighbours
+                  const uint16_t* src = x + ((b * (h + 1) + i) * (w + 1)) * 4 * c + padded_column[g];
+                  for (int64_t q = 0; q < run; ++q, src += 8 * c) {
+                    prefetch_ahead(src + kPairsAhead * 8 * c);
+                    prefetch_ahead(src + kPairsAhead * 8 * c + 4 * c);
+                    const __m512i va = _mm512_loadu_si512(src), vb = _mm512_loadu_si512(src + 4 * c);
+                    _mm512_storeu_si512(t + q * 32, _mm512_permutex2var_epi16(va, pair_lo, vb));
+                    _mm512_storeu_si512(t_hi + q * 32, _mm512_permutex2var_epi16(va, pair_hi, vb));
+                  }
+                  continue;
+                }
+                const int64_t kh = group[g].kh, kw = group[g].kw, y = 2 * i + kh - 1;
+                if (y < 0 || y >= hh) {
+                  for (int64_t q = 0; q < run; ++q) {
+                    _mm512_storeu_si512(t + q * 32, _mm512_setzero_si512());
+                    _mm512_storeu_si512(t_hi + q * 32, _mm512_setzero_si512());
+                  }
+                  continue;
+                }
+                // pair q: x columns xa = 4q + kw - 1 and xa + 2; only the first (kw = 0)
+                // and the last (kw = 3) reach past x
+                const uint16_t* base = x + ((b * hh + y) * ww) * c + group[g].ch;
+                for (int64_t q = 0; q < run; ++q) {
+                  const int64_t xa = 4 * q + kw - 1, xb = xa + 2;
+                  prefetch_ahead(base + (xa + 4 * kPairsAhead) * c);
+                  prefetch_ahead(base + (xb + 4 * kPairsAhead) * c);
+                  const __m512i va = xa >= 0 ? _mm512_loadu_si512(base + xa * c)
+                                             : _mm512_setzero_si512();
+                  const __m512i vb = xb < ww ? _mm512_loadu_si512(base + xb * c)
+                                             : _mm512_setzero_si512();
+                  _mm512_storeu_si512(t + q * 32, _mm512_permutex2var_epi16(va, pair_lo, vb));
+                  _mm512_storeu_si512(t_hi + q * 32, _mm512_permutex2var_epi16(va, pair_hi, vb));
+                }
               }
-              uint16_t* t = row + 2 * g * panel_pairs * 32;
-              _mm512_storeu_si512(t, _mm512_permutex2var_epi16(va, pair_lo, vb));
-              _mm512_storeu_si512(t + panel_pairs * 32, _mm512_permutex2var_epi16(va, pair_hi, vb));
             }
-          }
           // Each 32 columns' tiles stay in L1 while the rows of dy^T go by, for kh and kh + 2.
           const bool first_panel = b0 == (half ? first_half : 0);
           for (int64_t nt = 0; nt < kPanelColumns; nt += 32) {
