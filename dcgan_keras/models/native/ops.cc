@@ -767,14 +767,14 @@ class Im2ColOp : public OpKernel {
 // of dy^T. The sum runs over two fixed halves of the images, each in a fixed order, float32
 // in the tiles, and is rounded once: the result does not depend on the number of threads.
 constexpr int64_t kPanelPixels = 512, kPanelColumns = 256;
+// The kernel gradient's loads waited on memory: its panel's building prefetches what the
+// next output row will read, and dy's transpose its next block. With that and the panel
+// built a run (one output row, one column group) at a time, a call took 6.5-6.8 -> 5.7-6.3
+// ms at 32x32x64 -> 16x16x128, 5.9-6.0 -> 5.0-5.6 at 16x16x128 -> 8x8x256 (P(x)) and
+// 6.8-7.2 -> 6.0-6.7 at 8x8x256 -> 4x4x512 on the AMX Xeon VM (batch 128, inputs rotated).
 inline void prefetch_ahead(const uint16_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
 }
-// How far ahead the panel's building prefetches x, in pixel pairs. With it and dy's
-// transpose prefetching its next block, a call took 5.9-6.0 -> 5.2-5.6 ms at 16x16x128 ->
-// 8x8x256 (P(x)), 6.8-7.0 -> 6.5-6.6 at 32x32x64 -> 16x16x128, 6.4-6.8 -> 6.3-6.5 at 8x8x256
-// -> 4x4x512 on the AMX Xeon VM (batch 128, inputs rotated).
-constexpr int64_t kPairsAhead = 2;
 constexpr int64_t kFewChannels = 4;  // up to this, x has an image's channels
 
 // A zeroed buffer of n values whose first value starts a cache line, for the operands of
@@ -1422,6 +1422,9 @@ class KernelGradOp : public OpKernel {
           // one output row's pairs and one column group at a time: the run's loads step
           // through one row of x (or P(x)) at one stride and its stores are in a row.
           const int64_t run = w / 2, rows = image_pairs / run;  // pairs a row, rows an image
+          // what the same run of the next output row reads is prefetched: 2 rows of x on,
+          // 1 of P(x)
+          const int64_t next_row = padded_ ? (w + 1) * 4 * c : 2 * ww * c;
           for (int64_t img = 0; img < count; ++img)
             for (int64_t i = 0; i < rows; ++i) {
               const int64_t b = b0 + img;
@@ -1434,8 +1437,8 @@ class KernelGradOp : public OpKernel {
                   // 2), block (kh % 2, kw % 2); pixels 2j + kw and 2j + 2 + kw are neighbours
                   const uint16_t* src = x + ((b * (h + 1) + i) * (w + 1)) * 4 * c + padded_column[g];
                   for (int64_t q = 0; q < run; ++q, src += 8 * c) {
-                    prefetch_ahead(src + kPairsAhead * 8 * c);
-                    prefetch_ahead(src + kPairsAhead * 8 * c + 4 * c);
+                    prefetch_ahead(src + next_row);
+                    prefetch_ahead(src + next_row + 4 * c);
                     const __m512i va = _mm512_loadu_si512(src), vb = _mm512_loadu_si512(src + 4 * c);
                     _mm512_storeu_si512(t + q * 32, _mm512_permutex2var_epi16(va, pair_lo, vb));
                     _mm512_storeu_si512(t_hi + q * 32, _mm512_permutex2var_epi16(va, pair_hi, vb));
@@ -1455,8 +1458,8 @@ class KernelGradOp : public OpKernel {
                 const uint16_t* base = x + ((b * hh + y) * ww) * c + group[g].ch;
                 for (int64_t q = 0; q < run; ++q) {
                   const int64_t xa = 4 * q + kw - 1, xb = xa + 2;
-                  prefetch_ahead(base + (xa + 4 * kPairsAhead) * c);
-                  prefetch_ahead(base + (xb + 4 * kPairsAhead) * c);
+                  prefetch_ahead(base + next_row + xa * c);
+                  prefetch_ahead(base + next_row + xb * c);
                   const __m512i va = xa >= 0 ? _mm512_loadu_si512(base + xa * c)
                                              : _mm512_setzero_si512();
                   const __m512i vb = xb < ww ? _mm512_loadu_si512(base + xb * c)
