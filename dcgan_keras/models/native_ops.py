@@ -380,6 +380,28 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     return library().dcgan_mat_mul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
 
 
+def conv_transpose_runs(dy, kernel):
+    """Whether `conv_transpose` takes dy [N, h, w, C'] and kernel [4, 4, C, C'] here:
+    bfloat16 of static shapes (but N), C and C' multiples of 32, w a multiple of 16, h
+    even; built with AMX and AMX granted."""
+    if not (dy.dtype == kernel.dtype == tf.bfloat16 and dy.shape.rank == 4
+            and kernel.shape.rank == 4 and None not in dy.shape[1:]
+            and None not in kernel.shape):
+        return False
+    _, h, w, c_out = dy.shape
+    return (tuple(kernel.shape[:2]) == (4, 4) and kernel.shape[3] == c_out
+            and kernel.shape[2] % 32 == 0 and kernel.shape[2] > 0 and c_out % 32 == 0
+            and c_out > 0 and w % 16 == 0 and w > 0 and h % 2 == 0 and h > 0
+            and _runs_here() and hasattr(library(), "dcgan_conv_transpose") and amx_granted())
+
+
+def conv_transpose(dy, kernel):
+    """tf.nn.conv2d_transpose(dy [N, h, w, C'], kernel [4, 4, C, C'], stride 2, "same") ->
+    [N, 2h, 2w, C] on AMX tiles (`conv_transpose_runs` says where): float32 sums over the
+    four taps of each output pixel and all C', rounded once."""
+    return library().dcgan_conv_transpose(dy, kernel)
+
+
 def padded_kernels_runs(kernel):
     """Whether `padded_kernels` takes this bfloat16 kernel [4, 4, C, C'] here (4 C and C'
     multiples of 32; built with AMX, where the padded form runs)."""

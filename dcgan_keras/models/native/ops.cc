@@ -1647,6 +1647,120 @@ class MatMulOp : public OpKernel {
   bool transpose_a_, transpose_b_;
 };
 
+// The transposed 4x4 / stride-2 / "same" convolution (a convolution's input gradient) dx
+// [N, 2h, 2w, C] of dy [N, h, w, C'] by kernel [4, 4, C, C'] on AMX tiles, where w is a
+// multiple of 16: oneDNN's bfloat16 one ran at ~1.0 of the matmul peak in the step at 16x16x128
+// -> 32x32x64 (D's second layer's input gradient) on the AMX Xeon VM. dx pixel (2u + py,
+// 2t + px) sums dy (u + di, t + dj) W[kh, kw]^T over the 2 x 2 taps (kh, kw) of its
+// parities (kh = 1, 3 for py = 0 with di = 0, -1; kh = 0, 2 for py = 1 with di = 1, 0; so
+// for columns): for 16 dx pixels of one row and column parity the A operand of a tap is 16
+// consecutive dy pixels, one strided tile load from dy with a zero border (a copy of the
+// image's dy). Each block of 4 tiles holds two such runs, of rows 2u + py and 2u + 2 + py
+// (the same taps, one dy row apart), x 32 channels; the float32 sums over the 4 taps and all
+// C' are rounded once.
+class ConvTransposeOp : public OpKernel {
+ public:
+  explicit ConvTransposeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy_t = ctx->input(0);
+    const Tensor& k_t = ctx->input(1);
+    if (dy_t.dims() != 4 || k_t.dims() != 4 || k_t.dim_size(0) != 4 || k_t.dim_size(1) != 4 ||
+        k_t.dim_size(3) != dy_t.dim_size(3) || k_t.dim_size(2) % 32 || dy_t.dim_size(3) % 32 ||
+        dy_t.dim_size(2) % 16 || dy_t.dim_size(1) % 2 || dy_t.NumElements() == 0 ||
+        k_t.NumElements() == 0) {
+      fail(ctx, "the AMX transposed convolution takes dy [N, h, w, C'] and kernel [4, 4, C, "
+                "C'] with C and C' multiples of 32, w a multiple of 16 and h even, got shapes " +
+                    dy_t.shape().DebugString() + " and " + k_t.shape().DebugString());
+      return;
+    }
+    if (!amx_allowed()) {
+      fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
+      return;
+    }
+    const int64_t n = dy_t.dim_size(0), h = dy_t.dim_size(1), w = dy_t.dim_size(2);
+    const int64_t co = dy_t.dim_size(3), c = k_t.dim_size(2), steps = co / 32;
+    Tensor* dx_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, 2 * h, 2 * w, c}), &dx_t));
+    Tensor bp_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({16 * c * co}),
+                                           &bp_t));
+    const uint16_t *dy = data(dy_t), *kernel = data(k_t);
+    uint16_t *bp = data(&bp_t), *dx = data(dx_t);
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    // 1. Each tap's W[kh, kw]^T [C', C] as B tiles: bp [tap][C / 16][C' / 32][16 pairs][16 x 2]
+    // (16 rows of W's [C, C'] of 16 pairs each, transposed as 32-bit lanes).
+    tensorflow::Shard(workers->num_threads, workers->workers, 16 * (c / 16) * steps, 1024 * 4,
+                      [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t tap = t / ((c / 16) * steps), ct = t / steps % (c / 16), s = t % steps;
+        __m512i r[16];
+        for (int j = 0; j < 16; ++j)
+          r[j] = _mm512_loadu_si512(kernel + (tap * c + ct * 16 + j) * co + s * 32);
+        transpose_lanes<uint32_t>(r);
+        uint16_t* tile = bp + ((tap * (c / 16) + ct) * steps + s) * 512;
+        for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
+      }
+    });
+    // 2. One image at a time.
+    const int64_t wp = w + 2;  // the bordered copy's row
+    tensorflow::Shard(workers->num_threads, workers->workers, n, 4 * h * w * c * co * 2,
+                      [&](int64_t b0, int64_t b1) {
+      configure_tiles();
+      AlignedBuffer<uint16_t> padded((h + 2) * wp * co);  // zero border, written once
+      alignas(64) float sums[4 * 256];
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t i = 0; i < h; ++i)
+          std::memcpy(padded.data() + ((i + 1) * wp + 1) * co, dy + (b * h + i) * w * co,
+                      w * co * sizeof(uint16_t));
+        uint16_t* image = dx + b * 4 * h * w * c;
+        for (int64_t py = 0; py < 2; ++py)
+          for (int64_t px = 0; px < 2; ++px)
+            for (int64_t u = 0; u < h; u += 2)
+              for (int64_t t0 = 0; t0 < w; t0 += 16)
+                for (int64_t c0 = 0; c0 < c; c0 += 32) {
+                  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+                  for (int64_t a = 0; a < 2; ++a)
+                    for (int64_t bb = 0; bb < 2; ++bb) {
+                      // tap (kh, kw) and its dy pixel offset (+1: the border)
+                      const int64_t kh = py ? 2 * a : 2 * a + 1, di = py ? 1 - a : -a;
+                      const int64_t kw = px ? 2 * bb : 2 * bb + 1, dj = px ? 1 - bb : -bb;
+                      const uint16_t* a0 = padded.data() + ((u + di + 1) * wp + t0 + dj + 1) * co;
+                      const uint16_t* a1 = a0 + wp * co;  // u + 1: dx row 2u + 2 + py
+                      const uint16_t* bt =
+                          bp + ((kh * 4 + kw) * (c / 16) + c0 / 16) * steps * 512;
+                      for (int64_t s = 0; s < steps; ++s) {
+                        _tile_loadd(4, a0 + s * 32, co * 2);
+                        _tile_loadd(5, a1 + s * 32, co * 2);
+                        _tile_loadd(6, bt + s * 512, 64);
+                        _tile_loadd(7, bt + (steps + s) * 512, 64);
+                        _tile_dpbf16ps(0, 4, 6);
+                        _tile_dpbf16ps(1, 4, 7);
+                        _tile_dpbf16ps(2, 5, 6);
+                        _tile_dpbf16ps(3, 5, 7);
+                      }
+                    }
+                  // sums [2 rows][16 pixels][32 channels], rounded into dx
+                  _tile_stored(0, sums, 128);
+                  _tile_stored(1, sums + 16, 128);
+                  _tile_stored(2, sums + 512, 128);
+                  _tile_stored(3, sums + 528, 128);
+                  for (int64_t row = 0; row < 2; ++row) {
+                    uint16_t* out = image + ((2 * (u + row) + py) * 2 * w + 2 * t0 + px) * c + c0;
+                    for (int64_t p = 0; p < 16; ++p) {
+                      const float* v = sums + row * 512 + p * 32;
+                      _mm512_storeu_si512(out + 2 * p * c,
+                                          (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(v + 16),
+                                                                       _mm512_load_ps(v)));
+                    }
+                  }
+                }
+      }
+      _tile_release();
+    });
+  }
+};
+
 // The two kernels of the padded space-to-depth form's products (`fast_layers`) from a
 // 4x4 kernel [4, 4, C, C'] in one op: k [2, 2, 4 C, C'] (row (a, b, dh, dw, c) is kernel row
 // (2a + dh, 2b + dw, c)), the 2x2 / stride-1 convolution's, and flipped [2, 2, C', 4 C] =
@@ -2264,6 +2378,22 @@ REGISTER_OP("DcganMatMul")
     .SetShapeFn(tensorflow::shape_inference::MatMulShape);
 REGISTER_KERNEL_BUILDER(Name("DcganMatMul").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::MatMulOp);
+REGISTER_OP("DcganConvTranspose")
+    .Input("dy: bfloat16")
+    .Input("kernel: bfloat16")
+    .Output("dx: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      auto dy = c->input(0), k = c->input(1);
+      TF_RETURN_IF_ERROR(c->WithRank(dy, 4, &dy));
+      TF_RETURN_IF_ERROR(c->WithRank(k, 4, &k));
+      tensorflow::shape_inference::DimensionHandle hh, ww;
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(dy, 1), 2, &hh));
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(dy, 2), 2, &ww));
+      c->set_output(0, c->MakeShape({c->Dim(dy, 0), hh, ww, c->Dim(k, 2)}));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganConvTranspose").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::ConvTransposeOp);
 REGISTER_OP("DcganPaddedKernels")
     .Input("kernel: bfloat16")
     .Output("k: bfloat16")
