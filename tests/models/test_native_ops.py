@@ -594,6 +594,76 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
     np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())
 
 
+# (dy's shape, C): D's second layer's input gradient (two images); two runs of 16 a row
+# (w = 32); one pair of rows (h = 2) and three 32-channel blocks of C.
+@pytest.mark.parametrize("shape,c", [((2, 16, 16, 128), 64), ((3, 4, 32, 64), 32),
+                                     ((1, 2, 16, 32), 96)])
+def test_the_amx_transposed_convolution_is_tensorflows_to_one_rounding(amx, shape, c):
+    rng = np.random.default_rng(13)
+    n, h, w, c_out = shape
+    dy = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    kernel = tf.constant(rng.normal(0.0, 0.1, (4, 4, c, c_out)), tf.bfloat16)
+    assert amx.conv_transpose_runs(dy, kernel)
+    got = amx.conv_transpose(dy, kernel)
+    assert got.dtype == tf.bfloat16 and got.shape == (n, 2 * h, 2 * w, c)
+
+    def transposed(a, b):
+        return np.asarray(tf.nn.conv2d_transpose(a, b, [n, 2 * h, 2 * w, c], 2, "SAME"))
+
+    dy64, k64 = (tf.cast(t, tf.float64) for t in (dy, kernel))
+    expected, scale = transposed(dy64, k64), transposed(tf.abs(dy64), tf.abs(k64))
+    # a float32 sum rounded once to bfloat16 (2^-9 of the value), whatever its order
+    error = np.abs(np.asarray(tf.cast(got, tf.float64)) - expected)
+    assert np.all(error <= 2.0 ** -8 * scale), (error / np.maximum(scale, 1e-30)).max()
+    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * got.shape.num_elements()
+    np.testing.assert_array_equal(_bits(amx.conv_transpose(dy, kernel)), _bits(got))
+
+
+def test_the_amx_transposed_convolution_says_what_shapes_it_takes(amx, monkeypatch):
+    def runs(shape, kernel_shape):
+        return amx.conv_transpose_runs(tf.zeros(shape, tf.bfloat16),
+                                       tf.zeros(kernel_shape, tf.bfloat16))
+
+    assert runs([8, 16, 16, 128], [4, 4, 64, 128])
+    assert not runs([8, 8, 8, 256], [4, 4, 128, 256])  # w = 8: half a tile's rows
+    assert not runs([8, 16, 16, 128], [4, 4, 48, 128])  # C not a multiple of 32
+    assert not runs([8, 16, 16, 100], [4, 4, 64, 100])
+    assert not runs([8, 3, 16, 128], [4, 4, 64, 128])  # h odd
+    assert not amx.conv_transpose_runs(tf.zeros([8, 16, 16, 128]), tf.zeros([4, 4, 64, 128]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="w a multiple of 16"):
+        amx.conv_transpose(tf.zeros([2, 8, 8, 64], tf.bfloat16),
+                           tf.zeros([4, 4, 32, 64], tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="C and C' multiples of 32"):
+        amx.conv_transpose(tf.zeros([2, 16, 16, 64], tf.bfloat16),
+                           tf.zeros([4, 4, 32, 32], tf.bfloat16))
+    monkeypatch.setattr(native_ops, "amx_granted", lambda: False)
+    assert not runs([8, 16, 16, 128], [4, 4, 64, 128])
+
+
+def test_a_conv_takes_the_amx_transposed_convolution_as_its_input_gradient(
+        amx, bfloat16_policy, monkeypatch):
+    """D's second layer (32x32x64 -> 16x16x128 at 64x64): its input gradient is
+    `native_ops.conv_transpose`, with Keras' values to bfloat16 rounding."""
+    calls = []
+    original = native_ops.conv_transpose
+    monkeypatch.setattr(native_ops, "conv_transpose",
+                        lambda *a: calls.append(1) or original(*a))
+    x = tf.random.stateless_normal([2, 32, 32, 64], seed=[4, 5])
+    kwargs = dict(filters=128, kernel_size=4, strides=2, padding="same", use_bias=False)
+    reference, fast = keras.layers.Conv2D(**kwargs), fast_layers.Conv2D(**kwargs)
+    reference.build(x.shape)
+    fast.build(x.shape)
+    fast.set_weights(reference.get_weights())
+    grads = []
+    for layer in (reference, fast):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.cast(layer(x), tf.float32) ** 2)
+        grads.append(np.asarray(tape.gradient(loss, x), np.float32))
+    assert calls == [1]
+    np.testing.assert_allclose(grads[1], grads[0], atol=0.02 * np.abs(grads[0]).max())
+
+
 # (M, K, N): one block of rows and one pair of column tiles; D's last convolution at
 # 64x64 (batch 8: patches [128, 4096] x kernel [4096, 512]); 3 blocks of 128 rows, the last
 # partial.
@@ -850,6 +920,7 @@ if native_ops.kernel_grad_takes(8, 8, 64, 64) and native_ops.kernel_grad_takes(1
     out.append(native_ops.kernel_grad(bf16(8, 16, 16, 64), bf16(8, 8, 8, 64)))
     out.append(native_ops.kernel_grad(bf16(8, 32, 32, 3), bf16(8, 16, 16, 64)))
     out.append(native_ops.matmul(bf16(512, 1024), bf16(1024, 64)))
+    out.append(native_ops.conv_transpose(bf16(4, 16, 16, 64), bf16(4, 4, 32, 64)))
 digest = hashlib.sha256()
 for t in tf.nest.flatten(out):
     digest.update(np.asarray(tf.bitcast(t, tf.uint16) if t.dtype == tf.bfloat16 else t).tobytes())
@@ -859,8 +930,9 @@ print(len(out), digest.hexdigest())
 
 def test_results_do_not_depend_on_the_thread_count(native):
     """The batch norm's sums run over fixed blocks, the AMX kernel gradient's over two
-    fixed halves of the batch and the AMX matmul's over all of K in one order: one and two
-    intra-op threads give the same bits."""
+    fixed halves of the batch, the AMX matmul's over all of K in one order and the AMX
+    transposed convolution's over an image at a time: one and two intra-op threads give
+    the same bits."""
     import subprocess
     import sys
     from testutil import REPO
@@ -872,7 +944,7 @@ def test_results_do_not_depend_on_the_thread_count(native):
         assert done.returncode == 0, done.stderr[-2000:]
         results.append(done.stdout.split()[-2:])
     assert results[0] == results[1]
-    assert results[0][0] in ("1", "4")  # 4 where the CPU has AMX
+    assert results[0][0] in ("1", "5")  # 5 where the CPU has AMX
 
 
 # K = 8292: the 64-lane loops and a remainder of 36; 33 blocks of 256 kernel columns.
