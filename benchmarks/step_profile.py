@@ -51,7 +51,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 PRODUCT_TYPES = ("MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput",
                  "Conv2DBackpropFilter", "FusedConv2D", "FusedMatMul", "DcganKernelGrad",
                  "DcganActivationKernelGrad", "DcganConvFewChannels", "DcganLogit",
-                 "DcganLogitInputGrad", "DcganLogitKernelGrad", "DcganMatMul")
+                 "DcganLogitInputGrad", "DcganLogitKernelGrad", "DcganMatMul",
+                 "DcganConvMatMul", "DcganConvTranspose")
 # Kernel (weight) gradients by their type: oneDNN's, and the native AMX op (native_ops).
 KERNEL_GRADIENT_TYPES = ("Conv2DBackpropFilter", "DcganKernelGrad", "DcganActivationKernelGrad",
                          "DcganLogitKernelGrad")
@@ -165,8 +166,16 @@ def op_flops(op):
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]
-    if op.type == "DcganConvFewChannels":  # y [N, H', W', C'] from a [4, 4, C, C'] kernel
+    if op.type == "DcganConvMatMul":  # y [N, H', W', C'] from a [16 C, C'] kernel
         s, k = shape(op.outputs[0]), shape(op.inputs[1])
+        if s is None or k is None:
+            return None
+        return 2 * s[0] * s[1] * s[2] * k[0] * k[1]
+    if op.type in ("DcganConvFewChannels", "DcganConvTranspose"):
+        # y [N, H', W', C'] from a [4, 4, C, C'] kernel; dy [N, h, w, C'] (the strided side)
+        # to dx from one
+        s = shape(op.outputs[0] if op.type == "DcganConvFewChannels" else op.inputs[0])
+        k = shape(op.inputs[1])
         if s is None or k is None:
             return None
         return 2 * s[0] * s[1] * s[2] * k[0] * k[1] * k[2] * k[3]

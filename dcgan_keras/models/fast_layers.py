@@ -172,7 +172,10 @@ def _flat_kernel(kernel):
 def conv(x, kernel):
     """conv2d(x [N, H, W, C], kernel [4, 4, C, C'], stride 2, "same") as one matmul."""
     _, h, w, c = x.shape
-    patches, flat = _patches(x), tf.reshape(kernel, [16 * c, kernel.shape[3]])
+    flat = tf.reshape(kernel, [16 * c, kernel.shape[3]])
+    if native_ops.conv_matmul_runs(x, flat):  # no patch matrix in memory
+        return native_ops.conv_matmul(x, flat)
+    patches = _patches(x)
     if native_ops.matmul_runs(patches, flat):
         y = native_ops.matmul(patches, flat)
     else:

@@ -380,6 +380,27 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     return library().dcgan_mat_mul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
 
 
+def conv_matmul_runs(x, kernel):
+    """Whether `conv_matmul` takes x [N, H, W, C] and kernel [16 C, C'] here: bfloat16 of
+    static shapes, H and W even, 16 C and C' multiples of 32, N H W / 4 a multiple of 32;
+    built with AMX and AMX granted."""
+    if not (x.dtype == kernel.dtype == tf.bfloat16 and x.shape.rank == 4
+            and kernel.shape.rank == 2 and None not in x.shape and None not in kernel.shape):
+        return False
+    n, hh, ww, c = x.shape
+    return (hh % 2 == 0 and ww % 2 == 0 and kernel.shape[0] == 16 * c and c > 0
+            and (16 * c) % 32 == 0 and kernel.shape[1] % 32 == 0 and kernel.shape[1] > 0
+            and n * hh * ww > 0 and (n * hh * ww // 4) % 32 == 0
+            and _runs_here() and hasattr(library(), "dcgan_conv_mat_mul") and amx_granted())
+
+
+def conv_matmul(x, kernel):
+    """conv2d(x [N, H, W, C], kernel reshaped [16 C, C'], stride 2, "same") -> [N, H/2, W/2,
+    C']: `matmul(im2col(x), kernel)` in one op (`conv_matmul_runs` says where), each block
+    of the patch matrix built in L2 as the AMX matmul takes it; the same sums, bit for bit."""
+    return library().dcgan_conv_mat_mul(x, kernel)
+
+
 def conv_transpose_runs(dy, kernel):
     """Whether `conv_transpose` takes dy [N, h, w, C'] and kernel [4, 4, C, C'] here:
     bfloat16 of static shapes (but N), C and C' multiples of 32, w a multiple of 16, h

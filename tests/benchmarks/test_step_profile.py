@@ -203,6 +203,32 @@ def test_flops_and_kinds_of_the_amx_matmul():
     assert step_profile.product_kind("d_1/c_1/DcganMatMul", "DcganMatMul") == "forward"
 
 
+def test_flops_of_the_amx_convolution_ops():
+    from dcgan_keras.models import native_ops
+    x, k = tf.TensorSpec([4, 8, 8, 32], tf.bfloat16), tf.TensorSpec([512, 64], tf.bfloat16)
+    dy, k4 = tf.TensorSpec([2, 16, 16, 64], tf.bfloat16), tf.TensorSpec([4, 4, 32, 64],
+                                                                          tf.bfloat16)
+    if not (native_ops.conv_matmul_runs(tf.zeros(x.shape, x.dtype), tf.zeros(k.shape, k.dtype))
+            and native_ops.conv_transpose_runs(tf.zeros(dy.shape, dy.dtype),
+                                               tf.zeros(k4.shape, k4.dtype))):
+        pytest.skip("no AMX convolution ops here")
+
+    @tf.function
+    def f(x, k, dy, k4):
+        return native_ops.conv_matmul(x, k), native_ops.conv_transpose(dy, k4)
+
+    graph = f.get_concrete_function(x, k, dy, k4).graph
+    found = step_profile.graph_products(graph)
+    types = {op.name: op.type for op in graph.get_operations()}
+    assert sorted(types[name] for name in found) == ["DcganConvMatMul", "DcganConvTranspose"]
+    # 4 x 4 x 4 output pixels x 512 x 64; 2 x 16 x 16 dy pixels x 16 taps x 32 x 64
+    assert sorted(flops for flops, _ in found.values()) == sorted(
+        [2 * 64 * 512 * 64, 2 * 512 * 16 * 32 * 64])
+    assert step_profile.op_class("d_1/c_1/DcganConvMatMul", "DcganConvMatMul") == "products"
+    assert step_profile.product_kind("gradient_tape/d_1/c_1/DcganConvTranspose",
+                                     "DcganConvTranspose") == "input gradient"
+
+
 def test_bytes_of_the_ops_that_move_data_from_static_shapes():
     @tf.function
     def f(x, v):

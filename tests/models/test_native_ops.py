@@ -712,11 +712,12 @@ def test_the_amx_matmul_says_what_shapes_it_takes(amx, monkeypatch):
 def test_a_conv_at_8x8_runs_its_forward_product_on_the_amx_matmul(amx, bfloat16_policy,
                                                                  monkeypatch):
     """D's last convolution (8x8 -> 4x4, the matmul path): its forward product is the AMX
-    matmul, with Keras' values and kernel gradient up to bfloat16 rounding; turned off, the
-    product is TensorFlow's MatMul again."""
+    matmul of its patches, built in the op (`conv_matmul`), with Keras' values and kernel
+    gradient up to bfloat16 rounding; turned off, the im2col op and the AMX matmul, then
+    TensorFlow's MatMul again."""
     calls = []
-    original = native_ops.matmul
-    monkeypatch.setattr(native_ops, "matmul", lambda *a: calls.append(1) or original(*a))
+    original = native_ops.conv_matmul
+    monkeypatch.setattr(native_ops, "conv_matmul", lambda *a: calls.append(1) or original(*a))
     (_, expected), (y, got) = keras_and_fast_layer(
         keras.layers.Conv2D, fast_layers.Conv2D, (4, 8, 8, 64), [3, 4], filters=64,
         use_bias=False)
@@ -725,11 +726,38 @@ def test_a_conv_at_8x8_runs_its_forward_product_on_the_amx_matmul(amx, bfloat16_
     model = keras.Sequential([keras.Input((8, 8, 64)),
                               fast_layers.Conv2D(64, 4, strides=2, padding="same")])
     x = tf.random.stateless_normal([4, 8, 8, 64], seed=[1, 2])
-    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
-    assert types["DcganMatMul"] == 1
+
+    def types():
+        return collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
+
+    assert types()["DcganConvMatMul"] == 1 and types()["DcganIm2Col"] == 0
+    monkeypatch.setattr(native_ops, "conv_matmul_runs", lambda *a: False)
+    assert types()["DcganMatMul"] == 1 and types()["DcganIm2Col"] == 1
     monkeypatch.setattr(native_ops, "matmul_runs", lambda *a: False)
-    types = collections.Counter(op.type for op in _train_step_graph(model, x).get_operations())
-    assert types["DcganMatMul"] == 0 and types["MatMul"] >= 1
+    assert types()["DcganMatMul"] == 0 and types()["MatMul"] >= 1
+
+
+# (x's shape, C'): D's last layer's shape (batch 4); 4 output pixels a row (h != w); two
+# blocks of 128 rows, the last partial.
+@pytest.mark.parametrize("shape,c_out", [((4, 8, 8, 256), 512), ((8, 4, 8, 32), 64),
+                                         ((3, 16, 16, 2), 32)])
+def test_the_amx_conv_matmul_is_the_matmul_of_the_patches_bit_for_bit(amx, shape, c_out):
+    rng = np.random.default_rng(14)
+    x = tf.constant(rng.normal(0.0, 1.0, shape), tf.bfloat16)
+    kernel = tf.constant(rng.normal(0.0, 1.0, (16 * shape[3], c_out)), tf.bfloat16)
+    assert amx.conv_matmul_runs(x, kernel)
+    got = amx.conv_matmul(x, kernel)
+    assert got.shape == (shape[0], shape[1] // 2, shape[2] // 2, c_out)
+    patches = tf.reshape(amx.im2col(x), [-1, 16 * shape[3]])
+    expected = tf.reshape(amx.matmul(patches, kernel), got.shape)
+    np.testing.assert_array_equal(_bits(got), _bits(expected))
+    if shape[0] != 3:  # N H W / 4 a multiple of 32
+        assert not amx.conv_matmul_runs(x[:3], kernel)
+    assert not amx.conv_matmul_runs(x, kernel[:, :-16])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="N H W / 4 a multiple of 32"):
+        amx.conv_matmul(tf.zeros([1, 8, 8, 32], tf.bfloat16), tf.zeros([512, 32], tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="16 C and N' multiples of 32"):
+        amx.conv_matmul(tf.zeros([4, 8, 8, 32], tf.bfloat16), tf.zeros([256, 32], tf.bfloat16))
 
 
 def _padding_of(p):

@@ -708,6 +708,31 @@ class Col2ImOp : public OpKernel {
   }
 };
 
+// The patches [16 C] of output pixels p0 ... p1 - 1 (p = (b h + i) w + j) of a 4x4 /
+// stride-2 / "same" convolution of x [N, 2h, 2w, C], (kh, kw, c) in order, zeros outside x.
+void patches(const uint16_t* x, int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t c,
+             uint16_t* o) {
+  const int64_t hh = 2 * h, ww = 2 * w;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t b = p / (h * w), i = p / w % h, j = p % w;
+    for (int64_t kh = 0; kh < 4; ++kh) {
+      const int64_t y = 2 * i + kh - 1, x0 = 2 * j - 1;
+      if (y >= 0 && y < hh && x0 >= 0 && x0 + 4 <= ww) {  // the 4 pixels in one copy
+        std::memcpy(o, x + ((b * hh + y) * ww + x0) * c, 4 * c * sizeof(uint16_t));
+        o += 4 * c;
+        continue;
+      }
+      for (int64_t kw = 0; kw < 4; ++kw, o += c) {
+        const int64_t xx = 2 * j + kw - 1;
+        if (y < 0 || y >= hh || xx < 0 || xx >= ww)
+          std::memset(o, 0, c * sizeof(uint16_t));
+        else
+          std::memcpy(o, x + ((b * hh + y) * ww + xx) * c, c * sizeof(uint16_t));
+      }
+    }
+  }
+}
+
 class Im2ColOp : public OpKernel {
  public:
   explicit Im2ColOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -730,27 +755,8 @@ class Im2ColOp : public OpKernel {
     // One task per patch row (n, i); a pure copy.
     tensorflow::Shard(workers->num_threads, workers->workers, n * h, w * 16 * c * 2,
                       [&](int64_t r0, int64_t r1) {
-      for (int64_t row = r0; row < r1; ++row) {
-        const int64_t b = row / h, i = row % h;
-        uint16_t* o = out + row * w * 16 * c;
-        for (int64_t j = 0; j < w; ++j) {
-          for (int64_t kh = 0; kh < 4; ++kh) {
-            const int64_t y = 2 * i + kh - 1, x0 = 2 * j - 1;
-            if (y >= 0 && y < hh && x0 >= 0 && x0 + 4 <= ww) {  // the 4 pixels in one copy
-              std::memcpy(o, x + ((b * hh + y) * ww + x0) * c, 4 * c * sizeof(uint16_t));
-              o += 4 * c;
-              continue;
-            }
-            for (int64_t kw = 0; kw < 4; ++kw, o += c) {
-              const int64_t xx = 2 * j + kw - 1;
-              if (y < 0 || y >= hh || xx < 0 || xx >= ww)
-                std::memset(o, 0, c * sizeof(uint16_t));
-              else
-                std::memcpy(o, x + ((b * hh + y) * ww + xx) * c, c * sizeof(uint16_t));
-            }
-          }
-        }
-      }
+      for (int64_t row = r0; row < r1; ++row)
+        patches(x, row * w, (row + 1) * w, h, w, c, out + row * w * 16 * c);
     });
   }
 };
@@ -1532,6 +1538,92 @@ class KernelGradOp : public OpKernel {
 // ms of the call) TensorFlow's MatMul was faster.
 constexpr int64_t kMatMulRows = 128;
 
+// b [K, N] (as [N, K] with transpose_b) as AMX's B operand: bp [N / 16][K / 32][16 pairs
+// of rows][16 columns x 2], two column tiles at a time (whole cache lines of b's rows).
+void pack_b(OpKernelContext* ctx, const uint16_t* b, int64_t k, int64_t n, bool transpose_b,
+            uint16_t* bp) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  const int64_t steps = k / 32;
+  tensorflow::Shard(workers->num_threads, workers->workers, (n / 32) * steps, 1024 * 4,
+                    [&](int64_t t0, int64_t t1) {
+    __m512i pair_lo, pair_hi;
+    pair_indices(&pair_lo, &pair_hi);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t col = (t / steps) * 32, row = (t % steps) * 32;
+      uint16_t* tile0 = bp + ((col / 16) * steps + t % steps) * 512;
+      uint16_t* tile1 = tile0 + steps * 512;
+      if (transpose_b) {  // b [N, K]: 16 rows of b, 16 pairs each, transposed
+        for (int half = 0; half < 2; ++half) {
+          __m512i r[16];
+          for (int j = 0; j < 16; ++j)
+            r[j] = _mm512_loadu_si512(b + (col + 16 * half + j) * k + row);
+          transpose_lanes<uint32_t>(r);
+          uint16_t* tile = half ? tile1 : tile0;
+          for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
+        }
+      } else {  // b [K, N]: rows 2i and 2i + 1 interleaved
+        for (int i = 0; i < 16; ++i) {
+          const uint16_t* src = b + (row + 2 * i) * n + col;
+          const __m512i even = _mm512_loadu_si512(src), odd = _mm512_loadu_si512(src + n);
+          _mm512_store_si512(tile0 + i * 32, _mm512_permutex2var_epi16(even, pair_lo, odd));
+          _mm512_store_si512(tile1 + i * 32, _mm512_permutex2var_epi16(even, pair_hi, odd));
+        }
+      }
+    }
+  });
+}
+
+// c [M, N] = A bp (`pack_b`) in blocks of kMatMulRows rows, each thread a block at a time:
+// rows(r0, r1, buffer) gives A's rows r0 ... r1 - 1 ([r1 - r0, K], K in a row), built in
+// `buffer` (kMatMulRows x K, the thread's) where `buffered`. For each 32 columns of bp (in
+// L2) the block's rows go by 32 at a time, float32 sums over all of K in four tiles,
+// rounded once.
+template <typename RowSource>
+void multiply_blocks(OpKernelContext* ctx, int64_t m, int64_t k, int64_t n, const uint16_t* bp,
+                     uint16_t* c, bool buffered, const RowSource& rows) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  const int64_t steps = k / 32, blocks = (m + kMatMulRows - 1) / kMatMulRows;
+  tensorflow::Shard(workers->num_threads, workers->workers, blocks,
+                    kMatMulRows * n * k * 2, [&](int64_t u0, int64_t u1) {
+    configure_tiles();
+    AlignedBuffer<uint16_t> buffer(buffered ? kMatMulRows * k : 0);
+    alignas(64) float sums[4 * 256];
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t r0 = u * kMatMulRows, r1 = std::min(m, r0 + kMatMulRows);
+      const uint16_t* a = rows(r0, r1, buffer.data());
+      for (int64_t col = 0; col < n; col += 32) {
+        const uint16_t* b0 = bp + (col / 16) * steps * 512;
+        const uint16_t* b1 = b0 + steps * 512;
+        for (int64_t row = r0; row < r1; row += 32) {
+          const uint16_t* a0 = a + (row - r0) * k;
+          const uint16_t* a1 = a0 + 16 * k;
+          _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+          for (int64_t s = 0; s < steps; ++s) {
+            _tile_loadd(4, a0 + s * 32, k * 2);
+            _tile_loadd(5, a1 + s * 32, k * 2);
+            _tile_loadd(6, b0 + s * 512, 64);
+            _tile_loadd(7, b1 + s * 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+          // sums [32 rows][32 columns] in float32, then rounded into c
+          _tile_stored(0, sums, 128);
+          _tile_stored(1, sums + 16, 128);
+          _tile_stored(2, sums + 512, 128);
+          _tile_stored(3, sums + 528, 128);
+          for (int i = 0; i < 32; ++i)
+            _mm512_storeu_si512(c + (row + i) * n + col,
+                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(sums + i * 32 + 16),
+                                                             _mm512_load_ps(sums + i * 32)));
+        }
+      }
+    }
+    _tile_release();
+  });
+}
+
 class MatMulOp : public OpKernel {
  public:
   explicit MatMulOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -1561,40 +1653,9 @@ class MatMulOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({m, n}), &c_t));
     Tensor bp_t, at_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({k * n}), &bp_t));
-    const uint16_t *a = data(a_t), *b = data(b_t);
-    uint16_t *bp = data(&bp_t), *c = data(c_t);
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    const int64_t steps = k / 32;
-    // 1. b as B tiles: bp [N / 16][K / 32][16 pairs of rows][16 columns x 2], two column
-    // tiles at a time (whole cache lines of b's rows).
-    tensorflow::Shard(workers->num_threads, workers->workers, (n / 32) * steps, 1024 * 4,
-                      [&](int64_t t0, int64_t t1) {
-      __m512i pair_lo, pair_hi;
-      pair_indices(&pair_lo, &pair_hi);
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t col = (t / steps) * 32, row = (t % steps) * 32;
-        uint16_t* tile0 = bp + ((col / 16) * steps + t % steps) * 512;
-        uint16_t* tile1 = tile0 + steps * 512;
-        if (transpose_b_) {  // b [N, K]: 16 rows of b, 16 pairs each, transposed
-          for (int half = 0; half < 2; ++half) {
-            __m512i r[16];
-            for (int j = 0; j < 16; ++j)
-              r[j] = _mm512_loadu_si512(b + (col + 16 * half + j) * k + row);
-            transpose_lanes<uint32_t>(r);
-            uint16_t* tile = half ? tile1 : tile0;
-            for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
-          }
-        } else {  // b [K, N]: rows 2i and 2i + 1 interleaved
-          for (int i = 0; i < 16; ++i) {
-            const uint16_t* src = b + (row + 2 * i) * n + col;
-            const __m512i even = _mm512_loadu_si512(src), odd = _mm512_loadu_si512(src + n);
-            _mm512_store_si512(tile0 + i * 32, _mm512_permutex2var_epi16(even, pair_lo, odd));
-            _mm512_store_si512(tile1 + i * 32, _mm512_permutex2var_epi16(even, pair_hi, odd));
-          }
-        }
-      }
-    });
-    // 2. With transpose_a, a [K, M] -> [M, K] in 32 x 32 blocks.
+    const uint16_t* a = data(a_t);
+    pack_b(ctx, data(b_t), k, n, transpose_b_, data(&bp_t));
+    // With transpose_a, a [K, M] -> [M, K] in 32 x 32 blocks.
     if (transpose_a_) {
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({m * k}),
                                              &at_t));
@@ -1602,49 +1663,52 @@ class MatMulOp : public OpKernel {
       transpose_matrices(ctx, 1, k, m, [&](int64_t) { return a; }, at);
       a = at;
     }
-    // 3. c in blocks of kMatMulRows rows.
-    const int64_t blocks = (m + kMatMulRows - 1) / kMatMulRows;
-    tensorflow::Shard(workers->num_threads, workers->workers, blocks,
-                      kMatMulRows * n * k * 2, [&](int64_t u0, int64_t u1) {
-      configure_tiles();
-      alignas(64) float sums[4 * 256];
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t r0 = u * kMatMulRows, r1 = std::min(m, r0 + kMatMulRows);
-        for (int64_t col = 0; col < n; col += 32) {
-          const uint16_t* b0 = bp + (col / 16) * steps * 512;
-          const uint16_t* b1 = b0 + steps * 512;
-          for (int64_t row = r0; row < r1; row += 32) {
-            const uint16_t* a0 = a + row * k;
-            const uint16_t* a1 = a0 + 16 * k;
-            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-            for (int64_t s = 0; s < steps; ++s) {
-              _tile_loadd(4, a0 + s * 32, k * 2);
-              _tile_loadd(5, a1 + s * 32, k * 2);
-              _tile_loadd(6, b0 + s * 512, 64);
-              _tile_loadd(7, b1 + s * 512, 64);
-              _tile_dpbf16ps(0, 4, 6);
-              _tile_dpbf16ps(1, 4, 7);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
-            }
-            // sums [32 rows][32 columns] in float32, then rounded into c
-            _tile_stored(0, sums, 128);
-            _tile_stored(1, sums + 16, 128);
-            _tile_stored(2, sums + 512, 128);
-            _tile_stored(3, sums + 528, 128);
-            for (int i = 0; i < 32; ++i)
-              _mm512_storeu_si512(c + (row + i) * n + col,
-                                  (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(sums + i * 32 + 16),
-                                                               _mm512_load_ps(sums + i * 32)));
-          }
-        }
-      }
-      _tile_release();
-    });
+    multiply_blocks(ctx, m, k, n, data(&bp_t), data(c_t), false,
+                    [&](int64_t r0, int64_t, uint16_t*) { return a + r0 * k; });
   }
 
  private:
   bool transpose_a_, transpose_b_;
+};
+
+// The 4x4 / stride-2 / "same" convolution y [N, h, w, N'] of x [N, 2h, 2w, C] by the
+// kernel as a matrix [16 C, N'] (`fast_layers.conv`): im2col and the AMX matmul in one op,
+// each block of kMatMulRows output pixels' patches built in a buffer of the thread's (in
+// L2) instead of the whole patch matrix in memory (D's last layer at 64x64: 16 MB written
+// and read back a call).
+class ConvMatMulOp : public OpKernel {
+ public:
+  explicit ConvMatMulOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    const Tensor& b_t = ctx->input(1);
+    if (x_t.dims() != 4 || b_t.dims() != 2 || x_t.dim_size(1) % 2 || x_t.dim_size(2) % 2 ||
+        b_t.dim_size(0) != 16 * x_t.dim_size(3) || b_t.dim_size(0) % 32 ||
+        b_t.dim_size(1) % 32 || x_t.NumElements() == 0 || b_t.NumElements() == 0 ||
+        (x_t.dim_size(0) * x_t.dim_size(1) * x_t.dim_size(2) / 4) % 32) {
+      fail(ctx, "the AMX convolution takes x [N, H, W, C] and a kernel [16 C, N'] with H and "
+                "W even, 16 C and N' multiples of 32 and N H W / 4 a multiple of 32, got "
+                "shapes " + x_t.shape().DebugString() + " and " + b_t.shape().DebugString());
+      return;
+    }
+    if (!amx_allowed()) {
+      fail(ctx, "the kernel did not grant this process AMX (arch_prctl)");
+      return;
+    }
+    const int64_t h = x_t.dim_size(1) / 2, w = x_t.dim_size(2) / 2, c = x_t.dim_size(3);
+    const int64_t m = x_t.dim_size(0) * h * w, k = 16 * c, n = b_t.dim_size(1);
+    Tensor *y_t, bp_t;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({x_t.dim_size(0), h, w, n}), &y_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_BFLOAT16, TensorShape({k * n}), &bp_t));
+    const uint16_t* x = data(x_t);
+    pack_b(ctx, data(b_t), k, n, false, data(&bp_t));
+    multiply_blocks(ctx, m, k, n, data(&bp_t), data(y_t), true,
+                    [&](int64_t r0, int64_t r1, uint16_t* buffer) {
+                      patches(x, r0, r1, h, w, c, buffer);
+                      return static_cast<const uint16_t*>(buffer);
+                    });
+  }
 };
 
 // The transposed 4x4 / stride-2 / "same" convolution (a convolution's input gradient) dx
@@ -2378,6 +2442,22 @@ REGISTER_OP("DcganMatMul")
     .SetShapeFn(tensorflow::shape_inference::MatMulShape);
 REGISTER_KERNEL_BUILDER(Name("DcganMatMul").Device(tensorflow::DEVICE_CPU),
                         dcgan_keras::MatMulOp);
+REGISTER_OP("DcganConvMatMul")
+    .Input("x: bfloat16")
+    .Input("kernel: bfloat16")
+    .Output("y: bfloat16")
+    .SetShapeFn([](InferenceContext* c) {
+      auto x = c->input(0), k = c->input(1);
+      TF_RETURN_IF_ERROR(c->WithRank(x, 4, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(k, 2, &k));
+      tensorflow::shape_inference::DimensionHandle h, w;
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 1), 2, true, &h));
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(x, 2), 2, true, &w));
+      c->set_output(0, c->MakeShape({c->Dim(x, 0), h, w, c->Dim(k, 1)}));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("DcganConvMatMul").Device(tensorflow::DEVICE_CPU),
+                        dcgan_keras::ConvMatMulOp);
 REGISTER_OP("DcganConvTranspose")
     .Input("dy: bfloat16")
     .Input("kernel: bfloat16")
