@@ -1778,11 +1778,12 @@ class ConvTransposeOp : public OpKernel {
           std::memcpy(padded.data() + ((i + 1) * wp + 1) * co, dy + (b * h + i) * w * co,
                       w * co * sizeof(uint16_t));
         uint16_t* image = dx + b * 4 * h * w * c;
+        // the B tiles of one (py, px, c0), 32 KB at C' = 128, stay in L1 while the rows go by
         for (int64_t py = 0; py < 2; ++py)
           for (int64_t px = 0; px < 2; ++px)
-            for (int64_t u = 0; u < h; u += 2)
+            for (int64_t c0 = 0; c0 < c; c0 += 32)
               for (int64_t t0 = 0; t0 < w; t0 += 16)
-                for (int64_t c0 = 0; c0 < c; c0 += 32) {
+                for (int64_t u = 0; u < h; u += 2) {
                   _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
                   for (int64_t a = 0; a < 2; ++a)
                     for (int64_t bb = 0; bb < 2; ++bb) {
