@@ -185,8 +185,12 @@ def conv(x, kernel):
 
 def conv_transpose(y, kernel):
     """conv2d_transpose(y [N, h, w, C'], kernel [4, 4, C, C'], stride 2, "same") ->
-    [N, 2h, 2w, C] (the input gradient of `conv`) as one matmul plus col2im: each of the
+    [N, 2h, 2w, C] (the input gradient of `conv`): `native_ops.conv_transpose` where it
+    takes the shapes (at 4x4x512 -> 8x8x256, batch 128, on the AMX Xeon: 4.6-5.3 ms a call
+    against 5.7-6.3 for the matmul and col2im), else one matmul plus col2im: each of the
     four 2x2 blocks of the space-to-depth kernel lands at its own offset."""
+    if native_ops.conv_transpose_runs(y, kernel):  # AMX, no column matrix in memory
+        return native_ops.conv_transpose(y, kernel)
     _, h, w, c_out = y.shape
     c = kernel.shape[2]
     y = tf.reshape(y, [-1, c_out])

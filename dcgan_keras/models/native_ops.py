@@ -403,16 +403,19 @@ def conv_matmul(x, kernel):
 
 def conv_transpose_runs(dy, kernel):
     """Whether `conv_transpose` takes dy [N, h, w, C'] and kernel [4, 4, C, C'] here:
-    bfloat16 of static shapes (but N), C and C' multiples of 32, w a multiple of 16, h
-    even; built with AMX and AMX granted."""
+    bfloat16 of static shapes, C and C' multiples of 32, and dy's pixels in pairs of runs of
+    16 positions of an image (w a multiple of 16 or dividing 16, h w / 16 even, or 1 with N
+    even: 4x4); built with AMX and AMX granted."""
     if not (dy.dtype == kernel.dtype == tf.bfloat16 and dy.shape.rank == 4
-            and kernel.shape.rank == 4 and None not in dy.shape[1:]
+            and kernel.shape.rank == 4 and None not in dy.shape
             and None not in kernel.shape):
         return False
-    _, h, w, c_out = dy.shape
+    n, h, w, c_out = dy.shape
+    runs = h * w // 16
     return (tuple(kernel.shape[:2]) == (4, 4) and kernel.shape[3] == c_out
             and kernel.shape[2] % 32 == 0 and kernel.shape[2] > 0 and c_out % 32 == 0
-            and c_out > 0 and w % 16 == 0 and w > 0 and h % 2 == 0 and h > 0
+            and c_out > 0 and w > 0 and (w % 16 == 0 or 16 % w == 0) and (h * w) % 16 == 0
+            and runs > 0 and (runs % 2 == 0 or (runs == 1 and n % 2 == 0))
             and _runs_here() and hasattr(library(), "dcgan_conv_transpose") and amx_granted())
 
 

@@ -595,9 +595,12 @@ def test_layers_take_the_amx_kernel_gradient_at_any_side(amx, bfloat16_policy, m
 
 
 # (dy's shape, C): D's second layer's input gradient (two images); two runs of 16 a row
-# (w = 32); one pair of rows (h = 2) and three 32-channel blocks of C.
+# (w = 32); one pair of rows (h = 2) and three 32-channel blocks of C; runs of two rows of
+# 8; D's last layer (runs of one image, paired across images; the parity classes
+# outermost, its B tiles 4 MB); three pairs of 4x4 images.
 @pytest.mark.parametrize("shape,c", [((2, 16, 16, 128), 64), ((3, 4, 32, 64), 32),
-                                     ((1, 2, 16, 32), 96)])
+                                     ((1, 2, 16, 32), 96), ((2, 8, 8, 32), 32),
+                                     ((4, 4, 4, 512), 256), ((6, 4, 4, 32), 64)])
 def test_the_amx_transposed_convolution_is_tensorflows_to_one_rounding(amx, shape, c):
     rng = np.random.default_rng(13)
     n, h, w, c_out = shape
@@ -625,13 +628,19 @@ def test_the_amx_transposed_convolution_says_what_shapes_it_takes(amx, monkeypat
                                        tf.zeros(kernel_shape, tf.bfloat16))
 
     assert runs([8, 16, 16, 128], [4, 4, 64, 128])
-    assert not runs([8, 8, 8, 256], [4, 4, 128, 256])  # w = 8: half a tile's rows
+    assert runs([8, 8, 8, 256], [4, 4, 128, 256])  # runs of two rows of 8
+    assert runs([8, 4, 4, 512], [4, 4, 256, 512])  # D's last layer: runs of one image
+    assert not runs([7, 4, 4, 512], [4, 4, 256, 512])  # ... paired, so N even
+    assert not runs([8, 4, 12, 128], [4, 4, 64, 128])  # 12 neither a multiple of 16 nor 16's divisor
     assert not runs([8, 16, 16, 128], [4, 4, 48, 128])  # C not a multiple of 32
     assert not runs([8, 16, 16, 100], [4, 4, 64, 100])
-    assert not runs([8, 3, 16, 128], [4, 4, 64, 128])  # h odd
+    assert not runs([8, 3, 16, 128], [4, 4, 64, 128])  # 3 runs an image: not in pairs
     assert not amx.conv_transpose_runs(tf.zeros([8, 16, 16, 128]), tf.zeros([4, 4, 64, 128]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="w a multiple of 16"):
-        amx.conv_transpose(tf.zeros([2, 8, 8, 64], tf.bfloat16),
+    with pytest.raises(tf.errors.InvalidArgumentError, match="an even number of runs"):
+        amx.conv_transpose(tf.zeros([2, 4, 12, 64], tf.bfloat16),
+                           tf.zeros([4, 4, 32, 64], tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="an even number of runs"):
+        amx.conv_transpose(tf.zeros([3, 4, 4, 64], tf.bfloat16),
                            tf.zeros([4, 4, 32, 64], tf.bfloat16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="C and C' multiples of 32"):
         amx.conv_transpose(tf.zeros([2, 16, 16, 64], tf.bfloat16),
@@ -640,16 +649,18 @@ def test_the_amx_transposed_convolution_says_what_shapes_it_takes(amx, monkeypat
     assert not runs([8, 16, 16, 128], [4, 4, 64, 128])
 
 
+@pytest.mark.parametrize("shape,filters", [((2, 32, 32, 64), 128), ((4, 8, 8, 64), 64)])
 def test_a_conv_takes_the_amx_transposed_convolution_as_its_input_gradient(
-        amx, bfloat16_policy, monkeypatch):
-    """D's second layer (32x32x64 -> 16x16x128 at 64x64): its input gradient is
+        amx, bfloat16_policy, monkeypatch, shape, filters):
+    """D's second layer (32x32x64 -> 16x16x128 at 64x64, oneDNN's convolution forward)
+    and its last (8x8 -> 4x4, the matmul path): the input gradient is
     `native_ops.conv_transpose`, with Keras' values to bfloat16 rounding."""
     calls = []
     original = native_ops.conv_transpose
     monkeypatch.setattr(native_ops, "conv_transpose",
                         lambda *a: calls.append(1) or original(*a))
-    x = tf.random.stateless_normal([2, 32, 32, 64], seed=[4, 5])
-    kwargs = dict(filters=128, kernel_size=4, strides=2, padding="same", use_bias=False)
+    x = tf.random.stateless_normal(shape, seed=[4, 5])
+    kwargs = dict(filters=filters, kernel_size=4, strides=2, padding="same", use_bias=False)
     reference, fast = keras.layers.Conv2D(**kwargs), fast_layers.Conv2D(**kwargs)
     reference.build(x.shape)
     fast.build(x.shape)

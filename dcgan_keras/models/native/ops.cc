@@ -1713,15 +1713,21 @@ class ConvMatMulOp : public OpKernel {
 
 // The transposed 4x4 / stride-2 / "same" convolution (a convolution's input gradient) dx
 // [N, 2h, 2w, C] of dy [N, h, w, C'] by kernel [4, 4, C, C'] on AMX tiles, where w is a
-// multiple of 16: oneDNN's bfloat16 one ran at ~1.0 of the matmul peak in the step at 16x16x128
-// -> 32x32x64 (D's second layer's input gradient) on the AMX Xeon VM. dx pixel (2u + py,
-// 2t + px) sums dy (u + di, t + dj) W[kh, kw]^T over the 2 x 2 taps (kh, kw) of its
-// parities (kh = 1, 3 for py = 0 with di = 0, -1; kh = 0, 2 for py = 1 with di = 1, 0; so
-// for columns): for 16 dx pixels of one row and column parity the A operand of a tap is 16
-// consecutive dy pixels, one strided tile load from dy with a zero border (a copy of the
-// image's dy). Each block of 4 tiles holds two such runs, of rows 2u + py and 2u + 2 + py
-// (the same taps, one dy row apart), x 32 channels; the float32 sums over the 4 taps and all
-// C' are rounded once.
+// multiple of 16 or divides 16: oneDNN's bfloat16 one ran at ~1.0 of the matmul peak in the
+// step at 16x16x128 -> 32x32x64 (D's second layer's input gradient) on the AMX Xeon VM. dx
+// pixel (2u + py, 2t + px) sums dy (u + di, t + dj) W[kh, kw]^T over the 2 x 2 taps (kh,
+// kw) of its parities (kh = 1, 3 for py = 0 with di = 0, -1; kh = 0, 2 for py = 1 with di
+// = 1, 0; so for columns): for 16 dx pixels of one parity class (a run of positions u w +
+// t) the A operand of a tap is 16 consecutive pixels of a copy of dy shifted by dj, one
+// strided tile load. Each block of 4 tiles holds two runs x 32 channels; the float32 sums
+// over the 4 taps and all C' are rounded once.
+// Whether dy [n, h, w, C'] splits into pairs of runs of 16 positions (`ConvTransposeOp`).
+bool transposed_runs_pair(int64_t n, int64_t h, int64_t w) {
+  if (w <= 0 || h <= 0 || (w % 16 && 16 % w) || (h * w) % 16) return false;
+  const int64_t runs = h * w / 16;
+  return runs % 2 == 0 || (runs == 1 && n % 2 == 0);
+}
+
 class ConvTransposeOp : public OpKernel {
  public:
   explicit ConvTransposeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -1731,11 +1737,12 @@ class ConvTransposeOp : public OpKernel {
     const Tensor& k_t = ctx->input(1);
     if (dy_t.dims() != 4 || k_t.dims() != 4 || k_t.dim_size(0) != 4 || k_t.dim_size(1) != 4 ||
         k_t.dim_size(3) != dy_t.dim_size(3) || k_t.dim_size(2) % 32 || dy_t.dim_size(3) % 32 ||
-        dy_t.dim_size(2) % 16 || dy_t.dim_size(1) % 2 || dy_t.NumElements() == 0 ||
-        k_t.NumElements() == 0) {
+        dy_t.NumElements() == 0 || k_t.NumElements() == 0 ||
+        !transposed_runs_pair(dy_t.dim_size(0), dy_t.dim_size(1), dy_t.dim_size(2))) {
       fail(ctx, "the AMX transposed convolution takes dy [N, h, w, C'] and kernel [4, 4, C, "
-                "C'] with C and C' multiples of 32, w a multiple of 16 and h even, got shapes " +
-                    dy_t.shape().DebugString() + " and " + k_t.shape().DebugString());
+                "C'] with C and C' multiples of 32 and an even number of runs of 16 pixels "
+                "(w a multiple of 16 or dividing 16, h w / 16 even, or 1 with N even), got "
+                "shapes " + dy_t.shape().DebugString() + " and " + k_t.shape().DebugString());
       return;
     }
     if (!amx_allowed()) {
@@ -1766,60 +1773,106 @@ class ConvTransposeOp : public OpKernel {
         for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
       }
     });
-    // 2. One image at a time.
-    const int64_t wp = w + 2;  // the bordered copy's row
-    tensorflow::Shard(workers->num_threads, workers->workers, n, 4 * h * w * c * co * 2,
-                      [&](int64_t b0, int64_t b1) {
+    // 2. A group of images at a time (two where an image is one run, else one), each
+    // image's dy copied with zeros around it so that a run of 16 positions q = u w + t is
+    // 16 pixels at one stride for every tap. Where w is a multiple of 16 (a run within a
+    // row) that is one copy with a zero border, [h + 2][w + 2][C']; where w divides 16 (a
+    // run of 16 / w whole rows) three copies shifted by dj = -1, 0, 1 columns (zeros
+    // shifted in) with a zero row above and below, [dj][h + 2][w][C']. Runs go in pairs
+    // (the A tiles).
+    const int64_t image_runs = h * w / 16, group = image_runs == 1 ? 2 : 1;
+    const bool shifts = w < 16;
+    const int64_t wp = shifts ? w : w + 2, copy = (h + 2) * wp * co;
+    // Where the B tiles of all taps outgrow L2 (16 C C' values: 4 MB at 4x4x512 -> 8x8x256),
+    // the parity classes go outermost (a class's B tiles, a quarter, stay in L2 while the
+    // thread's images go by, their copies made first); else each image's classes in turn.
+    const int64_t per_group = group * (shifts ? 3 : 1) * copy;
+    const bool classes_outer = 16 * c * co * 2 > (1 << 20);
+    tensorflow::Shard(workers->num_threads, workers->workers, n / group,
+                      4 * group * h * w * c * co * 2, [&](int64_t g0, int64_t g1) {
       configure_tiles();
-      AlignedBuffer<uint16_t> padded((h + 2) * wp * co);  // zero border, written once
+      AlignedBuffer<uint16_t> copies((classes_outer ? g1 - g0 : 1) * per_group);  // zeros kept
       alignas(64) float sums[4 * 256];
-      for (int64_t b = b0; b < b1; ++b) {
-        for (int64_t i = 0; i < h; ++i)
-          std::memcpy(padded.data() + ((i + 1) * wp + 1) * co, dy + (b * h + i) * w * co,
-                      w * co * sizeof(uint16_t));
-        uint16_t* image = dx + b * 4 * h * w * c;
-        // the B tiles of one (py, px, c0), 32 KB at C' = 128, stay in L1 while the rows go by
+      auto make_copies = [&](int64_t g, uint16_t* to) {
+        for (int64_t img = 0; img < group; ++img)
+          for (int64_t i = 0; i < h; ++i) {
+            const uint16_t* src = dy + ((g * group + img) * h + i) * w * co;
+            uint16_t* row = to + img * (shifts ? 3 : 1) * copy + (i + 1) * wp * co;
+            if (!shifts) {
+              std::memcpy(row + co, src, w * co * sizeof(uint16_t));
+              continue;
+            }
+            std::memcpy(row + co, src, (w - 1) * co * sizeof(uint16_t));             // dj = -1
+            std::memcpy(row + copy, src, w * co * sizeof(uint16_t));                  // dj = 0
+            std::memcpy(row + 2 * copy, src + co, (w - 1) * co * sizeof(uint16_t));  // dj = 1
+          }
+      };
+      // runs run and run + 1 of group g (copies at `from`), class (py, px), channels c0 on
+      auto block = [&](int64_t g, const uint16_t* from, int64_t py, int64_t px, int64_t c0,
+                       int64_t run) {
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        int64_t img[2], q0[2];  // the pair's runs: image and first position
+        for (int r = 0; r < 2; ++r) {
+          img[r] = (run + r) / image_runs;
+          q0[r] = (run + r) % image_runs * 16;
+        }
+        for (int64_t a = 0; a < 2; ++a)
+          for (int64_t bb = 0; bb < 2; ++bb) {
+            // tap (kh, kw) and its dy pixel offset (di rows, dj columns)
+            const int64_t kh = py ? 2 * a : 2 * a + 1, di = py ? 1 - a : -a;
+            const int64_t kw = px ? 2 * bb : 2 * bb + 1, dj = px ? 1 - bb : -bb;
+            const uint16_t* at[2];
+            for (int r = 0; r < 2; ++r)
+              at[r] = shifts ? from + (img[r] * 3 + dj + 1) * copy +
+                                   ((q0[r] / w + di + 1) * w + q0[r] % w) * co
+                             : from + img[r] * copy +
+                                   ((q0[r] / w + di + 1) * wp + q0[r] % w + dj + 1) * co;
+            const uint16_t* bt = bp + ((kh * 4 + kw) * (c / 16) + c0 / 16) * steps * 512;
+            for (int64_t s = 0; s < steps; ++s) {
+              _tile_loadd(4, at[0] + s * 32, co * 2);
+              _tile_loadd(5, at[1] + s * 32, co * 2);
+              _tile_loadd(6, bt + s * 512, 64);
+              _tile_loadd(7, bt + (steps + s) * 512, 64);
+              _tile_dpbf16ps(0, 4, 6);
+              _tile_dpbf16ps(1, 4, 7);
+              _tile_dpbf16ps(2, 5, 6);
+              _tile_dpbf16ps(3, 5, 7);
+            }
+          }
+        // sums [2 runs][16 positions][32 channels], rounded into dx pixels (2u + py, 2t + px)
+        _tile_stored(0, sums, 128);
+        _tile_stored(1, sums + 16, 128);
+        _tile_stored(2, sums + 512, 128);
+        _tile_stored(3, sums + 528, 128);
+        for (int r = 0; r < 2; ++r) {
+          uint16_t* image = dx + (g * group + img[r]) * 4 * h * w * c;
+          for (int64_t p = 0; p < 16; ++p) {
+            const int64_t u = (q0[r] + p) / w, t = (q0[r] + p) % w;
+            const float* v = sums + r * 512 + p * 32;
+            _mm512_storeu_si512(image + ((2 * u + py) * 2 * w + 2 * t + px) * c + c0,
+                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(v + 16),
+                                                             _mm512_load_ps(v)));
+          }
+        }
+      };
+      if (classes_outer) {
+        for (int64_t g = g0; g < g1; ++g) make_copies(g, copies.data() + (g - g0) * per_group);
         for (int64_t py = 0; py < 2; ++py)
           for (int64_t px = 0; px < 2; ++px)
-            for (int64_t c0 = 0; c0 < c; c0 += 32)
-              for (int64_t t0 = 0; t0 < w; t0 += 16)
-                for (int64_t u = 0; u < h; u += 2) {
-                  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-                  for (int64_t a = 0; a < 2; ++a)
-                    for (int64_t bb = 0; bb < 2; ++bb) {
-                      // tap (kh, kw) and its dy pixel offset (+1: the border)
-                      const int64_t kh = py ? 2 * a : 2 * a + 1, di = py ? 1 - a : -a;
-                      const int64_t kw = px ? 2 * bb : 2 * bb + 1, dj = px ? 1 - bb : -bb;
-                      const uint16_t* a0 = padded.data() + ((u + di + 1) * wp + t0 + dj + 1) * co;
-                      const uint16_t* a1 = a0 + wp * co;  // u + 1: dx row 2u + 2 + py
-                      const uint16_t* bt =
-                          bp + ((kh * 4 + kw) * (c / 16) + c0 / 16) * steps * 512;
-                      for (int64_t s = 0; s < steps; ++s) {
-                        _tile_loadd(4, a0 + s * 32, co * 2);
-                        _tile_loadd(5, a1 + s * 32, co * 2);
-                        _tile_loadd(6, bt + s * 512, 64);
-                        _tile_loadd(7, bt + (steps + s) * 512, 64);
-                        _tile_dpbf16ps(0, 4, 6);
-                        _tile_dpbf16ps(1, 4, 7);
-                        _tile_dpbf16ps(2, 5, 6);
-                        _tile_dpbf16ps(3, 5, 7);
-                      }
-                    }
-                  // sums [2 rows][16 pixels][32 channels], rounded into dx
-                  _tile_stored(0, sums, 128);
-                  _tile_stored(1, sums + 16, 128);
-                  _tile_stored(2, sums + 512, 128);
-                  _tile_stored(3, sums + 528, 128);
-                  for (int64_t row = 0; row < 2; ++row) {
-                    uint16_t* out = image + ((2 * (u + row) + py) * 2 * w + 2 * t0 + px) * c + c0;
-                    for (int64_t p = 0; p < 16; ++p) {
-                      const float* v = sums + row * 512 + p * 32;
-                      _mm512_storeu_si512(out + 2 * p * c,
-                                          (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(v + 16),
-                                                                       _mm512_load_ps(v)));
-                    }
-                  }
-                }
+            for (int64_t g = g0; g < g1; ++g)
+              for (int64_t c0 = 0; c0 < c; c0 += 32)
+                for (int64_t run = 0; run < group * image_runs; run += 2)
+                  block(g, copies.data() + (g - g0) * per_group, py, px, c0, run);
+      } else {
+        for (int64_t g = g0; g < g1; ++g) {
+          make_copies(g, copies.data());
+          // one (py, px, c0)'s B tiles, 32 KB at C' = 128, stay in L1 while the runs go by
+          for (int64_t py = 0; py < 2; ++py)
+            for (int64_t px = 0; px < 2; ++px)
+              for (int64_t c0 = 0; c0 < c; c0 += 32)
+                for (int64_t run = 0; run < group * image_runs; run += 2)
+                  block(g, copies.data(), py, px, c0, run);
+        }
       }
       _tile_release();
     });
