@@ -16,16 +16,21 @@
   AMX; 0 without, where oneDNN's were faster: `max_matmul_side`), these layers
   compute all three products as matmuls (at 8x8 and above oneDNN's forward convolutions
   and input gradients were as fast or faster, and are kept). On AMX the forward one
-  (`conv`: D's last convolution, G's first input gradient) is `native_ops.matmul`: at
-  patches [2048, 4096] x kernel [4096, 512] it took ~5.7 ms a call against TensorFlow's
-  7.7-8.0 (inputs rotated), and the step A/B gained a median 4% over 7 rounds; for the
-  transposed product ([2048, 512] x [512, 4096]) it was slower (6.3-7.7 against 5.6-5.8)
-  and TensorFlow's stays. Up to
+  (`conv`: D's last convolution, G's first input gradient) is `native_ops.conv_matmul`,
+  the AMX matmul with its patches built in L2 (the AMX matmul on TensorFlow's patches
+  took ~5.7 ms a call at [2048, 4096] x [4096, 512] against TensorFlow's 7.7-8.0, inputs
+  rotated, and the step A/B gained a median 4% over 7 rounds), and the transposed one
+  (`conv_transpose`) is `native_ops.conv_transpose` (4.6-5.3 ms a call at 4x4x512 ->
+  8x8x256 against 5.7-6.3 for TensorFlow's MatMul + col2im), which also takes the input
+  gradient of D's second layer (`transposed_conv`: 16x16x128 -> 32x32x64, 4.6-5.0 ms
+  against oneDNN's 6.3-6.8). Up to
   `MAX_MATMUL_KERNEL_GRAD_SIDE` (8) the kernel gradient alone is a matmul: at 16x16 ->
   8x8 (128 -> 256 channels) oneDNN's ran at ~180 GFLOP/s per core, the matmul at ~250.
   On CPUs with AMX, where the channels are multiples of 32 and an image's output pixels
-  fill whole AMX tiles, the kernel gradient is `native_ops.kernel_grad` up to the sizes
-  measured (`native_ops.kernel_grad_takes`), also where the rules above keep oneDNN's
+  fill whole AMX tiles (or, at 4x4, a tile's pixels span two images), the kernel gradient
+  is `native_ops.kernel_grad` up to the sizes measured (`native_ops.kernel_grad_takes`;
+  at 8x8x256 -> 4x4x512 6.6-6.9 ms a call against 8.4-8.8 for im2col + MatMul), also
+  where the rules above keep oneDNN's
   (32x32x64 -> 16x16x128: 8.0 ms against oneDNN's 11.8; 16x16x128 -> 8x8x256: 7.2 against
   the matmul's 9.0, inputs cold in cache, batch 128).
   Where the image side has at most `MAX_FEW_CHANNELS` channels (D's first layer, G's
