@@ -358,6 +358,15 @@ def _bits(t):
     return np.asarray(tf.bitcast(t, tf.uint16 if t.dtype == tf.bfloat16 else tf.uint32))
 
 
+def _assert_rounded_once(got, expected, scale):
+    """got (bfloat16) is a float32 sum rounded once to bfloat16 (2^-9 of the value), in
+    whatever order, of the float64 `expected`, whose terms' magnitudes sum to `scale`; and
+    it is not mostly zeros."""
+    error = np.abs(np.asarray(tf.cast(got, tf.float64)) - expected)
+    assert np.all(error <= 2.0 ** -8 * scale), (error / np.maximum(scale, 1e-30)).max()
+    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * got.shape.num_elements()
+
+
 def test_casts_are_tensorflows_bit_for_bit(native):
     rng = np.random.default_rng(7)
     ties = np.array([0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x7F7FFFFF, 0x00008000,
@@ -435,10 +444,7 @@ def test_the_amx_kernel_gradient_is_the_patches_product(amx, shape, c_out):
     dy2 = np.asarray(tf.cast(dy, tf.float32), np.float64).reshape(-1, c_out)
     expected = (patches.T @ dy2).reshape(got.shape)
     scale = (np.abs(patches).T @ np.abs(dy2)).reshape(got.shape)
-    # a float32 sum rounded once to bfloat16 (2^-9 of the value), whatever its order
-    error = np.abs(np.asarray(tf.cast(got, tf.float32), np.float64) - expected)
-    assert np.all(error <= 2.0 ** -8 * scale), error.max()
-    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * got.shape.num_elements()
+    _assert_rounded_once(got, expected, scale)
     # the same bits every run
     np.testing.assert_array_equal(_bits(amx.kernel_grad(x, dy)), _bits(got))
 
@@ -615,10 +621,7 @@ def test_the_amx_transposed_convolution_is_tensorflows_to_one_rounding(amx, shap
 
     dy64, k64 = (tf.cast(t, tf.float64) for t in (dy, kernel))
     expected, scale = transposed(dy64, k64), transposed(tf.abs(dy64), tf.abs(k64))
-    # a float32 sum rounded once to bfloat16 (2^-9 of the value), whatever its order
-    error = np.abs(np.asarray(tf.cast(got, tf.float64)) - expected)
-    assert np.all(error <= 2.0 ** -8 * scale), (error / np.maximum(scale, 1e-30)).max()
-    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * got.shape.num_elements()
+    _assert_rounded_once(got, expected, scale)
     np.testing.assert_array_equal(_bits(amx.conv_transpose(dy, kernel)), _bits(got))
 
 
@@ -691,10 +694,7 @@ def test_the_amx_matmul_is_the_product_rounded_once(amx, m, k, n, transpose_a, t
     a64, b64 = (np.asarray(tf.cast(t, tf.float32), np.float64) for t in (a, b))
     a64, b64 = (a64.T if transpose_a else a64), (b64.T if transpose_b else b64)
     expected, scale = a64 @ b64, np.abs(a64) @ np.abs(b64)
-    # a float32 sum rounded once to bfloat16 (2^-9 of the value), whatever its order
-    error = np.abs(np.asarray(tf.cast(got, tf.float32), np.float64) - expected)
-    assert np.all(error <= 2.0 ** -8 * scale), error.max()
-    assert np.count_nonzero(np.asarray(tf.cast(got, tf.float32))) > 0.99 * m * n
+    _assert_rounded_once(got, expected, scale)
     np.testing.assert_array_equal(_bits(amx.matmul(a, b, transpose_a, transpose_b)), _bits(got))
     # its gradient is tf.matmul's, bit for bit
     dc = tf.constant(rng.normal(0.0, 1.0, (m, n)), tf.bfloat16)

@@ -861,13 +861,15 @@ inline void store_sums(float* c0, float* c1) {
   _tile_stored(3, c1 + 256, 64);
 }
 
-// The block's sums += A (16 rows at a0, 16 at a1) x B (16 columns at b0, 16 at b1), over
-// `steps` steps of 32 products, each operand's tiles 1 KB in a row.
-inline void multiply_tiles(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0,
-                           const uint16_t* b1, int64_t steps) {
+// The block's sums += A (16 rows at a0, 16 at a1, `stride` values apart; each step's A
+// tile `a_step` values on) x B (16 columns at b0, 16 at b1, tiles 1 KB in a row), over
+// `steps` steps of 32 products.
+inline void multiply_rows(const uint16_t* a0, const uint16_t* a1, int64_t stride,
+                          int64_t a_step, const uint16_t* b0, const uint16_t* b1,
+                          int64_t steps) {
   for (int64_t s = 0; s < steps; ++s) {
-    _tile_loadd(4, a0 + s * 512, 64);
-    _tile_loadd(5, a1 + s * 512, 64);
+    _tile_loadd(4, a0 + s * a_step, stride * 2);
+    _tile_loadd(5, a1 + s * a_step, stride * 2);
     _tile_loadd(6, b0 + s * 512, 64);
     _tile_loadd(7, b1 + s * 512, 64);
     _tile_dpbf16ps(0, 4, 6);
@@ -875,6 +877,33 @@ inline void multiply_tiles(const uint16_t* a0, const uint16_t* a1, const uint16_
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
+}
+
+// The same with A's tiles 1 KB in a row too (A laid out as tiles).
+inline void multiply_tiles(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0,
+                           const uint16_t* b1, int64_t steps) {
+  multiply_rows(a0, a1, 32, 512, b0, b1, steps);
+}
+
+// The same with A read where it lies: rows of a matrix whose K runs along the row,
+// `stride` values apart, each step 32 values on.
+inline void multiply_along(const uint16_t* a0, const uint16_t* a1, int64_t stride,
+                           const uint16_t* b0, const uint16_t* b1, int64_t steps) {
+  multiply_rows(a0, a1, stride, 32, b0, b1, steps);
+}
+
+// The block's sums as sums [32 rows][32 columns] of float32 (rows 0-15 from tiles 0 and 1,
+// 16-31 from tiles 2 and 3).
+inline void store_block(float* sums) {
+  _tile_stored(0, sums, 128);
+  _tile_stored(1, sums + 16, 128);
+  _tile_stored(2, sums + 512, 128);
+  _tile_stored(3, sums + 528, 128);
+}
+
+// 32 float32 sums (64-byte aligned) as 32 bfloat16 values, each rounded once.
+inline __m512i rounded32(const float* v) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(v + 16), _mm512_load_ps(v));
 }
 
 // 64 / sizeof(Lane) rows of as many 16- or 32-bit lanes transposed in registers (rounds of
@@ -1598,25 +1627,10 @@ void multiply_blocks(OpKernelContext* ctx, int64_t m, int64_t k, int64_t n, cons
           const uint16_t* a0 = a + (row - r0) * k;
           const uint16_t* a1 = a0 + 16 * k;
           _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-          for (int64_t s = 0; s < steps; ++s) {
-            _tile_loadd(4, a0 + s * 32, k * 2);
-            _tile_loadd(5, a1 + s * 32, k * 2);
-            _tile_loadd(6, b0 + s * 512, 64);
-            _tile_loadd(7, b1 + s * 512, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          // sums [32 rows][32 columns] in float32, then rounded into c
-          _tile_stored(0, sums, 128);
-          _tile_stored(1, sums + 16, 128);
-          _tile_stored(2, sums + 512, 128);
-          _tile_stored(3, sums + 528, 128);
+          multiply_along(a0, a1, k, b0, b1, steps);
+          store_block(sums);  // then rounded into c
           for (int i = 0; i < 32; ++i)
-            _mm512_storeu_si512(c + (row + i) * n + col,
-                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(sums + i * 32 + 16),
-                                                             _mm512_load_ps(sums + i * 32)));
+            _mm512_storeu_si512(c + (row + i) * n + col, rounded32(sums + i * 32));
         }
       }
     }
@@ -1759,20 +1773,9 @@ class ConvTransposeOp : public OpKernel {
     const uint16_t *dy = data(dy_t), *kernel = data(k_t);
     uint16_t *bp = data(&bp_t), *dx = data(dx_t);
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    // 1. Each tap's W[kh, kw]^T [C', C] as B tiles: bp [tap][C / 16][C' / 32][16 pairs][16 x 2]
-    // (16 rows of W's [C, C'] of 16 pairs each, transposed as 32-bit lanes).
-    tensorflow::Shard(workers->num_threads, workers->workers, 16 * (c / 16) * steps, 1024 * 4,
-                      [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t tap = t / ((c / 16) * steps), ct = t / steps % (c / 16), s = t % steps;
-        __m512i r[16];
-        for (int j = 0; j < 16; ++j)
-          r[j] = _mm512_loadu_si512(kernel + (tap * c + ct * 16 + j) * co + s * 32);
-        transpose_lanes<uint32_t>(r);
-        uint16_t* tile = bp + ((tap * (c / 16) + ct) * steps + s) * 512;
-        for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
-      }
-    });
+    // 1. Each tap's W[kh, kw]^T [C', C] as B tiles: the kernel is [16 C, C'] with rows (tap,
+    // channel), b as [N, K] to `pack_b`, so bp is [tap][C / 16][C' / 32][16 pairs][16 x 2].
+    pack_b(ctx, kernel, co, 16 * c, true, bp);
     // 2. A group of images at a time (two where an image is one run, else one), each
     // image's dy copied with zeros around it so that a run of 16 positions q = u w + t is
     // 16 pixels at one stride for every tap. Where w is a multiple of 16 (a run within a
@@ -1828,30 +1831,16 @@ class ConvTransposeOp : public OpKernel {
                              : from + img[r] * copy +
                                    ((q0[r] / w + di + 1) * wp + q0[r] % w + dj + 1) * co;
             const uint16_t* bt = bp + ((kh * 4 + kw) * (c / 16) + c0 / 16) * steps * 512;
-            for (int64_t s = 0; s < steps; ++s) {
-              _tile_loadd(4, at[0] + s * 32, co * 2);
-              _tile_loadd(5, at[1] + s * 32, co * 2);
-              _tile_loadd(6, bt + s * 512, 64);
-              _tile_loadd(7, bt + (steps + s) * 512, 64);
-              _tile_dpbf16ps(0, 4, 6);
-              _tile_dpbf16ps(1, 4, 7);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
-            }
+            multiply_along(at[0], at[1], co, bt, bt + steps * 512, steps);
           }
         // sums [2 runs][16 positions][32 channels], rounded into dx pixels (2u + py, 2t + px)
-        _tile_stored(0, sums, 128);
-        _tile_stored(1, sums + 16, 128);
-        _tile_stored(2, sums + 512, 128);
-        _tile_stored(3, sums + 528, 128);
+        store_block(sums);
         for (int r = 0; r < 2; ++r) {
           uint16_t* image = dx + (g * group + img[r]) * 4 * h * w * c;
           for (int64_t p = 0; p < 16; ++p) {
             const int64_t u = (q0[r] + p) / w, t = (q0[r] + p) % w;
-            const float* v = sums + r * 512 + p * 32;
             _mm512_storeu_si512(image + ((2 * u + py) * 2 * w + 2 * t + px) * c + c0,
-                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(v + 16),
-                                                             _mm512_load_ps(v)));
+                                rounded32(sums + r * 512 + p * 32));
           }
         }
       };
