@@ -392,7 +392,7 @@ def torch_available():
 
 
 def machine_description():
-    from dcgan_keras.utils.cpu import cpu_flags, cpu_model
+    from dcgan_keras.utils.cpu import AMX_SWITCH, cpu_flags, cpu_model
     model, flags = cpu_model() or platform.processor(), cpu_flags()
     from importlib import metadata
     versions = []
@@ -402,6 +402,10 @@ def machine_description():
         except metadata.PackageNotFoundError:
             pass
     units = "/".join(sorted(flags & {"amx_bf16", "avx512_bf16", "avx512f"})) or "no AVX-512"
+    # Runs with AMX hidden (a CPU without it, on one that has it) say so.
+    hidden = [f"{name}={os.environ[name]}" for name in (AMX_SWITCH, "ONEDNN_MAX_CPU_ISA")
+              if os.environ.get(name)]
+    units += "; " + ", ".join(hidden) if hidden else ""
     return f"{model}, {os.cpu_count()} cores ({units}); {', '.join(versions)}"
 
 

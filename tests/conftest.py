@@ -65,6 +65,8 @@ LANES = {
     "models/test_native_ops.py::test_a_failed_build": {"slow"},
     # starts a process per thread count
     "models/test_native_ops.py::test_results_do_not_depend_on_the_thread_count": {"slow"},
+    # builds the library with AMX hidden, in a process
+    "models/test_native_ops.py::test_with_amx_hidden_the_library_has_no_amx_ops": {"slow"},
     # parse every documented command with each program's own flags, in one process
     "test_docs.py::test_every_documented": {"slow"},
     "test_docs.py::test_help_": {"slow"},

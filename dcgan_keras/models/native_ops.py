@@ -43,7 +43,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.python.ops import control_flow_util
 
-from dcgan_keras.utils.cpu import cpu_flags
+from dcgan_keras.utils.cpu import amx_hidden, cpu_flags
 
 SOURCE = os.path.join(os.path.dirname(__file__), "native", "ops.cc")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-w"]
@@ -53,8 +53,11 @@ REQUIRED_CPU_FLAGS = {"avx512f", "avx512_bf16"}
 def compile_flags():
     """FLAGS for this CPU. Where it has AVX512-FP16 (Sapphire Rapids and later), -march=native
     turns on Eigen's float16 packet code, which g++ 12 cannot compile (TensorFlow 2.21's
-    headers, PacketMathFP16.h); the op uses no float16, so that extension is turned off."""
-    return FLAGS + (["-mno-avx512fp16"] if "avx512_fp16" in cpu_flags() else [])
+    headers, PacketMathFP16.h); the op uses no float16, so that extension is turned off.
+    With $DCGAN_KERAS_AMX=0 (`cpu.amx_hidden`) AMX is turned off too: the library then has
+    the ops of a CPU without it."""
+    return (FLAGS + (["-mno-avx512fp16"] if "avx512_fp16" in cpu_flags() else [])
+            + (["-mno-amx-tile", "-mno-amx-bf16", "-mno-amx-int8"] if amx_hidden() else []))
 
 _lock = threading.Lock()
 _loaded = {}  # "library" -> the loaded module, or "error" -> why there is none

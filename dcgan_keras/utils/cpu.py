@@ -1,4 +1,11 @@
 """What the CPU can do, from /proc/cpuinfo."""
+import os
+
+# Set to 0, the AMX flags are left out of `cpu_flags`: the native ops are built without AMX
+# and every choice made on the flags is the one for a CPU without it (AVX512-BF16 only, as
+# AMD's Zen 4). With ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 for TensorFlow's own kernels, an
+# AMX Xeon then runs, and measures, the code paths of such a CPU.
+AMX_SWITCH = "DCGAN_KERAS_AMX"
 
 
 def _cpuinfo(field):
@@ -14,8 +21,15 @@ def _cpuinfo(field):
 
 
 def cpu_flags():
-    """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read)."""
-    return set((_cpuinfo("flags") or "").split())
+    """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read), without the
+    AMX ones where `amx_hidden()`."""
+    flags = set((_cpuinfo("flags") or "").split())
+    return {f for f in flags if not f.startswith("amx")} if amx_hidden() else flags
+
+
+def amx_hidden():
+    """Whether $DCGAN_KERAS_AMX=0 hides the CPU's AMX (`AMX_SWITCH`)."""
+    return os.environ.get(AMX_SWITCH, "1") == "0"
 
 
 def cpu_model():

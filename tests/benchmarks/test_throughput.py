@@ -93,3 +93,15 @@ def test_the_fraction_of_the_peak_is_flops_per_second_over_the_peak():
     assert row["peak_gflops"] == pytest.approx(900.0)
     assert throughput.add_peak_fraction(dict(rate=None), 2.27e9, 900e9)["of_peak"] is None
     assert throughput.add_peak_fraction(dict(rate=3.0), 2.27e9, None)["of_peak"] is None
+
+
+def test_the_machine_line_says_when_amx_is_hidden(monkeypatch):
+    from dcgan_keras.utils import cpu
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda field: "avx512f avx512_bf16 amx_bf16 amx_tile")
+    monkeypatch.delenv("DCGAN_KERAS_AMX", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert "(amx_bf16/avx512_bf16/avx512f); " in throughput.machine_description()
+    monkeypatch.setenv("DCGAN_KERAS_AMX", "0")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert ("(avx512_bf16/avx512f; DCGAN_KERAS_AMX=0, ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16); "
+            in throughput.machine_description())

@@ -240,6 +240,66 @@ def test_avx512_fp16_cpus_build_without_it(monkeypatch):
     assert native_ops.library_path("/usr/bin/g++") != without
 
 
+def test_amx_hidden_is_a_cpu_without_it(monkeypatch):
+    """DCGAN_KERAS_AMX=0: the flags, the build and the layers' choices of a CPU without AMX
+    (the Zen 4 paths, run on an AMX Xeon)."""
+    from dcgan_keras.utils import cpu
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda field: "avx512f avx512_bf16 amx_bf16 amx_tile amx_int8")
+    monkeypatch.delenv("DCGAN_KERAS_AMX", raising=False)
+    assert {"amx_bf16", "amx_tile"} <= cpu.cpu_flags() and not cpu.amx_hidden()
+    assert native_ops.compile_flags() == native_ops.FLAGS
+    with_amx = native_ops.library_path("/usr/bin/g++")
+    assert fast_layers.max_matmul_side(cpu.cpu_flags()) == 4
+    assert fast_layers.padded_s2d_sides(cpu.cpu_flags()) == (16, 32)
+    monkeypatch.setenv("DCGAN_KERAS_AMX", "0")
+    assert cpu.cpu_flags() == {"avx512f", "avx512_bf16"} and cpu.amx_hidden()
+    assert native_ops.compile_flags() == native_ops.FLAGS + [
+        "-mno-amx-tile", "-mno-amx-bf16", "-mno-amx-int8"]
+    assert native_ops.library_path("/usr/bin/g++") != with_amx
+    assert fast_layers.max_matmul_side(cpu.cpu_flags()) == 0
+    assert fast_layers.padded_s2d_sides(cpu.cpu_flags()) == ()
+    monkeypatch.setenv("DCGAN_KERAS_AMX", "1")
+    assert "amx_bf16" in cpu.cpu_flags()
+
+
+_NO_AMX_SCRIPT = """
+import json
+import tensorflow as tf
+from dcgan_keras.models import fast_layers, native_ops
+lib = native_ops.library()
+a = tf.zeros([1024, 256], tf.bfloat16)
+b = tf.zeros([256, 512], tf.bfloat16)
+print(json.dumps({"error": native_ops.error(), "max_matmul_side": fast_layers.MAX_MATMUL_SIDE,
+                  "padded": list(fast_layers.PADDED_S2D_SIDES),
+                  "ops": sorted(n for n in dir(lib) if n.startswith("dcgan_") and "eager" not in n),
+                  "kernel_grad": native_ops.kernel_grad_takes(16, 16, 64, 128),
+                  "mat_mul": native_ops.matmul_runs(a, b)}))
+"""
+
+
+def test_with_amx_hidden_the_library_has_no_amx_ops(native, tmp_path):
+    """A build with DCGAN_KERAS_AMX=0 is a CPU without AMX's: the AVX512-BF16 ops and none of
+    the AMX ones, which the layers then do not ask for."""
+    import json
+    import subprocess
+    import sys
+    env = dict(os.environ, DCGAN_KERAS_AMX="0", DCGAN_KERAS_CACHE=str(tmp_path),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", _NO_AMX_SCRIPT], capture_output=True, text=True,
+                          env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["error"] is None
+    assert {"dcgan_batch_norm", "dcgan_batch_norm_grad", "dcgan_im2_col", "dcgan_col2_im",
+            "dcgan_adam", "dcgan_logit"} <= set(got["ops"])
+    assert not [op for op in got["ops"] if op in {
+        "dcgan_mat_mul", "dcgan_kernel_grad", "dcgan_conv_transpose", "dcgan_conv_mat_mul",
+        "dcgan_conv_few_channels", "dcgan_padded_kernels", "dcgan_activation_kernel_grad"}]
+    assert got["max_matmul_side"] == 0 and got["padded"] == []
+    assert got["kernel_grad"] is False and got["mat_mul"] is False
+
+
 def test_a_compiler_failure_is_told_by_its_first_error():
     assert native_ops.first_error("a.h:1: note: x\nb.cc:2: error: bad\nc: error: worse\n  ^\n") \
         == "b.cc:2: error: bad"
