@@ -231,6 +231,7 @@ def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
 
 
 def test_avx512_fp16_cpus_build_without_it(monkeypatch):
+    monkeypatch.delenv("DCGAN_KERAS_AMX", raising=False)
     monkeypatch.setattr(native_ops, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert native_ops.compile_flags() == native_ops.FLAGS
     without = native_ops.library_path("/usr/bin/g++")
