@@ -23,13 +23,18 @@ def _cpuinfo(field):
 def cpu_flags():
     """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read), without the
     AMX ones where `amx_hidden()`."""
-    flags = set((_cpuinfo("flags") or "").split())
+    flags = _all_flags()
     return {f for f in flags if not f.startswith("amx")} if amx_hidden() else flags
 
 
 def amx_hidden():
-    """Whether $DCGAN_KERAS_AMX=0 hides the CPU's AMX (`AMX_SWITCH`)."""
-    return os.environ.get(AMX_SWITCH, "1") == "0"
+    """Whether $DCGAN_KERAS_AMX=0 hides AMX (`AMX_SWITCH`) on a CPU that has it."""
+    return (os.environ.get(AMX_SWITCH, "1") == "0"
+            and any(f.startswith("amx") for f in _all_flags()))
+
+
+def _all_flags():
+    return set((_cpuinfo("flags") or "").split())
 
 
 def cpu_model():

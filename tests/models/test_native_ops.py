@@ -261,6 +261,10 @@ def test_amx_hidden_is_a_cpu_without_it(monkeypatch):
     assert fast_layers.padded_s2d_sides(cpu.cpu_flags()) == ()
     monkeypatch.setenv("DCGAN_KERAS_AMX", "1")
     assert "amx_bf16" in cpu.cpu_flags()
+    # Without AMX there is nothing to hide: the build's flags stay those of the CPU.
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda field: "avx512f avx512_bf16")
+    monkeypatch.setenv("DCGAN_KERAS_AMX", "0")
+    assert not cpu.amx_hidden() and native_ops.compile_flags() == native_ops.FLAGS
 
 
 _NO_AMX_SCRIPT = """
