@@ -24,13 +24,16 @@ def cpu_flags():
     """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read), without the
     AMX ones where `amx_hidden()`."""
     flags = _all_flags()
-    return {f for f in flags if not f.startswith("amx")} if amx_hidden() else flags
+    return {f for f in flags if not f.startswith("amx")} if _hides_amx(flags) else flags
 
 
 def amx_hidden():
     """Whether $DCGAN_KERAS_AMX=0 hides AMX (`AMX_SWITCH`) on a CPU that has it."""
-    return (os.environ.get(AMX_SWITCH, "1") == "0"
-            and any(f.startswith("amx") for f in _all_flags()))
+    return _hides_amx(_all_flags())
+
+
+def _hides_amx(flags):
+    return os.environ.get(AMX_SWITCH, "1") == "0" and any(f.startswith("amx") for f in flags)
 
 
 def _all_flags():

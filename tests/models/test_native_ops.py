@@ -288,11 +288,11 @@ def test_with_amx_hidden_the_library_has_no_amx_ops(native, tmp_path):
     import json
     import subprocess
     import sys
+    from testutil import REPO
     env = dict(os.environ, DCGAN_KERAS_AMX="0", DCGAN_KERAS_CACHE=str(tmp_path),
                TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", _NO_AMX_SCRIPT], capture_output=True, text=True,
-                          env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
-                          timeout=900)
+                          env=env, cwd=REPO, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["error"] is None
